@@ -1,0 +1,3 @@
+"""ONNX frontend for the rknn toolkit."""
+
+__version__ = "0.1.0"

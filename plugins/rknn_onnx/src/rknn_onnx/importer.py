@@ -1,0 +1,128 @@
+"""Read an .onnx file into the toolkit's Graph: tensors, constants, nodes in the newest-opset form."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from rknn_core.errors import RknnError
+from rknn_core.ir import Graph, Node, Tensor
+from rknn_onnx.legacy import upgrade_node
+
+log = logging.getLogger("rknn")
+
+
+def _attr_value(attr: onnx.AttributeProto):
+    value = helper.get_attribute_value(attr)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, onnx.TensorProto):
+        return numpy_helper.to_array(value)
+    if isinstance(value, list) and value and isinstance(value[0], bytes):
+        return [v.decode("utf-8", "replace") for v in value]
+    if isinstance(value, onnx.GraphProto):
+        raise RknnError(f"attribute '{attr.name}' holds a subgraph (control flow is not supported)")
+    return value
+
+
+def _constant_value(node: onnx.NodeProto) -> np.ndarray:
+    for attr in node.attribute:
+        value = _attr_value(attr)
+        if attr.name == "value":
+            return np.asarray(value)
+        if attr.name in ("value_float", "value_floats"):
+            return np.asarray(value, dtype=np.float32)
+        if attr.name in ("value_int", "value_ints"):
+            return np.asarray(value, dtype=np.int64)
+    raise RknnError(f"Constant node '{node.name}' has no supported value attribute")
+
+
+def _value_info_shape(vi: onnx.ValueInfoProto, model: str) -> tuple[tuple[int, ...], str]:
+    ttype = vi.type.tensor_type
+    if not vi.type.HasField("tensor_type"):
+        raise RknnError(f"input '{vi.name}' of '{model}' is not a tensor")
+    dims = []
+    for i, d in enumerate(ttype.shape.dim):
+        if d.HasField("dim_value") and d.dim_value > 0:
+            dims.append(int(d.dim_value))
+        elif i == 0:
+            dims.append(1)  # a symbolic batch dimension runs with batch 1
+        else:
+            raise RknnError(f"input '{vi.name}' of '{model}' has a dynamic dimension {i} "
+                            f"('{d.dim_param or '?'}'); export the model with a fixed input size")
+    return tuple(dims), str(helper.tensor_dtype_to_np_dtype(ttype.elem_type))
+
+
+def _read(model: str) -> onnx.ModelProto:
+    if not isinstance(model, (str, os.PathLike)) or not os.path.isfile(model):
+        raise RknnError(f"ONNX model file '{model}' does not exist")
+    try:
+        proto = onnx.load(os.fspath(model))
+    except Exception as exc:
+        raise RknnError(f"'{model}' is not a readable ONNX model: {type(exc).__name__}: {exc}") from None
+    if not proto.graph.node:
+        raise RknnError(f"'{model}' holds no graph nodes (is it a truncated or non-ONNX file?)")
+    return proto
+
+
+def default_opset(proto: onnx.ModelProto) -> int:
+    for imp in proto.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return int(imp.version)
+    return 1
+
+
+def load_onnx(model: str) -> Graph:
+    """Import an ONNX model; raises RknnError naming the file, node or op on any problem."""
+    proto = _read(model)
+    opset = default_opset(proto)
+    if opset < 7:
+        raise RknnError(f"'{model}' uses opset {opset}; opset 7 or newer is supported")
+    g = proto.graph
+    graph = Graph(name=g.name or os.path.splitext(os.path.basename(model))[0])
+    graph.metadata.update(source="onnx", source_file=os.path.basename(model), opset=opset)
+    for init in g.initializer:
+        data = numpy_helper.to_array(init)
+        graph.add_tensor(Tensor(init.name, tuple(data.shape), str(data.dtype), data))
+    for vi in g.input:
+        if vi.name in graph.tensors:
+            continue  # an initializer listed as input (old exporters)
+        shape, dtype = _value_info_shape(vi, model)
+        graph.add_tensor(Tensor(vi.name, shape, dtype))
+        graph.inputs.append(vi.name)
+    for index, onode in enumerate(proto.graph.node):
+        name = onode.name or f"{onode.op_type}_{index}"
+        if onode.op_type == "Constant":
+            data = _constant_value(onode)
+            graph.add_tensor(Tensor(onode.output[0], tuple(data.shape), str(data.dtype), data))
+            continue
+        if onode.domain not in ("", "ai.onnx"):
+            log.debug("node '%s' uses op %s from domain '%s'", name, onode.op_type, onode.domain)
+        try:
+            attrs = {a.name: _attr_value(a) for a in onode.attribute}
+            node = Node(name, onode.op_type, list(onode.input), list(onode.output), attrs)
+            upgrade_node(node, graph, opset)
+        except RknnError as exc:
+            raise RknnError(f"node '{name}' ({onode.op_type}) in '{model}': {exc}") from None
+        if node.op:
+            graph.nodes.append(node)
+    graph.outputs = [o.name for o in g.output]
+    graph.toposort()
+    _mark_input_layouts(graph)
+    return graph
+
+
+def _mark_input_layouts(graph: Graph) -> None:
+    """4-D inputs are NCHW unless the model's first step transposes them from NHWC."""
+    consumers = graph.consumers()
+    for name in graph.inputs:
+        tensor = graph.tensors[name]
+        if tensor.shape is None or len(tensor.shape) != 4:
+            continue
+        users = consumers.get(name, [])
+        nhwc = users and all(u.op == "Transpose" and list(u.attrs.get("perm", [])) == [0, 3, 1, 2] for u in users)
+        tensor.layout = "NHWC" if nhwc else "NCHW"

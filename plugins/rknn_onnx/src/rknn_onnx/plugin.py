@@ -1,0 +1,15 @@
+"""Registers the ONNX frontend (``load_onnx``) with the toolkit."""
+
+from rknn_core.hookspecs import hookimpl
+from rknn_core.records import Frontend
+
+
+def _load(**kwargs):
+    from rknn_onnx.importer import load_onnx  # onnx is imported only when a model is loaded
+
+    return load_onnx(**kwargs)
+
+
+@hookimpl
+def rknn_frontends():
+    return [Frontend("onnx", "load_onnx", _load, doc="ONNX .onnx models, opsets 9 to the newest onnx ships.")]

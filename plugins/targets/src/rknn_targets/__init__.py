@@ -1,0 +1,3 @@
+"""Execution targets for the rknn toolkit."""
+
+__version__ = "0.1.0"

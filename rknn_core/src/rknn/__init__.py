@@ -1,0 +1,1 @@
+"""Vendor-compatible package name: ``from rknn.api import RKNN``."""

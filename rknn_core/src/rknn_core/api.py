@@ -1,0 +1,189 @@
+"""``RKNN``: the vendor-compatible facade. It validates, delegates to the Toolkit, logs, returns 0/-1."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any, Callable
+
+from rknn_core import log as rklog
+from rknn_core.errors import RknnError
+from rknn_core.platforms import list_platforms
+from rknn_core.toolkit import Toolkit
+
+log = logging.getLogger("rknn")
+
+
+def _guarded(fail: Any = -1) -> Callable:
+    """Run a method; a user error is logged as ``E ...`` and ``fail`` is returned (no traceback)."""
+
+    def wrap(method: Callable) -> Callable:
+        @functools.wraps(method)
+        def inner(self: RKNN, *args: Any, **kwargs: Any) -> Any:
+            if self._released and method.__name__ != "release":
+                log.error("%s: this RKNN object was released; create a new one", method.__name__)
+                return fail
+            try:
+                return method(self, *args, **kwargs)
+            except RknnError as exc:
+                log.error("%s", exc)
+            except Exception as exc:  # an internal fault still must not crash the user's script
+                log.error("%s failed unexpectedly: %s: %s", method.__name__, type(exc).__name__, exc)
+                log.debug("traceback", exc_info=True)
+            return fail
+
+        return inner
+
+    return wrap
+
+
+class RKNN:
+    """Load, build, export, run and analyse a model, exactly as the vendor's RKNN class does."""
+
+    def __init__(self, verbose: bool = False, verbose_file: str | None = None):
+        rklog.configure(verbose, verbose_file)
+        self._released = False
+        self._tk = Toolkit()
+
+    # configuration and import -------------------------------------------------------------
+    @_guarded(fail=None)
+    def config(self, **kwargs: Any) -> None:
+        self._tk.config(**kwargs)
+
+    @_guarded()
+    def load_onnx(self, model: str) -> int:
+        self._tk.load("load_onnx", model=model)
+        return 0
+
+    @_guarded()
+    def load_caffe(self, model: str, proto: str = "caffe", blobs: str | None = None) -> int:
+        self._tk.load("load_caffe", model=model, proto=proto, blobs=blobs)
+        return 0
+
+    @_guarded()
+    def load_tensorflow(self, tf_pb: str, inputs: list, input_size_list: list, outputs: list,
+                        predef_file: str | None = None, mean_values: Any = None, std_values: Any = None) -> int:
+        self._tk.load("load_tensorflow", tf_pb=tf_pb, inputs=inputs, input_size_list=input_size_list,
+                      outputs=outputs, predef_file=predef_file, mean_values=mean_values, std_values=std_values)
+        return 0
+
+    @_guarded()
+    def load_tflite(self, model: str) -> int:
+        self._tk.load("load_tflite", model=model)
+        return 0
+
+    @_guarded()
+    def load_darknet(self, model: str, weight: str) -> int:
+        self._tk.load("load_darknet", model=model, weight=weight)
+        return 0
+
+    @_guarded()
+    def load_pytorch(self, model: str, input_size_list: list) -> int:
+        self._tk.load("load_pytorch", model=model, input_size_list=input_size_list)
+        return 0
+
+    @_guarded()
+    def load_mxnet(self, symbol: str, params: str, input_size_list: list) -> int:
+        self._tk.load("load_mxnet", symbol=symbol, params=params, input_size_list=input_size_list)
+        return 0
+
+    @_guarded()
+    def register_op(self, op_path: str) -> int:
+        self._tk.register_op(op_path)
+        return 0
+
+    # build and files -----------------------------------------------------------------------
+    @_guarded()
+    def build(self, do_quantization: bool = True, dataset: str | None = None, pre_compile: bool = False,
+              rknn_batch_size: int = 1) -> int:
+        self._tk.build(do_quantization, dataset, pre_compile, rknn_batch_size)
+        return 0
+
+    @_guarded()
+    def export_rknn(self, export_path: str) -> int:
+        self._tk.export_rknn(export_path)
+        return 0
+
+    @_guarded()
+    def load_rknn(self, path: str, load_model_in_npu: bool = False) -> int:
+        self._tk.load_rknn(path)
+        return 0
+
+    @_guarded()
+    def export_rknn_sync_model(self, input_model: str, sync_uids: list, output_model: str | None = None) -> int:
+        self._tk.export_sync_model(input_model, sync_uids, output_model)
+        return 0
+
+    # quantization and analysis ----------------------------------------------------------------
+    @_guarded()
+    def hybrid_quantization_step1(self, dataset: str | None = None) -> int:
+        raise RknnError("hybrid_quantization_step1 needs quantization support, which this version does not "
+                        "include yet; build with do_quantization=False for a float model")
+
+    @_guarded()
+    def hybrid_quantization_step2(self, model_input: str, data_input: str, model_quantization_cfg: str,
+                                  dataset: str, pre_compile: bool = False) -> int:
+        raise RknnError("hybrid_quantization_step2 needs quantization support, which this version does not "
+                        "include yet")
+
+    @_guarded()
+    def accuracy_analysis(self, inputs: str, output_dir: str = "./snapshot", calc_qnt_error: bool = True) -> int:
+        raise RknnError("accuracy_analysis compares float and quantized layers and needs quantization support, "
+                        "which this version does not include yet")
+
+    # runtime -----------------------------------------------------------------------------------
+    @_guarded()
+    def init_runtime(self, target: str | None = None, device_id: str | None = None, perf_debug: bool = False,
+                     eval_mem: bool = False, async_mode: bool = False) -> int:
+        self._tk.init_runtime(target, device_id, perf_debug=perf_debug, eval_mem=eval_mem, async_mode=async_mode)
+        return 0
+
+    @_guarded(fail=None)
+    def inference(self, inputs: list, data_type: str = "uint8", data_format: str = "nhwc",
+                  inputs_pass_through: list | None = None) -> list:
+        return self._tk.inference(inputs, data_type, data_format, inputs_pass_through)
+
+    @_guarded(fail=None)
+    def eval_perf(self, inputs: list | None = None, is_print: bool = True) -> dict:
+        from rknn_core.report import format_perf
+
+        result = self._tk.eval_perf(inputs)
+        if is_print:
+            print(format_perf(result))
+        return result
+
+    @_guarded(fail=None)
+    def eval_memory(self, is_print: bool = True) -> dict:
+        from rknn_core.report import format_memory
+
+        result = self._tk.eval_memory()
+        if is_print:
+            print(format_memory(result))
+        return result
+
+    @_guarded()
+    def get_sdk_version(self) -> str:
+        return self._tk.sdk_version()
+
+    @_guarded(fail=([], []))
+    def list_devices(self) -> tuple[list, list]:
+        adb, ntb = self._tk.list_devices()
+        print("*" * 25)
+        print("all device(s) with adb mode:" + (" " + ", ".join(adb) if adb else "\nNone devices connected."))
+        print("all device(s) with ntb mode:" + (" " + ", ".join(ntb) if ntb else "\nNone devices connected."))
+        print("*" * 25)
+        return adb, ntb
+
+    @_guarded(fail=None)
+    def list_support_target_platform(self, rknn_model: str | None = None) -> dict:
+        result = list_platforms(rknn_model)
+        for key, values in result.items():
+            print(f"{key}: {', '.join(values)}")
+        return result
+
+    def release(self) -> None:
+        """Free the model and runtime; later calls on this object fail cleanly."""
+        if self.__dict__.get("_tk") is not None:
+            self._tk.release()
+        self._tk = None
+        self._released = True

@@ -1,0 +1,19 @@
+"""The core's own records, registered through the same hooks as any plugin."""
+
+from __future__ import annotations
+
+from rknn_core.hookspecs import hookimpl
+
+
+@hookimpl
+def rknn_ops():
+    from rknn_core.ops import builtin_ops
+
+    return builtin_ops()
+
+
+@hookimpl
+def rknn_passes():
+    from rknn_core.passes import builtin_passes
+
+    return builtin_passes()

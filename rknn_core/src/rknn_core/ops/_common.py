@@ -1,0 +1,94 @@
+"""Helpers shared by op definitions: attribute access, broadcasting, axis handling, costs."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from rknn_core.errors import RknnError
+from rknn_core.ir import TensorInfo
+from rknn_core.records import Cost, OpDef
+
+
+def norm_axis(axis: int, rank: int) -> int:
+    """A non-negative axis; refuses out-of-range values."""
+    if not -rank <= axis < max(rank, 1):
+        raise RknnError(f"axis {axis} is out of range for a rank-{rank} tensor")
+    return axis % max(rank, 1)
+
+
+def const_ints(info: TensorInfo | None, what: str) -> list[int] | None:
+    """The integer values of a constant input (axes, shape, pads ...), or None when absent."""
+    if info is None:
+        return None
+    if info.data is None:
+        raise RknnError(f"input '{what}' must be a constant (it is computed at run time)")
+    return [int(v) for v in np.asarray(info.data).reshape(-1)]
+
+
+def broadcast(*shapes: Sequence[int]) -> tuple[int, ...]:
+    try:
+        return tuple(int(d) for d in np.broadcast_shapes(*[tuple(s) for s in shapes]))
+    except ValueError:
+        raise RknnError(f"shapes {' and '.join(str(tuple(s)) for s in shapes)} do not broadcast") from None
+
+
+def promote(*dtypes: str) -> str:
+    return str(np.result_type(*[np.dtype(d) for d in dtypes]))
+
+
+def default_cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict) -> Cost:
+    """One operation per output element; all inputs read once, outputs written once."""
+    moved = sum(i.nbytes for i in inputs if i is not None) + sum(o.nbytes for o in outputs)
+    return Cost(sum(o.size for o in outputs), moved)
+
+
+def same_as_first(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]:
+    return [TensorInfo(inputs[0].shape, inputs[0].dtype)]
+
+
+def unary(name: str, fn: Callable[..., np.ndarray], doc: str = "", **defaults: Any) -> OpDef:
+    """An elementwise op of one input whose attributes (with defaults) are passed as keywords."""
+
+    def kernel(inputs: list[np.ndarray], attrs: dict) -> list[np.ndarray]:
+        x = inputs[0]
+        kw = {k: attrs.get(k, v) for k, v in defaults.items()}
+        return [np.asarray(fn(x, **kw)).astype(x.dtype, copy=False)]
+
+    return OpDef(name, same_as_first, kernel, default_cost, 1, 1, doc=doc or f"Elementwise {name}.")
+
+
+def binary(name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray], out_dtype: str | None = None,
+           doc: str = "") -> OpDef:
+    """A broadcasting op of two inputs; ``out_dtype`` fixes the result type (``bool`` for compares)."""
+
+    def infer(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]:
+        a, b = inputs
+        return [TensorInfo(broadcast(a.shape, b.shape), out_dtype or promote(a.dtype, b.dtype))]
+
+    def kernel(inputs: list[np.ndarray], attrs: dict) -> list[np.ndarray]:
+        a, b = inputs
+        out = fn(a, b)
+        return [np.asarray(out).astype(out_dtype or np.result_type(a, b), copy=False)]
+
+    return OpDef(name, infer, kernel, default_cost, 2, 2, doc=doc or f"Broadcasting {name}.")
+
+
+def variadic(name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray], finish: Callable | None = None,
+             doc: str = "") -> OpDef:
+    """A broadcasting reduction over any number of inputs (Sum, Max, Min, Mean)."""
+
+    def infer(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]:
+        return [TensorInfo(broadcast(*[i.shape for i in inputs]), promote(*[i.dtype for i in inputs]))]
+
+    def kernel(inputs: list[np.ndarray], attrs: dict) -> list[np.ndarray]:
+        acc = inputs[0]
+        for x in inputs[1:]:
+            acc = fn(acc, x)
+        if finish is not None:
+            acc = finish(acc, len(inputs))
+        shape = np.broadcast_shapes(*[x.shape for x in inputs])
+        return [np.broadcast_to(acc, shape).astype(np.result_type(*inputs), copy=True)]
+
+    return OpDef(name, infer, kernel, default_cost, 1, None, doc=doc or f"Elementwise {name} of all inputs.")

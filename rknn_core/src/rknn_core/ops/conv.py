@@ -1,0 +1,87 @@
+"""Convolution: im2col + BLAS matmul, with a direct path for 1x1 and depthwise kernels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rknn_core.errors import RknnError
+from rknn_core.ir import TensorInfo
+from rknn_core.ops._spatial import as_2d, pad_spatial, resolve_pads, spatial_attrs_2d, tap_slices, windows
+from rknn_core.records import Cost, OpDef
+
+
+def _geometry(x_shape, w_shape, attrs):
+    rank = len(x_shape) - 2
+    a = spatial_attrs_2d(attrs, rank)
+    in_hw = list(x_shape[2:]) if rank == 2 else [1, x_shape[2]]
+    kernel = list(w_shape[2:]) if rank == 2 else [1, w_shape[2]]
+    begin, end, out = resolve_pads(in_hw, kernel, a)
+    return a, kernel, begin, end, out
+
+
+def infer(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]:
+    x, w = inputs[0], inputs[1]
+    if len(x.shape) not in (3, 4) or len(w.shape) != len(x.shape):
+        raise RknnError(f"Conv needs 3-D or 4-D input and weight of the same rank, got {x.shape} and {w.shape}")
+    group = int(attrs.get("group", 1))
+    if x.shape[1] != w.shape[1] * group or w.shape[0] % group:
+        raise RknnError(f"Conv input channels {x.shape[1]} do not match weight {w.shape} with group={group}")
+    if inputs[2:] and inputs[2] is not None and tuple(inputs[2].shape) != (w.shape[0],):
+        raise RknnError(f"Conv bias shape {inputs[2].shape} does not match {w.shape[0]} output channels")
+    _, _, _, _, out = _geometry(x.shape, w.shape, attrs)
+    spatial = out if len(x.shape) == 4 else out[1:]
+    return [TensorInfo((x.shape[0], w.shape[0], *spatial), x.dtype)]
+
+
+def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, attrs: dict) -> np.ndarray:
+    """NCHW convolution of a 2-D input (already padded/attributed by the caller's geometry)."""
+    a, kernel, begin, end, out = _geometry(x.shape, w.shape, attrs)
+    strides = a.get("strides") or [1, 1]
+    dilations = a.get("dilations") or [1, 1]
+    group = int(attrs.get("group", 1))
+    n, c = x.shape[:2]
+    m = w.shape[0]
+    xp = pad_spatial(x, begin, end)
+    if group == c and w.shape[1] == 1 and m == c:
+        y = _depthwise(xp, w, kernel, strides, dilations, out)
+    elif kernel == [1, 1] and list(strides) == [1, 1] and group == 1:
+        y = np.matmul(w.reshape(m, c), xp.reshape(n, c, -1)).reshape(n, m, *out)
+    else:
+        cols = windows(xp, kernel, strides, dilations, out)  # N, C, kh, kw, oh, ow
+        cg, mg = c // group, m // group
+        k = cg * kernel[0] * kernel[1]
+        cols = cols.reshape(n, group, k, out[0] * out[1])
+        wg = w.reshape(group, mg, k)
+        y = np.matmul(wg[None], cols).reshape(n, m, *out)
+    if b is not None:
+        y += b.reshape(1, m, 1, 1).astype(y.dtype, copy=False)
+    return y
+
+
+def _depthwise(xp, w, kernel, strides, dilations, out):
+    n, c = xp.shape[:2]
+    y = np.zeros((n, c, *out), dtype=np.result_type(xp, w))
+    tmp = np.empty_like(y)
+    for i, j, (hs, ws) in tap_slices(kernel, strides, dilations, out):
+        np.multiply(xp[:, :, hs, ws], w[:, 0, i, j].reshape(1, c, 1, 1), out=tmp)
+        y += tmp
+    return y
+
+
+def kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
+    x, w = inputs[0], inputs[1]
+    b = inputs[2] if len(inputs) > 2 else None
+    if x.ndim == 3:
+        return [conv2d(as_2d(x), as_2d(w), b, spatial_attrs_2d(attrs, 1))[:, :, 0, :]]
+    return [conv2d(x, w, b, attrs)]
+
+
+def cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict) -> Cost:
+    w = inputs[1]
+    per_output = int(np.prod(w.shape[1:]))
+    moved = sum(i.nbytes for i in inputs if i is not None) + outputs[0].nbytes
+    return Cost(outputs[0].size * per_output, moved)
+
+
+OPS = [OpDef("Conv", infer, kernel, cost, 2, 3,
+             doc="N-channel convolution (1-D and 2-D), groups, dilations, pads, auto_pad; NCHW.")]

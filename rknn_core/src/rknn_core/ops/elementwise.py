@@ -1,0 +1,139 @@
+"""Elementwise arithmetic, activations and comparisons."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from rknn_core.ir import TensorInfo
+from rknn_core.ops._common import binary, default_cost, unary, variadic
+from rknn_core.records import OpDef
+
+_erf64 = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """Error function computed in float64 (numpy has none; the op is rare in vision models)."""
+    return _erf64(np.asarray(x, dtype=np.float64))
+
+
+def _hard_sigmoid(x, alpha, beta):
+    return np.clip(alpha * x + beta, 0, 1)
+
+
+def _elu(x, alpha):
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+
+
+def _selu(x, alpha, gamma):
+    return gamma * np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+
+
+def _softplus(x):
+    return np.logaddexp(0, x)
+
+
+def _sigmoid(x):
+    # split by sign so exp never overflows
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _clip_kernel(inputs, attrs):
+    x = inputs[0]
+    lo = inputs[1] if len(inputs) > 1 and inputs[1] is not None else None
+    hi = inputs[2] if len(inputs) > 2 and inputs[2] is not None else None
+    out = x
+    if lo is not None:
+        out = np.maximum(out, lo.astype(x.dtype))
+    if hi is not None:
+        out = np.minimum(out, hi.astype(x.dtype))
+    return [np.array(out, dtype=x.dtype, copy=out is x)]
+
+
+def _prelu_infer(inputs, attrs):
+    from rknn_core.ops._common import broadcast
+
+    return [TensorInfo(broadcast(inputs[0].shape, inputs[1].shape), inputs[0].dtype)]
+
+
+def _prelu_kernel(inputs, attrs):
+    x, slope = inputs
+    return [np.where(x < 0, x * slope, x).astype(x.dtype, copy=False)]
+
+
+def _where_infer(inputs, attrs):
+    from rknn_core.ops._common import broadcast, promote
+
+    c, a, b = inputs
+    return [TensorInfo(broadcast(c.shape, a.shape, b.shape), promote(a.dtype, b.dtype))]
+
+
+def _where_kernel(inputs, attrs):
+    c, a, b = inputs
+    return [np.where(c.astype(bool), a, b).astype(np.result_type(a, b), copy=False)]
+
+
+def _pow(a, b):
+    return np.power(a, b.astype(a.dtype)) if np.issubdtype(a.dtype, np.floating) else np.power(a, b)
+
+
+def _div(a, b):
+    if np.issubdtype(np.result_type(a, b), np.integer):
+        return np.trunc(np.divide(a, b)).astype(np.result_type(a, b))
+    return np.divide(a, b)
+
+
+def _no_overflow_exp(x):
+    with np.errstate(over="ignore"):
+        return np.exp(x)
+
+
+def _log(x):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(x)
+
+
+def _sqrt(x):
+    with np.errstate(invalid="ignore"):
+        return np.sqrt(x)
+
+
+OPS: list[OpDef] = [
+    binary("Add", np.add),
+    binary("Sub", np.subtract),
+    binary("Mul", np.multiply),
+    binary("Div", _div),
+    binary("Pow", lambda a, b: _pow(a, b).astype(a.dtype), doc="Broadcasting power; the result has the base's dtype."),
+    binary("Equal", np.equal, out_dtype="bool"),
+    binary("Greater", np.greater, out_dtype="bool"),
+    binary("Less", np.less, out_dtype="bool"),
+    variadic("Sum", np.add),
+    variadic("Max", np.maximum),
+    variadic("Min", np.minimum),
+    variadic("Mean", np.add, finish=lambda acc, n: acc / n),
+    unary("Relu", lambda x: np.maximum(x, 0)),
+    unary("LeakyRelu", lambda x, alpha: np.where(x < 0, x * alpha, x), alpha=0.01),
+    unary("Sigmoid", _sigmoid),
+    unary("Tanh", np.tanh),
+    unary("HardSigmoid", _hard_sigmoid, alpha=0.2, beta=0.5),
+    unary("HardSwish", lambda x: x * _hard_sigmoid(x, 1 / 6, 0.5)),
+    unary("Exp", _no_overflow_exp),
+    unary("Log", _log),
+    unary("Sqrt", _sqrt),
+    unary("Neg", np.negative),
+    unary("Abs", np.abs),
+    unary("Reciprocal", lambda x: 1 / x),
+    unary("Floor", np.floor),
+    unary("Ceil", np.ceil),
+    unary("Erf", erf),
+    unary("Elu", _elu, alpha=1.0),
+    unary("Selu", _selu, alpha=1.67326319217681884765625, gamma=1.05070102214813232421875),
+    unary("Softplus", _softplus),
+    unary("Identity", lambda x: x.copy()),
+    OpDef("Clip", lambda i, a: [TensorInfo(i[0].shape, i[0].dtype)], _clip_kernel, default_cost, 1, 3,
+          doc="Clamp to [min, max]; min and max are optional inputs."),
+    OpDef("PRelu", _prelu_infer, _prelu_kernel, default_cost, 2, 2, doc="x if x >= 0 else slope * x."),
+    OpDef("Where", _where_infer, _where_kernel, default_cost, 3, 3, doc="Select a where condition, else b."),
+]

@@ -1,0 +1,5 @@
+"""TODO."""
+
+from rknn_core.records import OpDef
+
+OPS: list[OpDef] = []

@@ -1,0 +1,13 @@
+"""Built-in graph passes; each module defines one ``PASS``."""
+
+from __future__ import annotations
+
+import importlib
+
+from rknn_core.records import PassSpec
+
+MODULES = ()
+
+
+def builtin_passes() -> list[PassSpec]:
+    return [importlib.import_module(f"rknn_core.passes.{m}").PASS for m in MODULES]

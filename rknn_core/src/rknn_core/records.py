@@ -1,0 +1,97 @@
+"""Typed records that plugins return from the ``rknn_*`` hooks."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import attrs
+
+
+@attrs.frozen
+class Cost:
+    """Work of one node: multiply-accumulates and bytes read plus written."""
+
+    macs: int = 0
+    bytes: int = 0
+
+
+@attrs.frozen
+class OpDef:
+    """One operator: schema, shape inference, float kernel and cost live together.
+
+    ``infer(inputs, attrs) -> list[TensorInfo]`` receives one ``TensorInfo`` (or ``None`` for an
+    absent optional input) per input. ``kernel(inputs, attrs) -> list[ndarray]`` computes in numpy.
+    ``cost(inputs, outputs, attrs) -> Cost`` estimates work; ``None`` counts one MAC per output
+    element. ``shape_only`` marks ops whose result depends only on input shapes (``Shape``), so
+    constant folding may run them without input data. ``quant_kernel`` is the integer-exact form.
+    """
+
+    name: str
+    infer: Callable[..., list]
+    kernel: Callable[..., list]
+    cost: Callable[..., Cost] | None = None
+    min_inputs: int = 1
+    max_inputs: int | None = None
+    shape_only: bool = False
+    quant_kernel: Callable[..., list] | None = None
+    doc: str = ""
+
+
+@attrs.frozen
+class Frontend:
+    """A model importer. ``load(**kwargs) -> Graph`` takes the ``load_*`` method's keywords."""
+
+    name: str
+    loader: str
+    load: Callable[..., Any]
+    doc: str = ""
+
+
+@attrs.frozen
+class PassSpec:
+    """A graph rewrite ``run(graph, ctx) -> bool`` (True when it changed the graph).
+
+    It runs when ``optimization_level >= min_level``; passes that may change numerics run only at
+    level 3. ``after`` names passes that must run before this one.
+    """
+
+    name: str
+    run: Callable[..., bool]
+    min_level: int = 1
+    changes_numerics: bool = False
+    after: tuple[str, ...] = ()
+    doc: str = ""
+
+
+@attrs.frozen
+class Quantizer:
+    """A quantized dtype scheme (``asymmetric_quantized-u8`` ...) and its calibration entry."""
+
+    name: str
+    quantize: Callable[..., Any]
+    doc: str = ""
+
+
+@attrs.frozen
+class Target:
+    """A place to run a model: the simulator or a chip family.
+
+    ``platforms`` are the ``target_platform`` names it serves; ``family`` groups compatible chips.
+    ``create_runtime(model, **options)`` returns an object with ``run``/``perf``/``memory``.
+    """
+
+    name: str
+    family: str
+    platforms: tuple[str, ...]
+    create_runtime: Callable[..., Any]
+    doc: str = ""
+
+
+@attrs.frozen
+class Transport:
+    """A way for the PC to reach a device (adb, ntb, tcp)."""
+
+    name: str
+    connect: Callable[..., Any]
+    list_devices: Callable[[], list[str]]
+    doc: str = ""

@@ -1,0 +1,61 @@
+"""Turn the user's ``inference`` arguments into the model's input tensors."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rknn_core.errors import RknnError
+from rknn_core.model import RknnModel
+
+DATA_TYPES = ("float32", "float16", "int8", "uint8", "int16")
+DATA_FORMATS = ("nhwc", "nchw")
+
+
+def prepare_inputs(model: RknnModel, inputs: list, data_type: str = "uint8", data_format: str = "nhwc",
+                   inputs_pass_through: list | None = None) -> dict[str, np.ndarray]:
+    """Feeds for the executor: checks count, dtype and shape; NHWC data goes to NCHW inputs transposed.
+
+    A pass-through input is fed after the in-model preprocessing, exactly as given.
+    """
+    graph = model.graph
+    if data_type not in DATA_TYPES:
+        raise RknnError(f"inference data_type '{data_type}' is unknown; use one of {', '.join(DATA_TYPES)}")
+    if str(data_format).lower() not in DATA_FORMATS:
+        raise RknnError(f"inference data_format '{data_format}' is unknown; use 'nhwc' or 'nchw'")
+    if not isinstance(inputs, (list, tuple)):
+        inputs = [inputs]
+    if len(inputs) != len(graph.inputs):
+        raise RknnError(f"the model has {len(graph.inputs)} input(s) ({', '.join(graph.inputs)}) "
+                        f"but inference got {len(inputs)}")
+    passes = list(inputs_pass_through or [0] * len(inputs))
+    if len(passes) != len(inputs):
+        raise RknnError(f"inputs_pass_through has {len(passes)} entries for {len(inputs)} inputs")
+    feeds = {}
+    for index, (name, value, through) in enumerate(zip(graph.inputs, inputs, passes)):
+        tensor = graph.tensor(name)
+        arr = np.asarray(value)
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            raise RknnError(f"input {index} ('{name}') is not a numeric array (got dtype {arr.dtype})")
+        arr = arr.astype(np.dtype(data_type), copy=False)
+        shape = tuple(tensor.shape)
+        if tensor.layout and len(shape) == 4 and arr.ndim in (3, 4):
+            arr = _to_model_layout(arr, shape, tensor.layout, str(data_format).lower(), model.rknn_batch_size)
+        expected = (shape[0] * model.rknn_batch_size, *shape[1:])
+        if arr.shape != expected:
+            if arr.size == int(np.prod(expected)) and arr.ndim != len(expected):
+                arr = arr.reshape(expected)
+            else:
+                raise RknnError(f"input {index} ('{name}') has shape {arr.shape}; the model expects {expected}")
+        target = model.preprocessed.get(name, name) if through else name
+        feeds[target] = arr.astype(graph.tensor(target).dtype, copy=False)
+    return feeds
+
+
+def _to_model_layout(arr: np.ndarray, shape: tuple, layout: str, data_format: str, batch: int) -> np.ndarray:
+    if arr.ndim == 3:
+        arr = arr[None]
+    if data_format == "nhwc" and layout == "NCHW":
+        return arr.transpose(0, 3, 1, 2)
+    if data_format == "nchw" and layout == "NHWC":
+        return arr.transpose(0, 2, 3, 1)
+    return arr
