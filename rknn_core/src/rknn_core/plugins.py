@@ -8,9 +8,9 @@ import logging
 from typing import Any
 
 import pluggy
+from rknn_core.errors import RknnError
 
 from rknn_core import hookspecs
-from rknn_core.errors import RknnError
 
 log = logging.getLogger("rknn")
 

@@ -8,9 +8,10 @@ import os
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
-
+from rknn_core.cut import cut_graph
 from rknn_core.errors import RknnError
 from rknn_core.ir import Graph, Node, Tensor
+
 from rknn_onnx.legacy import upgrade_node
 
 log = logging.getLogger("rknn")
@@ -41,20 +42,16 @@ def _constant_value(node: onnx.NodeProto) -> np.ndarray:
     raise RknnError(f"Constant node '{node.name}' has no supported value attribute")
 
 
-def _value_info_shape(vi: onnx.ValueInfoProto, model: str) -> tuple[tuple[int, ...], str]:
-    ttype = vi.type.tensor_type
+def _value_info_shape(vi: onnx.ValueInfoProto, model: str) -> tuple[tuple[int, ...] | None, str]:
+    """Shape (None while a non-batch dimension is dynamic; a dynamic batch becomes 1) and dtype."""
     if not vi.type.HasField("tensor_type"):
         raise RknnError(f"input '{vi.name}' of '{model}' is not a tensor")
-    dims = []
-    for i, d in enumerate(ttype.shape.dim):
-        if d.HasField("dim_value") and d.dim_value > 0:
-            dims.append(int(d.dim_value))
-        elif i == 0:
-            dims.append(1)  # a symbolic batch dimension runs with batch 1
-        else:
-            raise RknnError(f"input '{vi.name}' of '{model}' has a dynamic dimension {i} "
-                            f"('{d.dim_param or '?'}'); export the model with a fixed input size")
-    return tuple(dims), str(helper.tensor_dtype_to_np_dtype(ttype.elem_type))
+    ttype = vi.type.tensor_type
+    dims = [int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else None for d in ttype.shape.dim]
+    if dims and dims[0] is None:
+        dims[0] = 1  # a symbolic batch dimension runs with batch 1
+    shape = None if None in dims else tuple(dims)
+    return shape, str(helper.tensor_dtype_to_np_dtype(ttype.elem_type))
 
 
 def _read(model: str) -> onnx.ModelProto:
@@ -76,8 +73,13 @@ def default_opset(proto: onnx.ModelProto) -> int:
     return 1
 
 
-def load_onnx(model: str) -> Graph:
-    """Import an ONNX model; raises RknnError naming the file, node or op on any problem."""
+def load_onnx(model: str, inputs: list[str] | None = None, input_size_list: list | None = None,
+              outputs: list[str] | None = None) -> Graph:
+    """Import an ONNX model; raises RknnError naming the file, node or op on any problem.
+
+    ``input_size_list`` fixes input sizes (needed when the model's sizes are dynamic; the batch axis
+    may be left out); ``inputs``/``outputs`` cut the graph at inner tensors.
+    """
     proto = _read(model)
     opset = default_opset(proto)
     if opset < 7:
@@ -112,6 +114,10 @@ def load_onnx(model: str) -> Graph:
             graph.nodes.append(node)
     graph.outputs = [o.name for o in g.output]
     graph.toposort()
+    try:
+        cut_graph(graph, inputs, input_size_list, outputs)
+    except RknnError as exc:
+        raise RknnError(f"'{model}': {exc}; the model's inputs are {', '.join(graph.inputs)}") from None
     _mark_input_layouts(graph)
     return graph
 

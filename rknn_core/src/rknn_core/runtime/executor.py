@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
-
 from rknn_core.errors import RknnError
 from rknn_core.ir import Graph, Node
 from rknn_core.plugins import Registry

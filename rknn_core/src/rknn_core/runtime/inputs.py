@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 from rknn_core.errors import RknnError
 from rknn_core.model import RknnModel
 
