@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rknn_core import _native
 from rknn_core.errors import RknnError
 from rknn_core.ir import TensorInfo
 from rknn_core.ops._spatial import as_2d, pad_spatial, resolve_pads, spatial_attrs_2d, tap_slices, windows
@@ -59,7 +60,13 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, attrs: dict) -> n
 
 
 def _depthwise(xp, w, kernel, strides, dilations, out):
-    n, c = xp.shape[:2]
+    """Depthwise convolution in the compiled loop (float32); other dtypes tap by tap in numpy."""
+    n, c, hp, wp = xp.shape
+    if xp.dtype == np.float32 and w.dtype == np.float32:
+        y = np.empty((n, c, *out), dtype=np.float32)
+        _native.depthwise_conv2d(np.ascontiguousarray(xp), np.ascontiguousarray(w), y, n, c, hp, wp,
+                                 *kernel, *out, *strides, *dilations)
+        return y
     y = np.zeros((n, c, *out), dtype=np.result_type(xp, w))
     tmp = np.empty_like(y)
     for i, j, (hs, ws) in tap_slices(kernel, strides, dilations, out):
