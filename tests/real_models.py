@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pathlib
 
+import numpy as np
 import pytest
+from PIL import Image, ImageDraw, ImageFont
 
 MODELS = pathlib.Path(__file__).resolve().parent.parent / ".cache" / "models"
 
@@ -15,3 +17,10 @@ def real_model(relative: str) -> str:
     if not path.is_file():
         pytest.fail(f"{path} is missing: run `bash scripts/setup.sh` (it runs scripts/fetch_models.py)")
     return str(path)
+
+
+def text_image(height: int, width: int, text: str = "Hello NPU") -> np.ndarray:
+    """An HWC uint8 picture of a black line of text on white: real input for the OCR models."""
+    image = Image.new("RGB", (width, height), "white")
+    ImageDraw.Draw(image).text((4, height // 3), text, fill="black", font=ImageFont.load_default(size=height // 4))
+    return np.asarray(image)

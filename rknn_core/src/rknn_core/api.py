@@ -25,6 +25,9 @@ def _guarded(fail: Any = -1) -> Callable:
             if self._released and method.__name__ != "release":
                 log.error("%s: this RKNN object was released; create a new one", method.__name__)
                 return fail
+            if self._tk is None and method.__name__ != "release":
+                log.error("%s: the toolkit could not start: %s", method.__name__, self._init_error)
+                return fail
             try:
                 return method(self, *args, **kwargs)
             except RknnError as exc:
@@ -45,7 +48,12 @@ class RKNN:
     def __init__(self, verbose: bool = False, verbose_file: str | None = None):
         rklog.configure(verbose, verbose_file)
         self._released = False
-        self._tk = Toolkit()
+        self._init_error = ""
+        try:
+            self._tk: Toolkit | None = Toolkit()
+        except RknnError as exc:  # e.g. two plugins providing the same op: every call then says why
+            log.error("%s", exc)
+            self._init_error, self._tk = str(exc), None
 
     # configuration and import -------------------------------------------------------------
     @_guarded(fail=None)

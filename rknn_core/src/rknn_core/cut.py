@@ -33,8 +33,9 @@ def cut_graph(graph: Graph, inputs: Sequence[str] | None = None, input_size_list
             raise RknnError(f"input '{name}' is a constant of the model, not a value it computes")
         if input_size_list is not None:
             tensor.shape = input_shape(input_size_list[i], tensor.shape, name)
-        elif tensor.shape is None:
-            raise RknnError(f"input '{name}' needs its size in input_size_list")
+        elif tensor.shape is None or -1 in tensor.shape:
+            shown = "?" if tensor.shape is None else "x".join("?" if d < 0 else str(d) for d in tensor.shape)
+            raise RknnError(f"input '{name}' has a dynamic size ({shown}); give its size with input_size_list")
     if inputs:
         cut = set(names)
         graph.nodes = [n for n in graph.nodes if not all(o in cut for o in n.outputs if o)]

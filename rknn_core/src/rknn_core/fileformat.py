@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 import numpy as np
+
 from rknn_core.errors import RknnError
 from rknn_core.ir import Graph, Node, QuantParams, Tensor
 from rknn_core.model import RknnModel
@@ -64,8 +65,11 @@ def _describe(model: RknnModel) -> tuple[dict, list[np.ndarray]]:
         entry = {"name": t.name, "shape": None if t.shape is None else list(t.shape), "dtype": t.dtype,
                  "layout": t.layout, "quant": None if t.quant is None else attrs.asdict(t.quant)}
         if t.data is not None:
-            data = np.ascontiguousarray(t.data)
-            entry["data"] = {"offset": offset, "nbytes": int(data.nbytes)}
+            data = np.asarray(t.data)  # (np.ascontiguousarray would turn a 0-d scalar into shape (1,))
+            if not data.flags.c_contiguous:
+                data = data.copy(order="C")
+            entry["data"] = {"offset": offset, "nbytes": int(data.nbytes), "dtype": data.dtype.str,
+                             "shape": list(data.shape)}
             blobs.append(data)
             offset = _align(offset + data.nbytes)
         tensors.append(entry)
@@ -99,7 +103,12 @@ def save(model: RknnModel, path: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise RknnError(f"cannot write '{path}': folder '{folder}' does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".rknn-", suffix=".tmp", dir=folder)
+    if os.path.isdir(path):
+        raise RknnError(f"cannot write '{path}': it is a folder; give a file name such as model.rknn")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".rknn-", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise RknnError(f"cannot write '{path}': {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(_HEADER.pack(MAGIC, FORMAT_VERSION, 0, len(meta_bytes), data_len, digest.digest()))
@@ -108,11 +117,32 @@ def save(model: RknnModel, path: str) -> None:
                 f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise RknnError(f"cannot write '{path}': {exc.strerror or exc}") from None
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_version(path: str) -> int | None:
+    """The format version in a file's header, or None when it is not an .rknn file."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_HEADER.size)
+    except OSError:
+        return None
+    if len(head) < _HEADER.size or head[:8] != MAGIC:
+        return None
+    return _HEADER.unpack(head)[1]
 
 
 def load(path: str) -> RknnModel:
@@ -138,7 +168,11 @@ def load(path: str) -> RknnModel:
     check.update(memoryview(mm)[head_len:head_len + data_len])
     if check.digest() != digest:
         raise RknnError(f"'{path}' is corrupted: its checksum does not match its content")
-    return _build(json.loads(meta_bytes), mm, head_len)
+    try:
+        return _build(json.loads(meta_bytes), mm, head_len)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise RknnError(f"'{path}' has a malformed model description ({type(exc).__name__}: {exc}); "
+                        f"it was not written by a compatible toolkit") from None
 
 
 def _build(meta: dict, mm: mmap.mmap, data_start: int) -> RknnModel:
@@ -147,9 +181,10 @@ def _build(meta: dict, mm: mmap.mmap, data_start: int) -> RknnModel:
     for t in gm["tensors"]:
         data = None
         if "data" in t:
-            dtype = np.dtype(t["dtype"])
+            dtype = np.dtype(t["data"].get("dtype", t["dtype"]))
             count = t["data"]["nbytes"] // dtype.itemsize
-            data = np.frombuffer(mm, dtype=dtype, count=count, offset=data_start + t["data"]["offset"]).reshape(t["shape"])
+            data = np.frombuffer(mm, dtype=dtype, count=count, offset=data_start + t["data"]["offset"])
+            data = data.reshape(tuple(t["data"].get("shape", t["shape"])))
         quant = QuantParams(**t["quant"]) if t["quant"] else None
         shape = None if t["shape"] is None else tuple(t["shape"])
         graph.add_tensor(Tensor(t["name"], shape, t["dtype"], data, t["layout"], quant))

@@ -5,12 +5,14 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import logging
+import types
+from collections.abc import Iterable
 from typing import Any
 
 import pluggy
 from rknn_core.errors import RknnError
 
-from rknn_core import hookspecs
+from rknn_core import hookspecs, records
 
 log = logging.getLogger("rknn")
 
@@ -21,6 +23,14 @@ KINDS = {
     "quantizers": "rknn_quantizers",
     "targets": "rknn_targets",
     "transports": "rknn_transports",
+}
+RECORD_TYPES = {
+    "frontends": records.Frontend,
+    "ops": records.OpDef,
+    "passes": records.PassSpec,
+    "quantizers": records.Quantizer,
+    "targets": records.Target,
+    "transports": records.Transport,
 }
 
 # Which package provides which loader, for the "pip install ..." hint.
@@ -54,7 +64,17 @@ class Registry:
             origin: dict[str, str] = {}
             for impl in getattr(pm.hook, hook).get_hookimpls():
                 plugin_name = pm.get_name(impl.plugin) or repr(impl.plugin)
-                for record in impl.function() or ():
+                try:  # a plugin whose hook fails (or returns junk) is skipped, like one that fails to import
+                    found = list(impl.function() or ())
+                    wrong = [r for r in found if not isinstance(r, RECORD_TYPES[kind])]
+                    if wrong:
+                        raise TypeError(f"{hook} returned {type(wrong[0]).__name__}, not "
+                                        f"{RECORD_TYPES[kind].__name__}")
+                except Exception as exc:
+                    broken[_package_of(impl.plugin, plugin_name)] = f"{type(exc).__name__}: {exc}"
+                    log.warning("plugin '%s' failed in %s and is skipped: %s", plugin_name, hook, exc)
+                    continue
+                for record in found:
                     self._add(kind, table, origin, record, plugin_name)
             self._tables[kind] = table
             self._origin[kind] = origin
@@ -103,16 +123,35 @@ class Registry:
         raise RknnError(f"{loader} needs {install_hint(package)}{reason}")
 
 
-def new_plugin_manager(extra_plugins: tuple = ()) -> tuple[pluggy.PluginManager, dict[str, str]]:
-    """A plugin manager with every installed ``rknn`` entry point; broken plugins are skipped."""
+def _package_of(plugin: Any, fallback: str) -> str:
+    """The top-level import package of a plugin module or object (``rknn_onnx``)."""
+    module = getattr(plugin, "__name__", None) if isinstance(plugin, types.ModuleType) else None
+    module = module or getattr(type(plugin), "__module__", None) or fallback
+    return module.split(".")[0]
+
+
+def new_plugin_manager(extra_plugins: tuple = (), entry_points: Iterable[Any] | None = None,
+                       ) -> tuple[pluggy.PluginManager, dict[str, str]]:
+    """A plugin manager with every installed ``rknn`` entry point; broken plugins are skipped.
+
+    ``entry_points`` replaces the installed ones (tests pass their own ``EntryPoint`` objects);
+    ``extra_plugins`` are ``(name, plugin)`` pairs registered after them.
+    """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     broken: dict[str, str] = {}
-    for ep in sorted(importlib.metadata.entry_points(group=hookspecs.PROJECT), key=lambda e: e.name):
+    if entry_points is None:
+        entry_points = importlib.metadata.entry_points(group=hookspecs.PROJECT)
+    for ep in sorted(entry_points, key=lambda e: e.name):
         if pm.has_plugin(ep.name):
             continue
         try:
             pm.register(ep.load(), name=ep.name)
+            try:  # a misspelled hook (rknn_op) would otherwise be ignored silently
+                pm.check_pending()
+            except pluggy.PluginValidationError:
+                pm.unregister(name=ep.name)
+                raise
         except Exception as exc:  # a broken plugin must not take the toolkit down
             package = ep.value.split(".")[0].split(":")[0]
             broken[package] = f"{type(exc).__name__}: {exc}"

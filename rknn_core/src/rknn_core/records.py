@@ -78,7 +78,8 @@ class Target:
     """A place to run a model: the simulator or a chip family.
 
     ``platforms`` are the ``target_platform`` names it serves; ``family`` groups compatible chips.
-    ``create_runtime(model, **options)`` returns an object with ``run``/``perf``/``memory``.
+    ``create_runtime(model, registry, device_id=..., **options)`` returns an object with
+    ``run(feeds)``/``perf(feeds)``/``memory()``/``sdk_version()`` (and optionally ``close()``).
     """
 
     name: str

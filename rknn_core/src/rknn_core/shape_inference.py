@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from rknn_core.errors import RknnError
-from rknn_core.ir import Graph, Node, Tensor
+from rknn_core.ir import Graph, Node, Tensor, TensorInfo
 from rknn_core.plugins import Registry
 from rknn_core.records import OpDef
 
@@ -24,9 +26,14 @@ def op_for(node: Node, registry: Registry) -> OpDef:
     return opdef
 
 
-def infer_node(graph: Graph, node: Node, opdef: OpDef) -> None:
-    """Set the shapes and dtypes of one node's outputs."""
-    infos = [graph.tensor(name).info() if name else None for name in node.inputs]
+def infer_node(graph: Graph, node: Node, opdef: OpDef, values: dict[str, np.ndarray] | None = None) -> None:
+    """Set the shapes and dtypes of one node's outputs.
+
+    ``values`` holds the data that ``infer`` computed for non-constant tensors (``Shape`` outputs and
+    small shape arithmetic on them); it is read for this node's inputs and extended with its outputs.
+    """
+    values = {} if values is None else values
+    infos = [_info(graph, name, values) if name else None for name in node.inputs]
     try:
         outs = opdef.infer(infos, node.attrs)
     except RknnError as exc:
@@ -39,12 +46,22 @@ def infer_node(graph: Graph, node: Node, opdef: OpDef) -> None:
         tensor = graph.tensors.get(name) or graph.add_tensor(Tensor(name))
         tensor.shape = tuple(int(d) for d in info.shape)
         tensor.dtype = str(info.dtype)
+        if getattr(info, "data", None) is not None:
+            values[name] = info.data
+
+
+def _info(graph: Graph, name: str, values: dict[str, np.ndarray]) -> TensorInfo:
+    info = graph.tensor(name).info()
+    if info.data is None and name in values:
+        info.data = values[name]
+    return info
 
 
 def infer_shapes(graph: Graph, registry: Registry) -> None:
     """Infer every intermediate tensor; errors name the node and op."""
+    values: dict[str, np.ndarray] = {}
     for node in graph.nodes:
-        infer_node(graph, node, op_for(node, registry))
+        infer_node(graph, node, op_for(node, registry), values)
     for name in graph.outputs:
         if graph.tensor(name).shape is None:
             raise RknnError(f"graph output '{name}' is produced by no node")

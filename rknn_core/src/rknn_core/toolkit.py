@@ -82,9 +82,10 @@ class Toolkit:
         fileformat.save(self.model, export_path)
 
     def load_rknn(self, path: str) -> RknnModel:
-        self.model, self.graph, self.runtime = fileformat.load(path), None, None
-        for node in self.model.graph.nodes:
+        model = fileformat.load(path)
+        for node in model.graph.nodes:  # every op must be installed (a custom op's plugin, say)
             op_for(node, self.registry)
+        self.model, self.graph, self.runtime = model, None, None
         return self.model
 
     def init_runtime(self, target: str | None = None, device_id: str | None = None, **options: Any) -> None:

@@ -42,16 +42,15 @@ def _constant_value(node: onnx.NodeProto) -> np.ndarray:
     raise RknnError(f"Constant node '{node.name}' has no supported value attribute")
 
 
-def _value_info_shape(vi: onnx.ValueInfoProto, model: str) -> tuple[tuple[int, ...] | None, str]:
-    """Shape (None while a non-batch dimension is dynamic; a dynamic batch becomes 1) and dtype."""
+def _value_info_shape(vi: onnx.ValueInfoProto, model: str) -> tuple[tuple[int, ...], str]:
+    """Shape (-1 marks a dynamic dimension; a dynamic batch becomes 1) and dtype of a graph input."""
     if not vi.type.HasField("tensor_type"):
         raise RknnError(f"input '{vi.name}' of '{model}' is not a tensor")
     ttype = vi.type.tensor_type
-    dims = [int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else None for d in ttype.shape.dim]
-    if dims and dims[0] is None:
+    dims = [int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else -1 for d in ttype.shape.dim]
+    if dims and dims[0] == -1:
         dims[0] = 1  # a symbolic batch dimension runs with batch 1
-    shape = None if None in dims else tuple(dims)
-    return shape, str(helper.tensor_dtype_to_np_dtype(ttype.elem_type))
+    return tuple(dims), str(helper.tensor_dtype_to_np_dtype(ttype.elem_type))
 
 
 def _read(model: str) -> onnx.ModelProto:

@@ -31,8 +31,10 @@ def _upgrade_upsample(node: Node, graph: Graph, opset: int) -> None:
         f"{node.name}_scales", np.asarray(scales, dtype=np.float32))
     node.op = "Resize"
     node.inputs = [node.inputs[0], "", scales_name]
+    # onnxruntime's Upsample: asymmetric coordinates; nearest floors (scales below 1 are refused
+    # there, and 'simple' ceils them like opset-10 Resize does)
     node.attrs = {"mode": "linear" if mode in ("linear", "bilinear") else "nearest",
-                  "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}
+                  "coordinate_transformation_mode": "asymmetric", "nearest_mode": "simple"}
 
 
 def upgrade_node(node: Node, graph: Graph, opset: int) -> None:
@@ -68,9 +70,11 @@ def upgrade_node(node: Node, graph: Graph, opset: int) -> None:
     elif op == "Upsample":
         _upgrade_upsample(node, graph, opset)
     elif op == "Resize" and opset < 11:
+        # onnxruntime's Resize-10: asymmetric coordinates; nearest floors an axis that grows and
+        # ceils one that shrinks (its 'simple' nearest mode)
         node.inputs = [node.inputs[0], "", node.inputs[1]]
-        node.attrs.setdefault("coordinate_transformation_mode", "asymmetric")
-        node.attrs.setdefault("nearest_mode", "floor")
+        node.attrs = {"mode": node.attrs.get("mode", "nearest"), "coordinate_transformation_mode": "asymmetric",
+                      "nearest_mode": "simple"}
     elif op in ("Softmax", "LogSoftmax", "Hardmax") and opset < 13:
         node.attrs["coerce_2d"] = True  # opset < 13 flattens to 2-D at axis (default 1)
         node.attrs.setdefault("axis", 1)
@@ -79,5 +83,7 @@ def upgrade_node(node: Node, graph: Graph, opset: int) -> None:
         if len(node.outputs) > 1 and node.outputs[1]:
             raise RknnError("the Dropout mask output is not supported at inference")
         node.outputs = node.outputs[:1]
+    elif op == "MaxPool" and len(node.outputs) > 1 and node.outputs[1]:
+        node.attrs["_indices"] = True  # the kernel computes the optional Indices output only on request
     elif op == "BatchNormalization" and len(node.outputs) > 1 and any(node.outputs[1:]):
         raise RknnError("BatchNormalization in training mode (running statistics outputs) is not supported")

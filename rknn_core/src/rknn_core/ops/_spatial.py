@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -104,3 +105,18 @@ def spatial_attrs_2d(attrs: dict, rank: int) -> dict:
     if "output_shape" in attrs and attrs["output_shape"]:
         new["output_shape"] = [1] + list(attrs["output_shape"])
     return new
+
+
+def axis_taps(k: int, stride: int, dilation: int, out: int):
+    """For each tap ``i`` of one spatial axis: the slice of the padded axis that tap reads."""
+    for i in range(k):
+        start = i * dilation
+        yield i, slice(start, start + (out - 1) * stride + 1, stride)
+
+
+def tap_slices_nd(kernel: Sequence[int], strides: Sequence[int], dilations: Sequence[int], out: Sequence[int]):
+    """For each kernel tap (a tuple of indices, row-major): the spatial slices of the padded input
+    it reads; any number of spatial axes."""
+    per_axis = [list(axis_taps(k, s, d, o)) for k, s, d, o in zip(kernel, strides, dilations, out)]
+    for combo in itertools.product(*per_axis):
+        yield tuple(i for i, _ in combo), tuple(s for _, s in combo)

@@ -75,12 +75,32 @@ def _depthwise(xp, w, kernel, strides, dilations, out):
     return y
 
 
+def apply_activation(y: np.ndarray, act: dict | None) -> np.ndarray:
+    """A fused activation (set by the ``fuse_activation`` pass), computed as the standalone op does."""
+    if not act:
+        return y
+    op = act.get("op")
+    if op == "Relu":
+        return np.maximum(y, 0).astype(y.dtype, copy=False)
+    if op == "LeakyRelu":
+        return np.where(y < 0, y * act.get("alpha", 0.01), y).astype(y.dtype, copy=False)
+    if op == "Clip":
+        if act.get("min") is not None:
+            y = np.maximum(y, np.asarray(act["min"]).astype(y.dtype))
+        if act.get("max") is not None:
+            y = np.minimum(y, np.asarray(act["max"]).astype(y.dtype))
+        return y
+    raise RknnError(f"Conv fused activation {op!r} is unknown (expected Relu, Clip or LeakyRelu)")
+
+
 def kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
     x, w = inputs[0], inputs[1]
     b = inputs[2] if len(inputs) > 2 else None
     if x.ndim == 3:
-        return [conv2d(as_2d(x), as_2d(w), b, spatial_attrs_2d(attrs, 1))[:, :, 0, :]]
-    return [conv2d(x, w, b, attrs)]
+        y = conv2d(as_2d(x), as_2d(w), b, spatial_attrs_2d(attrs, 1))[:, :, 0, :]
+    else:
+        y = conv2d(x, w, b, attrs)
+    return [apply_activation(y, attrs.get("activation"))]
 
 
 def cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict) -> Cost:

@@ -1,5 +1,354 @@
-"""TODO."""
+"""Neural-network ops: ConvTranspose, Gemm, MatMul, normalizations and the softmax family."""
 
-from rknn_core.records import OpDef
+from __future__ import annotations
 
-OPS: list[OpDef] = []
+import numpy as np
+
+from rknn_core.errors import RknnError
+from rknn_core.ir import TensorInfo
+from rknn_core.ops._common import broadcast, default_cost, norm_axis, promote, same_as_first
+from rknn_core.ops._spatial import axis_taps
+from rknn_core.records import Cost, OpDef
+
+
+def _moved(inputs: list[TensorInfo | None], outputs: list[TensorInfo]) -> int:
+    return sum(i.nbytes for i in inputs if i is not None) + sum(o.nbytes for o in outputs)
+
+
+def _opt(inputs: list, i: int):
+    return inputs[i] if len(inputs) > i else None
+
+
+# --- ConvTranspose -------------------------------------------------------------------------------
+
+def _deconv_geometry(x_shape, w_shape, attrs: dict):
+    """kernel, strides, dilations, begin pads, end pads (negative = extend), output spatial size.
+
+    With ``output_shape`` (or SAME auto_pad, which asks for ``in * stride``) the total padding is
+    split as the ONNX spec and onnxruntime do: the odd cell goes to the end for SAME_UPPER, to the
+    beginning otherwise. An ``output_shape`` beyond the full result extends it at the end.
+    """
+    rank = len(x_shape) - 2
+    if rank < 1 or len(w_shape) != rank + 2:
+        raise RknnError(f"ConvTranspose needs input and weight of the same rank >= 3, got {tuple(x_shape)} "
+                        f"and {tuple(w_shape)}")
+    kernel = [int(k) for k in w_shape[2:]]
+    if attrs.get("kernel_shape") and [int(k) for k in attrs["kernel_shape"]] != kernel:
+        raise RknnError(f"ConvTranspose kernel_shape {list(attrs['kernel_shape'])} does not match weight {tuple(w_shape)}")
+    strides = [int(s) for s in (attrs.get("strides") or [1] * rank)]
+    dilations = [int(d) for d in (attrs.get("dilations") or [1] * rank)]
+    out_pad = [int(p) for p in (attrs.get("output_padding") or [0] * rank)]
+    if not len(strides) == len(dilations) == len(out_pad) == rank:
+        raise RknnError(f"ConvTranspose: strides/dilations/output_padding must have {rank} values")
+    auto_pad = attrs.get("auto_pad", "NOTSET")
+    if isinstance(auto_pad, bytes):
+        auto_pad = auto_pad.decode()
+    if auto_pad not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
+        raise RknnError(f"unknown auto_pad '{auto_pad}'")
+    in_size = [int(i) for i in x_shape[2:]]
+    full = [(i - 1) * s + op + (k - 1) * d + 1 for i, s, op, k, d in zip(in_size, strides, out_pad, kernel, dilations)]
+    out_shape = list(attrs.get("output_shape") or [])
+    if len(out_shape) == rank + 2:
+        out_shape = out_shape[2:]
+    if out_shape and len(out_shape) != rank:
+        raise RknnError(f"ConvTranspose output_shape {out_shape} does not have {rank} spatial values")
+    if not out_shape and auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        # asks for in * stride; like onnxruntime, never pad negatively (a kernel smaller than the
+        # stride gives the full result, not a zero-extended one)
+        out_shape = [min(i * s, f) for i, s, f in zip(in_size, strides, full)]
+    if out_shape:
+        total = [max(0, f - int(o)) for f, o in zip(full, out_shape)]
+        if auto_pad == "SAME_UPPER":
+            begin = [t // 2 for t in total]
+        else:
+            begin = [t - t // 2 for t in total]
+        out = [int(o) for o in out_shape]
+        end = [f - b - o for f, b, o in zip(full, begin, out)]
+    elif auto_pad == "VALID":
+        begin, end, out = [0] * rank, [0] * rank, full
+    else:
+        pads = [int(p) for p in (attrs.get("pads") or [0] * (2 * rank))]
+        begin, end = pads[:rank], pads[rank:]
+        out = [f - b - e for f, b, e in zip(full, begin, end)]
+    if min(out) < 1:
+        raise RknnError(f"ConvTranspose output size {out} is not positive")
+    return kernel, strides, dilations, begin, end, out, full
+
+
+def _deconv_infer(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]:
+    x, w = inputs[0], inputs[1]
+    group = int(attrs.get("group", 1))
+    if len(x.shape) < 3 or x.shape[1] != w.shape[0] or w.shape[0] % group:
+        raise RknnError(f"ConvTranspose input {tuple(x.shape)} does not match weight {tuple(w.shape)} "
+                        f"with group={group}")
+    m = w.shape[1] * group
+    b = _opt(inputs, 2)
+    if b is not None and tuple(b.shape) != (m,):
+        raise RknnError(f"ConvTranspose bias shape {tuple(b.shape)} does not match {m} output channels")
+    *_, out, _ = _deconv_geometry(x.shape, w.shape, attrs)
+    return [TensorInfo((x.shape[0], m, *out), x.dtype)]
+
+
+def _deconv_kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
+    x, w, b = inputs[0], inputs[1], _opt(inputs, 2)
+    kernel, strides, dilations, begin, end, out, full = _deconv_geometry(x.shape, w.shape, attrs)
+    group = int(attrs.get("group", 1))
+    n, c = x.shape[:2]
+    cg, mg = c // group, w.shape[1]
+    rank = len(kernel)
+    taps = int(np.prod(kernel))
+    pixels = int(np.prod(x.shape[2:]))
+    dtype = np.result_type(x, w)
+    # every input pixel times every kernel tap: (N, group, mg*taps, pixels)
+    wg = w.reshape(group, cg, mg * taps).transpose(0, 2, 1)
+    xg = x.reshape(n, group, cg, pixels)
+    # one input channel per group (depthwise) is an outer product: skip the degenerate matmul
+    cols = wg[None] * xg if cg == 1 else np.matmul(wg[None], xg)
+    cols = cols.reshape(n, group * mg, *kernel, *x.shape[2:])
+    # scatter-add each tap into the full (unpadded-crop) output, one strided slice per tap and axis
+    lo = [max(0, -e) for e in end]  # output_shape larger than the full result extends at the end
+    y = np.zeros((n, group * mg, *[f + extra for f, extra in zip(full, lo)]), dtype=dtype)
+    in_size = x.shape[2:]
+    per_axis = [list(axis_taps(k, s, d, i)) for k, s, d, i in zip(kernel, strides, dilations, in_size)]
+    for flat in range(taps):
+        tap = np.unravel_index(flat, kernel)
+        sl = tuple(per_axis[ax][tap[ax]][1] for ax in range(rank))
+        y[(slice(None), slice(None)) + sl] += cols[(slice(None), slice(None)) + tuple(tap)]
+    crop = tuple(slice(bb, bb + o) for bb, o in zip(begin, out))
+    y = y[(slice(None), slice(None)) + crop]
+    if b is not None:
+        y = y + b.reshape(1, -1, *[1] * rank).astype(dtype, copy=False)
+    return [np.ascontiguousarray(y, dtype=x.dtype)]
+
+
+def _deconv_cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict) -> Cost:
+    x, w = inputs[0], inputs[1]
+    macs = x.size * int(np.prod(w.shape[1:]))
+    return Cost(macs, _moved(inputs, outputs))
+
+
+# --- Gemm / MatMul -------------------------------------------------------------------------------
+
+def _gemm_dims(a_shape, b_shape, attrs):
+    if len(a_shape) != 2 or len(b_shape) != 2:
+        raise RknnError(f"Gemm needs 2-D A and B, got {tuple(a_shape)} and {tuple(b_shape)}")
+    m, k = a_shape[::-1] if int(attrs.get("transA", 0)) else a_shape
+    k2, n = b_shape[::-1] if int(attrs.get("transB", 0)) else b_shape
+    if k != k2:
+        raise RknnError(f"Gemm inner dimensions differ: A {tuple(a_shape)}, B {tuple(b_shape)} "
+                        f"(transA={attrs.get('transA', 0)}, transB={attrs.get('transB', 0)})")
+    return int(m), int(k), int(n)
+
+
+def _gemm_infer(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]:
+    a, b, c = inputs[0], inputs[1], _opt(inputs, 2)
+    m, _, n = _gemm_dims(a.shape, b.shape, attrs)
+    if c is not None and broadcast(c.shape, (m, n)) != (m, n):
+        raise RknnError(f"Gemm C of shape {tuple(c.shape)} does not broadcast to ({m}, {n})")
+    return [TensorInfo((m, n), promote(a.dtype, b.dtype))]
+
+
+def _gemm_kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
+    a, b, c = inputs[0], inputs[1], _opt(inputs, 2)
+    dtype = np.result_type(a, b)
+    if int(attrs.get("transA", 0)):
+        a = a.T
+    if int(attrs.get("transB", 0)):
+        b = b.T
+    y = np.matmul(a, b)
+    alpha = float(attrs.get("alpha", 1.0))
+    if alpha != 1.0:
+        y = y * np.asarray(alpha, dtype=dtype)
+    if c is not None:
+        beta = float(attrs.get("beta", 1.0))
+        y = y + (c if beta == 1.0 else c * np.asarray(beta, dtype=dtype)).astype(dtype, copy=False)
+    return [np.asarray(y, dtype=dtype)]
+
+
+def _gemm_cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict) -> Cost:
+    m, k, n = _gemm_dims(inputs[0].shape, inputs[1].shape, attrs)
+    return Cost(m * k * n, _moved(inputs, outputs))
+
+
+def _matmul_shape(a_shape, b_shape) -> tuple[tuple[int, ...], int]:
+    """numpy matmul result shape and the inner dimension."""
+    if not a_shape or not b_shape:
+        raise RknnError("MatMul does not take scalars")
+    a2 = (1, *a_shape) if len(a_shape) == 1 else tuple(a_shape)
+    b2 = (*b_shape, 1) if len(b_shape) == 1 else tuple(b_shape)
+    if a2[-1] != b2[-2]:
+        raise RknnError(f"MatMul inner dimensions differ: {tuple(a_shape)} @ {tuple(b_shape)}")
+    batch = broadcast(a2[:-2], b2[:-2])
+    out = list(batch)
+    if len(a_shape) > 1:
+        out.append(a2[-2])
+    if len(b_shape) > 1:
+        out.append(b2[-1])
+    return tuple(out), int(a2[-1])
+
+
+def _matmul_infer(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]:
+    a, b = inputs
+    shape, _ = _matmul_shape(a.shape, b.shape)
+    return [TensorInfo(shape, promote(a.dtype, b.dtype))]
+
+
+def _matmul_kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
+    a, b = inputs
+    return [np.asarray(np.matmul(a, b), dtype=np.result_type(a, b))]
+
+
+def _matmul_cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict) -> Cost:
+    _, k = _matmul_shape(inputs[0].shape, inputs[1].shape)
+    return Cost(outputs[0].size * k, _moved(inputs, outputs))
+
+
+# --- normalizations ------------------------------------------------------------------------------
+
+def _channel_shape(x: np.ndarray) -> tuple[int, ...]:
+    return (1, x.shape[1], *[1] * (x.ndim - 2))
+
+
+def _bn_infer(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]:
+    x = inputs[0]
+    if len(x.shape) < 2:
+        raise RknnError(f"BatchNormalization needs an input of rank >= 2, got {tuple(x.shape)}")
+    if int(attrs.get("training_mode", 0)):
+        raise RknnError("BatchNormalization with training_mode=1 is not supported (inference only)")
+    if "spatial" in attrs and not int(attrs["spatial"]):
+        raise RknnError("BatchNormalization with spatial=0 (per-activation statistics) is not supported")
+    for i, name in enumerate(("scale", "B", "mean", "var"), start=1):
+        if inputs[i].size != x.shape[1]:
+            raise RknnError(f"BatchNormalization {name} has shape {tuple(inputs[i].shape)}, expected ({x.shape[1]},)")
+    return [TensorInfo(x.shape, x.dtype)]
+
+
+def _bn_kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
+    x, scale, bias, mean, var = inputs[:5]
+    eps = float(attrs.get("epsilon", 1e-5))
+    # fold into one multiply-add, computed in float64 then rounded once
+    a = scale.astype(np.float64) / np.sqrt(var.astype(np.float64) + eps)
+    b = bias.astype(np.float64) - mean.astype(np.float64) * a
+    shape = _channel_shape(x)
+    y = x * a.astype(x.dtype).reshape(shape)
+    y += b.astype(x.dtype).reshape(shape)
+    return [y]
+
+
+def _in_infer(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]:
+    x, scale, bias = inputs[:3]
+    if len(x.shape) < 3:
+        raise RknnError(f"InstanceNormalization needs an input of rank >= 3, got {tuple(x.shape)}")
+    if scale.size != x.shape[1] or bias.size != x.shape[1]:
+        raise RknnError(f"InstanceNormalization scale/B must have {x.shape[1]} values")
+    return [TensorInfo(x.shape, x.dtype)]
+
+
+def _in_kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
+    x, scale, bias = inputs[:3]
+    eps = float(attrs.get("epsilon", 1e-5))
+    axes = tuple(range(2, x.ndim))
+    xd = x.astype(np.float64)
+    mean = xd.mean(axis=axes, keepdims=True)
+    centered = xd - mean
+    var = np.mean(centered * centered, axis=axes, keepdims=True)
+    shape = _channel_shape(x)
+    y = centered * (scale.astype(np.float64).reshape(shape) / np.sqrt(var + eps)) + bias.reshape(shape)
+    return [y.astype(x.dtype)]
+
+
+def _lrn_kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
+    x = inputs[0]
+    if x.ndim < 3:
+        raise RknnError(f"LRN needs an input of rank >= 3, got {x.shape}")
+    size = int(attrs["size"])
+    alpha = float(attrs.get("alpha", 1e-4))
+    beta = float(attrs.get("beta", 0.75))
+    bias = float(attrs.get("bias", 1.0))
+    c = x.shape[1]
+    before, after = (size - 1) // 2, size - 1 - (size - 1) // 2
+    sq = (x.astype(np.float64)) ** 2
+    padded = np.pad(sq, [(0, 0), (before, after)] + [(0, 0)] * (x.ndim - 2))
+    total = np.zeros_like(sq)
+    for i in range(size):  # loop over the channel window, vectorized over everything else
+        total += padded[:, i:i + c]
+    y = x / (bias + (alpha / size) * total) ** beta
+    return [y.astype(x.dtype)]
+
+
+def _lrn_infer(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]:
+    if "size" not in attrs:
+        raise RknnError("LRN needs the size attribute")
+    return same_as_first(inputs, attrs)
+
+
+# --- softmax family ------------------------------------------------------------------------------
+
+def _axis_view(x: np.ndarray, attrs: dict) -> tuple[np.ndarray, int]:
+    """``x`` viewed for the op (2-D when ``coerce_2d``, the opset < 13 form) and the reduced axis."""
+    if attrs.get("coerce_2d"):
+        axis = norm_axis(int(attrs.get("axis", 1)), x.ndim)
+        rows = int(np.prod(x.shape[:axis], dtype=np.int64))
+        return x.reshape(rows, -1), 1
+    return x, norm_axis(int(attrs.get("axis", -1)), x.ndim)
+
+
+def _softmax_family(fn):
+    def kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
+        x = inputs[0]
+        v, axis = _axis_view(x, attrs)
+        return [np.asarray(fn(v, axis)).astype(x.dtype, copy=False).reshape(x.shape)]
+    return kernel
+
+
+def _softmax(v: np.ndarray, axis: int) -> np.ndarray:
+    e = np.exp(v - v.max(axis=axis, keepdims=True))
+    e /= e.sum(axis=axis, keepdims=True)
+    return e
+
+
+def _log_softmax(v: np.ndarray, axis: int) -> np.ndarray:
+    shifted = v - v.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def _hardmax(v: np.ndarray, axis: int) -> np.ndarray:
+    first = np.expand_dims(np.argmax(v, axis=axis), axis)
+    out = np.zeros_like(v)
+    np.put_along_axis(out, first, 1, axis=axis)
+    return out
+
+
+def _softmax_infer(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]:
+    x = inputs[0]
+    default = 1 if attrs.get("coerce_2d") else -1
+    norm_axis(int(attrs.get("axis", default)), len(x.shape))
+    return [TensorInfo(x.shape, x.dtype)]
+
+
+def _softmax_cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict) -> Cost:
+    base = default_cost(inputs, outputs, attrs)
+    return Cost(3 * outputs[0].size, base.bytes)
+
+
+OPS = [
+    OpDef("ConvTranspose", _deconv_infer, _deconv_kernel, _deconv_cost, 2, 3,
+          doc="Transposed convolution (any spatial rank): group, strides, dilations, pads, output_padding, "
+              "output_shape, auto_pad; matmul then a scatter-add per kernel tap."),
+    OpDef("Gemm", _gemm_infer, _gemm_kernel, _gemm_cost, 2, 3,
+          doc="alpha * A' @ B' + beta * C with optional transposes and a broadcast C."),
+    OpDef("MatMul", _matmul_infer, _matmul_kernel, _matmul_cost, 2, 2,
+          doc="numpy matmul semantics: 1-D operands and broadcast batch dimensions."),
+    OpDef("BatchNormalization", _bn_infer, _bn_kernel, default_cost, 5, 5,
+          doc="Inference batch normalization with running statistics (channel axis 1)."),
+    OpDef("InstanceNormalization", _in_infer, _in_kernel, default_cost, 3, 3,
+          doc="Per-sample, per-channel normalization over the spatial axes."),
+    OpDef("LRN", _lrn_infer, _lrn_kernel, default_cost, 1, 1,
+          doc="Local response normalization across channels."),
+    OpDef("Softmax", _softmax_infer, _softmax_family(_softmax), _softmax_cost, 1, 1,
+          doc="Numerically stable softmax along axis (default -1); coerce_2d gives the opset < 13 form."),
+    OpDef("LogSoftmax", _softmax_infer, _softmax_family(_log_softmax), _softmax_cost, 1, 1,
+          doc="Log of softmax along axis (default -1); coerce_2d gives the opset < 13 form."),
+    OpDef("Hardmax", _softmax_infer, _softmax_family(_hardmax), default_cost, 1, 1,
+          doc="One-hot of the first maximum along axis (default -1); coerce_2d gives the opset < 13 form."),
+]

@@ -1,5 +1,218 @@
-"""TODO."""
+"""Pooling: MaxPool, AveragePool, LpPool and their Global forms, over any number of spatial axes.
 
-from rknn_core.records import OpDef
+Windows are products of per-axis tap sets, so max, sum and Lp pooling are separable: each spatial
+axis is pooled in turn with a loop over its taps (strided slices), never over pixels. That costs
+``sum(kernel)`` vectorized passes instead of ``prod(kernel)``.
+"""
 
-OPS: list[OpDef] = []
+from __future__ import annotations
+
+import numpy as np
+
+from rknn_core.errors import RknnError
+from rknn_core.ir import TensorInfo
+from rknn_core.ops._common import default_cost
+from rknn_core.ops._spatial import axis_taps, pad_spatial, resolve_pads, tap_slices_nd
+from rknn_core.records import Cost, OpDef
+
+
+def _geometry(x_shape, attrs: dict, op: str):
+    """kernel, strides, dilations, begin pads, end pads (ceil extension included), declared end pads, out."""
+    if "kernel_shape" not in attrs:
+        raise RknnError(f"{op} needs the kernel_shape attribute")
+    kernel = [int(k) for k in attrs["kernel_shape"]]
+    rank = len(kernel)
+    if len(x_shape) != rank + 2:
+        raise RknnError(f"{op} with a {rank}-D kernel needs a rank-{rank + 2} input, got shape {tuple(x_shape)}")
+    strides = [int(s) for s in (attrs.get("strides") or [1] * rank)]
+    dilations = [int(d) for d in (attrs.get("dilations") or [1] * rank)]
+    if len(strides) != rank or len(dilations) != rank:
+        raise RknnError(f"{op}: strides {strides} / dilations {dilations} do not match kernel {kernel}")
+    if min(kernel + strides + dilations) < 1:
+        raise RknnError(f"{op}: kernel {kernel}, strides {strides} and dilations {dilations} must be positive")
+    ceil = bool(int(attrs.get("ceil_mode", 0)))
+    in_size = list(x_shape[2:])
+    begin, end, out = resolve_pads(in_size, kernel, attrs, ceil_mode=ceil)
+    declared_end = resolve_pads(in_size, kernel, attrs)[1] if ceil else list(end)
+    return kernel, strides, dilations, list(begin), list(end), declared_end, out
+
+
+def _infer(op: str):
+    def infer(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]:
+        x = inputs[0]
+        *_, out = _geometry(x.shape, attrs, op)
+        y = TensorInfo((*x.shape[:2], *out), x.dtype)
+        if op == "MaxPool" and attrs.get("_indices"):
+            return [y, TensorInfo(y.shape, "int64")]
+        return [y]
+    return infer
+
+
+def _pool_cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict) -> Cost:
+    window = int(np.prod(attrs.get("kernel_shape") or [1]))
+    base = default_cost(inputs, outputs[:1], attrs)
+    return Cost(outputs[0].size * window, base.bytes)
+
+
+def _lowest(dtype) -> float | int:
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return float(np.finfo(dtype).min)
+    if dtype.kind in "iu":
+        return int(np.iinfo(dtype).min)
+    raise RknnError(f"MaxPool does not support dtype {dtype}")
+
+
+def _separable(xp: np.ndarray, kernel, strides, dilations, out, combine) -> np.ndarray:
+    """Reduce every window of the padded ``xp`` with a binary in-place ``combine(acc, v)``, axis by axis."""
+    y = xp
+    for axis, (k, s, d, o) in enumerate(zip(kernel, strides, dilations, out)):
+        ax = 2 + axis
+        acc = None
+        for _, sl in axis_taps(k, s, d, o):
+            v = y[(slice(None),) * ax + (sl,)]
+            if acc is None:
+                acc = np.array(v, copy=True)
+            else:
+                combine(acc, v, out=acc)
+        y = acc
+    return y
+
+
+def _maxpool_kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
+    x = inputs[0]
+    kernel, strides, dilations, begin, end, _, out = _geometry(x.shape, attrs, "MaxPool")
+    xp = pad_spatial(x, begin, end, _lowest(x.dtype))
+    y = _separable(xp, kernel, strides, dilations, out, np.maximum)
+    if not attrs.get("_indices"):
+        return [y]
+    return [y, _argmax_indices(x, xp, y, kernel, strides, dilations, begin, out, int(attrs.get("storage_order", 0)))]
+
+
+def _argmax_indices(x, xp, y, kernel, strides, dilations, begin, out, storage_order) -> np.ndarray:
+    """MaxPool's Indices output: flat positions (N and C included) of the first maximum of each
+    window, scanning real input cells in row-major window order as onnxruntime does."""
+    n, c = x.shape[:2]
+    spatial = x.shape[2:]
+    rank = len(spatial)
+    if storage_order not in (0, 1):
+        raise RknnError(f"MaxPool storage_order must be 0 or 1, got {storage_order}")
+    # flat-index weight of each spatial axis (row-major, or column-major when storage_order=1)
+    order = range(rank) if storage_order == 0 else range(rank - 1, -1, -1)
+    weights = [0] * rank
+    step = 1
+    for ax in reversed(list(order)):
+        weights[ax] = step
+        step *= spatial[ax]
+    plane = int(np.prod(spatial, dtype=np.int64))
+    base = (np.arange(n * c, dtype=np.int64) * plane).reshape(n, c, *([1] * rank))
+    # per-axis input positions of each output cell for tap 0
+    grids = [np.arange(o, dtype=np.int64) * s - b for o, s, b in zip(out, strides, begin)]
+    idx = np.zeros(y.shape, dtype=np.int64)
+    taps = list(tap_slices_nd(kernel, strides, dilations, out))
+    for tap, sl in reversed(taps):  # the last write wins, so scan backwards to keep the first maximum
+        hit = xp[(slice(None), slice(None)) + sl] == y
+        flat = base
+        for ax in range(rank):
+            pos = grids[ax] + tap[ax] * dilations[ax]
+            valid = (pos >= 0) & (pos < spatial[ax])
+            shape = [1] * (rank + 2)
+            shape[2 + ax] = out[ax]
+            hit &= valid.reshape(shape)
+            flat = flat + (pos * weights[ax]).reshape(shape)
+        np.copyto(idx, np.broadcast_to(flat, idx.shape), where=hit)
+    return idx
+
+
+def _axis_counts(in_size: int, k: int, s: int, d: int, o: int, begin: int, lo: int, hi: int) -> np.ndarray:
+    """How many taps of each output window along one axis fall in input positions [lo, hi)."""
+    pos = np.arange(o)[:, None] * s - begin + np.arange(k)[None, :] * d
+    return ((pos >= lo) & (pos < hi)).sum(axis=1)
+
+
+def _divisor(x_shape, kernel, strides, dilations, begin, declared_end, out, include_pad: bool) -> np.ndarray:
+    """Per-window element counts: the pooled mask of ones over the real input (plus declared pads
+    when ``include_pad``); cells added by ceil_mode never count. Separable, so an outer product."""
+    div = np.ones([1] * len(kernel), dtype=np.float64)
+    for ax, (size, k, s, d, o, b, e) in enumerate(zip(x_shape[2:], kernel, strides, dilations, out, begin,
+                                                        declared_end)):
+        lo, hi = (-b, size + e) if include_pad else (0, size)
+        counts = _axis_counts(size, k, s, d, o, b, lo, hi)
+        shape = [1] * len(kernel)
+        shape[ax] = o
+        div = div * counts.reshape(shape)
+    return div
+
+
+def _avgpool_kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
+    x = inputs[0]
+    if x.dtype.kind != "f":
+        raise RknnError(f"AveragePool needs a floating-point input, got {x.dtype}")
+    kernel, strides, dilations, begin, end, declared_end, out = _geometry(x.shape, attrs, "AveragePool")
+    xp = pad_spatial(x, begin, end, 0.0)
+    total = _separable(xp, kernel, strides, dilations, out, np.add)
+    div = _divisor(x.shape, kernel, strides, dilations, begin, declared_end, out,
+                   bool(int(attrs.get("count_include_pad", 0))))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y = total / div.astype(x.dtype)
+    return [y.astype(x.dtype, copy=False)]
+
+
+def _lp(x: np.ndarray, p: int) -> np.ndarray:
+    a = np.abs(x)
+    return a * a if p == 2 else a ** p
+
+
+def _lppool_kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
+    x = inputs[0]
+    p = int(attrs.get("p", 2))
+    kernel, strides, dilations, begin, end, _, out = _geometry(x.shape, attrs, "LpPool")
+    xp = pad_spatial(_lp(x, p), begin, end, 0.0)
+    total = _separable(xp, kernel, strides, dilations, out, np.add)
+    y = np.sqrt(total) if p == 2 else total ** (1.0 / p)
+    return [y.astype(x.dtype, copy=False)]
+
+
+def _global_infer(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]:
+    x = inputs[0]
+    if len(x.shape) < 3:
+        raise RknnError(f"global pooling needs an input of rank >= 3 (N, C, spatial...), got {tuple(x.shape)}")
+    return [TensorInfo((*x.shape[:2], *[1] * (len(x.shape) - 2)), x.dtype)]
+
+
+def _global(reduce):
+    def kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
+        x = inputs[0]
+        axes = tuple(range(2, x.ndim))
+        return [np.asarray(reduce(x, axes, attrs)).astype(x.dtype, copy=False)]
+    return kernel
+
+
+def _global_lp(x, axes, attrs):
+    p = int(attrs.get("p", 2))
+    total = np.sum(_lp(x, p), axis=axes, keepdims=True)
+    return np.sqrt(total) if p == 2 else total ** (1.0 / p)
+
+
+def _global_cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict) -> Cost:
+    return Cost(inputs[0].size, inputs[0].nbytes + outputs[0].nbytes)
+
+
+OPS = [
+    OpDef("MaxPool", _infer("MaxPool"), _maxpool_kernel, _pool_cost, 1, 1,
+          doc="Max pooling (any spatial rank): pads, auto_pad, strides, dilations, ceil_mode; the Indices "
+              "output when the node's attrs carry _indices (set by the frontend)."),
+    OpDef("AveragePool", _infer("AveragePool"), _avgpool_kernel, _pool_cost, 1, 1,
+          doc="Average pooling (any spatial rank): pads, auto_pad, strides, dilations, ceil_mode, "
+              "count_include_pad."),
+    OpDef("LpPool", _infer("LpPool"), _lppool_kernel, _pool_cost, 1, 1,
+          doc="Lp-norm pooling (p, default 2) over zero-padded windows."),
+    OpDef("GlobalAveragePool", _global_infer,
+          _global(lambda x, axes, a: np.mean(x, axis=axes, keepdims=True)), _global_cost, 1, 1,
+          doc="Mean over every spatial axis (rank >= 3)."),
+    OpDef("GlobalMaxPool", _global_infer,
+          _global(lambda x, axes, a: np.max(x, axis=axes, keepdims=True)), _global_cost, 1, 1,
+          doc="Max over every spatial axis (rank >= 3)."),
+    OpDef("GlobalLpPool", _global_infer, _global(_global_lp), _global_cost, 1, 1,
+          doc="Lp norm (p, default 2) over every spatial axis (rank >= 3)."),
+]

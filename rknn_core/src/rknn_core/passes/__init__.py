@@ -6,7 +6,7 @@ import importlib
 
 from rknn_core.records import PassSpec
 
-MODULES = ()
+MODULES = ("fold_constants", "remove_identity", "eliminate_transposes", "fold_batchnorm", "fuse_activation")
 
 
 def builtin_passes() -> list[PassSpec]:

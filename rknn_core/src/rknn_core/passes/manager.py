@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import attrs
 
@@ -18,7 +19,12 @@ MAX_ROUNDS = 50
 
 @attrs.define
 class PassContext:
-    """What a pass may consult: the registry (op kernels for folding) and the build options."""
+    """What a pass may consult: the registry (op kernels for folding) and the build options.
+
+    ``options["protected"]``: tensor names that must survive (the outputs of in-model preprocessing
+    that ``inputs_pass_through`` feeds). ``options["verify"]``: run the graph verifier after every
+    change (also switched on by the environment variable ``RKNN_VERIFY_PASSES=1``).
+    """
 
     registry: Registry
     level: int
@@ -58,6 +64,11 @@ def selected_passes(registry: Registry, level: int) -> list[PassSpec]:
 def run_passes(graph: Graph, ctx: PassContext) -> list[str]:
     """Apply every selected pass until it stops changing the graph; returns the names that changed it."""
     changed_by = []
+    verify = bool(ctx.options.get("verify")) or os.environ.get("RKNN_VERIFY_PASSES", "") not in ("", "0")
+    if verify:
+        from rknn_core.verify import verify_graph
+
+        verify_graph(graph, ctx.registry)
     for spec in selected_passes(ctx.registry, ctx.level):
         for _ in range(MAX_ROUNDS):
             if not spec.run(graph, ctx):
@@ -65,7 +76,12 @@ def run_passes(graph: Graph, ctx: PassContext) -> list[str]:
             if spec.name not in changed_by:
                 changed_by.append(spec.name)
             graph.remove_unused()
-            infer_shapes(graph, ctx.registry)
+            try:
+                infer_shapes(graph, ctx.registry)
+                if verify:
+                    verify_graph(graph, ctx.registry)
+            except RknnError as exc:
+                raise RknnError(f"pass '{spec.name}' left a broken graph: {exc}") from None
         else:
             log.warning("pass '%s' still changed the graph after %d rounds; moving on", spec.name, MAX_ROUNDS)
         log.debug("pass %s done: %d nodes", spec.name, len(graph.nodes))

@@ -1,0 +1,93 @@
+"""Float latency: our simulator vs onnxruntime on MobileNetV2- and ResNet18-sized models.
+
+Each measurement runs in its own process so thread settings (OMP/OpenBLAS, onnxruntime intra-op)
+apply from the start. Prints one table with the ratio ours / onnxruntime per model and thread count.
+
+    .venv/bin/python benchmarks/bench_float.py [--runs 30] [--models mobilenet_v2 resnet18]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _median_ms(run, runs: int) -> float:
+    for _ in range(3):
+        run()
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        run()
+        samples.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(samples)
+
+
+def worker(engine: str, model_path: str, threads: int, runs: int) -> float:
+    import numpy as np
+
+    x = np.random.default_rng(0).random((1, 3, 224, 224), dtype=np.float32)
+    if engine == "onnxruntime":
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
+        return _median_ms(lambda: session.run(None, {"input": x}), runs)
+    from rknn.api import RKNN
+
+    rknn = RKNN()
+    rknn.config(optimization_level=3)
+    assert rknn.load_onnx(model_path) == 0 and rknn.build(do_quantization=False) == 0 and rknn.init_runtime() == 0
+    return _median_ms(lambda: rknn.inference([x], data_type="float32", data_format="nchw"), runs)
+
+
+def measure(engine: str, model_path: str, threads: int, runs: int) -> float:
+    env = dict(os.environ)
+    for var in THREAD_VARS:
+        env.pop(var, None)
+        if threads:
+            env[var] = str(threads)
+    out = subprocess.run([sys.executable, __file__, "--worker", engine, model_path, str(threads), str(runs)],
+                         env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--models", nargs="+", default=["mobilenet_v2", "resnet18"])
+    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        engine, path, threads, runs = args.worker
+        print(json.dumps(worker(engine, path, int(threads), int(runs))))
+        return 0
+    sys.path.insert(0, str(HERE))
+    import onnx
+    import zoo
+
+    print(f"{'model':<14}{'threads':>9}{'onnxruntime ms':>16}{'ours ms':>10}{'ours/ort':>10}")
+    with tempfile.TemporaryDirectory() as folder:
+        for name in args.models:
+            path = os.path.join(folder, f"{name}.onnx")
+            onnx.save(getattr(zoo, name)(), path)
+            for threads, label in ((1, "1"), (0, "default")):
+                ort_ms = measure("onnxruntime", path, threads, args.runs)
+                ours_ms = measure("ours", path, threads, args.runs)
+                print(f"{name:<14}{label:>9}{ort_ms:>16.2f}{ours_ms:>10.2f}{ours_ms / ort_ms:>10.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,17 @@
+"""The plugin module the ``rknn`` entry point names: it implements only the ``rknn_ops`` hook.
+
+Keep this module cheap to import: the toolkit imports every plugin when it builds its registry.
+"""
+
+from __future__ import annotations
+
+from rknn_core.hookspecs import hookimpl
+from rknn_core.records import OpDef
+
+
+@hookimpl
+def rknn_ops():
+    from rknn_op_example import mish
+
+    return [OpDef("Mish", mish.infer, mish.kernel, mish.cost, min_inputs=1, max_inputs=1,
+                  doc="Mish activation, x * tanh(softplus(x)) (ONNX opset 18).")]
