@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import helper, numpy_helper
+
 from rknn.api import RKNN
 
 NP_TO_ONNX = {np.dtype(k): v for k, v in {

@@ -7,9 +7,10 @@ import textwrap
 import numpy as np
 import onnx
 import pytest
-import rknn_core.plugins as plugins
 from onnx import helper
 from onnx_util import assert_close, check_against_ort, make_model, run_ort, save_model, single_op
+
+import rknn_core.plugins as plugins
 from rknn.api import RKNN
 from rknn_core.errors import RknnError
 from rknn_core.ir import TensorInfo

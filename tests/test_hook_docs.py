@@ -9,9 +9,9 @@ import typing
 
 import attrs
 import pytest
-from rknn_core.plugins import KINDS, RECORD_TYPES, default_registry
 
 from rknn_core import hookspecs, records
+from rknn_core.plugins import KINDS, RECORD_TYPES, default_registry
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"

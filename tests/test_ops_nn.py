@@ -106,8 +106,6 @@ def test_maxpool_indices_kernel(shape, attrs, storage_order):
     np.testing.assert_array_equal(ours[1], ref[1])
 
 
-@pytest.mark.xfail(reason="needs the ONNX frontend to set attrs['_indices'] on MaxPool nodes whose "
-                          "Indices output is used (rknn_onnx/legacy.py)", strict=False)
 def test_maxpool_indices_end_to_end():
     x = np.random.default_rng(8).integers(-2, 3, (2, 3, 7, 8)).astype(np.float32)
     model = single_op("MaxPool", {"x": x}, n_outputs=2, kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])

@@ -11,17 +11,17 @@ import textwrap
 import attrs
 import numpy as np
 import pytest
-import rknn_core.plugins as plugins
 from onnx_util import assert_close, run_ort, save_model, single_op
+
+import rknn_core.plugins as plugins
 from rknn.api import RKNN
+from rknn_core import hookspecs, records
 from rknn_core.errors import RknnError
 from rknn_core.hookspecs import hookimpl
 from rknn_core.ir import TensorInfo
 from rknn_core.plugins import KINDS, RECORD_TYPES, Registry, default_registry, new_plugin_manager
 from rknn_core.records import Cost, Frontend, OpDef, PassSpec, Quantizer, Target, Transport
 from rknn_core.toolkit import Toolkit
-
-from rknn_core import hookspecs, records
 
 INSTALLED = {"core": "rknn_core.builtin", "onnx": "rknn_onnx.plugin", "targets": "rknn_targets.plugin",
              "op_example": "rknn_op_example.plugin"}

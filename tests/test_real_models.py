@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from onnx_util import run_ort
 from real_models import real_model, text_image
 
-from onnx_util import run_ort
 from rknn.api import RKNN
 
 # (model, input_size_list as the vendor API takes it, NHWC image size, channel-first model input)

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import onnx
 import pytest
-
 from onnx_util import run_ort
+
 from rknn.api import RKNN
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "benchmarks"))

@@ -7,11 +7,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from rknn_core import log as rklog
 from rknn_core.errors import RknnError
 from rknn_core.platforms import list_platforms
 from rknn_core.toolkit import Toolkit
-
-from rknn_core import log as rklog
 
 log = logging.getLogger("rknn")
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import pluggy
+
 from rknn_core.records import Frontend, OpDef, PassSpec, Quantizer, Target, Transport
 
 PROJECT = "rknn"

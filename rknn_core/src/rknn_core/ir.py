@@ -8,6 +8,7 @@ from typing import Any
 
 import attrs
 import numpy as np
+
 from rknn_core.errors import RknnError
 
 

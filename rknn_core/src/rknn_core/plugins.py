@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from typing import Any
 
 import pluggy
-from rknn_core.errors import RknnError
 
 from rknn_core import hookspecs, records
+from rknn_core.errors import RknnError
 
 log = logging.getLogger("rknn")
 

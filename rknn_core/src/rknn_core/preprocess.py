@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from rknn_core.config import Preprocess
 from rknn_core.errors import RknnError
 from rknn_core.ir import Graph, Node, Tensor

@@ -11,6 +11,8 @@ from typing import Any
 
 import attrs
 import numpy as np
+
+from rknn_core import fileformat
 from rknn_core.config import Config, make_config
 from rknn_core.custom_ops import ops_from_file
 from rknn_core.errors import RknnError
@@ -21,8 +23,6 @@ from rknn_core.plugins import Registry, default_registry
 from rknn_core.preprocess import insert_preprocess
 from rknn_core.runtime.inputs import prepare_inputs
 from rknn_core.shape_inference import infer_shapes, op_for
-
-from rknn_core import fileformat
 
 log = logging.getLogger("rknn")
 PLATFORMS = ("rk1808", "rk3399pro", "rv1109", "rv1126")

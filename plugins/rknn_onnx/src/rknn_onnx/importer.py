@@ -8,10 +8,10 @@ import os
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
+
 from rknn_core.cut import cut_graph
 from rknn_core.errors import RknnError
 from rknn_core.ir import Graph, Node, Tensor
-
 from rknn_onnx.legacy import upgrade_node
 
 log = logging.getLogger("rknn")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from onnx import helper
+
 from rknn_core.errors import RknnError
 from rknn_core.ir import Graph, Node
 

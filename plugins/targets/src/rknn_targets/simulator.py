@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 
 import numpy as np
+
 from rknn_core.errors import RknnError
 from rknn_core.model import RknnModel
 from rknn_core.plugins import Registry

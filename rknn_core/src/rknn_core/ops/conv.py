@@ -7,8 +7,9 @@ import numpy as np
 from rknn_core import _native
 from rknn_core.errors import RknnError
 from rknn_core.ir import TensorInfo
-from rknn_core.ops._spatial import as_2d, pad_spatial, resolve_pads, spatial_attrs_2d, tap_slices, windows
+from rknn_core.ops._spatial import as_2d, pad_spatial, resolve_pads, spatial_attrs_2d, windows
 from rknn_core.records import Cost, OpDef
+from rknn_core.runtime.threads import threads_for
 
 
 def _geometry(x_shape, w_shape, attrs):
@@ -35,17 +36,24 @@ def infer(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]:
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, attrs: dict) -> np.ndarray:
-    """NCHW convolution of a 2-D input (already padded/attributed by the caller's geometry)."""
+    """NCHW 2-D convolution with bias and the fused activation (``attrs["activation"]``)."""
     a, kernel, begin, end, out = _geometry(x.shape, w.shape, attrs)
     strides = a.get("strides") or [1, 1]
     dilations = a.get("dilations") or [1, 1]
     group = int(attrs.get("group", 1))
+    act = attrs.get("activation")
     n, c = x.shape[:2]
     m = w.shape[0]
+    bounds = clamp_bounds(act)
+    if group == c and w.shape[1] == 1 and m == c and bounds is not None and x.dtype == w.dtype == np.float32:
+        y = np.empty((n, c, *out), dtype=np.float32)
+        _native.depthwise_conv2d(np.ascontiguousarray(x), np.ascontiguousarray(w),
+                                 None if b is None else np.ascontiguousarray(b, dtype=np.float32), y, n, c,
+                                 *x.shape[2:], *kernel, *out, *strides, *dilations, *begin, *bounds,
+                                 threads_for(y.size))
+        return y
     xp = pad_spatial(x, begin, end)
-    if group == c and w.shape[1] == 1 and m == c:
-        y = _depthwise(xp, w, kernel, strides, dilations, out)
-    elif kernel == [1, 1] and list(strides) == [1, 1] and group == 1:
+    if kernel == [1, 1] and list(strides) == [1, 1] and group == 1:
         y = np.matmul(w.reshape(m, c), xp.reshape(n, c, -1)).reshape(n, m, *out)
     else:
         cols = windows(xp, kernel, strides, dilations, out)  # N, C, kh, kw, oh, ow
@@ -56,39 +64,36 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, attrs: dict) -> n
         y = np.matmul(wg[None], cols).reshape(n, m, *out)
     if b is not None:
         y += b.reshape(1, m, 1, 1).astype(y.dtype, copy=False)
-    return y
+    return apply_activation(y, act)
 
 
-def _depthwise(xp, w, kernel, strides, dilations, out):
-    """Depthwise convolution in the compiled loop (float32); other dtypes tap by tap in numpy."""
-    n, c, hp, wp = xp.shape
-    if xp.dtype == np.float32 and w.dtype == np.float32:
-        y = np.empty((n, c, *out), dtype=np.float32)
-        _native.depthwise_conv2d(np.ascontiguousarray(xp), np.ascontiguousarray(w), y, n, c, hp, wp,
-                                 *kernel, *out, *strides, *dilations)
-        return y
-    y = np.zeros((n, c, *out), dtype=np.result_type(xp, w))
-    tmp = np.empty_like(y)
-    for i, j, (hs, ws) in tap_slices(kernel, strides, dilations, out):
-        np.multiply(xp[:, :, hs, ws], w[:, 0, i, j].reshape(1, c, 1, 1), out=tmp)
-        y += tmp
-    return y
+def clamp_bounds(act: dict | None) -> tuple[float, float] | None:
+    """The fused activation as a clamp range (Relu, Clip, none), or None when it is not a clamp."""
+    if not act:
+        return -np.inf, np.inf
+    if act.get("op") == "Relu":
+        return 0.0, np.inf
+    if act.get("op") == "Clip":
+        lo, hi = act.get("min"), act.get("max")
+        return (-np.inf if lo is None else float(lo)), (np.inf if hi is None else float(hi))
+    return None
 
 
 def apply_activation(y: np.ndarray, act: dict | None) -> np.ndarray:
-    """A fused activation (set by the ``fuse_activation`` pass), computed as the standalone op does."""
+    """A fused activation (set by the ``fuse_activation`` pass), computed in place as the standalone op does."""
     if not act:
         return y
     op = act.get("op")
     if op == "Relu":
-        return np.maximum(y, 0).astype(y.dtype, copy=False)
+        return np.maximum(y, 0, out=y)
     if op == "LeakyRelu":
-        return np.where(y < 0, y * act.get("alpha", 0.01), y).astype(y.dtype, copy=False)
+        return np.where(y < 0, y * np.asarray(act.get("alpha", 0.01), y.dtype), y).astype(y.dtype, copy=False)
     if op == "Clip":
-        if act.get("min") is not None:
-            y = np.maximum(y, np.asarray(act["min"]).astype(y.dtype))
-        if act.get("max") is not None:
-            y = np.minimum(y, np.asarray(act["max"]).astype(y.dtype))
+        lo, hi = act.get("min"), act.get("max")
+        if lo is not None:
+            np.maximum(y, np.asarray(lo).astype(y.dtype), out=y)
+        if hi is not None:
+            np.minimum(y, np.asarray(hi).astype(y.dtype), out=y)
         return y
     raise RknnError(f"Conv fused activation {op!r} is unknown (expected Relu, Clip or LeakyRelu)")
 
@@ -100,7 +105,7 @@ def kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
         y = conv2d(as_2d(x), as_2d(w), b, spatial_attrs_2d(attrs, 1))[:, :, 0, :]
     else:
         y = conv2d(x, w, b, attrs)
-    return [apply_activation(y, attrs.get("activation"))]
+    return [y]
 
 
 def cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict) -> Cost:

@@ -76,13 +76,21 @@ def _where_kernel(inputs, attrs):
 
 
 def _pow(a, b):
-    return np.power(a, b.astype(a.dtype)) if np.issubdtype(a.dtype, np.floating) else np.power(a, b)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        return np.power(a, b.astype(a.dtype)) if np.issubdtype(a.dtype, np.floating) else np.power(a, b)
 
 
 def _div(a, b):
-    if np.issubdtype(np.result_type(a, b), np.integer):
-        return np.trunc(np.divide(a, b)).astype(np.result_type(a, b))
-    return np.divide(a, b)
+    dtype = np.result_type(a, b)
+    if np.issubdtype(dtype, np.integer):
+        # C division truncates toward zero; stay in integers (float64 loses int64 precision)
+        a, b = np.asarray(a, dtype), np.asarray(b, dtype)
+        with np.errstate(divide="ignore"):
+            q = np.floor_divide(a, b)
+            q += ((np.remainder(a, b) != 0) & ((a < 0) != (b < 0))).astype(dtype)
+        return q
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.divide(a, b)
 
 
 def _no_overflow_exp(x):
@@ -124,7 +132,7 @@ OPS: list[OpDef] = [
     unary("Sqrt", _sqrt),
     unary("Neg", np.negative),
     unary("Abs", np.abs),
-    unary("Reciprocal", lambda x: 1 / x),
+    unary("Reciprocal", lambda x: _div(np.ones_like(x), x)),
     unary("Floor", np.floor),
     unary("Ceil", np.ceil),
     unary("Erf", erf),

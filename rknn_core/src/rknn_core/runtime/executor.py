@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterable
 
 import numpy as np
+
 from rknn_core.errors import RknnError
 from rknn_core.ir import Graph, Node
 from rknn_core.plugins import Registry

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from rknn_core.errors import RknnError
 from rknn_core.model import RknnModel
 
@@ -35,11 +36,12 @@ def prepare_inputs(model: RknnModel, inputs: list, data_type: str = "uint8", dat
         arr = np.asarray(value)
         if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
             raise RknnError(f"input {index} ('{name}') is not a numeric array (got dtype {arr.dtype})")
-        arr = arr.astype(np.dtype(data_type), copy=False)
+        if np.issubdtype(np.dtype(tensor.dtype), np.floating):
+            arr = arr.astype(np.dtype(data_type), copy=False)  # data_type says what the image data is
         shape = tuple(tensor.shape)
         if tensor.layout and len(shape) == 4 and arr.ndim in (3, 4):
             arr = _to_model_layout(arr, shape, tensor.layout, str(data_format).lower(), model.rknn_batch_size)
-        expected = (shape[0] * model.rknn_batch_size, *shape[1:])
+        expected = (shape[0] * model.rknn_batch_size, *shape[1:]) if shape else ()
         if arr.shape != expected:
             if arr.size == int(np.prod(expected)) and arr.ndim != len(expected):
                 arr = arr.reshape(expected)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from rknn_core.errors import RknnError
 from rknn_core.ir import TensorInfo
 from rknn_core.records import Cost
