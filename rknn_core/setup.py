@@ -3,4 +3,4 @@
 from setuptools import Extension, setup
 
 setup(ext_modules=[Extension("rknn_core._native", ["src/rknn_core/_native.c"],
-                             extra_compile_args=["-O3", "-pthread"], extra_link_args=["-pthread"])])
+                             extra_compile_args=["-O3"])])

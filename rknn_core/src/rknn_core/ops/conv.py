@@ -9,7 +9,6 @@ from rknn_core.errors import RknnError
 from rknn_core.ir import TensorInfo
 from rknn_core.ops._spatial import as_2d, pad_spatial, resolve_pads, spatial_attrs_2d, windows
 from rknn_core.records import Cost, OpDef
-from rknn_core.runtime.threads import threads_for
 
 
 def _geometry(x_shape, w_shape, attrs):
@@ -49,8 +48,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, attrs: dict) -> n
         y = np.empty((n, c, *out), dtype=np.float32)
         _native.depthwise_conv2d(np.ascontiguousarray(x), np.ascontiguousarray(w),
                                  None if b is None else np.ascontiguousarray(b, dtype=np.float32), y, n, c,
-                                 *x.shape[2:], *kernel, *out, *strides, *dilations, *begin, *bounds,
-                                 threads_for(y.size))
+                                 *x.shape[2:], *kernel, *out, *strides, *dilations, *begin, *bounds)
         return y
     xp = pad_spatial(x, begin, end)
     if kernel == [1, 1] and list(strides) == [1, 1] and group == 1:
@@ -62,6 +60,10 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, attrs: dict) -> n
         cols = cols.reshape(n, group, k, out[0] * out[1])
         wg = w.reshape(group, mg, k)
         y = np.matmul(wg[None], cols).reshape(n, m, *out)
+    if bounds is not None and y.dtype == np.float32 and y.flags.c_contiguous:
+        bias = None if b is None else np.ascontiguousarray(b, dtype=np.float32)
+        _native.bias_clamp(y, bias, n, m, out[0] * out[1], *bounds)
+        return y
     if b is not None:
         y += b.reshape(1, m, 1, 1).astype(y.dtype, copy=False)
     return apply_activation(y, act)
