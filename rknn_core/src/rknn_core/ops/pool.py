@@ -153,8 +153,8 @@ def _avgpool_kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.nda
     total = _separable(xp, kernel, strides, dilations, out, np.add)
     div = _divisor(x.shape, kernel, strides, dilations, begin, declared_end, out,
                    bool(int(attrs.get("count_include_pad", 0))))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        y = total / div.astype(x.dtype)
+    # a window that covers only padding (possible with dilations) averages to 0, as onnxruntime gives
+    y = np.divide(total, div.astype(x.dtype), out=np.zeros_like(total), where=div > 0)
     return [y.astype(x.dtype, copy=False)]
 
 
