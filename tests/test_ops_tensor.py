@@ -8,7 +8,9 @@ from onnx import TensorProto, helper
 from onnx_util import check_against_ort, make_model, single_op
 
 from rknn_core.ir import TensorInfo
-from rknn_core.ops.tensor import OPS
+from rknn_core.ops import generate, tensor
+
+OPS = tensor.OPS + generate.OPS
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MORE = settings(SETTINGS, max_examples=60)  # the ops with the most corner cases

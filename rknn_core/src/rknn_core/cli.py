@@ -276,14 +276,22 @@ def _open_runtime(args: argparse.Namespace, steps: Steps) -> Any:
     return rknn
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    steps = Steps(["load", "init", "inference"], args.quiet)
+@contextlib.contextmanager
+def _runtime(args: argparse.Namespace, stage: str) -> Iterator[tuple[Any, Steps]]:
+    """An RKNN object with the model loaded and its runtime up; released (and progress closed) after."""
+    steps = Steps(["load", "init", stage], args.quiet)
+    rknn = None
     try:
         rknn = _open_runtime(args, steps)
-    except BaseException:
+        yield rknn, steps
+    finally:
         steps.close()
-        raise
-    try:
+        if rknn is not None:
+            rknn.release()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    with _runtime(args, "inference") as (rknn, steps):
         arrays, data_type, data_format = _read_inputs(args.input, rknn, args.format)
         with steps.step("inference"):
             outputs = rknn.inference(inputs=arrays, data_type=data_type, data_format=data_format)
@@ -296,19 +304,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 os.makedirs(args.output_dir, exist_ok=True)
                 np.save(os.path.join(args.output_dir, f"output_{i}.npy"), np.asarray(out))
         return 0
-    finally:
-        steps.close()
-        rknn.release()
 
 
 def cmd_perf(args: argparse.Namespace) -> int:
-    steps = Steps(["load", "init", "eval_perf"], args.quiet)
-    try:
-        rknn = _open_runtime(args, steps)
-    except BaseException:
-        steps.close()
-        raise
-    try:
+    with _runtime(args, "eval_perf") as (rknn, steps):
         arrays = None
         if args.input:
             arrays, _, data_format = _read_inputs(args.input, rknn, args.format)
@@ -325,9 +324,6 @@ def cmd_perf(args: argparse.Namespace) -> int:
 
         print(format_perf(result))
         return 0
-    finally:
-        steps.close()
-        rknn.release()
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:

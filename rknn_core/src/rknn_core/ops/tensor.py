@@ -1,4 +1,4 @@
-"""Data movement and shape ops: Concat, Split, Reshape, Transpose, Pad, Slice, Gather, Cast, Shape ...
+"""Data movement ops: Concat, Split, Reshape, Transpose, Pad, Slice, Gather, Cast, Expand, Tile ...
 
 Shape inference also computes the values of small all-constant results (shape vectors flowing through
 Shape -> Gather -> Unsqueeze -> Concat -> Reshape) so that later ops can read them as constants.
@@ -6,7 +6,6 @@ Shape -> Gather -> Unsqueeze -> Concat -> Reshape) so that later ops can read th
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
@@ -29,7 +28,7 @@ def _concat_cost(inputs, outputs, attrs):
     return Cost(0, sum(i.nbytes for i in inputs if i is not None) + sum(o.nbytes for o in outputs))
 
 
-def _meta_cost(inputs, outputs, attrs):
+def meta_cost(inputs, outputs, attrs):
     return Cost(0, sum(o.nbytes for o in outputs))
 
 
@@ -48,7 +47,7 @@ def _with_values(infer: Callable, kernel: Callable) -> Callable:
     return wrapped
 
 
-def _op(name: str, infer: Callable, kernel: Callable, lo: int, hi: int | None, doc: str,
+def tensor_op(name: str, infer: Callable, kernel: Callable, lo: int, hi: int | None, doc: str,
         cost: Callable = move_cost, fold: bool = True, shape_only: bool = False) -> OpDef:
     return OpDef(name, _with_values(infer, kernel) if fold else infer, kernel, cost, lo, hi,
                  shape_only=shape_only, doc=doc)
@@ -435,105 +434,24 @@ def _s2d_kernel(inputs, attrs):
     return [y.reshape(n, c * bs * bs, h // bs, w // bs)]
 
 
-# ---------------------------------------------------------------- generators and metadata
-def _fill_value(attrs) -> np.ndarray:
-    value = attrs.get("value")
-    if value is None:
-        return np.zeros((), np.float32)
-    value = np.asarray(value)
-    if value.size != 1:
-        raise RknnError(f"ConstantOfShape value must hold one element, got {value.size}")
-    return value.reshape(())
-
-
-def _cos_infer(inputs, attrs):
-    shape = const_ints(inputs[0], "shape")
-    if any(d < 0 for d in shape):
-        raise RknnError(f"ConstantOfShape shape {shape} has a negative dimension")
-    return [TensorInfo(tuple(shape), str(_fill_value(attrs).dtype))]
-
-
-def _cos_kernel(inputs, attrs):
-    value = _fill_value(attrs)
-    return [np.full([int(d) for d in inputs[0].reshape(-1)], value, dtype=value.dtype)]
-
-
-def _shape_range(attrs) -> slice:
-    start, end = attrs.get("start", 0), attrs.get("end")
-    return slice(int(start), None if end is None else int(end))
-
-
-def _shape_infer(inputs, attrs):
-    value = np.asarray(inputs[0].shape[_shape_range(attrs)], dtype=np.int64)
-    return [TensorInfo(tuple(value.shape), "int64", value)]
-
-
-def _shape_kernel(inputs, attrs):
-    return [np.asarray(inputs[0].shape[_shape_range(attrs)], dtype=np.int64)]
-
-
-def _size_infer(inputs, attrs):
-    return [TensorInfo((), "int64", np.asarray(inputs[0].size, dtype=np.int64))]
-
-
-def _size_kernel(inputs, attrs):
-    return [np.asarray(inputs[0].size, dtype=np.int64)]
-
-
-def _range_count(start, limit, delta) -> int:
-    if delta == 0:
-        raise RknnError("Range delta must not be 0")
-    return max(int(math.ceil((float(limit) - float(start)) / float(delta))), 0)
-
-
-def _range_values(start, limit, delta) -> np.ndarray:
-    start, limit, delta = (np.asarray(v).reshape(()) for v in (start, limit, delta))
-    dtype = start.dtype
-    n = _range_count(start, limit, delta)
-    if dtype.kind in "iu":
-        return (start + np.arange(n, dtype=dtype) * delta).astype(dtype)
-    return (start.astype(np.float64) + np.arange(n) * delta.astype(np.float64)).astype(dtype)
-
-
-def _range_infer(inputs, attrs):
-    start, limit, delta = inputs
-    if any(i.data is None for i in inputs):
-        raise RknnError("Range start, limit and delta must be constants")
-    n = _range_count(np.asarray(start.data).reshape(()), np.asarray(limit.data).reshape(()),
-                     np.asarray(delta.data).reshape(()))
-    return [TensorInfo((n,), start.dtype)]
-
-
-def _range_kernel(inputs, attrs):
-    return [_range_values(*inputs)]
-
-
 OPS: list[OpDef] = [
-    _op("Concat", _concat_infer, _concat_kernel, 1, None, "Join inputs along axis.", cost=_concat_cost),
-    _op("Split", _split_infer, _split_kernel, 1, 2,
+    tensor_op("Concat", _concat_infer, _concat_kernel, 1, None, "Join inputs along axis.", cost=_concat_cost),
+    tensor_op("Split", _split_infer, _split_kernel, 1, 2,
         "Split along axis by the 'split' input, or into num_outputs chunks (the last one may be smaller)."),
-    _op("Reshape", _reshape_infer, _reshape_kernel, 2, 2, "Reshape to the constant shape input (0 copies, -1 infers)."),
-    _op("Flatten", _flatten_infer, _flatten_kernel, 1, 1, "Flatten to 2-D at axis."),
-    _op("Transpose", _transpose_infer, _transpose_kernel, 1, 1, "Permute axes (default: reverse them)."),
-    _op("Squeeze", _squeeze_infer, _squeeze_kernel, 1, 2, "Drop size-1 axes (all of them without 'axes')."),
-    _op("Unsqueeze", _unsqueeze_infer, _unsqueeze_kernel, 2, 2, "Insert size-1 axes at 'axes' of the output."),
-    _op("Pad", _pad_infer, _pad_kernel, 2, 4,
+    tensor_op("Reshape", _reshape_infer, _reshape_kernel, 2, 2, "Reshape to the constant shape input (0 copies, -1 infers)."),
+    tensor_op("Flatten", _flatten_infer, _flatten_kernel, 1, 1, "Flatten to 2-D at axis."),
+    tensor_op("Transpose", _transpose_infer, _transpose_kernel, 1, 1, "Permute axes (default: reverse them)."),
+    tensor_op("Squeeze", _squeeze_infer, _squeeze_kernel, 1, 2, "Drop size-1 axes (all of them without 'axes')."),
+    tensor_op("Unsqueeze", _unsqueeze_infer, _unsqueeze_kernel, 2, 2, "Insert size-1 axes at 'axes' of the output."),
+    tensor_op("Pad", _pad_infer, _pad_kernel, 2, 4,
         "Pad (or crop, negative pads) in constant, reflect, edge or wrap mode; optional axes input."),
-    _op("Slice", _slice_infer, _slice_kernel, 3, 5, "Strided slice with ONNX clamping; optional axes and steps."),
-    _op("Gather", _gather_infer, _gather_kernel, 2, 2, "Take entries along axis (negative indices count back)."),
-    _op("GatherElements", _gather_elements_infer, _gather_elements_kernel, 2, 2,
+    tensor_op("Slice", _slice_infer, _slice_kernel, 3, 5, "Strided slice with ONNX clamping; optional axes and steps."),
+    tensor_op("Gather", _gather_infer, _gather_kernel, 2, 2, "Take entries along axis (negative indices count back)."),
+    tensor_op("GatherElements", _gather_elements_infer, _gather_elements_kernel, 2, 2,
         "Take entries along axis elementwise by an index tensor of the same rank."),
-    _op("Cast", _cast_infer, _cast_kernel, 1, 1, "Convert to the numpy dtype in attribute 'to'."),
-    _op("Expand", _expand_infer, _expand_kernel, 2, 2, "Broadcast to a shape (bidirectionally)."),
-    _op("Tile", _tile_infer, _tile_kernel, 2, 2, "Repeat the input along each axis."),
-    _op("DepthToSpace", _d2s_infer, _d2s_kernel, 1, 1, "Move channel blocks into space (DCR or CRD order)."),
-    _op("SpaceToDepth", _s2d_infer, _s2d_kernel, 1, 1, "Move spatial blocks into channels."),
-    _op("ConstantOfShape", _cos_infer, _cos_kernel, 1, 1, "A tensor of the given shape filled with 'value'.",
-        cost=_meta_cost),
-    _op("Shape", _shape_infer, _shape_kernel, 1, 1, "The input's shape (dimensions start..end) as int64.",
-        cost=_meta_cost, fold=False, shape_only=True),
-    _op("Size", _size_infer, _size_kernel, 1, 1, "The input's element count as an int64 scalar.",
-        cost=_meta_cost, fold=False, shape_only=True),
-    _op("Range", _range_infer, _range_kernel, 3, 3, "start, start + delta, ... up to limit (exclusive).",
-        cost=_meta_cost),
+    tensor_op("Cast", _cast_infer, _cast_kernel, 1, 1, "Convert to the numpy dtype in attribute 'to'."),
+    tensor_op("Expand", _expand_infer, _expand_kernel, 2, 2, "Broadcast to a shape (bidirectionally)."),
+    tensor_op("Tile", _tile_infer, _tile_kernel, 2, 2, "Repeat the input along each axis."),
+    tensor_op("DepthToSpace", _d2s_infer, _d2s_kernel, 1, 1, "Move channel blocks into space (DCR or CRD order)."),
+    tensor_op("SpaceToDepth", _s2d_infer, _s2d_kernel, 1, 1, "Move spatial blocks into channels."),
 ]
