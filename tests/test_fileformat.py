@@ -54,7 +54,7 @@ def _rich_model() -> RknnModel:
     g.add_const("empty", np.zeros((0,), np.float32))
     g.add_const("u8", np.arange(7, dtype=np.uint8))
     g.add_tensor(Tensor("mid", (1, 3, 4, 4), "float32", layout="NCHW",
-                        quant=QuantParams("asymmetric_quantized-u8", "u8", 0.0125, 128, -1.6, 1.5875, "layer")))
+                        quant=QuantParams("u8", 0.0125, 128, min_value=-1.6, max_value=1.5875)))
     g.add_tensor(Tensor("out", (1, 3, 4, 4), "float32"))
     g.add_tensor(Tensor("aux", None, "int64"))
     # a constant whose tensor dtype says float32 while its data is float64: the data's type must survive

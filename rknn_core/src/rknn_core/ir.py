@@ -12,21 +12,36 @@ import numpy as np
 from rknn_core.errors import RknnError
 
 
+def _floats(value) -> tuple[float, ...]:
+    return tuple(float(v) for v in np.atleast_1d(np.asarray(value, dtype=np.float64)))
+
+
+def _ints(value) -> tuple[int, ...]:
+    return tuple(int(v) for v in np.atleast_1d(np.asarray(value, dtype=np.int64)))
+
+
 @attrs.define
 class QuantParams:
     """Quantization of one tensor: ``real = (q - zero_point) * scale``.
 
-    ``qtype`` is ``u8``, ``i8``, ``i16`` or ``i32``; dynamic fixed point has ``zero_point == 0`` and
-    ``scale == 2 ** -fl``.
+    ``qtype`` is ``u8``, ``i8``, ``i16`` or ``i32``. ``scale``/``zero_point`` hold one entry (per
+    tensor) or one per channel along ``axis`` (per-channel weights of imported TFLite models).
+    ``scheme`` is ``asymmetric_affine`` or ``dynamic_fixed_point`` (then ``zero_point`` is 0 and
+    ``scale`` is ``2 ** -fl``).
     """
 
-    dtype: str
     qtype: str
-    scale: float
-    zero_point: int = 0
+    scale: tuple[float, ...] = attrs.field(converter=_floats)
+    zero_point: tuple[int, ...] = attrs.field(default=(0,), converter=_ints)
+    axis: int | None = None
+    scheme: str = "asymmetric_affine"
     min_value: float | None = None
     max_value: float | None = None
     method: str = "layer"
+
+    @property
+    def per_channel(self) -> bool:
+        return self.axis is not None
 
 
 @attrs.define

@@ -68,7 +68,9 @@ def _const_line(tensor: Tensor) -> str:
     if data.size and (np.issubdtype(data.dtype, np.number) or data.dtype == bool):
         text += f" min={_number(data.min())} max={_number(data.max())}"
     if tensor.quant is not None:
-        text += f" quant={tensor.quant.qtype} scale={_number(tensor.quant.scale)} zp={tensor.quant.zero_point}"
+        q = tensor.quant
+        scale = _number(q.scale[0]) if len(q.scale) == 1 else f"{len(q.scale)} per-channel (axis {q.axis})"
+        text += f" quant={q.qtype} scale={scale} zp={q.zero_point[0] if len(q.zero_point) == 1 else '...'}"
     return text
 
 
