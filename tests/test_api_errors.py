@@ -156,11 +156,11 @@ def test_inference_and_perf_before_init_runtime(onnx_path, x, capsys):
     expect_error(capsys, "init_runtime")
 
 
-def test_quantized_build_not_available_is_clear(onnx_path, capsys):
+def test_quantized_build_without_dataset_is_clear(onnx_path, capsys):
     rknn = RKNN()
     assert rknn.load_onnx(onnx_path) == 0
-    assert rknn.build() == -1
-    expect_error(capsys, "do_quantization=False")
+    assert rknn.build() == -1  # do_quantization=True is the default; it needs a dataset
+    expect_error(capsys, "quantization needs a dataset")
 
 
 def test_everything_fails_after_release(onnx_path, rknn_path, x, capsys):

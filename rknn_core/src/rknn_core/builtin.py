@@ -17,3 +17,10 @@ def rknn_passes():
     from rknn_core.passes import builtin_passes
 
     return builtin_passes()
+
+
+@hookimpl
+def rknn_quantizers():
+    from rknn_core.quant.schemes import builtin_quantizers
+
+    return builtin_quantizers()

@@ -10,6 +10,8 @@ from rknn_core.errors import RknnError
 
 FAMILIES = {"rk1808": "rk1808", "rk3399pro": "rk1808", "rv1109": "rv1126", "rv1126": "rv1126"}
 QUANTIZED_DTYPES = ("asymmetric_quantized-u8", "dynamic_fixed_point-8", "dynamic_fixed_point-16")
+# extensions beyond the vendor's 1.x API (the first as in its later releases)
+QUANTIZED_ALGORITHMS = ("normal", "kl_divergence", "mmse")
 
 
 @attrs.define
@@ -39,6 +41,10 @@ class Config:
     quantized_dtype: str = "asymmetric_quantized-u8"
     optimization_level: int = 3
     target_platform: list[str] = attrs.field(factory=lambda: ["rk1808"])
+    # extensions: calibration range algorithm, and accuracy passes the vendor toolkits lack
+    quantized_algorithm: str = "normal"
+    cross_layer_equalization: bool = False
+    bias_correction: bool = False
 
     def preprocess(self, n_inputs: int) -> list[Preprocess]:
         """Per-input preprocessing from ``channel_mean_value`` and ``reorder_channel`` (``#``-split)."""
@@ -104,6 +110,12 @@ def make_config(current: Config, **kwargs: Any) -> Config:
         raise RknnError(f"config optimization_level must be 0, 1, 2 or 3, got {cfg.optimization_level}")
     if cfg.quantized_dtype not in QUANTIZED_DTYPES:
         raise RknnError(f"config quantized_dtype '{cfg.quantized_dtype}' is unknown; use one of {', '.join(QUANTIZED_DTYPES)}")
+    if cfg.quantized_algorithm not in QUANTIZED_ALGORITHMS:
+        raise RknnError(f"config quantized_algorithm '{cfg.quantized_algorithm}' is unknown; "
+                        f"use one of {', '.join(QUANTIZED_ALGORITHMS)}")
+    for name in ("cross_layer_equalization", "bias_correction", "need_horizontal_merge"):
+        if not isinstance(getattr(cfg, name), bool):
+            raise RknnError(f"config {name} must be True or False, got {getattr(cfg, name)!r}")
     platforms = cfg.target_platform
     if isinstance(platforms, str):
         platforms = [platforms]
@@ -115,5 +127,4 @@ def make_config(current: Config, **kwargs: Any) -> Config:
         raise RknnError(f"config target_platform {platforms} mixes incompatible chip families "
                         f"(rk1808/rk3399pro and rv1109/rv1126 cannot share one model)")
     cfg.target_platform = platforms
-    cfg.need_horizontal_merge = bool(cfg.need_horizontal_merge)
     return cfg

@@ -24,7 +24,13 @@ class OpDef:
     absent optional input) per input. ``kernel(inputs, attrs) -> list[ndarray]`` computes in numpy.
     ``cost(inputs, outputs, attrs) -> Cost`` estimates work; ``None`` counts one MAC per output
     element. ``shape_only`` marks ops whose result depends only on input shapes (``Shape``), so
-    constant folding may run them without input data. ``quant_kernel`` is the integer-exact form.
+    constant folding may run them without input data.
+
+    Quantization: ``quant_kernel(inputs, in_q, out_q, attrs) -> list[ndarray]`` is the integer-exact
+    form (storage integers in and out, ``in_q``/``out_q`` the tensors' QuantParams). With
+    ``quant_same_scale`` the outputs share input 0's parameters and the float kernel runs on the
+    storage integers unchanged (data movement, max pooling, ReLU). ``quant_bias_input`` is the index
+    of an int32 bias input (scale = input scale x weight scale).
     """
 
     name: str
@@ -36,6 +42,12 @@ class OpDef:
     shape_only: bool = False
     quant_kernel: Callable[..., list] | None = None
     doc: str = ""
+    quant_same_scale: bool = False
+    quant_bias_input: int | None = None
+
+    @property
+    def quantizable(self) -> bool:
+        return self.quant_kernel is not None or self.quant_same_scale
 
 
 @attrs.frozen

@@ -21,6 +21,7 @@ from rknn_core.model import RknnModel
 from rknn_core.passes.manager import PassContext, run_passes
 from rknn_core.plugins import Registry, default_registry
 from rknn_core.preprocess import insert_preprocess
+from rknn_core.quant.build import quantize_model
 from rknn_core.runtime.inputs import prepare_inputs
 from rknn_core.shape_inference import infer_shapes, op_for
 
@@ -58,12 +59,6 @@ class Toolkit:
             raise RknnError(f"build rknn_batch_size must be a positive integer, got {rknn_batch_size!r}")
         if pre_compile and len(self.graph.inputs) > 1:
             raise RknnError("build pre_compile=True is not allowed for models with several inputs")
-        if do_quantization:
-            quantizer = self.registry.table("quantizers").get(self.cfg.quantized_dtype)
-            if quantizer is None:
-                raise RknnError(f"build(do_quantization=True) needs a quantizer for '{self.cfg.quantized_dtype}', "
-                                f"and none is installed in this version; build with do_quantization=False "
-                                f"for a float model")
         graph = self.graph.clone()
         preprocessed = insert_preprocess(graph, self.cfg.preprocess(len(graph.inputs)))
         infer_shapes(graph, self.registry)
@@ -71,10 +66,12 @@ class Toolkit:
                                                 {"protected": set(preprocessed.values())}))
         log.info("build: optimization level %d, passes applied: %s", self.cfg.optimization_level,
                  ", ".join(changed) or "none")
-        self.model = RknnModel(graph, list(self.cfg.target_platform), bool(pre_compile), rknn_batch_size,
-                               None, preprocessed, {"config": _config_record(self.cfg)})
-        self.runtime = None
-        return self.model
+        model = RknnModel(graph, list(self.cfg.target_platform), bool(pre_compile), rknn_batch_size,
+                          None, preprocessed, {"config": _config_record(self.cfg)})
+        if do_quantization:
+            quantize_model(model, self.registry, self.cfg, dataset)
+        self.model, self.runtime = model, None
+        return model
 
     def export_rknn(self, export_path: str) -> None:
         if self.model is None:

@@ -10,6 +10,7 @@ from rknn_core.errors import RknnError
 from rknn_core.model import RknnModel
 from rknn_core.plugins import Registry
 from rknn_core.runtime.executor import Executor
+from rknn_core.runtime.qexecutor import QuantExecutor
 
 PERF_RUNS = 5
 
@@ -25,7 +26,8 @@ class SimulatorRuntime:
         if device_id is not None:
             raise RknnError("init_runtime: device_id selects a connected device; the simulator (target=None) takes none")
         self.model = model
-        self.executor = Executor(model.graph, registry)
+        executor_type = QuantExecutor if model.quantized_dtype else Executor
+        self.executor = executor_type(model.graph, registry)
         self.async_mode = async_mode
         self._pending: list[np.ndarray] | None = None
 

@@ -57,11 +57,17 @@ def unary(name: str, fn: Callable[..., np.ndarray], doc: str = "", **defaults: A
         kw = {k: attrs.get(k, v) for k, v in defaults.items()}
         return [np.asarray(fn(x, **kw)).astype(x.dtype, copy=False)]
 
-    return OpDef(name, same_as_first, kernel, default_cost, 1, 1, doc=doc or f"Elementwise {name}.")
+    def quant_kernel(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.ndarray]:
+        from rknn_core.ops._quant import lut_kernel
+
+        return lut_kernel(lambda real: kernel([real], attrs)[0])(inputs, in_q, out_q, attrs)
+
+    return OpDef(name, same_as_first, kernel, default_cost, 1, 1, quant_kernel=quant_kernel,
+                 doc=doc or f"Elementwise {name}.")
 
 
 def binary(name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray], out_dtype: str | None = None,
-           doc: str = "") -> OpDef:
+           doc: str = "", quant_kernel: Callable | None = None) -> OpDef:
     """A broadcasting op of two inputs; ``out_dtype`` fixes the result type (``bool`` for compares)."""
 
     def infer(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]:
@@ -73,7 +79,7 @@ def binary(name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray], out_dt
         out = fn(a, b)
         return [np.asarray(out).astype(out_dtype or np.result_type(a, b), copy=False)]
 
-    return OpDef(name, infer, kernel, default_cost, 2, 2, doc=doc or f"Broadcasting {name}.")
+    return OpDef(name, infer, kernel, default_cost, 2, 2, quant_kernel=quant_kernel, doc=doc or f"Broadcasting {name}.")
 
 
 def variadic(name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray], finish: Callable | None = None,

@@ -7,6 +7,7 @@ import numpy as np
 from rknn_core import _native
 from rknn_core.errors import RknnError
 from rknn_core.ir import TensorInfo
+from rknn_core.ops._quant import activation_bounds, centered, exact_dtype, requantize_accumulator, to_int
 from rknn_core.ops._spatial import as_2d, pad_spatial, resolve_pads, spatial_attrs_2d, windows
 from rknn_core.records import Cost, OpDef
 
@@ -110,6 +111,21 @@ def kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
     return [y]
 
 
+def quant_kernel(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.ndarray]:
+    """Integer convolution: exact sums of centered products (+ int32 bias), fixed-point requantize,
+    fused activation as output bounds."""
+    x, w = inputs[0], inputs[1]
+    b = inputs[2] if len(inputs) > 2 else None
+    x_q, w_q, o_q = in_q[0], in_q[1], out_q[0]
+    dtype = exact_dtype(int(np.prod(w.shape[1:])), x_q, w_q)
+    plain = {k: v for k, v in attrs.items() if k != "activation"}
+    acc = to_int(kernel([centered(x, x_q, dtype), centered(w, w_q, dtype)], plain)[0])
+    if b is not None:
+        acc += np.asarray(b, dtype=np.int64).reshape(1, -1, *([1] * (acc.ndim - 2)))
+    bounds = activation_bounds(attrs.get("activation"), o_q)
+    return [requantize_accumulator(acc, x_q, w_q, o_q, 1, bounds)]
+
+
 def cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict) -> Cost:
     w = inputs[1]
     per_output = int(np.prod(w.shape[1:]))
@@ -117,5 +133,5 @@ def cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict
     return Cost(outputs[0].size * per_output, moved)
 
 
-OPS = [OpDef("Conv", infer, kernel, cost, 2, 3,
+OPS = [OpDef("Conv", infer, kernel, cost, 2, 3, quant_kernel=quant_kernel, quant_bias_input=2,
              doc="N-channel convolution (1-D and 2-D), groups, dilations, pads, auto_pad; NCHW.")]

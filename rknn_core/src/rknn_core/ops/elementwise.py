@@ -7,7 +7,10 @@ import math
 import numpy as np
 
 from rknn_core.ir import TensorInfo
-from rknn_core.ops._common import binary, default_cost, unary, variadic
+from rknn_core.ops._common import binary, default_cost, same_as_first, unary, variadic
+from rknn_core.ops._quant import centered, lut_kernel, quantized_add
+from rknn_core.quant.fixedpoint import requantize
+from rknn_core.quant.params import dequantize
 from rknn_core.records import OpDef
 
 _erf64 = np.vectorize(math.erf, otypes=[np.float64])
@@ -108,10 +111,29 @@ def _sqrt(x):
         return np.sqrt(x)
 
 
+def _add_quant(inputs, in_q, out_q, attrs):
+    return [quantized_add(inputs[0], inputs[1], in_q[0], in_q[1], out_q[0])]
+
+
+def _sub_quant(inputs, in_q, out_q, attrs):
+    return [quantized_add(inputs[0], inputs[1], in_q[0], in_q[1], out_q[0], sign=-1)]
+
+
+def _mul_quant(inputs, in_q, out_q, attrs):
+    a_q, b_q, o_q = in_q[0], in_q[1], out_q[0]
+    acc = centered(inputs[0], a_q).astype(np.int64) * centered(inputs[1], b_q).astype(np.int64)
+    return [requantize(acc, a_q.scale[0] * b_q.scale[0] / o_q.scale[0], o_q.zero_point[0], o_q.qtype)]
+
+
+def _clip_quant(inputs, in_q, out_q, attrs):
+    bounds = [None if v is None else dequantize(v, q) if q is not None else v for v, q in zip(inputs[1:], in_q[1:])]
+    return lut_kernel(lambda real: _clip_kernel([real, *bounds], attrs)[0])(inputs, in_q, out_q, attrs)
+
+
 OPS: list[OpDef] = [
-    binary("Add", np.add),
-    binary("Sub", np.subtract),
-    binary("Mul", np.multiply),
+    binary("Add", np.add, quant_kernel=_add_quant),
+    binary("Sub", np.subtract, quant_kernel=_sub_quant),
+    binary("Mul", np.multiply, quant_kernel=_mul_quant),
     binary("Div", _div),
     binary("Pow", lambda a, b: _pow(a, b).astype(a.dtype), doc="Broadcasting power; the result has the base's dtype."),
     binary("Equal", np.equal, out_dtype="bool"),
@@ -139,8 +161,10 @@ OPS: list[OpDef] = [
     unary("Elu", _elu, alpha=1.0),
     unary("Selu", _selu, alpha=1.67326319217681884765625, gamma=1.05070102214813232421875),
     unary("Softplus", _softplus),
-    unary("Identity", lambda x: x.copy()),
+    OpDef("Identity", same_as_first, lambda inputs, attrs: [inputs[0].copy()], default_cost, 1, 1,
+          quant_same_scale=True, doc="A copy of the input."),
     OpDef("Clip", lambda i, a: [TensorInfo(i[0].shape, i[0].dtype)], _clip_kernel, default_cost, 1, 3,
+          quant_kernel=_clip_quant,
           doc="Clamp to [min, max]; min and max are optional inputs."),
     OpDef("PRelu", _prelu_infer, _prelu_kernel, default_cost, 2, 2, doc="x if x >= 0 else slope * x."),
     OpDef("Where", _where_infer, _where_kernel, default_cost, 3, 3, doc="Select a where condition, else b."),

@@ -1,0 +1,1 @@
+"""Quantization: parameters, fixed-point requantization, calibration data and ranges, graph quantization."""

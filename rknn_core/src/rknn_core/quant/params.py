@@ -1,0 +1,88 @@
+"""Quantized types, the three schemes of ``config(quantized_dtype=...)``, quantize/dequantize."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rknn_core.errors import RknnError
+from rknn_core.ir import QuantParams
+
+# qtype -> (lowest, highest, storage dtype)
+QTYPES = {
+    "u8": (0, 255, np.uint8),
+    "i8": (-128, 127, np.int8),
+    "i16": (-32768, 32767, np.int16),
+    "i32": (-(2**31), 2**31 - 1, np.int32),
+}
+# config quantized_dtype -> (scheme, qtype of activations and weights)
+SCHEMES = {
+    "asymmetric_quantized-u8": ("asymmetric_affine", "u8"),
+    "dynamic_fixed_point-8": ("dynamic_fixed_point", "i8"),
+    "dynamic_fixed_point-16": ("dynamic_fixed_point", "i16"),
+}
+
+
+def round_half_away(x: np.ndarray) -> np.ndarray:
+    """Round to nearest, ties away from zero (as the hardware and TFLite do)."""
+    return np.where(x >= 0, np.floor(x + 0.5), np.ceil(x - 0.5))
+
+
+def _broadcast(values: tuple, q: QuantParams, ndim: int) -> np.ndarray:
+    arr = np.asarray(values)
+    if q.axis is None or arr.size == 1:
+        return arr.reshape(())
+    shape = [1] * ndim
+    shape[q.axis % ndim] = arr.size
+    return arr.reshape(shape)
+
+
+def quantize(x: np.ndarray, q: QuantParams) -> np.ndarray:
+    """Real values to the storage integers of ``q`` (rounded, saturated)."""
+    lo, hi, dtype = QTYPES[q.qtype]
+    x = np.asarray(x, dtype=np.float64)
+    scale = _broadcast(q.scale, q, x.ndim)
+    zero = _broadcast(q.zero_point, q, x.ndim)
+    return np.clip(round_half_away(x / scale) + zero, lo, hi).astype(dtype)
+
+
+def dequantize(v: np.ndarray, q: QuantParams) -> np.ndarray:
+    """Storage integers of ``q`` to float32 real values."""
+    scale = _broadcast(q.scale, q, np.ndim(v))
+    zero = _broadcast(q.zero_point, q, np.ndim(v))
+    return ((np.asarray(v, dtype=np.int64) - zero) * scale).astype(np.float32)
+
+
+def params_from_range(lo: float, hi: float, quantized_dtype: str, method: str = "layer") -> QuantParams:
+    """Parameters covering [lo, hi] (widened to include 0) in the scheme of ``quantized_dtype``."""
+    if quantized_dtype not in SCHEMES:
+        raise RknnError(f"unknown quantized_dtype '{quantized_dtype}'")
+    scheme, qtype = SCHEMES[quantized_dtype]
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    if not np.isfinite(lo) or not np.isfinite(hi):
+        raise RknnError(f"cannot quantize a tensor whose range [{lo}, {hi}] is not finite")
+    qmin, qmax, _ = QTYPES[qtype]
+    if scheme == "asymmetric_affine":
+        if hi == lo:
+            hi = lo + 1.0  # a constant-zero tensor: any scale represents it exactly
+        scale = (hi - lo) / (qmax - qmin)
+        zero = int(np.clip(round_half_away(np.float64(qmin - lo / scale)), qmin, qmax))
+        return QuantParams(qtype, scale, zero, scheme=scheme, min_value=lo, max_value=hi, method=method)
+    return QuantParams(qtype, 2.0 ** -fraction_length(max(abs(lo), abs(hi)), qmax), 0, scheme=scheme,
+                       min_value=lo, max_value=hi, method=method)
+
+
+def fraction_length(magnitude: float, qmax: int) -> int:
+    """Dynamic fixed point: the fractional bits that fit ``magnitude`` into [-qmax-1, qmax]."""
+    if magnitude <= 0:
+        return 0
+    fl = int(np.floor(np.log2(qmax / magnitude)))
+    while magnitude * 2.0**fl > qmax:  # guard against log2 rounding
+        fl -= 1
+    return fl
+
+
+def bias_params(input_q: QuantParams, weight_q: QuantParams) -> QuantParams:
+    """int32 bias with scale input_scale * weight_scale (per channel when the weights are) and zero point 0."""
+    scale = np.asarray(input_q.scale[0]) * np.asarray(weight_q.scale)
+    return QuantParams("i32", scale, np.zeros_like(scale, dtype=np.int64), axis=0 if weight_q.axis is not None else None,
+                       scheme=input_q.scheme)
