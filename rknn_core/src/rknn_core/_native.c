@@ -262,10 +262,229 @@ static PyObject *bias_clamp(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* ---- Integer requantization: the rules of quant/fixedpoint.py, bit for bit -------------------------
+ * fx_mul is ``multiply`` (int32-saturated accumulator, saturating left shift, rounding doubling high
+ * multiply, rounding right shift); pot_shift is ``shift_by_power_of_two`` (64-bit accumulator). */
+#include <stdint.h>
+
+/* The integer kernels also get an AVX-512 clone: 64-bit lanes have native multiplies and shifts there. */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#define HOT_INT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define HOT_INT
+#endif
+
+/* Branch-free (signs of accumulators are unpredictable): min/max become conditional moves. */
+static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+static inline int64_t clamp64(int64_t r, int64_t lo, int64_t hi) { return min64(max64(r, lo), hi); }
+static inline int64_t sat32(int64_t v) { return clamp64(v, INT32_MIN, INT32_MAX); }
+
+/* The fixed-point multiply by sign and magnitude, so that it vectorizes (unsigned 32x32->64 products,
+ * logical shifts). With a = sat32(sat32(acc) << left) and p = |a| * mult: the doubling high multiply
+ * rounds p / 2**31 half up (ties of negative products toward zero), the right shift rounds half away
+ * from zero. left = min(max(shift, 0), 32), right = min(max(-shift, 0), 62), half = 2**right / 2. */
+static inline int64_t fx_mul(int64_t acc, uint64_t mult, int64_t left, int64_t right, uint64_t half)
+{
+    const int64_t a = sat32(sat32(acc) * ((int64_t)1 << left));
+    const uint64_t neg = (uint64_t)(a < 0);
+    const uint64_t mag = (uint64_t)(uint32_t)(a < 0 ? -a : a);
+    const uint64_t high = (mag * (uint64_t)(uint32_t)mult + ((uint64_t)1 << 30) - neg) >> 31;
+    const uint64_t r = (high + half) >> right;
+    return neg ? -(int64_t)r : (int64_t)r;
+}
+
+/* round(acc * 2**(left - right)) for 64-bit accumulators, ties away from zero. */
+static inline int64_t pot_shift(int64_t acc, int64_t left, int64_t right, uint64_t half)
+{
+    const int64_t v = acc * ((int64_t)1 << left);
+    const uint64_t r = ((uint64_t)(v < 0 ? -v : v) + half) >> right;
+    return v < 0 ? -(int64_t)r : (int64_t)r;
+}
+
+/* Exact integer-valued accumulators to int64 in forms that vectorize: float32 sums are below 2**24
+ * (int32 conversion); float64 ones below 2**51 (the 1.5 * 2**52 magic-number trick). */
+static inline int64_t from_f32(float v) { return (int32_t)v; }
+static inline int64_t from_f64(double v)
+{
+    double t = v + 6755399441055744.0;
+    int64_t i;
+    memcpy(&i, &t, sizeof i);
+    return i - 0x4338000000000000LL;
+}
+static inline int64_t from_i32(int32_t v) { return v; }
+static inline int64_t from_i64(int64_t v) { return v; }
+
+typedef struct {
+    const int64_t *bias, *mult, *shift;
+    Py_ssize_t outer, c, inner, nm;
+    long long zp, lo, hi;
+    int pot;
+} requant_args;
+
+#define DEFINE_REQUANT(NAME, ACC_T, OUT_T, LOAD)                                                                  \
+    HOT_INT static void NAME(const void *acc_v, void *out_v, const requant_args *q)                             \
+    {                                                                                                       \
+        const ACC_T *restrict acc = acc_v;                                                                  \
+        OUT_T *restrict out = out_v;                                                                        \
+        const int64_t zp = q->zp, lo = q->lo, hi = q->hi, inner = q->inner;                                 \
+        for (Py_ssize_t o = 0; o < q->outer; o++)                                                           \
+            for (Py_ssize_t ch = 0; ch < q->c; ch++) {                                                      \
+                const Py_ssize_t base = (o * q->c + ch) * inner, k = q->nm > 1 ? ch : 0;                    \
+                const int64_t b = q->bias ? q->bias[ch] : 0, s = q->shift[k];                               \
+                const uint64_t m = (uint64_t)q->mult[k];                                                    \
+                const int64_t left = min64(max64(s, 0), q->pot ? 62 : 32), right = min64(max64(-s, 0), 62); \
+                const uint64_t half = ((uint64_t)1 << right) >> 1;                                          \
+                const ACC_T *restrict src = acc + base;                                                     \
+                OUT_T *restrict dst = out + base;                                                           \
+                if (q->pot)                                                                                 \
+                    for (Py_ssize_t i = 0; i < inner; i++)                                                  \
+                        dst[i] = (OUT_T)clamp64(pot_shift(LOAD(src[i]) + b, left, right, half) + zp, lo, hi); \
+                else                                                                                        \
+                    for (Py_ssize_t i = 0; i < inner; i++)                                                  \
+                        dst[i] = (OUT_T)clamp64(fx_mul(LOAD(src[i]) + b, m, left, right, half) + zp, lo, hi); \
+            }                                                                                               \
+    }
+#define REQUANT_FOR(A, ACC_T)                                                                               \
+    DEFINE_REQUANT(rq_##A##_u8, ACC_T, uint8_t, from_##A)                                                   \
+    DEFINE_REQUANT(rq_##A##_i8, ACC_T, int8_t, from_##A) DEFINE_REQUANT(rq_##A##_i16, ACC_T, int16_t, from_##A)
+REQUANT_FOR(f32, float)
+REQUANT_FOR(f64, double)
+REQUANT_FOR(i32, int32_t)
+REQUANT_FOR(i64, int64_t)
+
+typedef void (*requant_fn)(const void *, void *, const requant_args *);
+
+static int out_index(int kind) { return kind == 'B' ? 0 : kind == 'b' ? 1 : kind == 'h' ? 2 : -1; }
+static int acc_index(int kind) { return kind == 'f' ? 0 : kind == 'd' ? 1 : kind == 'i' ? 2 : kind == 'q' ? 3 : -1; }
+static Py_ssize_t kind_size(int kind)
+{
+    return kind == 'B' || kind == 'b' ? 1 : kind == 'h' ? 2 : kind == 'f' || kind == 'i' ? 4 : kind == 'd' || kind == 'q' ? 8 : 0;
+}
+
+static const requant_fn REQUANT[4][3] = {
+    {rq_f32_u8, rq_f32_i8, rq_f32_i16}, {rq_f64_u8, rq_f64_i8, rq_f64_i16},
+    {rq_i32_u8, rq_i32_i8, rq_i32_i16}, {rq_i64_u8, rq_i64_i8, rq_i64_i16}};
+
+/* requantize(acc, acc_kind, bias, mult, shift, pot, out, out_kind, outer, c, inner, zp, lo, hi):
+ * out[o, ch, i] = clamp(R(acc[o, ch, i] + bias[ch]) + zp, lo, hi), R the fixed-point multiply by
+ * (mult, shift)[ch] (pot false) or the rounding shift by shift[ch] (pot true). acc kinds: f d
+ * (exact integer values) i q; out kinds: B b h; bias int64 (c,) or None; mult/shift int64, 1 or c. */
+static PyObject *requantize(PyObject *self, PyObject *args)
+{
+    Py_buffer ab, mb, sb, ob, bb = {0};
+    PyObject *bias_obj;
+    int acc_kind, out_kind, pot;
+    requant_args q;
+    if (!PyArg_ParseTuple(args, "y*COy*y*pw*CnnnLLL", &ab, &acc_kind, &bias_obj, &mb, &sb, &pot, &ob, &out_kind,
+                          &q.outer, &q.c, &q.inner, &q.zp, &q.lo, &q.hi))
+        return NULL;
+    int has_bias = bias_obj != Py_None, ok = 1;
+    if (has_bias && PyObject_GetBuffer(bias_obj, &bb, PyBUF_SIMPLE) < 0) {
+        PyErr_Clear();
+        ok = 0;
+    }
+    const Py_ssize_t total = q.outer * q.c * q.inner;
+    const int ai = acc_index(acc_kind), oi = out_index(out_kind);
+    q.nm = mb.len / 8;
+    q.pot = pot;
+    ok = ok && ai >= 0 && oi >= 0 && ab.len >= total * kind_size(acc_kind) && ob.len >= total * kind_size(out_kind) &&
+         (!has_bias || bb.len >= 8 * q.c) && sb.len == mb.len && (q.nm == 1 || q.nm == q.c);
+    if (ok) {
+        q.bias = has_bias ? (const int64_t *)bb.buf : NULL;
+        q.mult = (const int64_t *)mb.buf;
+        q.shift = (const int64_t *)sb.buf;
+        Py_BEGIN_ALLOW_THREADS
+        REQUANT[ai][oi](ab.buf, ob.buf, &q);
+        Py_END_ALLOW_THREADS
+    }
+    if (has_bias && bb.obj)
+        PyBuffer_Release(&bb);
+    PyBuffer_Release(&ab);
+    PyBuffer_Release(&mb);
+    PyBuffer_Release(&sb);
+    PyBuffer_Release(&ob);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "requantize: unknown kinds or buffer sizes that do not match");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+typedef struct {
+    Py_ssize_t n;
+    long long za, zb, left, ma, sa, mb, sb, sign, mo, so, zo, lo, hi;
+    int pot;
+} add_args;
+
+#define DEFINE_ADD(NAME, T)                                                                                 \
+    HOT_INT static void NAME(const void *a_v, const void *b_v, void *out_v, const add_args *q)                  \
+    {                                                                                                       \
+        const T *restrict a = a_v, *restrict b = b_v;                                                       \
+        T *restrict out = out_v;                                                                            \
+        const int64_t unit = (int64_t)1 << q->left, za = q->za, zb = q->zb, sign = q->sign;                 \
+        const int64_t zo = q->zo, lo = q->lo, hi = q->hi, n = q->n;                                         \
+        const uint64_t ma = (uint64_t)q->ma, mb = (uint64_t)q->mb, mo = (uint64_t)q->mo;                    \
+        const int64_t la = min64(max64(q->sa, 0), 32), ra = min64(max64(-q->sa, 0), 62);                   \
+        const int64_t lb = min64(max64(q->sb, 0), 32), rb = min64(max64(-q->sb, 0), 62);                   \
+        const int64_t lo_ = min64(max64(q->so, 0), q->pot ? 62 : 32), ro = min64(max64(-q->so, 0), 62);    \
+        const uint64_t ha = ((uint64_t)1 << ra) >> 1, hb = ((uint64_t)1 << rb) >> 1, ho = ((uint64_t)1 << ro) >> 1; \
+        if (q->pot)                                                                                         \
+            for (Py_ssize_t i = 0; i < n; i++) {                                                                 \
+                const int64_t t = fx_mul(((int64_t)a[i] - za) * unit, ma, la, ra, ha) +                     \
+                                  sign * fx_mul(((int64_t)b[i] - zb) * unit, mb, lb, rb, hb);               \
+                out[i] = (T)clamp64(pot_shift(t, lo_, ro, ho) + zo, lo, hi);                                \
+            }                                                                                               \
+        else                                                                                                \
+            for (Py_ssize_t i = 0; i < n; i++) {                                                                 \
+                const int64_t t = fx_mul(((int64_t)a[i] - za) * unit, ma, la, ra, ha) +                     \
+                                  sign * fx_mul(((int64_t)b[i] - zb) * unit, mb, lb, rb, hb);               \
+                out[i] = (T)clamp64(fx_mul(t, mo, lo_, ro, ho) + zo, lo, hi);                               \
+            }                                                                                               \
+    }
+DEFINE_ADD(add_u8, uint8_t)
+DEFINE_ADD(add_i8, int8_t)
+DEFINE_ADD(add_i16, int16_t)
+
+/* add(a, b, out, kind, n, za, zb, left, ma, sa, mb, sb, sign, mo, so, pot, zo, lo, hi): the integer
+ * ADD of ops/_quant.py quantized_add on equal-shape contiguous arrays of one storage kind (B b h). */
+static PyObject *quantized_add(PyObject *self, PyObject *args)
+{
+    Py_buffer xa, xb, ob;
+    int kind;
+    add_args q;
+    if (!PyArg_ParseTuple(args, "y*y*w*CnLLLLLLLLLLpLLL", &xa, &xb, &ob, &kind, &q.n, &q.za, &q.zb, &q.left, &q.ma,
+                          &q.sa, &q.mb, &q.sb, &q.sign, &q.mo, &q.so, &q.pot, &q.zo, &q.lo, &q.hi))
+        return NULL;
+    const Py_ssize_t size = kind_size(kind) * q.n;
+    int ok = out_index(kind) >= 0 && xa.len >= size && xb.len >= size && ob.len >= size && q.left >= 0 && q.left < 32;
+    if (ok) {
+        Py_BEGIN_ALLOW_THREADS
+        if (kind == 'B')
+            add_u8(xa.buf, xb.buf, ob.buf, &q);
+        else if (kind == 'b')
+            add_i8(xa.buf, xb.buf, ob.buf, &q);
+        else
+            add_i16(xa.buf, xb.buf, ob.buf, &q);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&xa);
+    PyBuffer_Release(&xb);
+    PyBuffer_Release(&ob);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "quantized_add: unknown kind or buffer sizes that do not match");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"bias_clamp", bias_clamp, METH_VARARGS, "Add a per-channel bias and clamp an NCHW float32 array in place."},
     {"depthwise_conv2d", depthwise_conv2d, METH_VARARGS,
      "Depthwise 2-D convolution of an NCHW input with implicit zero padding, bias and clamp."},
+    {"requantize", requantize, METH_VARARGS,
+     "Integer accumulators (+ int64 bias) to 8/16-bit storage with per-channel fixed-point multipliers."},
+    {"quantized_add", quantized_add, METH_VARARGS, "TFLite-style integer ADD/SUB of two storage arrays."},
     {NULL, NULL, 0, NULL},
 };
 

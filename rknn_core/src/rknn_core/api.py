@@ -128,19 +128,27 @@ class RKNN:
     # quantization and analysis ----------------------------------------------------------------
     @_guarded()
     def hybrid_quantization_step1(self, dataset: str | None = None) -> int:
-        raise RknnError("hybrid_quantization_step1 needs quantization support, which this version does not "
-                        "include yet; build with do_quantization=False for a float model")
+        """Write {model}.json, {model}.data and {model}.quantization.cfg to the working directory."""
+        self._tk.hybrid_step1(dataset)
+        return 0
 
     @_guarded()
     def hybrid_quantization_step2(self, model_input: str, data_input: str, model_quantization_cfg: str,
                                   dataset: str, pre_compile: bool = False) -> int:
-        raise RknnError("hybrid_quantization_step2 needs quantization support, which this version does not "
-                        "include yet")
+        """Build the hybrid-quantized model from step 1's files and the edited cfg (then export/run it)."""
+        self._tk.hybrid_step2(model_input, data_input, model_quantization_cfg, dataset, pre_compile)
+        return 0
 
     @_guarded()
     def accuracy_analysis(self, inputs: str, output_dir: str = "./snapshot", calc_qnt_error: bool = True) -> int:
-        raise RknnError("accuracy_analysis compares float and quantized layers and needs quantization support, "
-                        "which this version does not include yet")
+        """Dump every layer's fp32 and quantized tensors for the one sample of ``inputs`` into
+        ``output_dir``; with ``calc_qnt_error`` print and write the per-layer error table."""
+        from rknn_core.quant.analysis import format_table
+
+        rows = self._tk.accuracy_analysis(inputs, output_dir, calc_qnt_error)
+        if rows is not None:
+            print(format_table(rows))
+        return 0
 
     # runtime -----------------------------------------------------------------------------------
     @_guarded()

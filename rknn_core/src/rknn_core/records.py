@@ -30,7 +30,8 @@ class OpDef:
     form (storage integers in and out, ``in_q``/``out_q`` the tensors' QuantParams). With
     ``quant_same_scale`` the outputs share input 0's parameters and the float kernel runs on the
     storage integers unchanged (data movement, max pooling, ReLU). ``quant_bias_input`` is the index
-    of an int32 bias input (scale = input scale x weight scale).
+    of an int32 bias input (scale = input scale x weight scale). ``quant_param_inputs`` are inputs
+    read as real-valued parameters (Resize scales, Clip bounds, Pad value): constants there stay float.
     """
 
     name: str
@@ -44,6 +45,7 @@ class OpDef:
     doc: str = ""
     quant_same_scale: bool = False
     quant_bias_input: int | None = None
+    quant_param_inputs: tuple[int, ...] = ()
 
     @property
     def quantizable(self) -> bool:

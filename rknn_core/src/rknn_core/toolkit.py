@@ -21,6 +21,7 @@ from rknn_core.model import RknnModel
 from rknn_core.passes.manager import PassContext, run_passes
 from rknn_core.plugins import Registry, default_registry
 from rknn_core.preprocess import insert_preprocess
+from rknn_core.quant import analysis, hybrid, snapshot
 from rknn_core.quant.build import quantize_model
 from rknn_core.runtime.inputs import prepare_inputs
 from rknn_core.shape_inference import infer_shapes, op_for
@@ -38,6 +39,8 @@ class Toolkit:
         self.graph: Graph | None = None
         self.model: RknnModel | None = None
         self.runtime: Any = None
+        self.source_stem: str | None = None  # file stem of the loaded model (hybrid quantization file names)
+        self.float_graph: Graph | None = None  # float graph behind the quantized model (build / hybrid step2)
 
     def config(self, **kwargs: Any) -> None:
         self.cfg = make_config(self.cfg, **kwargs)
@@ -47,7 +50,8 @@ class Toolkit:
         frontend = self.registry.frontend_for(loader)
         graph = frontend.load(**kwargs)
         infer_shapes(graph, self.registry)
-        self.graph, self.model, self.runtime = graph, None, None
+        self.graph, self.model, self.runtime, self.float_graph = graph, None, None, None
+        self.source_stem = _source_stem(kwargs, graph.name)
         log.info("%s: %d nodes, inputs %s, outputs %s", loader, len(graph.nodes), graph.inputs, graph.outputs)
         return graph
 
@@ -59,6 +63,14 @@ class Toolkit:
             raise RknnError(f"build rknn_batch_size must be a positive integer, got {rknn_batch_size!r}")
         if pre_compile and len(self.graph.inputs) > 1:
             raise RknnError("build pre_compile=True is not allowed for models with several inputs")
+        model = self._float_model(pre_compile, rknn_batch_size)
+        # accuracy_analysis's reference: the float graph exactly as quantized
+        float_graph = quantize_model(model, self.registry, self.cfg, dataset) if do_quantization else None
+        self.model, self.runtime, self.float_graph = model, None, float_graph
+        return model
+
+    def _float_model(self, pre_compile: bool = False, rknn_batch_size: int = 1) -> RknnModel:
+        """The loaded graph with preprocessing inserted and the optimization passes applied."""
         graph = self.graph.clone()
         preprocessed = insert_preprocess(graph, self.cfg.preprocess(len(graph.inputs)))
         infer_shapes(graph, self.registry)
@@ -66,12 +78,36 @@ class Toolkit:
                                                 {"protected": set(preprocessed.values())}))
         log.info("build: optimization level %d, passes applied: %s", self.cfg.optimization_level,
                  ", ".join(changed) or "none")
-        model = RknnModel(graph, list(self.cfg.target_platform), bool(pre_compile), rknn_batch_size,
-                          None, preprocessed, {"config": _config_record(self.cfg)})
-        if do_quantization:
-            quantize_model(model, self.registry, self.cfg, dataset)
-        self.model, self.runtime = model, None
+        return RknnModel(graph, list(self.cfg.target_platform), bool(pre_compile), rknn_batch_size,
+                         None, preprocessed, {"config": _config_record(self.cfg)})
+
+    def hybrid_step1(self, dataset: str | None) -> list[str]:
+        """Write {model}.json, {model}.data and {model}.quantization.cfg to the working directory."""
+        if self.graph is None:
+            raise RknnError("hybrid_quantization_step1 needs a model: call one of the load_* methods first")
+        return hybrid.step1(self._float_model(), self.registry, self.cfg, dataset, self.source_stem or "model")
+
+    def hybrid_step2(self, model_input: str, data_input: str, model_quantization_cfg: str, dataset: str | None,
+                     pre_compile: bool = False) -> RknnModel:
+        """Build the hybrid-quantized model from step 1's files and the edited cfg."""
+        model, float_graph = hybrid.step2(self.registry, self.cfg, model_input, data_input, model_quantization_cfg,
+                                          dataset, pre_compile)
+        self.model, self.float_graph, self.runtime = model, float_graph, None
         return model
+
+    def accuracy_analysis(self, inputs: str, output_dir: str = "./snapshot",
+                          calc_qnt_error: bool = True) -> list[analysis.LayerError] | None:
+        """Dump every layer's fp32 and quantized tensors of the one sample in ``inputs`` into
+        ``output_dir``; with ``calc_qnt_error`` also the per-layer error table (returned)."""
+        analysis.check_analysable(self.float_graph, self.model)
+        feeds = analysis.read_feeds(self.model, inputs)
+        records = analysis.collect(self.float_graph, self.model.graph, self.registry, feeds, bool(calc_qnt_error))
+        rows = analysis.layer_errors(records) if calc_qnt_error else None
+        meta = {"model": self.model.graph.name, "quantized_dtype": self.model.quantized_dtype,
+                "inputs": os.path.abspath(inputs)}
+        snapshot.write_snapshot(output_dir, records, rows, meta)
+        log.info("accuracy_analysis: %d tensors dumped into '%s'", len(records), output_dir)
+        return rows
 
     def export_rknn(self, export_path: str) -> None:
         if self.model is None:
@@ -82,7 +118,7 @@ class Toolkit:
         model = fileformat.load(path)
         for node in model.graph.nodes:  # every op must be installed (a custom op's plugin, say)
             op_for(node, self.registry)
-        self.model, self.graph, self.runtime = model, None, None
+        self.model, self.graph, self.runtime, self.float_graph = model, None, None, None
         return self.model
 
     def init_runtime(self, target: str | None = None, device_id: str | None = None, **options: Any) -> None:
@@ -152,7 +188,13 @@ class Toolkit:
     def release(self) -> None:
         if self.runtime is not None and hasattr(self.runtime, "close"):
             self.runtime.close()
-        self.graph = self.model = self.runtime = None
+        self.graph = self.model = self.runtime = self.float_graph = None
+
+
+def _source_stem(load_kwargs: dict, fallback: str) -> str:
+    """The file stem of the model a load_* read (``mobilenet_v2.onnx`` -> ``mobilenet_v2``)."""
+    path = next((load_kwargs[k] for k in ("model", "tf_pb", "symbol") if isinstance(load_kwargs.get(k), (str, os.PathLike))), None)
+    return os.path.splitext(os.path.basename(os.fspath(path)))[0] if path else fallback
 
 
 def _config_record(cfg: Config) -> dict:

@@ -1,36 +1,102 @@
-"""Shared pieces of the ops' integer kernels: real-domain offsets, activation bounds, LUTs, requant."""
+"""Shared pieces of the ops' integer kernels: real-domain offsets, exact float accumulation,
+activation bounds, LUTs, requantization (compiled, bit-equal to ``quant.fixedpoint``).
+
+Exactness of float accumulation: a sum of integer products whose absolute values add up to less
+than 2**24 is exact in float32 in any order (every partial sum is an integer below 2**24), so BLAS
+may block, reorder and fuse it. For constant weights the bound is taken per output channel from the
+actual weights (the L1 norm of the centered weights times the largest centered activation), which
+lets most 8-bit layers run in float32; otherwise float64 (exact below 2**53).
+"""
 
 from __future__ import annotations
 
+import functools
+import math
+import weakref
 from collections.abc import Callable
 
 import numpy as np
 
+from rknn_core import _native
 from rknn_core.ir import QuantParams
-from rknn_core.quant.fixedpoint import multiply, quantize_multiplier, requantize
+from rknn_core.quant.fixedpoint import multiplier_plan, multiply, quantize_multiplier, requantize
 from rknn_core.quant.params import QTYPES, _broadcast, dequantize, quantize
 
 EXACT_FLOAT32 = 2**24  # integers below this add exactly in float32
+_KINDS = {np.dtype(np.float32): "f", np.dtype(np.float64): "d", np.dtype(np.int32): "i", np.dtype(np.int64): "q"}
+_OUT_KINDS = {"u8": "B", "i8": "b", "i16": "h"}
 
 
 def centered(v: np.ndarray, q: QuantParams, dtype=np.float64) -> np.ndarray:
     """Storage integers minus the zero point (per channel along ``q.axis``), as ``dtype``."""
-    return np.asarray(v, dtype=dtype) - _broadcast(q.zero_point, q, np.ndim(v)).astype(dtype)
+    zero = _broadcast(q.zero_point, q, np.ndim(v))
+    if zero.ndim == 0:
+        return np.subtract(v, dtype(zero), dtype=dtype)
+    return np.asarray(v, dtype=dtype) - zero.astype(dtype)
+
+
+def span(q: QuantParams) -> int:
+    """The largest |storage - zero_point| a tensor with parameters ``q`` can hold."""
+    lo, hi, _ = QTYPES[q.qtype]
+    return max(max(abs(hi - z), abs(lo - z)) for z in q.zero_point)
 
 
 def exact_dtype(terms: int, x_q: QuantParams, w_q: QuantParams) -> type:
     """float32 when sums of ``terms`` products of centered values stay exact in it, else float64."""
-    def span(q: QuantParams) -> int:
-        lo, hi, _ = QTYPES[q.qtype]
-        return max(max(abs(hi - z), abs(lo - z)) for z in q.zero_point)
-
     return np.float32 if terms * span(x_q) * span(w_q) < EXACT_FLOAT32 else np.float64
+
+
+_DERIVED: dict[tuple, tuple] = {}
+
+
+def derived(array: np.ndarray, tag: tuple, make: Callable[[np.ndarray], object]):
+    """``make(array)``, cached while ``array`` lives (constants are the same object every run)."""
+    key = (id(array), *tag)
+    hit = _DERIVED.get(key)
+    if hit is not None and hit[0]() is array:
+        return hit[1]
+    value = make(array)
+    try:
+        _DERIVED[key] = (weakref.ref(array), value)
+        weakref.finalize(array, _DERIVED.pop, key, None)
+    except TypeError:  # not weak-referenceable: no caching
+        pass
+    return value
+
+
+def weight_plan(w: np.ndarray, w_q: QuantParams, x_q: QuantParams, out_axis: int) -> tuple[np.ndarray, type]:
+    """Centered constant weights in the accumulation dtype: float32 when, for every output channel
+    (``out_axis`` of ``w``), the L1 norm of its centered weights times ``span(x_q)`` is below 2**24.
+    Cached per weight array (the executor passes the same constant every run)."""
+
+    def make(w: np.ndarray) -> tuple[np.ndarray, type]:
+        wc = centered(w, w_q, np.float64)
+        axes = tuple(a for a in range(wc.ndim) if a != out_axis % max(wc.ndim, 1))
+        l1 = np.abs(wc).sum(axis=axes).max(initial=0.0)
+        dtype = np.float32 if l1 * span(x_q) < EXACT_FLOAT32 else np.float64
+        return np.ascontiguousarray(wc, dtype=dtype), dtype
+
+    return derived(w, ("weights", x_q.qtype, x_q.zero_point, w_q.zero_point, out_axis), make)
+
+
+@functools.lru_cache(maxsize=4096)
+def _plan(m: tuple[float, ...]) -> tuple[bool, np.ndarray, np.ndarray]:
+    pot, mult, shift = multiplier_plan(np.asarray(m))
+    return pot, np.ascontiguousarray(mult, np.int64), np.ascontiguousarray(shift, np.int64)
 
 
 def activation_bounds(act: dict | None, q: QuantParams) -> tuple[int, int] | None:
     """A fused Relu/Clip as storage bounds of the output (None: no clamp beyond the type)."""
     if not act:
         return None
+    return _bounds(act.get("op"), act.get("min"), act.get("max"), q.qtype, q.scale, q.zero_point)
+
+
+@functools.lru_cache(maxsize=4096)
+def _bounds(op: str | None, low_value, high_value, qtype: str, scale: tuple, zero_point: tuple
+            ) -> tuple[int, int] | None:
+    act = {"op": op, "min": low_value, "max": high_value}
+    q = QuantParams(qtype, scale, zero_point)
     lo, hi, _ = QTYPES[q.qtype]
     if act.get("op") == "Relu":
         return int(quantize(np.float64(0.0), q)), hi
@@ -41,16 +107,68 @@ def activation_bounds(act: dict | None, q: QuantParams) -> tuple[int, int] | Non
     return None
 
 
+def requantize_channels(acc: np.ndarray, m, zero_point: int, qtype: str, bounds: tuple[int, int] | None = None,
+                        axis: int | None = None, bias: np.ndarray | None = None) -> np.ndarray:
+    """``fixedpoint.requantize(acc + bias, m, ...)`` with ``m`` and ``bias`` per channel along ``axis``.
+
+    ``acc`` holds integers (any int dtype, or exact integer values in float32/float64). Runs the
+    compiled kernel when it can (it equals the numpy rules bit for bit), else numpy.
+    """
+    acc = np.asarray(acc)
+    m = np.asarray(m, dtype=np.float64).reshape(-1)
+    lo, hi, dtype = QTYPES[qtype]
+    if bounds is not None:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    axis = None if axis is None or acc.ndim == 0 else axis % acc.ndim
+    channels = 1 if axis is None else acc.shape[axis]
+    kind, out_kind = _KINDS.get(acc.dtype), _OUT_KINDS.get(qtype)
+    if kind is None or out_kind is None or m.size not in (1, channels) or (bias is not None and axis is None):
+        return _requantize_numpy(acc, m, zero_point, qtype, (lo, hi), axis, bias)
+    acc = np.ascontiguousarray(acc)
+    outer = math.prod(acc.shape[:axis]) if axis is not None else 1
+    inner = math.prod(acc.shape[axis + 1:]) if axis is not None else acc.size
+    pot, mult, shift = _plan(tuple(m.tolist()))
+    out = np.empty(acc.shape, dtype=dtype)
+    b = None
+    if bias is not None:
+        b = derived(bias, ("bias", channels), lambda v: np.ascontiguousarray(
+            np.broadcast_to(np.asarray(v, np.int64).reshape(-1), (channels,)))) if isinstance(bias, np.ndarray) \
+            else np.broadcast_to(np.asarray(bias, np.int64).reshape(-1), (channels,)).copy()
+    _native.requantize(acc, kind, b, mult, shift, pot, out, out_kind, outer, channels, inner, int(zero_point), lo, hi)
+    return out
+
+
+def _requantize_numpy(acc, m, zero_point, qtype, bounds, axis, bias):
+    shape = [1] * acc.ndim
+    if axis is not None:
+        shape[axis] = -1
+    total = to_int(acc) if acc.dtype.kind == "f" else acc.astype(np.int64)
+    if bias is not None:
+        total = total + np.asarray(bias, np.int64).reshape(shape)
+    return requantize(total, m.reshape(shape) if m.size > 1 else m.reshape(()), zero_point, qtype, bounds)
+
+
 def requantize_accumulator(acc: np.ndarray, x_q: QuantParams, w_q: QuantParams, out_q: QuantParams,
-                           channel_axis: int, bounds: tuple[int, int] | None = None) -> np.ndarray:
-    """int accumulators of x*w products (+ int32 bias) to output storage: scale x_s*w_s/out_s."""
-    w_scale = np.asarray(w_q.scale)
-    if w_scale.size > 1:
-        shape = [1] * acc.ndim
-        shape[channel_axis] = w_scale.size
-        w_scale = w_scale.reshape(shape)
-    m = x_q.scale[0] * w_scale / out_q.scale[0]
-    return requantize(acc, m, out_q.zero_point[0], out_q.qtype, bounds)
+                           channel_axis: int, bounds: tuple[int, int] | None = None,
+                           bias: np.ndarray | None = None, act: dict | None = None) -> np.ndarray:
+    """Accumulators of x*w products (+ int32 ``bias``) to output storage: scale x_s*w_s/out_s per
+    output channel; a fused Relu/Clip as ``bounds``; a fused LeakyRelu (``act``) applies the
+    multiplier times alpha to negative accumulators (two multipliers, as TFLite's LEAKY_RELU)."""
+    m = x_q.scale[0] * np.asarray(w_q.scale, dtype=np.float64) / out_q.scale[0]
+    axis = channel_axis if m.size > 1 or bias is not None else None
+    zp, qtype = out_q.zero_point[0], out_q.qtype
+    out = requantize_channels(acc, m, zp, qtype, bounds, axis, bias)
+    if act and act.get("op") == "LeakyRelu":
+        neg = requantize_channels(acc, m * float(act.get("alpha", 0.01)), zp, qtype, bounds, axis, bias)
+        total = acc if bias is None else acc + _along(np.asarray(bias), acc.ndim, channel_axis).astype(acc.dtype)
+        out = np.where(total < 0, neg, out)
+    return out
+
+
+def _along(v: np.ndarray, ndim: int, axis: int) -> np.ndarray:
+    shape = [1] * ndim
+    shape[axis] = -1
+    return v.reshape(shape)
 
 
 def to_int(acc: np.ndarray) -> np.ndarray:
@@ -73,12 +191,16 @@ def lut_kernel(fn: Callable[[np.ndarray], np.ndarray]) -> Callable:
     return kernel
 
 
+def same_params(a: QuantParams, b: QuantParams) -> bool:
+    return a.qtype == b.qtype and a.scale == b.scale and a.zero_point == b.zero_point
+
+
 def rescale(v: np.ndarray, src: QuantParams, dst: QuantParams) -> np.ndarray:
     """Storage integers of ``src`` re-expressed in ``dst`` (same real value, fixed point)."""
-    if src.scale == dst.scale and src.zero_point == dst.zero_point:
+    if same_params(src, dst):
         return np.asarray(v)
-    acc = centered(v, src, np.float64).astype(np.int64)
-    return requantize(acc, src.scale[0] / dst.scale[0], dst.zero_point[0], dst.qtype)
+    acc = np.subtract(v, np.int32(src.zero_point[0]), dtype=np.int32)
+    return requantize_channels(acc, src.scale[0] / dst.scale[0], dst.zero_point[0], dst.qtype)
 
 
 ADD_LEFT_SHIFT = {"u8": 20, "i8": 20, "i16": 15}
@@ -89,9 +211,18 @@ def quantized_add(a: np.ndarray, b: np.ndarray, a_q: QuantParams, b_q: QuantPara
     """a + sign * b with TFLite's integer ADD: both sides scaled to a common fixed-point grid."""
     shift = ADD_LEFT_SHIFT[out_q.qtype]
     twice_max = 2 * max(a_q.scale[0], b_q.scale[0])
-    terms = []
-    for v, q in ((a, a_q), (b, b_q)):
-        mult, sh = quantize_multiplier(q.scale[0] / twice_max)
-        terms.append(multiply(centered(v, q).astype(np.int64) << shift, mult, sh))
-    total = terms[0] + sign * terms[1]
-    return requantize(total, twice_max / ((1 << shift) * out_q.scale[0]), out_q.zero_point[0], out_q.qtype)
+    (ma, sa), (mb, sb) = [tuple(int(t) for t in quantize_multiplier(q.scale[0] / twice_max)) for q in (a_q, b_q)]
+    m_out = twice_max / ((1 << shift) * out_q.scale[0])
+    a, b = np.asarray(a), np.asarray(b)
+    kind = _OUT_KINDS.get(out_q.qtype)
+    if kind is not None and a.dtype == b.dtype == QTYPES[out_q.qtype][2] == np.dtype(QTYPES[a_q.qtype][2]):
+        a2, b2 = np.broadcast_arrays(a, b)
+        a2, b2 = np.ascontiguousarray(a2), np.ascontiguousarray(b2)
+        pot, mo, so = multiplier_plan(m_out)
+        lo, hi, dtype = QTYPES[out_q.qtype]
+        out = np.empty(a2.shape, dtype=dtype)
+        _native.quantized_add(a2, b2, out, kind, out.size, a_q.zero_point[0], b_q.zero_point[0], shift, ma, sa,
+                              mb, sb, sign, int(mo), int(so), pot, out_q.zero_point[0], lo, hi)
+        return out
+    terms = [multiply(centered(v, q).astype(np.int64) << shift, m, s) for v, q, m, s in ((a, a_q, ma, sa), (b, b_q, mb, sb))]
+    return requantize(terms[0] + sign * terms[1], m_out, out_q.zero_point[0], out_q.qtype)

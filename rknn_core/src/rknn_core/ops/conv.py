@@ -7,7 +7,7 @@ import numpy as np
 from rknn_core import _native
 from rknn_core.errors import RknnError
 from rknn_core.ir import TensorInfo
-from rknn_core.ops._quant import activation_bounds, centered, exact_dtype, requantize_accumulator, to_int
+from rknn_core.ops._quant import activation_bounds, centered, requantize_accumulator, weight_plan
 from rknn_core.ops._spatial import as_2d, pad_spatial, resolve_pads, spatial_attrs_2d, windows
 from rknn_core.records import Cost, OpDef
 
@@ -112,18 +112,19 @@ def kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
 
 
 def quant_kernel(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.ndarray]:
-    """Integer convolution: exact sums of centered products (+ int32 bias), fixed-point requantize,
-    fused activation as output bounds."""
+    """Integer convolution: exact sums of centered products (float32 when the weights' L1 bound
+    allows, else float64), + int32 bias, fixed-point requantize per output channel, fused
+    activation as output bounds (LeakyRelu: a second multiplier for negative sums)."""
     x, w = inputs[0], inputs[1]
     b = inputs[2] if len(inputs) > 2 else None
     x_q, w_q, o_q = in_q[0], in_q[1], out_q[0]
-    dtype = exact_dtype(int(np.prod(w.shape[1:])), x_q, w_q)
+    if w_q.axis not in (None, 0):
+        raise RknnError(f"Conv per-channel weights must be quantized along axis 0, not {w_q.axis}")
+    wc, dtype = weight_plan(w, w_q, x_q, 0)
     plain = {k: v for k, v in attrs.items() if k != "activation"}
-    acc = to_int(kernel([centered(x, x_q, dtype), centered(w, w_q, dtype)], plain)[0])
-    if b is not None:
-        acc += np.asarray(b, dtype=np.int64).reshape(1, -1, *([1] * (acc.ndim - 2)))
-    bounds = activation_bounds(attrs.get("activation"), o_q)
-    return [requantize_accumulator(acc, x_q, w_q, o_q, 1, bounds)]
+    acc = kernel([centered(x, x_q, dtype), wc], plain)[0]
+    act = attrs.get("activation")
+    return [requantize_accumulator(acc, x_q, w_q, o_q, 1, activation_bounds(act, o_q), b, act)]
 
 
 def cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict) -> Cost:

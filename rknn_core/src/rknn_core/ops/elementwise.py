@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from attrs import evolve
 
+from rknn_core.errors import RknnError
 from rknn_core.ir import TensorInfo
 from rknn_core.ops._common import binary, default_cost, same_as_first, unary, variadic
-from rknn_core.ops._quant import centered, lut_kernel, quantized_add
+from rknn_core.ops._quant import centered, lut_kernel, quantized_add, rescale
 from rknn_core.quant.fixedpoint import requantize
-from rknn_core.quant.params import dequantize
+from rknn_core.quant.params import dequantize, quantize
 from rknn_core.records import OpDef
 
 _erf64 = np.vectorize(math.erf, otypes=[np.float64])
@@ -130,6 +132,53 @@ def _clip_quant(inputs, in_q, out_q, attrs):
     return lut_kernel(lambda real: _clip_kernel([real, *bounds], attrs)[0])(inputs, in_q, out_q, attrs)
 
 
+def _prelu_quant(inputs, in_q, out_q, attrs):
+    """Integer PRelu: centered x requantized by x_s/out_s where x >= 0, else x times the centered
+    slope requantized by x_s*slope_s/out_s (two multipliers, as TFLite's PRELU)."""
+    x_q, s_q, o_q = in_q[0], in_q[1], out_q[0]
+    xc = centered(inputs[0], x_q).astype(np.int64)
+    if s_q is None:  # an integer slope input: real values already
+        sc, s_scale = np.asarray(inputs[1], np.int64), 1.0
+    else:
+        if s_q.axis is not None:
+            raise RknnError("PRelu slope must be quantized per tensor")
+        sc, s_scale = centered(inputs[1], s_q).astype(np.int64), s_q.scale[0]
+    xc, sc = np.broadcast_arrays(xc, sc)
+    pos = requantize(xc, x_q.scale[0] / o_q.scale[0], o_q.zero_point[0], o_q.qtype)
+    neg = requantize(xc * sc, x_q.scale[0] * s_scale / o_q.scale[0], o_q.zero_point[0], o_q.qtype)
+    return [np.where(xc < 0, neg, pos)]
+
+
+def _extreme_quant(pick):
+    """Max/Min of several inputs: each rescaled to the output's parameters, then compared (the
+    storage order is the real order)."""
+    def kernel(inputs, in_q, out_q, attrs):
+        parts = [rescale(x, q, out_q[0]) for x, q in zip(inputs, in_q)]
+        acc = parts[0]
+        for part in parts[1:]:
+            acc = pick(acc, part)
+        shape = np.broadcast_shapes(*[np.shape(p) for p in parts])
+        return [np.broadcast_to(acc, shape).copy()]
+    return kernel
+
+
+def _sum_quant(inputs, in_q, out_q, attrs):
+    """Sum of several inputs as a chain of integer ADDs, each into the output's parameters."""
+    acc, acc_q = inputs[0], in_q[0]
+    if len(inputs) == 1:
+        return [rescale(acc, acc_q, out_q[0])]
+    for x, q in zip(inputs[1:], in_q[1:]):
+        acc, acc_q = quantized_add(acc, x, acc_q, q, out_q[0]), out_q[0]
+    return [acc]
+
+
+def _where_quant(inputs, in_q, out_q, attrs):
+    """Where with both branches rescaled to the output's parameters."""
+    c = inputs[0]
+    a, b = (rescale(v, q, out_q[0]) if q is not None else quantize(v, out_q[0]) for v, q in zip(inputs[1:], in_q[1:]))
+    return _where_kernel([c, a, b], attrs)
+
+
 OPS: list[OpDef] = [
     binary("Add", np.add, quant_kernel=_add_quant),
     binary("Sub", np.subtract, quant_kernel=_sub_quant),
@@ -139,9 +188,9 @@ OPS: list[OpDef] = [
     binary("Equal", np.equal, out_dtype="bool"),
     binary("Greater", np.greater, out_dtype="bool"),
     binary("Less", np.less, out_dtype="bool"),
-    variadic("Sum", np.add),
-    variadic("Max", np.maximum),
-    variadic("Min", np.minimum),
+    evolve(variadic("Sum", np.add), quant_kernel=_sum_quant),
+    evolve(variadic("Max", np.maximum), quant_kernel=_extreme_quant(np.maximum)),
+    evolve(variadic("Min", np.minimum), quant_kernel=_extreme_quant(np.minimum)),
     variadic("Mean", np.add, finish=lambda acc, n: acc / n),
     unary("Relu", lambda x: np.maximum(x, 0)),
     unary("LeakyRelu", lambda x, alpha: np.where(x < 0, x * alpha, x), alpha=0.01),
@@ -164,8 +213,10 @@ OPS: list[OpDef] = [
     OpDef("Identity", same_as_first, lambda inputs, attrs: [inputs[0].copy()], default_cost, 1, 1,
           quant_same_scale=True, doc="A copy of the input."),
     OpDef("Clip", lambda i, a: [TensorInfo(i[0].shape, i[0].dtype)], _clip_kernel, default_cost, 1, 3,
-          quant_kernel=_clip_quant,
+          quant_kernel=_clip_quant, quant_param_inputs=(1, 2),
           doc="Clamp to [min, max]; min and max are optional inputs."),
-    OpDef("PRelu", _prelu_infer, _prelu_kernel, default_cost, 2, 2, doc="x if x >= 0 else slope * x."),
-    OpDef("Where", _where_infer, _where_kernel, default_cost, 3, 3, doc="Select a where condition, else b."),
+    OpDef("PRelu", _prelu_infer, _prelu_kernel, default_cost, 2, 2, quant_kernel=_prelu_quant,
+          doc="x if x >= 0 else slope * x."),
+    OpDef("Where", _where_infer, _where_kernel, default_cost, 3, 3, quant_kernel=_where_quant,
+          doc="Select a where condition, else b."),
 ]

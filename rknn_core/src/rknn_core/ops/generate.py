@@ -10,6 +10,7 @@ from rknn_core.errors import RknnError
 from rknn_core.ir import TensorInfo
 from rknn_core.ops._common import const_ints
 from rknn_core.ops.tensor import meta_cost, tensor_op
+from rknn_core.quant.params import dequantize, quantize
 from rknn_core.records import OpDef
 
 
@@ -85,13 +86,21 @@ def _range_kernel(inputs, attrs):
     return [_range_values(*inputs)]
 
 
+def _constant_quant(kernel):
+    """Generators have no data inputs: the value is computed and stored in the output's parameters."""
+    def quant_kernel(inputs, in_q, out_q, attrs):
+        real = [None if v is None else dequantize(v, q) if q is not None else v for v, q in zip(inputs, in_q)]
+        return [v if q is None else quantize(v, q) for v, q in zip(kernel(real, attrs), out_q)]
+    return quant_kernel
+
+
 OPS: list[OpDef] = [
     tensor_op("ConstantOfShape", _cos_infer, _cos_kernel, 1, 1, "A tensor of the given shape filled with 'value'.",
-        cost=meta_cost),
+        cost=meta_cost, quant_kernel=_constant_quant(_cos_kernel)),
     tensor_op("Shape", _shape_infer, _shape_kernel, 1, 1, "The input's shape (dimensions start..end) as int64.",
-        cost=meta_cost, fold=False, shape_only=True),
+        cost=meta_cost, fold=False, shape_only=True, same_scale=True),
     tensor_op("Size", _size_infer, _size_kernel, 1, 1, "The input's element count as an int64 scalar.",
-        cost=meta_cost, fold=False, shape_only=True),
+        cost=meta_cost, fold=False, shape_only=True, same_scale=True),
     tensor_op("Range", _range_infer, _range_kernel, 3, 3, "start, start + delta, ... up to limit (exclusive).",
         cost=meta_cost),
 ]

@@ -5,9 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from rknn_core.errors import RknnError
-from rknn_core.ir import TensorInfo
+from rknn_core.ir import QuantParams, TensorInfo
 from rknn_core.ops._common import broadcast, default_cost, norm_axis, promote, same_as_first
+from rknn_core.ops._quant import centered, exact_dtype, requantize_accumulator, to_int, weight_plan
 from rknn_core.ops._spatial import axis_taps
+from rknn_core.quant.fixedpoint import requantize
+from rknn_core.quant.params import QTYPES, quantize, round_half_away
 from rknn_core.records import Cost, OpDef
 
 
@@ -331,13 +334,103 @@ def _softmax_cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], at
     return Cost(3 * outputs[0].size, base.bytes)
 
 
+# --- quantized forms -----------------------------------------------------------------------------
+
+def _deconv_quant(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.ndarray]:
+    """Integer ConvTranspose: exact float sums of centered products (float32 when the weights' L1
+    bound allows), + int32 bias, fixed-point requantize per output channel."""
+    x, w, b = inputs[0], inputs[1], _opt(inputs, 2)
+    x_q, w_q, o_q = in_q[0], in_q[1], out_q[0]
+    if w_q.axis is not None and (w_q.axis != 1 or int(attrs.get("group", 1)) != 1):
+        raise RknnError("ConvTranspose per-channel weights must be along axis 1 (output channels), group 1")
+    wc, dtype = weight_plan(w, w_q, x_q, 1)
+    acc = _deconv_kernel([centered(x, x_q, dtype), wc], attrs)[0]
+    return [requantize_accumulator(acc, x_q, w_q, o_q, 1, bias=b)]
+
+
+def _gemm_bias(b: np.ndarray | None, attrs: dict) -> np.ndarray | None:
+    """The int32 bias (units x_s * w_s) scaled by beta / alpha and rounded once (half away from zero),
+    so that alpha folds into the output multiplier: alpha * (A'B' + round(beta / alpha * C))."""
+    alpha, beta = float(attrs.get("alpha", 1.0)), float(attrs.get("beta", 1.0))
+    if b is None or beta == alpha:
+        return None if b is None else np.asarray(b, np.int64)
+    return round_half_away(np.asarray(b, np.float64) * (beta / alpha)).astype(np.int64)
+
+
+def _gemm_quant(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.ndarray]:
+    """Integer Gemm: A' @ B' of centered storage (exact float), + int32 C, per-output-column
+    requantization by alpha * a_s * b_s / out_s (alpha and beta folded, see ``_gemm_bias``)."""
+    a, b, c = inputs[0], inputs[1], _opt(inputs, 2)
+    a_q, b_q, o_q = in_q[0], in_q[1], out_q[0]
+    alpha = float(attrs.get("alpha", 1.0))
+    if alpha <= 0:
+        raise RknnError(f"Gemm alpha={alpha} has no integer form (it must be positive)")
+    trans_b = int(attrs.get("transB", 0))
+    out_axis = 0 if trans_b else 1
+    if b_q.axis is not None and b_q.axis % 2 != out_axis:
+        raise RknnError(f"Gemm per-channel B must be quantized along its output axis {out_axis}")
+    if a_q.axis is not None:
+        raise RknnError("Gemm input A must be quantized per tensor")
+    bc, dtype = weight_plan(b, b_q, a_q, out_axis)
+    ac = centered(a, a_q, dtype)
+    acc = np.matmul(ac.T if int(attrs.get("transA", 0)) else ac, bc.T if trans_b else bc)
+    bias = _gemm_bias(c, attrs)
+    if bias is not None and bias.ndim > 1 or (bias is not None and bias.size not in (1, acc.shape[1])):
+        acc = to_int(acc) + bias  # a 2-D C: add it elementwise, requantize per column
+        bias = None
+    elif bias is not None:
+        bias = np.broadcast_to(bias.reshape(-1), (acc.shape[1],))
+    m_q = QuantParams(b_q.qtype, np.asarray(b_q.scale) * alpha, b_q.zero_point, axis=b_q.axis)
+    return [requantize_accumulator(acc, a_q, m_q, o_q, 1, bias=bias)]
+
+
+def _matmul_quant(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.ndarray]:
+    """Integer MatMul: exact float sums of centered storage, requantized by a_s * b_s / out_s
+    (per column when B is quantized per channel along its last axis)."""
+    a, b = inputs
+    a_q, b_q, o_q = in_q[0], in_q[1], out_q[0]
+    if a_q.axis is not None or (b_q.axis is not None and (b.ndim < 2 or b_q.axis % b.ndim != b.ndim - 1)):
+        raise RknnError("MatMul needs A per tensor and B per tensor or per channel along its last axis")
+    k = a.shape[-1]
+    dtype = exact_dtype(k, a_q, b_q)
+    acc = np.matmul(centered(a, a_q, dtype), centered(b, b_q, dtype))
+    return [requantize_accumulator(acc, a_q, b_q, o_q, -1)]
+
+
+SOFTMAX_EXP_BITS = 20  # exp table entries are round(2**20 * exp(-d * x_scale))
+SOFTMAX_PROB_BITS = 30  # probabilities as round(2**30 * e / sum) before the output requantization
+
+
+def _softmax_quant(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.ndarray]:
+    """Integer softmax (LUT form, as int8 NPUs and TFLite's LUT softmax compute it): with d = max - x
+    in storage steps, e = round(2**20 * exp(-d * x_s)) from a table, p = round(2**30 * e / sum(e))
+    (integer division, ties up), out = requantize(p, 2**-30 / out_s)."""
+    x, x_q, o_q = inputs[0], in_q[0], out_q[0]
+    v, axis = _axis_view(np.asarray(x, np.int64), attrs)
+    lo, hi, _ = QTYPES[x_q.qtype]
+    table = round_half_away(np.exp(-np.arange(hi - lo + 1) * x_q.scale[0]) * 2.0**SOFTMAX_EXP_BITS).astype(np.int64)
+    e = table[v.max(axis=axis, keepdims=True) - v]
+    total = e.sum(axis=axis, keepdims=True)
+    p = ((e << SOFTMAX_PROB_BITS) + total // 2) // total
+    out = requantize(p, 2.0**-SOFTMAX_PROB_BITS / o_q.scale[0], o_q.zero_point[0], o_q.qtype)
+    return [out.reshape(x.shape)]
+
+
+def _hardmax_quant(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.ndarray]:
+    """Hardmax on storage (order-preserving), ones and zeros stored in the output's parameters."""
+    x, o_q = inputs[0], out_q[0]
+    one_hot = _softmax_family(_hardmax)([np.asarray(x, np.int64)], attrs)[0]
+    zero, one = quantize(np.asarray([0.0, 1.0]), o_q)
+    return [np.where(one_hot == 1, one, zero).astype(zero.dtype)]
+
+
 OPS = [
-    OpDef("ConvTranspose", _deconv_infer, _deconv_kernel, _deconv_cost, 2, 3,
-          doc="Transposed convolution (any spatial rank): group, strides, dilations, pads, output_padding, "
+    OpDef("ConvTranspose", _deconv_infer, _deconv_kernel, _deconv_cost, 2, 3, quant_kernel=_deconv_quant,
+          quant_bias_input=2, doc="Transposed convolution (any spatial rank): group, strides, dilations, pads, output_padding, "
               "output_shape, auto_pad; matmul then a scatter-add per kernel tap."),
-    OpDef("Gemm", _gemm_infer, _gemm_kernel, _gemm_cost, 2, 3,
+    OpDef("Gemm", _gemm_infer, _gemm_kernel, _gemm_cost, 2, 3, quant_kernel=_gemm_quant, quant_bias_input=2,
           doc="alpha * A' @ B' + beta * C with optional transposes and a broadcast C."),
-    OpDef("MatMul", _matmul_infer, _matmul_kernel, _matmul_cost, 2, 2,
+    OpDef("MatMul", _matmul_infer, _matmul_kernel, _matmul_cost, 2, 2, quant_kernel=_matmul_quant,
           doc="numpy matmul semantics: 1-D operands and broadcast batch dimensions."),
     OpDef("BatchNormalization", _bn_infer, _bn_kernel, default_cost, 5, 5,
           doc="Inference batch normalization with running statistics (channel axis 1)."),
@@ -345,10 +438,10 @@ OPS = [
           doc="Per-sample, per-channel normalization over the spatial axes."),
     OpDef("LRN", _lrn_infer, _lrn_kernel, default_cost, 1, 1,
           doc="Local response normalization across channels."),
-    OpDef("Softmax", _softmax_infer, _softmax_family(_softmax), _softmax_cost, 1, 1,
+    OpDef("Softmax", _softmax_infer, _softmax_family(_softmax), _softmax_cost, 1, 1, quant_kernel=_softmax_quant,
           doc="Numerically stable softmax along axis (default -1); coerce_2d gives the opset < 13 form."),
     OpDef("LogSoftmax", _softmax_infer, _softmax_family(_log_softmax), _softmax_cost, 1, 1,
           doc="Log of softmax along axis (default -1); coerce_2d gives the opset < 13 form."),
-    OpDef("Hardmax", _softmax_infer, _softmax_family(_hardmax), default_cost, 1, 1,
+    OpDef("Hardmax", _softmax_infer, _softmax_family(_hardmax), default_cost, 1, 1, quant_kernel=_hardmax_quant,
           doc="One-hot of the first maximum along axis (default -1); coerce_2d gives the opset < 13 form."),
 ]

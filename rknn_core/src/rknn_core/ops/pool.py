@@ -12,7 +12,10 @@ import numpy as np
 from rknn_core.errors import RknnError
 from rknn_core.ir import TensorInfo
 from rknn_core.ops._common import default_cost
+from rknn_core.ops._quant import centered
 from rknn_core.ops._spatial import axis_taps, pad_spatial, resolve_pads, tap_slices_nd
+from rknn_core.quant.fixedpoint import multiply, quantize_multiplier
+from rknn_core.quant.params import QTYPES
 from rknn_core.records import Cost, OpDef
 
 
@@ -194,25 +197,56 @@ def _global_lp(x, axes, attrs):
     return np.sqrt(total) if p == 2 else total ** (1.0 / p)
 
 
+def _average_requantize(total: np.ndarray, div: np.ndarray, x_q, o_q) -> np.ndarray:
+    """Integer window sums of centered inputs to output storage: always the int32 fixed-point
+    multiplier of x_scale / (out_scale * count) per window, as TFLite averages (also when that is a
+    power of two); a count of 0 (an all-padding window) gives the zero point."""
+    m = np.where(div > 0, x_q.scale[0] / (o_q.scale[0] * np.maximum(div, 1)), 0.0)
+    mult, shift = quantize_multiplier(m)
+    lo, hi, dtype = QTYPES[o_q.qtype]
+    return np.clip(multiply(total, mult, shift) + o_q.zero_point[0], lo, hi).astype(dtype)
+
+
+def _avgpool_quant(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.ndarray]:
+    """Integer AveragePool: sums of centered storage over each window (padding adds 0, the real zero)
+    in int64, then the per-window fixed-point multiplier x_s / (o_s * count), as TFLite averages."""
+    x, x_q, o_q = inputs[0], in_q[0], out_q[0]
+    kernel, strides, dilations, begin, end, declared_end, out = _geometry(x.shape, attrs, "AveragePool")
+    xp = pad_spatial(centered(x, x_q, np.int64), begin, end, 0)
+    total = _separable(xp, kernel, strides, dilations, out, np.add)
+    div = _divisor(x.shape, kernel, strides, dilations, begin, declared_end, out,
+                   bool(int(attrs.get("count_include_pad", 0))))
+    return [_average_requantize(total, div, x_q, o_q)]
+
+
+def _global_avg_quant(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.ndarray]:
+    """Integer GlobalAveragePool: int64 sum of centered storage, multiplier x_s / (o_s * count)."""
+    x, x_q, o_q = inputs[0], in_q[0], out_q[0]
+    axes = tuple(range(2, x.ndim))
+    total = centered(x, x_q, np.int64).sum(axis=axes, keepdims=True)
+    count = int(np.prod([x.shape[a] for a in axes]))
+    return [_average_requantize(total, np.asarray(float(count)), x_q, o_q)]
+
+
 def _global_cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict) -> Cost:
     return Cost(inputs[0].size, inputs[0].nbytes + outputs[0].nbytes)
 
 
 OPS = [
-    OpDef("MaxPool", _infer("MaxPool"), _maxpool_kernel, _pool_cost, 1, 1,
+    OpDef("MaxPool", _infer("MaxPool"), _maxpool_kernel, _pool_cost, 1, 1, quant_same_scale=True,
           doc="Max pooling (any spatial rank): pads, auto_pad, strides, dilations, ceil_mode; the Indices "
               "output when the node's attrs carry _indices (set by the frontend)."),
-    OpDef("AveragePool", _infer("AveragePool"), _avgpool_kernel, _pool_cost, 1, 1,
+    OpDef("AveragePool", _infer("AveragePool"), _avgpool_kernel, _pool_cost, 1, 1, quant_kernel=_avgpool_quant,
           doc="Average pooling (any spatial rank): pads, auto_pad, strides, dilations, ceil_mode, "
               "count_include_pad."),
     OpDef("LpPool", _infer("LpPool"), _lppool_kernel, _pool_cost, 1, 1,
           doc="Lp-norm pooling (p, default 2) over zero-padded windows."),
     OpDef("GlobalAveragePool", _global_infer,
           _global(lambda x, axes, a: np.mean(x, axis=axes, keepdims=True)), _global_cost, 1, 1,
-          doc="Mean over every spatial axis (rank >= 3)."),
+          quant_kernel=_global_avg_quant, doc="Mean over every spatial axis (rank >= 3)."),
     OpDef("GlobalMaxPool", _global_infer,
           _global(lambda x, axes, a: np.max(x, axis=axes, keepdims=True)), _global_cost, 1, 1,
-          doc="Max over every spatial axis (rank >= 3)."),
+          quant_same_scale=True, doc="Max over every spatial axis (rank >= 3)."),
     OpDef("GlobalLpPool", _global_infer, _global(_global_lp), _global_cost, 1, 1,
           doc="Lp norm (p, default 2) over every spatial axis (rank >= 3)."),
 ]

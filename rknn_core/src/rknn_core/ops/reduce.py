@@ -14,6 +14,7 @@ import numpy as np
 from rknn_core.errors import RknnError
 from rknn_core.ir import TensorInfo
 from rknn_core.ops._common import const_ints, default_cost, norm_axis
+from rknn_core.ops._quant import centered, requantize_channels, rescale
 from rknn_core.records import OpDef
 
 
@@ -77,6 +78,28 @@ _REDUCERS: dict[str, Callable] = {
 }
 
 
+def _sum_quant(mean: bool) -> Callable:
+    """Integer ReduceSum / ReduceMean: an int64 sum of centered storage, requantized by
+    x_s / out_s (divided by the element count for the mean) with the fixed-point multiplier."""
+
+    def quant_kernel(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.ndarray]:
+        x, x_q, o_q = inputs[0], in_q[0], out_q[0]
+        given = inputs[1] if len(inputs) > 1 else None
+        axes = _axes(x.ndim, None if given is None else [int(v) for v in np.asarray(given).reshape(-1)], attrs)
+        if axes is None:
+            return [rescale(x, x_q, o_q)]
+        total = centered(x, x_q, np.int64).sum(axis=axes, keepdims=bool(attrs.get("keepdims", 1)))
+        count = int(np.prod([x.shape[a] for a in axes])) if mean else 1
+        return [requantize_channels(total, x_q.scale[0] / (o_q.scale[0] * max(count, 1)), o_q.zero_point[0], o_q.qtype)]
+
+    return quant_kernel
+
+
+# quantized forms: order-preserving reductions move storage; sums are integer; the rest run in float
+_QUANT = {"ReduceMax": {"quant_same_scale": True}, "ReduceMin": {"quant_same_scale": True},
+          "ReduceSum": {"quant_kernel": _sum_quant(False)}, "ReduceMean": {"quant_kernel": _sum_quant(True)}}
+
+
 def _reduce(name: str, fn: Callable) -> OpDef:
     def infer(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]:
         x = inputs[0]
@@ -96,7 +119,7 @@ def _reduce(name: str, fn: Callable) -> OpDef:
             out = np.trunc(out)  # integer mean / L2 truncate like the reference
         return [out.astype(x.dtype, copy=False)]
 
-    return OpDef(name, infer, kernel, default_cost, 1, 2,
+    return OpDef(name, infer, kernel, default_cost, 1, 2, **_QUANT.get(name, {}),
                  doc=f"{name} over the constant `axes` input (all axes when absent); attrs keepdims, "
                      "noop_with_empty_axes.")
 
@@ -121,7 +144,7 @@ def _arg(name: str, pick: Callable) -> OpDef:
             idx = np.expand_dims(idx, axis)
         return [idx]
 
-    return OpDef(name, infer, kernel, default_cost, 1, 1,
+    return OpDef(name, infer, kernel, default_cost, 1, 1, quant_same_scale=True,  # storage keeps the order
                  doc=f"{name} along `axis` (int64 indices); attrs keepdims, select_last_index.")
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from rknn_core.errors import RknnError
 from rknn_core.ir import TensorInfo
+from rknn_core.quant.params import QTYPES, quantize
 from rknn_core.records import Cost, OpDef
 
 _F = np.float32
@@ -232,6 +233,71 @@ def kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
     return [np.ascontiguousarray(y, dtype=x.dtype)]
 
 
+RESIZE_WEIGHT_BITS = 10  # linear/cubic weights as integers of 2**-10, as TFLite's quantized bilinear resize
+
+
+def integer_weights(w: np.ndarray) -> np.ndarray:
+    """Tap weights as integers of 2**-RESIZE_WEIGHT_BITS that sum exactly to 2**RESIZE_WEIGHT_BITS per
+    output position: every tap rounded half away from zero, the first tap takes the remainder."""
+    one = 1 << RESIZE_WEIGHT_BITS
+    iw = np.where(w >= 0, np.floor(w * one + 0.5), np.ceil(w * one - 0.5)).astype(np.int64)
+    iw[:, 0] += one - iw.sum(axis=1)
+    return iw
+
+
+def quant_kernel(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.ndarray]:
+    """Resize on storage integers; the output keeps the input's parameters. Nearest moves codes.
+    Linear/cubic: centered storage times integer weights (``integer_weights``) summed in int64 axis
+    by axis, then one rounding division by 2**(10 * axes) (ties away from zero), + zero point,
+    saturated; tf_crop_and_resize's extrapolation value is stored in the output's parameters."""
+    mode, coord, nearest = _check_attrs(attrs)
+    x, x_q, o_q = inputs[0], in_q[0], out_q[0]
+    get = lambda i: inputs[i] if len(inputs) > i else None  # noqa: E731
+    out_shape, scale, box = _plan(x.shape, get(1), get(2), get(3), attrs)
+    if tuple(out_shape) == x.shape:
+        return [np.array(x, copy=True)]
+    if mode == "nearest":
+        y = kernel(inputs, {**attrs, "extrapolation_value": 0.0})[0]
+        stored = _extrapolate(x, y, out_shape, scale, box, coord, nearest, attrs, o_q)
+        return [stored]
+    zero = x_q.zero_point[0]
+    y = np.asarray(x, np.int64) - zero
+    worked = 0
+    for axis in range(x.ndim):
+        n_in, n_out = x.shape[axis], out_shape[axis]
+        if not _needs_work(coord, scale[axis], n_out, n_in):
+            continue
+        idx, w, _ = _taps(mode, coord, nearest, n_out, n_in, scale[axis], box[axis], attrs)
+        iw = integer_weights(w)
+        bshape = [1] * x.ndim
+        bshape[axis] = n_out
+        y = sum(np.take(y, idx[:, k], axis=axis) * iw[:, k].reshape(bshape) for k in range(idx.shape[1]))
+        worked += 1
+    shift = RESIZE_WEIGHT_BITS * worked
+    half = (1 << shift) >> 1
+    mag = (np.abs(y) + half) >> shift
+    y = np.where(y < 0, -mag, mag) + zero
+    lo, hi, dtype = QTYPES[o_q.qtype]
+    y = np.clip(y, lo, hi).astype(dtype)
+    return [_extrapolate(x, y, out_shape, scale, box, coord, nearest, attrs, o_q)]
+
+
+def _extrapolate(x, y, out_shape, scale, box, coord, nearest, attrs, o_q) -> np.ndarray:
+    """tf_crop_and_resize: positions outside the input take the stored extrapolation value."""
+    if coord != "tf_crop_and_resize":
+        return y
+    mask = np.zeros(y.shape, dtype=bool)
+    for axis in range(x.ndim):
+        n_in, n_out = x.shape[axis], out_shape[axis]
+        outside = _original(coord, n_out, n_in, scale[axis], box[axis])
+        outside = (outside < 0) | (outside > n_in - 1)
+        shape = [1] * x.ndim
+        shape[axis] = n_out
+        mask |= outside.reshape(shape)
+    value = quantize(np.asarray([float(attrs.get("extrapolation_value", 0.0))]), o_q)[0]
+    return np.where(mask, value, y).astype(y.dtype)
+
+
 def cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict) -> Cost:
     taps = {"nearest": 0, "linear": 2, "cubic": 4}.get(attrs.get("mode", "nearest"), 1)
     moved = inputs[0].nbytes + sum(o.nbytes for o in outputs)
@@ -239,7 +305,8 @@ def cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict
 
 
 OPS: list[OpDef] = [
-    OpDef("Resize", infer, kernel, cost, 1, 4,
+    OpDef("Resize", infer, kernel, cost, 1, 4, quant_kernel=quant_kernel, quant_same_scale=True,
+          quant_param_inputs=(1, 2, 3),
           doc="Resize(X, roi, scales, sizes): nearest, linear or cubic along every scaled axis; "
               "roi is used only by tf_crop_and_resize."),
 ]

@@ -13,6 +13,8 @@ import numpy as np
 from rknn_core.errors import RknnError
 from rknn_core.ir import TensorInfo
 from rknn_core.ops._common import broadcast, const_ints, norm_axis
+from rknn_core.ops._quant import rescale
+from rknn_core.quant.params import dequantize, quantize
 from rknn_core.records import Cost, OpDef
 
 CONST_LIMIT = 4096  # largest tensor (elements) whose value shape inference computes
@@ -48,9 +50,30 @@ def _with_values(infer: Callable, kernel: Callable) -> Callable:
 
 
 def tensor_op(name: str, infer: Callable, kernel: Callable, lo: int, hi: int | None, doc: str,
-        cost: Callable = move_cost, fold: bool = True, shape_only: bool = False) -> OpDef:
+        cost: Callable = move_cost, fold: bool = True, shape_only: bool = False, same_scale: bool = False,
+        quant_kernel: Callable | None = None, param_inputs: tuple[int, ...] = ()) -> OpDef:
+    """An op of this module; ``same_scale`` marks pure data movement (quantized: the float kernel moves
+    storage integers and the outputs keep input 0's parameters)."""
     return OpDef(name, _with_values(infer, kernel) if fold else infer, kernel, cost, lo, hi,
-                 shape_only=shape_only, doc=doc)
+                 shape_only=shape_only, doc=doc, quant_same_scale=same_scale, quant_kernel=quant_kernel,
+                 quant_param_inputs=param_inputs)
+
+
+# ---------------------------------------------------------------- quantized forms
+def _concat_quant(inputs, in_q, out_q, attrs):
+    """Inputs whose parameters differ from the output's are rescaled to it (fixed point), then joined."""
+    parts = [rescale(x, q, out_q[0]) for x, q in zip(inputs, in_q) if x is not None]
+    return _concat_kernel(parts, attrs)
+
+
+def _pad_quant(inputs, in_q, out_q, attrs):
+    """Pad on storage integers; the constant pad value becomes storage of the output's parameters
+    (0.0 pads with the zero point)."""
+    value, value_q = _opt(inputs, 2), _opt(in_q, 2)
+    real = 0.0 if value is None or np.size(value) == 0 else float(
+        (dequantize(value, value_q) if value_q is not None else np.asarray(value)).reshape(-1)[0])
+    stored = quantize(np.asarray([real]), out_q[0])
+    return _pad_kernel([inputs[0], inputs[1], stored, *inputs[3:]], attrs)
 
 
 def _opt(inputs: list, i: int):
@@ -435,23 +458,34 @@ def _s2d_kernel(inputs, attrs):
 
 
 OPS: list[OpDef] = [
-    tensor_op("Concat", _concat_infer, _concat_kernel, 1, None, "Join inputs along axis.", cost=_concat_cost),
+    tensor_op("Concat", _concat_infer, _concat_kernel, 1, None, "Join inputs along axis.", cost=_concat_cost,
+        quant_kernel=_concat_quant),
     tensor_op("Split", _split_infer, _split_kernel, 1, 2,
-        "Split along axis by the 'split' input, or into num_outputs chunks (the last one may be smaller)."),
-    tensor_op("Reshape", _reshape_infer, _reshape_kernel, 2, 2, "Reshape to the constant shape input (0 copies, -1 infers)."),
-    tensor_op("Flatten", _flatten_infer, _flatten_kernel, 1, 1, "Flatten to 2-D at axis."),
-    tensor_op("Transpose", _transpose_infer, _transpose_kernel, 1, 1, "Permute axes (default: reverse them)."),
-    tensor_op("Squeeze", _squeeze_infer, _squeeze_kernel, 1, 2, "Drop size-1 axes (all of them without 'axes')."),
-    tensor_op("Unsqueeze", _unsqueeze_infer, _unsqueeze_kernel, 2, 2, "Insert size-1 axes at 'axes' of the output."),
+        "Split along axis by the 'split' input, or into num_outputs chunks (the last one may be smaller).",
+        same_scale=True),
+    tensor_op("Reshape", _reshape_infer, _reshape_kernel, 2, 2, "Reshape to the constant shape input (0 copies, -1 infers).",
+        same_scale=True),
+    tensor_op("Flatten", _flatten_infer, _flatten_kernel, 1, 1, "Flatten to 2-D at axis.", same_scale=True),
+    tensor_op("Transpose", _transpose_infer, _transpose_kernel, 1, 1, "Permute axes (default: reverse them).",
+        same_scale=True),
+    tensor_op("Squeeze", _squeeze_infer, _squeeze_kernel, 1, 2, "Drop size-1 axes (all of them without 'axes').",
+        same_scale=True),
+    tensor_op("Unsqueeze", _unsqueeze_infer, _unsqueeze_kernel, 2, 2, "Insert size-1 axes at 'axes' of the output.",
+        same_scale=True),
     tensor_op("Pad", _pad_infer, _pad_kernel, 2, 4,
-        "Pad (or crop, negative pads) in constant, reflect, edge or wrap mode; optional axes input."),
-    tensor_op("Slice", _slice_infer, _slice_kernel, 3, 5, "Strided slice with ONNX clamping; optional axes and steps."),
-    tensor_op("Gather", _gather_infer, _gather_kernel, 2, 2, "Take entries along axis (negative indices count back)."),
+        "Pad (or crop, negative pads) in constant, reflect, edge or wrap mode; optional axes input.",
+        same_scale=True, quant_kernel=_pad_quant, param_inputs=(2,)),
+    tensor_op("Slice", _slice_infer, _slice_kernel, 3, 5, "Strided slice with ONNX clamping; optional axes and steps.",
+        same_scale=True),
+    tensor_op("Gather", _gather_infer, _gather_kernel, 2, 2, "Take entries along axis (negative indices count back).",
+        same_scale=True),
     tensor_op("GatherElements", _gather_elements_infer, _gather_elements_kernel, 2, 2,
-        "Take entries along axis elementwise by an index tensor of the same rank."),
+        "Take entries along axis elementwise by an index tensor of the same rank.", same_scale=True),
     tensor_op("Cast", _cast_infer, _cast_kernel, 1, 1, "Convert to the numpy dtype in attribute 'to'."),
-    tensor_op("Expand", _expand_infer, _expand_kernel, 2, 2, "Broadcast to a shape (bidirectionally)."),
-    tensor_op("Tile", _tile_infer, _tile_kernel, 2, 2, "Repeat the input along each axis."),
-    tensor_op("DepthToSpace", _d2s_infer, _d2s_kernel, 1, 1, "Move channel blocks into space (DCR or CRD order)."),
-    tensor_op("SpaceToDepth", _s2d_infer, _s2d_kernel, 1, 1, "Move spatial blocks into channels."),
+    tensor_op("Expand", _expand_infer, _expand_kernel, 2, 2, "Broadcast to a shape (bidirectionally).",
+        same_scale=True),
+    tensor_op("Tile", _tile_infer, _tile_kernel, 2, 2, "Repeat the input along each axis.", same_scale=True),
+    tensor_op("DepthToSpace", _d2s_infer, _d2s_kernel, 1, 1, "Move channel blocks into space (DCR or CRD order).",
+        same_scale=True),
+    tensor_op("SpaceToDepth", _s2d_infer, _s2d_kernel, 1, 1, "Move spatial blocks into channels.", same_scale=True),
 ]

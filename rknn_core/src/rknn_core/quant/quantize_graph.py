@@ -48,7 +48,7 @@ def quantize_graph(graph: Graph, registry: Registry, ranges: dict[str, tuple[flo
             continue
         if opdef.quant_same_scale:
             _tie_outputs(graph, node, producers)
-        _quantize_constants(graph, node, opdef.quant_bias_input, quantized_dtype, given)
+        _quantize_constants(graph, node, opdef.quant_bias_input, quantized_dtype, given, opdef.quant_param_inputs)
     graph.metadata[FLOAT_NODES] = stay_float
     graph.metadata["quantized_dtype"] = quantized_dtype
     return stay_float
@@ -65,10 +65,11 @@ def _tie_outputs(graph: Graph, node, producers) -> None:
 
 
 def _quantize_constants(graph: Graph, node, bias_input: int | None, quantized_dtype: str,
-                        given: dict[str, QuantParams]) -> None:
-    """Float constants read by a quantized node become storage integers with their own parameters."""
+                        given: dict[str, QuantParams], param_inputs: tuple[int, ...] = ()) -> None:
+    """Float constants read by a quantized node become storage integers with their own parameters
+    (except ``param_inputs``, real-valued parameters such as Resize scales)."""
     for position, name in enumerate(node.inputs):
-        if not name:
+        if not name or position in param_inputs:
             continue
         tensor = graph.tensors[name]
         if not tensor.is_const or tensor.quant is not None or not is_float_kind(tensor.dtype):

@@ -1,0 +1,95 @@
+"""Quantized simulator latency: our u8 (and dfp8/dfp16) simulator vs onnxruntime's FLOAT latency.
+
+The goal (issue 3) is at most 2x onnxruntime's float latency on a MobileNetV2-sized model. Each
+measurement runs in its own process so thread settings (OMP/OpenBLAS, onnxruntime intra-op) apply
+from the start; "1" pins one thread, "default" leaves the libraries' defaults. Prints one table:
+
+    .venv/bin/python benchmarks/bench_quant_speed.py [--runs 30] [--models mobilenet_v2]
+        [--dtypes asymmetric_quantized-u8 dynamic_fixed_point-8 dynamic_fixed_point-16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from bench_float import THREAD_VARS, _median_ms  # noqa: E402
+
+
+def worker(engine: str, model_path: str, threads: int, runs: int) -> float:
+    """Median latency (ms) of one engine: ``onnxruntime`` (float) or a quantized_dtype of ours."""
+    import numpy as np
+
+    x = np.random.default_rng(0).random((1, 3, 224, 224), dtype=np.float32)
+    if engine == "onnxruntime":
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
+        return _median_ms(lambda: session.run(None, {"input": x}), runs)
+    from rknn.api import RKNN
+
+    folder = os.path.dirname(model_path)
+    dataset = os.path.join(folder, "dataset.txt")
+    rknn = RKNN()
+    rknn.config(quantized_dtype=engine)
+    assert rknn.load_onnx(model_path) == 0 and rknn.build(do_quantization=True, dataset=dataset) == 0
+    assert rknn.init_runtime() == 0
+    return _median_ms(lambda: rknn.inference([x], data_type="float32", data_format="nchw"), runs)
+
+
+def measure(engine: str, model_path: str, threads: int, runs: int) -> float:
+    env = dict(os.environ)
+    for var in THREAD_VARS:
+        env.pop(var, None)
+        if threads:
+            env[var] = str(threads)
+    out = subprocess.run([sys.executable, __file__, "--worker", engine, model_path, str(threads), str(runs)],
+                         env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--models", nargs="+", default=["mobilenet_v2"])
+    parser.add_argument("--dtypes", nargs="+", default=["asymmetric_quantized-u8"])
+    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        engine, path, threads, runs = args.worker
+        print(json.dumps(worker(engine, path, int(threads), int(runs))))
+        return 0
+    import numpy as np
+    import onnx
+    import zoo
+
+    print(f"{'model':<14}{'dtype':<26}{'threads':>9}{'ort float ms':>14}{'ours quant ms':>15}{'ratio':>8}")
+    with tempfile.TemporaryDirectory() as folder:
+        rng = np.random.default_rng(0)
+        with open(os.path.join(folder, "dataset.txt"), "w") as f:
+            for i in range(4):
+                np.save(os.path.join(folder, f"{i}.npy"), rng.random((224, 224, 3), dtype=np.float32))
+                f.write(f"{i}.npy\n")
+        for name in args.models:
+            path = os.path.join(folder, f"{name}.onnx")
+            onnx.save(getattr(zoo, name)(), path)
+            for threads, label in ((1, "1"), (0, "default")):
+                ort_ms = measure("onnxruntime", path, threads, args.runs)
+                for dtype in args.dtypes:
+                    ours_ms = measure(dtype, path, threads, args.runs)
+                    print(f"{name:<14}{dtype:<26}{label:>9}{ort_ms:>14.2f}{ours_ms:>15.2f}{ours_ms / ort_ms:>8.2f}",
+                          flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,16 @@
+"""Registers the TFLite frontend (``load_tflite``) with the toolkit."""
+
+from rknn_core.hookspecs import hookimpl
+from rknn_core.records import Frontend
+
+
+def _load(**kwargs):
+    from rknn_tflite.importer import load_tflite  # the schema package is imported only when a model is loaded
+
+    return load_tflite(**kwargs)
+
+
+@hookimpl
+def rknn_frontends():
+    return [Frontend("tflite", "load_tflite", _load,
+                     doc="TensorFlow Lite .tflite models: float32, float16 weights, uint8/int8 quantized.")]
