@@ -69,8 +69,9 @@ def check_all_levels(model, inputs, **tol):
 def test_every_builtin_pass_declares_an_honest_contract():
     by_name = {p.name: p for p in builtin_passes()}
     assert set(by_name) == {"fold_constants", "remove_identity", "eliminate_transposes", "fold_batchnorm",
-                            "fuse_activation"}
-    assert by_name["fold_batchnorm"].changes_numerics and by_name["fold_batchnorm"].min_level == 3
+                            "fold_channel_affine", "fuse_activation"}
+    for name in ("fold_batchnorm", "fold_channel_affine"):
+        assert by_name[name].changes_numerics and by_name[name].min_level == 3
     for name in ("fold_constants", "remove_identity", "eliminate_transposes", "fuse_activation"):
         assert not by_name[name].changes_numerics and by_name[name].min_level == 1
     for p in by_name.values():
@@ -481,3 +482,28 @@ def test_the_verifier_names_a_pass_that_breaks_the_graph():
     g = _ok_graph()
     with pytest.raises(RknnError, match="breaker"):
         run_passes(g, PassContext(registry, 1, {"verify": True}))
+
+
+def _conv_mul_add(rng, mul_shape, add_shape):
+    x = rng.standard_normal((1, 3, 8, 8)).astype(np.float32)
+    inits = {"w": rng.standard_normal((4, 3, 3, 3)).astype(np.float32),
+             "s": (rng.random(mul_shape) + 0.5).astype(np.float32),
+             "t": rng.standard_normal(add_shape).astype(np.float32)}
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Mul", ["c", "s"], ["m"]), helper.make_node("Add", ["t", "m"], ["a"]),
+             helper.make_node("Relu", ["a"], ["y"])]
+    return make_model(nodes, {"x": x}, ["y"], inits), {"x": x}
+
+
+def test_per_channel_mul_add_fold_into_the_conv_at_level_3():
+    model, inputs = _conv_mul_add(np.random.default_rng(5), (1, 4, 1, 1), (4, 1, 1))
+    assert [n.op for n in built(model, 3).nodes] == ["Conv"]
+    assert [n.op for n in built(model, 2).nodes] == ["Conv", "Mul", "Add", "Relu"]
+    for level in (2, 3):
+        check_against_ort(model, inputs, optimization_level=level)
+
+
+def test_spatially_varying_mul_is_not_folded():
+    model, inputs = _conv_mul_add(np.random.default_rng(6), (1, 4, 8, 8), (4, 1, 1))
+    assert [n.op for n in built(model, 3).nodes] == ["Conv", "Mul", "Add", "Relu"]
+    check_against_ort(model, inputs)

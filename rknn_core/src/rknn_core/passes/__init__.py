@@ -6,7 +6,8 @@ import importlib
 
 from rknn_core.records import PassSpec
 
-MODULES = ("fold_constants", "remove_identity", "eliminate_transposes", "fold_batchnorm", "fuse_activation")
+MODULES = ("fold_constants", "remove_identity", "eliminate_transposes", "fold_batchnorm", "fold_channel_affine",
+           "fuse_activation")
 
 
 def builtin_passes() -> list[PassSpec]:

@@ -57,5 +57,5 @@ def run(graph: Graph, ctx) -> bool:
 
 
 PASS = PassSpec("fuse_activation", run, min_level=1, changes_numerics=False,
-                after=("fold_constants", "remove_identity", "eliminate_transposes", "fold_batchnorm"),
+                after=("fold_constants", "remove_identity", "eliminate_transposes", "fold_batchnorm", "fold_channel_affine"),
                 doc="Relu, Clip and LeakyRelu after a Conv become the Conv's fused activation.")
