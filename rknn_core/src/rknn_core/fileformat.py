@@ -15,12 +15,12 @@ import json
 import mmap
 import os
 import struct
-import tempfile
 from typing import Any
 
 import attrs
 import numpy as np
 
+from rknn_core.atomic import write_atomic
 from rknn_core.errors import RknnError
 from rknn_core.ir import Graph, Node, QuantParams, Tensor
 from rknn_core.model import RknnModel
@@ -100,37 +100,8 @@ def save(model: RknnModel, path: str) -> None:
     data_len = sum(len(c) for c in chunks)
     for chunk in chunks:
         digest.update(chunk)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise RknnError(f"cannot write '{path}': folder '{folder}' does not exist")
-    if os.path.isdir(path):
-        raise RknnError(f"cannot write '{path}': it is a folder; give a file name such as model.rknn")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".rknn-", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise RknnError(f"cannot write '{path}': {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(_HEADER.pack(MAGIC, FORMAT_VERSION, 0, len(meta_bytes), data_len, digest.digest()))
-            f.write(meta_bytes + pad_meta)
-            for chunk in chunks:
-                f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise RknnError(f"cannot write '{path}': {exc.strerror or exc}") from None
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    header = _HEADER.pack(MAGIC, FORMAT_VERSION, 0, len(meta_bytes), data_len, digest.digest())
+    write_atomic(path, [header, meta_bytes + pad_meta, *chunks])
 
 
 def file_version(path: str) -> int | None:

@@ -19,11 +19,11 @@ import json
 import logging
 import mmap
 import os
-import tempfile
 
 import attrs
 
 from rknn_core import fileformat
+from rknn_core.atomic import write_atomic
 from rknn_core.config import Config
 from rknn_core.errors import RknnError
 from rknn_core.ir import Graph
@@ -39,30 +39,6 @@ from rknn_core.shape_inference import op_for
 log = logging.getLogger("rknn")
 FORMAT = "rknn-hybrid-model"
 VERSION = 1
-
-
-def atomic_write(path: str, content: bytes) -> None:
-    """Write ``content`` to ``path`` through a temporary file in the same folder and a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".hybrid-", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise RknnError(f"cannot write '{path}': {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        mask = os.umask(0o022)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise RknnError(f"cannot write '{path}': {exc.strerror or exc}") from None
-        raise
 
 
 def calibrate(model: RknnModel, registry: Registry, cfg: Config, dataset_path: str | None) -> dict[str, tuple[float, float]]:
@@ -103,7 +79,7 @@ def step1(model: RknnModel, registry: Registry, cfg: Config, dataset: str | None
     json_bytes, data_bytes = model_files(model, stem, cfg.quantized_dtype)
     paths = [os.path.join(folder, f"{stem}{ext}") for ext in (".data", ".json", ".quantization.cfg")]
     for path, content in zip(paths, (data_bytes, json_bytes, render_cfg(quantized, registry).encode("utf-8"))):
-        atomic_write(path, content)
+        write_atomic(path, [content])
     log.info("hybrid_quantization_step1: wrote %s", ", ".join(paths))
     return paths
 
