@@ -57,8 +57,10 @@ def _decode_value(value: Any) -> Any:
     return value
 
 
-def _describe(model: RknnModel) -> tuple[dict, list[np.ndarray]]:
-    blobs: list[np.ndarray] = []
+def describe(model: RknnModel) -> tuple[dict, list[bytes]]:
+    """The JSON description of ``model`` and its constants as 64-byte padded chunks (offsets in the
+    description count from the first chunk)."""
+    chunks: list[bytes] = []
     offset = 0
     tensors = []
     for t in model.graph.tensors.values():
@@ -70,7 +72,8 @@ def _describe(model: RknnModel) -> tuple[dict, list[np.ndarray]]:
                 data = data.copy(order="C")
             entry["data"] = {"offset": offset, "nbytes": int(data.nbytes), "dtype": data.dtype.str,
                              "shape": list(data.shape)}
-            blobs.append(data)
+            raw = data.tobytes()
+            chunks.append(raw + b"\0" * (_align(len(raw)) - len(raw)))
             offset = _align(offset + data.nbytes)
         tensors.append(entry)
     g = model.graph
@@ -83,20 +86,16 @@ def _describe(model: RknnModel) -> tuple[dict, list[np.ndarray]]:
         "rknn_batch_size": model.rknn_batch_size, "quantized_dtype": model.quantized_dtype,
         "preprocessed": model.preprocessed, "extra": _encode_value(model.extra),
     }
-    return meta, blobs
+    return meta, chunks
 
 
 def save(model: RknnModel, path: str) -> None:
     """Write ``model`` to ``path`` atomically (a temporary file in the same folder, then rename)."""
-    meta, blobs = _describe(model)
+    meta, chunks = describe(model)
     meta_bytes = json.dumps(meta, separators=(",", ":")).encode("utf-8")
     head_len = _align(_HEADER.size + len(meta_bytes))
     pad_meta = b"\0" * (head_len - _HEADER.size - len(meta_bytes))
     digest = hashlib.sha256(meta_bytes)
-    chunks = []
-    for data in blobs:
-        raw = data.tobytes()
-        chunks.append(raw + b"\0" * (_align(len(raw)) - len(raw)))
     data_len = sum(len(c) for c in chunks)
     for chunk in chunks:
         digest.update(chunk)
@@ -140,13 +139,14 @@ def load(path: str) -> RknnModel:
     if check.digest() != digest:
         raise RknnError(f"'{path}' is corrupted: its checksum does not match its content")
     try:
-        return _build(json.loads(meta_bytes), mm, head_len)
+        return model_from_description(json.loads(meta_bytes), mm, head_len)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise RknnError(f"'{path}' has a malformed model description ({type(exc).__name__}: {exc}); "
                         f"it was not written by a compatible toolkit") from None
 
 
-def _build(meta: dict, mm: mmap.mmap, data_start: int) -> RknnModel:
+def model_from_description(meta: dict, mm: mmap.mmap | bytes, data_start: int) -> RknnModel:
+    """The model ``describe`` described; constants are read-only views into ``mm`` from ``data_start``."""
     gm = meta["graph"]
     graph = Graph(gm["name"], inputs=gm["inputs"], outputs=gm["outputs"], metadata=_decode_value(gm["metadata"]))
     for t in gm["tensors"]:

@@ -51,13 +51,9 @@ def calibrate(model: RknnModel, registry: Registry, cfg: Config, dataset_path: s
 # step 1 -----------------------------------------------------------------------------------------
 def model_files(model: RknnModel, stem: str, quantized_dtype: str) -> tuple[bytes, bytes]:
     """The ``.json`` and ``.data`` contents of a float model."""
-    meta, blobs = fileformat._describe(model)
+    meta, chunks = fileformat.describe(model)
     for i, node in enumerate(meta["graph"]["nodes"]):
         node["id"] = i
-    chunks = []
-    for data in blobs:
-        raw = data.tobytes()
-        chunks.append(raw + b"\0" * (fileformat._align(len(raw)) - len(raw)))
     data_bytes = b"".join(chunks)
     record = {"format": FORMAT, "version": VERSION, "source": stem, "quantized_dtype": quantized_dtype,
               "data_file": f"{stem}.data", "data_nbytes": len(data_bytes),
@@ -114,7 +110,7 @@ def read_model(model_input: str, data_input: str, registry: Registry) -> tuple[R
         raise RknnError(f"data_input '{data_input}' does not belong to '{model_input}' (size or checksum differs); "
                         f"use the pair written by the same hybrid_quantization_step1")
     try:
-        model = fileformat._build(record["model"], buffer, 0)
+        model = fileformat.model_from_description(record["model"], buffer, 0)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise RknnError(f"model_input '{model_input}' has a malformed model description "
                         f"({type(exc).__name__}: {exc})") from None
