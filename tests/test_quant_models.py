@@ -65,9 +65,9 @@ def folder(tmp_path_factory):
     return path
 
 
-def build(path, model: str, dtype: str) -> RKNN:
+def build(path, model: str, dtype: str, **cfg) -> RKNN:
     rknn = RKNN()
-    rknn.config(quantized_dtype=dtype)
+    rknn.config(quantized_dtype=dtype, **cfg)
     assert rknn.load_onnx(str(path / model)) == 0
     assert rknn.build(do_quantization=True, dataset=str(path / "dataset.txt")) == 0
     assert rknn.init_runtime() == 0
@@ -139,7 +139,32 @@ def test_zoo_models_quantize_every_node(tmp_path, name):
         for i in range(2):
             np.save(tmp_path / f"{i}.npy", rng.random((64, 64, 3), dtype=np.float32))
             f.write(f"{i}.npy\n")
-    rknn = build(tmp_path, "m.onnx", "asymmetric_quantized-u8")
+    # with in-model preprocessing: its Div by the scale is an integer requantization too
+    rknn = build(tmp_path, "m.onnx", "asymmetric_quantized-u8", channel_mean_value="0.5 0.5 0.5 0.25")
     assert rknn._tk.model.graph.metadata[FLOAT_NODES] == []
     out = rknn.inference([np.load(tmp_path / "0.npy")], data_type="float32", data_format="nhwc")[0]
     assert out.shape == (1, 10) and abs(float(out.sum()) - 1.0) < 0.05  # softmax probabilities
+
+
+def test_division_by_a_constant_is_an_exact_requantization(tmp_path):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 4, 6, 6)).astype(np.float32)
+    divisor = np.array([[[[0.7]], [[-2.5]], [[3.0]], [[0.125]]]], np.float32)
+    onnx.save(make_model([helper.make_node("Div", ["x", "d"], ["y"])], {"x": x}, ["y"], {"d": divisor}),
+              tmp_path / "div.onnx")
+    with open(tmp_path / "dataset.txt", "w") as f:
+        for i in range(3):
+            np.save(tmp_path / f"{i}.npy", rng.standard_normal((6, 6, 4)).astype(np.float32))
+            f.write(f"{i}.npy\n")
+    rknn = build(tmp_path, "div.onnx", "asymmetric_quantized-u8")
+    graph = rknn._tk.model.graph
+    assert graph.metadata[FLOAT_NODES] == []
+    x_q, y_q = graph.tensors["x"].quant, graph.tensors["y"].quant
+    stored = quantize(x, x_q).astype(np.int64)
+    # plain reference: the real quotient of the dequantized input, rounded onto the output grid
+    real = (stored - x_q.zero_point[0]) * x_q.scale[0] / divisor.astype(np.float64)
+    expected = np.clip(np.floor(real / y_q.scale[0] + 0.5) + y_q.zero_point[0], 0, 255)
+    ours = QuantExecutor(graph, default_registry()).run({"x": x}, keep=["y"])["y"]
+    got = np.round(ours / y_q.scale[0] + y_q.zero_point[0])
+    assert np.abs(got - expected).max() <= 1
+    assert np.mean(got == expected) >= 0.99

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import attrs
 import numpy as np
 from attrs import evolve
 
@@ -12,7 +13,7 @@ from rknn_core.ir import TensorInfo
 from rknn_core.ops._common import binary, default_cost, same_as_first, unary, variadic
 from rknn_core.ops._quant import centered, lut_kernel, quantized_add, rescale
 from rknn_core.quant.fixedpoint import requantize
-from rknn_core.quant.params import dequantize, quantize
+from rknn_core.quant.params import QTYPES, dequantize, quantize
 from rknn_core.records import OpDef
 
 _erf64 = np.vectorize(math.erf, otypes=[np.float64])
@@ -127,6 +128,26 @@ def _mul_quant(inputs, in_q, out_q, attrs):
     return [requantize(acc, a_q.scale[0] * b_q.scale[0] / o_q.scale[0], o_q.zero_point[0], o_q.qtype)]
 
 
+DIV_LEFT_SHIFT = 15  # |centered 16-bit value| << 15 stays inside int32
+
+
+def _div_quant(inputs, in_q, out_q, attrs):
+    """a / b as a requantization of a by the multiplier a_scale / (b * out_scale), element by element
+    (b is the real divisor: a float constant, as the input-scale step of preprocessing is)."""
+    a_q, b_q, o_q = in_q[0], in_q[1], out_q[0]
+    b = inputs[1]
+    real_b = dequantize(b, b_q) if b_q is not None else np.asarray(b, dtype=np.float64)
+    if np.any(real_b == 0):
+        raise RknnError("division by zero")
+    acc, m = np.broadcast_arrays(centered(inputs[0], a_q).astype(np.int64), a_q.scale[0] / (real_b * o_q.scale[0]))
+    # the small accumulators are first shifted left (as integer ADD does) so that the fixed-point
+    # multiply rounds once, not twice; the multipliers are positive, the sign is applied apart
+    out = requantize(np.abs(acc) << DIV_LEFT_SHIFT, np.abs(m) / 2**DIV_LEFT_SHIFT, 0, "i32")
+    signed = np.where((acc < 0) != (m < 0), -out.astype(np.int64), out) + o_q.zero_point[0]
+    lo, hi, dtype = QTYPES[o_q.qtype]
+    return [np.clip(signed, lo, hi).astype(dtype)]
+
+
 def _clip_quant(inputs, in_q, out_q, attrs):
     bounds = [None if v is None else dequantize(v, q) if q is not None else v for v, q in zip(inputs[1:], in_q[1:])]
     return lut_kernel(lambda real: _clip_kernel([real, *bounds], attrs)[0])(inputs, in_q, out_q, attrs)
@@ -183,7 +204,7 @@ OPS: list[OpDef] = [
     binary("Add", np.add, quant_kernel=_add_quant),
     binary("Sub", np.subtract, quant_kernel=_sub_quant),
     binary("Mul", np.multiply, quant_kernel=_mul_quant),
-    binary("Div", _div),
+    attrs.evolve(binary("Div", _div, quant_kernel=_div_quant), quant_param_inputs=(1,)),
     binary("Pow", lambda a, b: _pow(a, b).astype(a.dtype), doc="Broadcasting power; the result has the base's dtype."),
     binary("Equal", np.equal, out_dtype="bool"),
     binary("Greater", np.greater, out_dtype="bool"),
