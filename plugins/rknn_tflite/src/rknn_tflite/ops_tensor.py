@@ -96,6 +96,10 @@ def unpack(ctx: Ctx, opt) -> None:
 
 def pack(ctx: Ctx, opt) -> None:
     axis = int(opt.Axis())
+    parts = [ctx.tensor(i) for i in ctx.op.inputs]
+    if all(p.data is not None and p.quant is None for p in parts):  # shape arithmetic: fold
+        _fold(ctx, np.stack([p.data for p in parts], axis=axis), None)
+        return
     axes = ctx.const("axes", np.array([axis], I64))
     parts = [ctx.emit("Unsqueeze", [ctx.ref(i), axes]) for i in ctx.op.inputs]
     ctx.emit("Concat", parts, [ctx.output(0)], axis=axis)
@@ -123,6 +127,11 @@ def strided_slice(ctx: Ctx, opt) -> None:
         starts.append(b)
         ends.append(e)
     n = len(starts)
+    src = ctx.inp(0)
+    if src.data is not None and src.quant is None:  # shape arithmetic (SHAPE -> STRIDED_SLICE): fold
+        data = src.data[tuple(slice(b, e, s) for b, e, s in zip(starts, ends, strides.tolist()))]
+        _fold(ctx, np.array(data).reshape(ctx.out(0).shape), None)
+        return
     y = ctx.emit("Slice", [ctx.name(0), ctx.const("starts", np.array(starts, I64)), ctx.const("ends", np.array(ends, I64)),
                            ctx.const("axes", np.arange(n, dtype=I64)), ctx.const("steps", strides)])
     ctx.emit("Reshape", [y, ctx.const("shape", np.array(ctx.out(0).shape, I64))], [ctx.output(0)])
@@ -185,6 +194,12 @@ def dequantize(ctx: Ctx, opt) -> None:
     ctx.emit("Identity", [ctx.name(0)], [ctx.output(0)])
 
 
+def shape(ctx: Ctx, opt) -> None:
+    """SHAPE of a statically shaped tensor is a constant (Keras' Flatten/Reshape chains fold with it)."""
+    dtype = ctx.out(0).dtype if ctx.out(0).dtype in ("int32", "int64") else "int32"
+    _fold(ctx, np.array(ctx.inp(0).shape, dtype=dtype), None)
+
+
 def densify(ctx: Ctx, opt) -> None:
     """DENSIFY of a sparse constant (the reader already expanded it) is that constant."""
     src = ctx.inp(0)
@@ -220,6 +235,6 @@ CONVERTERS = {
     "RESHAPE": reshape, "SQUEEZE": reshape, "EXPAND_DIMS": reshape,
     "CONCATENATION": concatenation, "SPLIT": split, "SPLIT_V": split_v, "PACK": pack, "UNPACK": unpack,
     "STRIDED_SLICE": strided_slice, "SLICE": slice_, "PAD": pad, "PADV2": pad, "MIRROR_PAD": mirror_pad,
-    "TRANSPOSE": transpose, "GATHER": gather, "CAST": cast,
+    "TRANSPOSE": transpose, "GATHER": gather, "CAST": cast, "SHAPE": shape,
     "QUANTIZE": quantize, "DEQUANTIZE": dequantize, "DENSIFY": densify,
 }
