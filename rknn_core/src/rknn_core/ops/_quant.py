@@ -206,19 +206,31 @@ def rescale(v: np.ndarray, src: QuantParams, dst: QuantParams) -> np.ndarray:
 ADD_LEFT_SHIFT = {"u8": 20, "i8": 20, "i16": 15}
 
 
+@functools.lru_cache(maxsize=4096)
+def _add_plan(a_scale: float, b_scale: float, out_scale: float, qtype: str) -> tuple:
+    """The fixed-point constants of ``quantized_add`` (computed once per scale triple, not per run)."""
+    shift = ADD_LEFT_SHIFT[qtype]
+    twice_max = 2 * max(a_scale, b_scale)
+    (ma, sa), (mb, sb) = [tuple(int(t) for t in quantize_multiplier(s / twice_max)) for s in (a_scale, b_scale)]
+    return shift, ma, sa, mb, sb, twice_max / ((1 << shift) * out_scale)
+
+
+@functools.lru_cache(maxsize=4096)
+def _add_out_plan(m_out: float) -> tuple:
+    pot, mo, so = multiplier_plan(m_out)
+    return pot, mo, so
+
+
 def quantized_add(a: np.ndarray, b: np.ndarray, a_q: QuantParams, b_q: QuantParams, out_q: QuantParams,
                   sign: int = 1) -> np.ndarray:
     """a + sign * b with TFLite's integer ADD: both sides scaled to a common fixed-point grid."""
-    shift = ADD_LEFT_SHIFT[out_q.qtype]
-    twice_max = 2 * max(a_q.scale[0], b_q.scale[0])
-    (ma, sa), (mb, sb) = [tuple(int(t) for t in quantize_multiplier(q.scale[0] / twice_max)) for q in (a_q, b_q)]
-    m_out = twice_max / ((1 << shift) * out_q.scale[0])
+    shift, ma, sa, mb, sb, m_out = _add_plan(a_q.scale[0], b_q.scale[0], out_q.scale[0], out_q.qtype)
     a, b = np.asarray(a), np.asarray(b)
     kind = _OUT_KINDS.get(out_q.qtype)
     if kind is not None and a.dtype == b.dtype == QTYPES[out_q.qtype][2] == np.dtype(QTYPES[a_q.qtype][2]):
         a2, b2 = np.broadcast_arrays(a, b)
         a2, b2 = np.ascontiguousarray(a2), np.ascontiguousarray(b2)
-        pot, mo, so = multiplier_plan(m_out)
+        pot, mo, so = _add_out_plan(m_out)
         lo, hi, dtype = QTYPES[out_q.qtype]
         out = np.empty(a2.shape, dtype=dtype)
         _native.quantized_add(a2, b2, out, kind, out.size, a_q.zero_point[0], b_q.zero_point[0], shift, ma, sa,
