@@ -12,25 +12,12 @@ import argparse
 import json
 import os
 import pathlib
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
 HERE = pathlib.Path(__file__).resolve().parent
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def _median_ms(run, runs: int) -> float:
-    for _ in range(3):
-        run()
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        run()
-        samples.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(samples)
+sys.path.insert(0, str(HERE))
+from timing import in_subprocess, median_ms  # noqa: E402
 
 
 def worker(engine: str, model_path: str, threads: int, runs: int) -> float:
@@ -43,24 +30,17 @@ def worker(engine: str, model_path: str, threads: int, runs: int) -> float:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
-        return _median_ms(lambda: session.run(None, {"input": x}), runs)
+        return median_ms(lambda: session.run(None, {"input": x}), runs)
     from rknn.api import RKNN
 
     rknn = RKNN()
     rknn.config(optimization_level=3)
     assert rknn.load_onnx(model_path) == 0 and rknn.build(do_quantization=False) == 0 and rknn.init_runtime() == 0
-    return _median_ms(lambda: rknn.inference([x], data_type="float32", data_format="nchw"), runs)
+    return median_ms(lambda: rknn.inference([x], data_type="float32", data_format="nchw"), runs)
 
 
 def measure(engine: str, model_path: str, threads: int, runs: int) -> float:
-    env = dict(os.environ)
-    for var in THREAD_VARS:
-        env.pop(var, None)
-        if threads:
-            env[var] = str(threads)
-    out = subprocess.run([sys.executable, __file__, "--worker", engine, model_path, str(threads), str(runs)],
-                         env=env, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return in_subprocess(__file__, [engine, model_path, str(threads), str(runs)], threads)
 
 
 def main() -> int:
@@ -73,7 +53,6 @@ def main() -> int:
         engine, path, threads, runs = args.worker
         print(json.dumps(worker(engine, path, int(threads), int(runs))))
         return 0
-    sys.path.insert(0, str(HERE))
     import onnx
     import zoo
 

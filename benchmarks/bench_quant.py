@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
+import sys
 import tempfile
 import time
 
@@ -22,6 +22,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import helper, numpy_helper
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timing import median_ms  # noqa: E402
 
 SIZE = 16
 
@@ -88,17 +91,6 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))))
 
 
-def _median_ms(fn, runs: int) -> float:
-    for _ in range(5):
-        fn()
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(samples)
-
-
 def ours(model_path: str, dataset: str, evaluation: np.ndarray, runs: int, **config) -> dict:
     from rknn.api import RKNN
 
@@ -111,7 +103,7 @@ def ours(model_path: str, dataset: str, evaluation: np.ndarray, runs: int, **con
     assert rknn.init_runtime() == 0
     hwc = evaluation.transpose(0, 2, 3, 1)
     outputs = np.stack([rknn.inference([x], data_type="float32")[0] for x in hwc])
-    latency = _median_ms(lambda: rknn.inference([hwc[0]], data_type="float32"), runs)
+    latency = median_ms(lambda: rknn.inference([hwc[0]], data_type="float32"), runs)
     rknn.release()
     return {"outputs": outputs, "build_s": build, "latency_ms": latency}
 
@@ -140,7 +132,7 @@ def onnxruntime_static(model_path: str, calibration: np.ndarray, evaluation: np.
     build = time.perf_counter() - start
     session = ort.InferenceSession(out_path, providers=["CPUExecutionProvider"])
     outputs = np.stack([session.run(None, {"input": x[None]})[0] for x in evaluation])
-    latency = _median_ms(lambda: session.run(None, {"input": evaluation[:1]}), runs)
+    latency = median_ms(lambda: session.run(None, {"input": evaluation[:1]}), runs)
     return {"outputs": outputs, "build_s": build, "latency_ms": latency}
 
 
@@ -172,7 +164,7 @@ def main() -> None:
 
     session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
     reference = np.stack([session.run(None, {"input": x[None]})[0] for x in evaluation])
-    float_latency = _median_ms(lambda: session.run(None, {"input": evaluation[:1]}), args.runs)
+    float_latency = median_ms(lambda: session.run(None, {"input": evaluation[:1]}), args.runs)
     top_float = reference.reshape(len(reference), -1).argmax(axis=1)
     print(f"model: 4-conv CNN trained on sklearn digits in {train_s:.1f} s; float top-1 accuracy on "
           f"{len(evaluation)} held-out images: {np.mean(top_float == labels[eval_idx]):.4f}; "

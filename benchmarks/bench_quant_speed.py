@@ -14,13 +14,12 @@ import argparse
 import json
 import os
 import pathlib
-import subprocess
 import sys
 import tempfile
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_float import THREAD_VARS, _median_ms  # noqa: E402
+from timing import in_subprocess, median_ms  # noqa: E402
 
 
 def worker(engine: str, model_path: str, threads: int, runs: int) -> float:
@@ -34,7 +33,7 @@ def worker(engine: str, model_path: str, threads: int, runs: int) -> float:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
-        return _median_ms(lambda: session.run(None, {"input": x}), runs)
+        return median_ms(lambda: session.run(None, {"input": x}), runs)
     from rknn.api import RKNN
 
     folder = os.path.dirname(model_path)
@@ -43,18 +42,11 @@ def worker(engine: str, model_path: str, threads: int, runs: int) -> float:
     rknn.config(quantized_dtype=engine)
     assert rknn.load_onnx(model_path) == 0 and rknn.build(do_quantization=True, dataset=dataset) == 0
     assert rknn.init_runtime() == 0
-    return _median_ms(lambda: rknn.inference([x], data_type="float32", data_format="nchw"), runs)
+    return median_ms(lambda: rknn.inference([x], data_type="float32", data_format="nchw"), runs)
 
 
 def measure(engine: str, model_path: str, threads: int, runs: int) -> float:
-    env = dict(os.environ)
-    for var in THREAD_VARS:
-        env.pop(var, None)
-        if threads:
-            env[var] = str(threads)
-    out = subprocess.run([sys.executable, __file__, "--worker", engine, model_path, str(threads), str(runs)],
-                         env=env, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return in_subprocess(__file__, [engine, model_path, str(threads), str(runs)], threads)
 
 
 def main() -> int:

@@ -1,0 +1,39 @@
+"""Shared by the benchmarks: median latency, and running a measurement in a fresh process whose
+thread settings (OMP/OpenBLAS, onnxruntime intra-op) apply from the start."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def median_ms(run: Callable[[], object], runs: int, warmup: int = 3) -> float:
+    """Median wall time of ``run()`` in milliseconds after ``warmup`` calls."""
+    for _ in range(warmup):
+        run()
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        run()
+        samples.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(samples)
+
+
+def in_subprocess(script: str, args: list[str], threads: int) -> float:
+    """Run ``script --worker *args`` with ``threads`` pinned (0: library defaults); its last stdout
+    line is the JSON number returned."""
+    env = dict(os.environ)
+    for var in THREAD_VARS:
+        env.pop(var, None)
+        if threads:
+            env[var] = str(threads)
+    out = subprocess.run([sys.executable, script, "--worker", *args], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
