@@ -17,20 +17,13 @@ import tempfile
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from timing import in_subprocess, median_ms  # noqa: E402
+from timing import benchmark_input, in_subprocess, median_ms, onnxruntime_ms  # noqa: E402
 
 
 def worker(engine: str, model_path: str, threads: int, runs: int) -> float:
-    import numpy as np
-
-    x = np.random.default_rng(0).random((1, 3, 224, 224), dtype=np.float32)
     if engine == "onnxruntime":
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
-        return median_ms(lambda: session.run(None, {"input": x}), runs)
+        return onnxruntime_ms(model_path, threads, runs)
+    x = benchmark_input()
     from rknn.api import RKNN
 
     rknn = RKNN()

@@ -37,3 +37,21 @@ def in_subprocess(script: str, args: list[str], threads: int) -> float:
     out = subprocess.run([sys.executable, script, "--worker", *args], env=env, check=True,
                          capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def benchmark_input():
+    """The 1x3x224x224 float input every latency benchmark feeds."""
+    import numpy as np
+
+    return np.random.default_rng(0).random((1, 3, 224, 224), dtype=np.float32)
+
+
+def onnxruntime_ms(model_path: str, threads: int, runs: int) -> float:
+    """Median float latency of onnxruntime on ``model_path`` with ``threads`` intra-op threads (0: default)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
+    x = benchmark_input()
+    return median_ms(lambda: session.run(None, {"input": x}), runs)
