@@ -99,8 +99,9 @@ def quantize_model(model: RknnModel, registry: Registry, cfg: Config, dataset_pa
     check_samples(dataset, lambda arrays: _feed(model, arrays), input_channels(model))
     if cfg.cross_layer_equalization:
         saturation = None
-        if relu6_outputs(graph):
-            observer = SaturationObserver(relu6_outputs(graph))
+        clipped = relu6_outputs(graph)
+        if clipped:
+            observer = SaturationObserver(clipped)
             observe(graph, registry, sample_feeds(model, dataset, cfg, "relu6 check"), observer)
             saturation = observer.fractions()
         equalize(graph, saturation)
