@@ -5,6 +5,7 @@ simulation stays within 1 LSB of ai-edge-litert."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from tflite_util import run_litert, run_rknn
 from tflite_writer import TfliteWriter
 
@@ -76,3 +77,117 @@ def test_uint8_model_with_quantize_dequantize(tmp_path):
     ref = run_litert(path, [x])[0]
     ours = run_rknn(path, [x])[0]
     assert np.abs(ours - ref).max() <= 0.05 + 1e-6  # at most one output LSB (scale 0.05)
+
+
+# MEAN cases: (dtype, keep_dims, spatial size, channels); >= 16 channels exercise LiteRT's 16-lane blocks,
+# other channel counts the scalar tail; 2x2 windows with scales near 1 give positive multiplier shifts.
+MEAN_CASES = [("int8", True, 4, 22), ("int8", True, 2, 35), ("int8", True, 7, 31), ("int8", True, 16, 5),
+              ("int8", False, 7, 30), ("int8", False, 2, 20), ("uint8", True, 7, 34), ("uint8", True, 2, 16),
+              ("uint8", False, 2, 37)]
+
+
+@pytest.mark.parametrize("dtype, keep, size, channels", MEAN_CASES)
+def test_integer_mean_bit_exact_with_litert(tmp_path, dtype, keep, size, channels):
+    """MEAN between integer tensors imports as "TFLiteIntegerMean" and equals the LiteRT kernel exactly."""
+    rng = np.random.default_rng(size * 100 + channels)
+    offset = 128 if dtype == "uint8" else 0
+    x_q = _q(rng.uniform(0.001, 0.003), int(rng.integers(-40, 20)) + offset)
+    y_q = _q(rng.uniform(0.0005, 0.003), int(rng.integers(-40, 20)) + offset)
+    m = TfliteWriter()
+    x = m.input([1, size, size, channels], dtype, x_q)
+    y = m.tensor([1, 1, 1, channels] if keep else [1, channels], dtype, y_q)
+    m.op("MEAN", [x, m.const(np.array([1, 2]), "int32")], [y], "ReducerOptions", KeepDims=keep)
+    path = m.save(str(tmp_path / "mean.tflite"), [y])
+    graph = load_tflite(path)
+    assert [n.op for n in graph.nodes].count("TFLiteIntegerMean") == 1
+    lo, hi = (0, 255) if dtype == "uint8" else (-128, 127)
+    data = rng.integers(lo, hi + 1, (1, size, size, channels)).astype(dtype)
+    ref = run_litert(path, [data])[0]
+    ours = run_rknn(path, [data])[0]
+    assert ours.dtype == ref.dtype and ours.shape == ref.shape
+    np.testing.assert_array_equal(ours, ref)
+
+
+def test_float_mean_stays_reduce_mean(tmp_path):
+    m = TfliteWriter()
+    x = m.input([1, 3, 3, 4])
+    y = m.tensor([1, 4])
+    m.op("MEAN", [x, m.const(np.array([1, 2]), "int32")], [y], "ReducerOptions", KeepDims=False)
+    path = m.save(str(tmp_path / "mean.tflite"), [y])
+    assert "ReduceMean" in [n.op for n in load_tflite(path).nodes]
+    data = np.random.default_rng(0).normal(size=(1, 3, 3, 4)).astype(np.float32)
+    np.testing.assert_allclose(run_rknn(path, [data])[0], data.mean(axis=(1, 2)), rtol=1e-6)
+
+
+def _bias_q(x_scale: float, w_q: dict) -> dict:
+    scale = x_scale * np.asarray(w_q["scale"])
+    return _q(scale, np.zeros(scale.size), 0)
+
+
+def _product_model(path: str, kind: str, dtype: str, rng) -> tuple[str, list[int]]:
+    """One quantized CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED between ``dtype`` tensors."""
+    off = 128 if dtype == "uint8" else 0
+    m = TfliteWriter()
+    if kind == "fc":
+        x = m.input([2, 24], dtype, _q(0.03, off - 5))
+        w_q = _q(0.01, off) if dtype == "uint8" else _q(rng.uniform(0.004, 0.01, 7), np.zeros(7), 0)
+        w = m.const(rng.integers(0 if off else -127, 256 if off else 128, (7, 24)), dtype, w_q)
+        b = m.const(rng.integers(-3000, 3000, 7), "int32", _bias_q(0.03, w_q))
+        y = m.tensor([2, 7], dtype, _q(0.02, off + 3))
+        m.op("FULLY_CONNECTED", [x, w, b], [y], "FullyConnectedOptions", FusedActivationFunction=1)
+        return m.save(path, [y]), [2, 24]
+    x = m.input([1, 9, 9, 6], dtype, _q(0.05, off - 3))
+    depthwise = kind == "depthwise"
+    shape = (1, 3, 3, 6) if depthwise else (5, 3, 3, 6)
+    channels = shape[3] if depthwise else shape[0]
+    w_q = _q(0.01, off) if dtype == "uint8" else _q(rng.uniform(0.004, 0.02, channels), np.zeros(channels), 3 if depthwise else 0)
+    w = m.const(rng.integers(0 if off else -127, 256 if off else 128, shape), dtype, w_q)
+    b = m.const(rng.integers(-200, 200, channels), "int32", _bias_q(0.05, w_q))
+    out = [1, 5, 5, channels] if not depthwise else [1, 5, 5, 6]
+    y = m.tensor(out, dtype, _q(0.03, off - 2))
+    if depthwise:
+        m.op("DEPTHWISE_CONV_2D", [x, w, b], [y], "DepthwiseConv2DOptions", Padding=0, StrideH=2, StrideW=2,
+             DepthMultiplier=1, DilationHFactor=1, DilationWFactor=1, FusedActivationFunction=3)
+    else:
+        m.op("CONV_2D", [x, w, b], [y], "Conv2DOptions", Padding=0, StrideH=2, StrideW=2, DilationHFactor=1,
+             DilationWFactor=1, FusedActivationFunction=3)
+    return m.save(path, [y]), [1, 9, 9, 6]
+
+
+@pytest.mark.parametrize("kind, op", [("conv", "TFLiteQuantizedConv"), ("depthwise", "TFLiteQuantizedConv"),
+                                      ("fc", "TFLiteQuantizedFullyConnected")])
+@pytest.mark.parametrize("dtype", ["int8", "uint8"])
+def test_quantized_products_bit_exact_with_litert(tmp_path, kind, op, dtype):
+    """Quantized convolutions and fully connected layers import as integer ops that equal LiteRT exactly."""
+    rng = np.random.default_rng(len(kind) + len(dtype))
+    path, shape = _product_model(str(tmp_path / "m.tflite"), kind, dtype, rng)
+    assert op in [n.op for n in load_tflite(path).nodes]
+    lo, hi = (0, 255) if dtype == "uint8" else (-128, 127)
+    for _ in range(3):
+        x = rng.integers(lo, hi + 1, shape).astype(dtype)
+        np.testing.assert_array_equal(run_rknn(path, [x])[0], run_litert(path, [x])[0])
+
+
+# (shape a, shape b): same shape with a scalar tail (37 = 2 blocks + 5), a per-channel broadcast whose runs of
+# 20 channels end in a tail, a broadcast scalar
+MUL_SHAPES = [([1, 37], [1, 37]), ([1, 3, 3, 20], [1, 1, 1, 20]), ([1, 4, 5, 16], [1, 1, 1, 1])]
+
+
+@pytest.mark.parametrize("a_shape, b_shape", MUL_SHAPES)
+def test_quantized_mul_bit_exact_with_litert(tmp_path, a_shape, b_shape):
+    """MUL between int8 tensors imports as "TFLiteQuantizedMul" and equals LiteRT exactly, scalar tail included."""
+    rng = np.random.default_rng(len(a_shape) * 10 + len(b_shape))
+    m = TfliteWriter()
+    a = m.input(a_shape, "int8", _q(0.02, -7))
+    b = m.input(b_shape, "int8", _q(0.015, 4))
+    y = m.tensor(a_shape, "int8", _q(0.0011, -3))
+    m.op("MUL", [a, b], [y], "MulOptions")
+    path = m.save(str(tmp_path / "mul.tflite"), [y])
+    assert "TFLiteQuantizedMul" in [n.op for n in load_tflite(path).nodes]
+    hits = 0
+    for _ in range(4):
+        xs = [rng.integers(-128, 128, s).astype(np.int8) for s in (a_shape, b_shape)]
+        ours, ref = run_rknn(path, xs)[0], run_litert(path, xs)[0]
+        np.testing.assert_array_equal(ours, ref)
+        hits += int(np.any(np.abs(ref.astype(int)) < 127))
+    assert hits  # not everything saturated

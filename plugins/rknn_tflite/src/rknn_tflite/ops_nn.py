@@ -10,7 +10,7 @@ import numpy as np
 import tflite
 
 from rknn_core.errors import RknnError
-from rknn_tflite.context import TO_NHWC, Ctx
+from rknn_tflite.context import TO_NHWC, Ctx, permute_quant
 
 
 def same_pads(size: int, kernel: int, stride: int, dilation: int, padding: int) -> tuple[int, int]:
@@ -40,14 +40,48 @@ def _nchw_op(ctx: Ctx, op: str, inputs: list[str], fused: int, **attrs) -> None:
     ctx.finish(fused, core)
 
 
+def _integer_product(ctx: Ctx) -> dict | None:
+    """The quantization attrs of a TFLite*Quantized* op when input, weights, bias and output are integer
+    tensors of the same 8-bit storage type (per-tensor activations); else None (float emulation)."""
+    x, w, y = ctx.inp(0), ctx.inp(1), ctx.out(0)
+    b = ctx.inp(2)
+    per_tensor = all(t.quant is not None and t.quant.axis is None for t in (x, y))
+    if not per_tensor or x.dtype != y.dtype or x.dtype not in ("int8", "uint8"):
+        return None
+    if w.data is None or w.quant is None or w.dtype not in ("int8", "uint8") or len(set(w.quant.zero_point)) != 1:
+        return None
+    if b is not None and (b.data is None or b.dtype != "int32"):
+        return None
+    return {"dtype": x.dtype, "x_scale": float(x.quant.scale[0]), "x_zero": int(x.quant.zero_point[0]),
+            "w_scales": [float(s) for s in w.quant.scale], "w_zero": int(w.quant.zero_point[0]),
+            "out_scale": float(y.quant.scale[0]), "out_zero": int(y.quant.zero_point[0])}
+
+
+def _stored(ctx: Ctx, k: int, perm: list[int] | None) -> str:
+    """Constant input k as its stored integers (transposed by ``perm``), with its QuantParams."""
+    t = ctx.inp(k)
+    data = t.data if perm is None else np.ascontiguousarray(t.data.transpose(perm))
+    return ctx.const(f"{ctx.names[t.index]}_stored", data, permute_quant(t.quant, perm))
+
+
+def _conv(ctx: Ctx, opt, perm: list[int], **attrs) -> None:
+    """CONV_2D / DEPTHWISE_CONV_2D as an NCHW Conv, or TFLiteQuantizedConv between integer tensors."""
+    quant = _integer_product(ctx)
+    if quant is None:
+        inputs = [ctx.weight(1, perm), ctx.name(2)]
+        _nchw_op(ctx, "Conv", inputs, opt.FusedActivationFunction(), **attrs)
+        return
+    inputs = [_stored(ctx, 1, perm)] + ([_stored(ctx, 2, None)] if ctx.inp(2) is not None else [])
+    _nchw_op(ctx, "TFLiteQuantizedConv", inputs, opt.FusedActivationFunction(), **attrs, **quant)
+
+
 def conv_2d(ctx: Ctx, opt) -> None:
     w = ctx.inp(1)
     kh, kw, cin = w.shape[1], w.shape[2], w.shape[3]
     groups = ctx.inp(0).shape[3] // cin
     attrs = _spatial(ctx, (kh, kw), (opt.StrideH(), opt.StrideW()), (opt.DilationHFactor(), opt.DilationWFactor()),
                      opt.Padding())
-    _nchw_op(ctx, "Conv", [ctx.weight(1, [0, 3, 1, 2]), ctx.name(2)], opt.FusedActivationFunction(),
-             kernel_shape=[kh, kw], group=groups, **attrs)
+    _conv(ctx, opt, [0, 3, 1, 2], kernel_shape=[kh, kw], group=groups, **attrs)
 
 
 def depthwise_conv_2d(ctx: Ctx, opt) -> None:
@@ -58,8 +92,7 @@ def depthwise_conv_2d(ctx: Ctx, opt) -> None:
         raise RknnError(f"depthwise weight {w.shape} does not fit {channels} input channels")
     attrs = _spatial(ctx, (kh, kw), (opt.StrideH(), opt.StrideW()), (opt.DilationHFactor(), opt.DilationWFactor()),
                      opt.Padding())
-    _nchw_op(ctx, "Conv", [ctx.weight(1, [3, 0, 1, 2]), ctx.name(2)], opt.FusedActivationFunction(),
-             kernel_shape=[kh, kw], group=channels, **attrs)
+    _conv(ctx, opt, [3, 0, 1, 2], kernel_shape=[kh, kw], group=channels, **attrs)
 
 
 def transpose_conv(ctx: Ctx, opt) -> None:
@@ -88,14 +121,19 @@ def fully_connected(ctx: Ctx, opt) -> None:
     w = ctx.inp(1)
     units, depth = w.shape
     x = ctx.emit("Reshape", [ctx.name(0), ctx.const("fc_shape", np.array([-1, depth], np.int64))])
-    weight = ctx.weight(1, None) if w.data is not None else ctx.name(1)
+    quant = _integer_product(ctx)
+    if quant is None:
+        op, inputs = "Gemm", [x, ctx.weight(1, None) if w.data is not None else ctx.name(1), ctx.name(2)]
+    else:
+        op, inputs = "TFLiteQuantizedFullyConnected", [x, _stored(ctx, 1, None)]
+        inputs += [_stored(ctx, 2, None)] if ctx.inp(2) is not None else []
     out = ctx.out(0)
 
     def core(dst: str) -> None:
         if len(out.shape) == 2:
-            ctx.emit("Gemm", [x, weight, ctx.name(2)], [dst], transB=1)
+            ctx.emit(op, inputs, [dst], transB=1, **(quant or {}))
         else:
-            y = ctx.emit("Gemm", [x, weight, ctx.name(2)], transB=1)
+            y = ctx.emit(op, inputs, transB=1, **(quant or {}))
             ctx.emit("Reshape", [y, ctx.const("fc_out_shape", np.array(out.shape, np.int64))], [dst])
 
     ctx.finish(opt.FusedActivationFunction(), core)

@@ -6,6 +6,8 @@ import numpy as np
 
 from rknn_core.errors import RknnError
 from rknn_tflite.context import Ctx, real_value
+from rknn_tflite.fixed_point import STORAGE
+from rknn_tflite.integer_mean import variant
 
 I64 = np.int64
 BIG = np.iinfo(np.int64).max
@@ -16,6 +18,19 @@ def _binary(op: str):
         fused = opt.FusedActivationFunction() if opt is not None and hasattr(opt, "FusedActivationFunction") else 0
         ctx.finish(fused, lambda dst: ctx.emit(op, [ctx.name(0), ctx.name(1)], [dst]))
     return convert
+
+
+def mul(ctx: Ctx, opt) -> None:
+    """MUL; between integer tensors of one 8-bit type with LiteRT's integer arithmetic (TFLiteQuantizedMul)."""
+    a, b, y = ctx.inp(0), ctx.inp(1), ctx.out(0)
+    if not all(_integer_per_tensor(t) for t in (a, b, y)) or not a.dtype == b.dtype == y.dtype != "int16":
+        _binary("Mul")(ctx, opt)
+        return
+    quant = {"dtype": y.dtype, "out_scale": float(y.quant.scale[0]), "out_zero": int(y.quant.zero_point[0])}
+    for key, t in (("a", a), ("b", b)):
+        quant.update({f"{key}_scale": float(t.quant.scale[0]), f"{key}_zero": int(t.quant.zero_point[0])})
+    ctx.finish(opt.FusedActivationFunction() if opt is not None else 0,
+               lambda dst: ctx.emit("TFLiteQuantizedMul", [ctx.name(0), ctx.name(1)], [dst], **quant))
 
 
 def _unary(op: str, **attrs):
@@ -49,6 +64,24 @@ def rsqrt(ctx: Ctx, opt) -> None:
 def squared_difference(ctx: Ctx, opt) -> None:
     d = ctx.emit("Sub", [ctx.name(0), ctx.name(1)])
     ctx.emit("Mul", [d, d], [ctx.output(0)])
+
+
+def mean(ctx: Ctx, opt) -> None:
+    """MEAN; between integer tensors with the LiteRT kernel's rounding (TFLiteIntegerMean)."""
+    x, y = ctx.inp(0), ctx.out(0)
+    if not _integer_per_tensor(x) or not _integer_per_tensor(y) or x.dtype != y.dtype:
+        _reduce("ReduceMean")(ctx, opt)
+        return
+    axes = [int(a) for a in ctx.require(1, "axes").reshape(-1)]
+    keep = bool(opt.KeepDims()) if opt else False
+    ctx.emit("TFLiteIntegerMean", [ctx.name(0)], [ctx.output(0)], axes=axes, keepdims=int(keep), dtype=x.dtype,
+             in_scale=float(x.quant.scale[0]), in_zero=int(x.quant.zero_point[0]),
+             out_scale=float(y.quant.scale[0]), out_zero=int(y.quant.zero_point[0]),
+             variant=variant(x.dtype, len(x.shape), axes, keep))
+
+
+def _integer_per_tensor(t) -> bool:
+    return t.quant is not None and t.quant.axis is None and t.dtype in STORAGE
 
 
 def _reduce(op: str):
@@ -222,7 +255,7 @@ def _zero(q) -> np.ndarray:
 
 
 CONVERTERS = {
-    "ADD": _binary("Add"), "SUB": _binary("Sub"), "MUL": _binary("Mul"), "DIV": _binary("Div"),
+    "ADD": _binary("Add"), "SUB": _binary("Sub"), "MUL": mul, "DIV": _binary("Div"),
     "MAXIMUM": _binary("Max"), "MINIMUM": _binary("Min"), "POW": _binary("Pow"),
     "SQUARED_DIFFERENCE": squared_difference, "PRELU": _binary("PRelu"),
     "RELU": _unary("Relu"), "RELU6": _clip(0.0, 6.0), "RELU_N1_TO_1": _clip(-1.0, 1.0), "RELU_0_TO_1": _clip(0.0, 1.0),
@@ -230,7 +263,7 @@ CONVERTERS = {
     "EXP": _unary("Exp"), "SQRT": _unary("Sqrt"), "RSQRT": rsqrt, "NEG": _unary("Neg"), "ABS": _unary("Abs"),
     "LOG": _unary("Log"), "FLOOR": _unary("Floor"), "CEIL": _unary("Ceil"), "ELU": _unary("Elu"),
     "LEAKY_RELU": leaky_relu, "SOFTMAX": softmax,
-    "MEAN": _reduce("ReduceMean"), "REDUCE_MAX": _reduce("ReduceMax"), "REDUCE_MIN": _reduce("ReduceMin"),
+    "MEAN": mean, "REDUCE_MAX": _reduce("ReduceMax"), "REDUCE_MIN": _reduce("ReduceMin"),
     "SUM": _reduce("ReduceSum"), "REDUCE_PROD": _reduce("ReduceProd"),
     "RESHAPE": reshape, "SQUEEZE": reshape, "EXPAND_DIMS": reshape,
     "CONCATENATION": concatenation, "SPLIT": split, "SPLIT_V": split_v, "PACK": pack, "UNPACK": unpack,

@@ -11,6 +11,13 @@ def _load(**kwargs):
 
 
 @hookimpl
+def rknn_ops():
+    from rknn_tflite import integer_mean, integer_products
+
+    return integer_mean.OPS + integer_products.OPS
+
+
+@hookimpl
 def rknn_frontends():
     return [Frontend("tflite", "load_tflite", _load,
                      doc="TensorFlow Lite .tflite models: float32, float16 weights, uint8/int8 quantized.")]

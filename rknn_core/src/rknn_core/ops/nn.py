@@ -143,7 +143,7 @@ def _gemm_dims(a_shape, b_shape, attrs):
     return int(m), int(k), int(n)
 
 
-def _gemm_infer(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]:
+def gemm_infer(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]:
     a, b, c = inputs[0], inputs[1], _opt(inputs, 2)
     m, _, n = _gemm_dims(a.shape, b.shape, attrs)
     if c is not None and broadcast(c.shape, (m, n)) != (m, n):
@@ -151,7 +151,7 @@ def _gemm_infer(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo
     return [TensorInfo((m, n), promote(a.dtype, b.dtype))]
 
 
-def _gemm_kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
+def gemm_kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
     a, b, c = inputs[0], inputs[1], _opt(inputs, 2)
     dtype = np.result_type(a, b)
     if int(attrs.get("transA", 0)):
@@ -168,7 +168,7 @@ def _gemm_kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarra
     return [np.asarray(y, dtype=dtype)]
 
 
-def _gemm_cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict) -> Cost:
+def gemm_cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict) -> Cost:
     m, k, n = _gemm_dims(inputs[0].shape, inputs[1].shape, attrs)
     return Cost(m * k * n, _moved(inputs, outputs))
 
@@ -428,7 +428,7 @@ OPS = [
     OpDef("ConvTranspose", _deconv_infer, _deconv_kernel, _deconv_cost, 2, 3, quant_kernel=_deconv_quant,
           quant_bias_input=2, doc="Transposed convolution (any spatial rank): group, strides, dilations, pads, output_padding, "
               "output_shape, auto_pad; matmul then a scatter-add per kernel tap."),
-    OpDef("Gemm", _gemm_infer, _gemm_kernel, _gemm_cost, 2, 3, quant_kernel=_gemm_quant, quant_bias_input=2,
+    OpDef("Gemm", gemm_infer, gemm_kernel, gemm_cost, 2, 3, quant_kernel=_gemm_quant, quant_bias_input=2,
           doc="alpha * A' @ B' + beta * C with optional transposes and a broadcast C."),
     OpDef("MatMul", _matmul_infer, _matmul_kernel, _matmul_cost, 2, 2, quant_kernel=_matmul_quant,
           doc="numpy matmul semantics: 1-D operands and broadcast batch dimensions."),

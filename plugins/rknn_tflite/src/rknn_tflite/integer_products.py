@@ -1,0 +1,153 @@
+"""Quantized CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED and MUL with LiteRT's integer arithmetic.
+
+A float Conv on dequantized values, rounded once onto the output grid, differs by one LSB from the
+integer kernel wherever the exact value lies near a rounding tie, and those differences compound over
+deep models. These ops compute what LiteRT computes: the input's stored integers are recovered from
+the dequantized graph value, the int32 accumulator ``sum((x - x_zero) * (w - w_zero)) + bias`` is
+formed exactly (float32 when the weights' L1 bound keeps every partial sum below 2**24, else float64),
+then requantized per output channel by ``x_scale * w_scale / out_scale`` with the half-up fixed-point
+rounding of LiteRT's vector kernels, and saturated to the storage type. The output is dequantized
+again for the float graph. Fused activations stay separate Relu/Clip nodes: on grid values they clamp
+exactly as the integer kernels' output bounds do.
+
+Attributes: those of the inner op (Conv: ``kernel_shape, group, strides, pads, dilations``; Gemm:
+``transB``) plus ``dtype`` (storage type of input and output), ``x_scale, x_zero, w_scales, w_zero,
+out_scale, out_zero``. Inputs: x (float, on its grid), the weights' stored integers, the int32 bias.
+
+MUL multiplies the centered integers and requantizes by ``a_scale * b_scale / out_scale``; LiteRT
+rounds whole 16-lane blocks of each contiguous run one way and the scalar tail another (see
+``fixed_point``), so the op works out which outputs fall in which.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rknn_core.errors import RknnError
+from rknn_core.ir import TensorInfo
+from rknn_core.ops import conv, nn
+from rknn_core.ops._common import broadcast, default_cost
+from rknn_core.ops._quant import derived
+from rknn_core.quant.fixedpoint import multiply
+from rknn_core.records import OpDef
+from rknn_tflite.fixed_point import (
+    centered_storage,
+    multiplier,
+    multiply_half_up,
+    multiply_half_up_then_away,
+    saturated_real,
+)
+
+EXACT_FLOAT32 = 2**24
+QUANT_ATTRS = ("dtype", "x_scale", "x_zero", "w_scales", "w_zero", "out_scale", "out_zero")
+
+
+def _centered_weights(w: np.ndarray, zero: int, out_axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """float64 centered weights and each output channel's L1 norm (cached per constant)."""
+
+    def make(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        wc = w.astype(np.float64) - zero
+        axes = tuple(a for a in range(wc.ndim) if a != out_axis)
+        return wc, np.abs(wc).sum(axis=axes)
+
+    return derived(w, ("tflite_centered", zero, out_axis), make)
+
+
+def _accumulate(inputs: list, attrs: dict, inner, out_axis: int) -> np.ndarray:
+    """The exact integer accumulators (int64) of the inner op on centered integers, bias added."""
+    x, w = inputs[0], inputs[1]
+    bias = inputs[2] if len(inputs) > 2 else None
+    xc = centered_storage(x, attrs["x_scale"])
+    wc, l1 = _centered_weights(w, int(attrs["w_zero"]), out_axis)
+    exact32 = float(l1.max(initial=0.0)) * float(np.abs(xc).max(initial=0.0)) < EXACT_FLOAT32
+    dtype = np.float32 if exact32 else np.float64
+    plain = {k: v for k, v in attrs.items() if k not in QUANT_ATTRS}
+    acc = inner([xc.astype(dtype), wc.astype(dtype, copy=False), None], plain)[0]
+    acc = np.rint(acc).astype(np.int64)
+    if bias is not None:
+        shape = [1] * acc.ndim
+        shape[1 if acc.ndim > 2 else -1] = -1
+        acc += np.asarray(bias, np.int64).reshape(shape)
+    return acc
+
+
+def _requantize(acc: np.ndarray, attrs: dict, channel_axis: int) -> np.ndarray:
+    """Per-channel half-up fixed point, saturated, dequantized to float32."""
+    real = np.float64(attrs["x_scale"]) * np.asarray(attrs["w_scales"], np.float64) / np.float64(attrs["out_scale"])
+    mult, shift = multiplier(real)
+    if mult.size > 1:
+        shape = [1] * acc.ndim
+        shape[channel_axis] = -1
+        mult, shift = mult.reshape(shape), shift.reshape(shape)
+    return saturated_real(multiply_half_up(acc, mult, shift), attrs["out_zero"], attrs["out_scale"], attrs["dtype"])
+
+
+def _check(inputs: list) -> None:
+    if not np.issubdtype(np.asarray(inputs[1]).dtype, np.integer):
+        raise RknnError("the weights input must hold the stored integers")
+
+
+def conv_kernel(inputs: list, attrs: dict) -> list[np.ndarray]:
+    _check(inputs)
+    acc = _accumulate(inputs, attrs, conv.kernel, 0)
+    return [_requantize(acc, attrs, 1)]
+
+
+def fully_connected_kernel(inputs: list, attrs: dict) -> list[np.ndarray]:
+    _check(inputs)
+    acc = _accumulate(inputs, attrs, nn.gemm_kernel, 0)
+    return [_requantize(acc, attrs, -1)]
+
+
+def _float_output(infer):
+    def wrapped(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]:
+        (out,) = infer(inputs, {k: v for k, v in attrs.items() if k not in QUANT_ATTRS})
+        return [TensorInfo(out.shape, "float32")]
+    return wrapped
+
+
+def _run_length(a: tuple, b: tuple, out: tuple) -> int:
+    """The length of the contiguous runs LiteRT's MUL loops over: the whole tensor without broadcasting;
+    else the trailing dimensions both inputs share, or, when the innermost one is broadcast, the
+    trailing dimensions over which one input repeats a single value."""
+    rank = len(out)
+    a = (1,) * (rank - len(a)) + tuple(a)
+    b = (1,) * (rank - len(b)) + tuple(b)
+    if a == b:
+        return int(np.prod(out))
+    run, d = 1, rank - 1
+    if a[d] == b[d]:
+        while d >= 0 and a[d] == b[d]:
+            run, d = run * out[d], d - 1
+    else:
+        small = a if a[d] == 1 else b
+        while d >= 0 and small[d] == 1:
+            run, d = run * out[d], d - 1
+    return run
+
+
+def mul_kernel(inputs: list, attrs: dict) -> list[np.ndarray]:
+    product = centered_storage(inputs[0], attrs["a_scale"]) * centered_storage(inputs[1], attrs["b_scale"])
+    real = np.float64(attrs["a_scale"]) * np.float64(attrs["b_scale"]) / np.float64(attrs["out_scale"])
+    mult, shift = multiplier(real)
+    run = _run_length(np.shape(inputs[0]), np.shape(inputs[1]), product.shape)
+    lanes = (np.arange(product.size) % run < run // 16 * 16).reshape(product.shape)  # whole 16-lane blocks
+    scaled = np.where(lanes, multiply_half_up_then_away(product, mult, shift), multiply(product, mult, shift))
+    return [saturated_real(scaled, attrs["out_zero"], attrs["out_scale"], attrs["dtype"])]
+
+
+def mul_infer(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]:
+    return [TensorInfo(broadcast(inputs[0].shape, inputs[1].shape), "float32")]
+
+
+OPS = [
+    OpDef("TFLiteQuantizedConv", _float_output(conv.infer), conv_kernel, conv.cost, 2, 3,
+          doc="CONV_2D / DEPTHWISE_CONV_2D of a quantized TFLite model with LiteRT's integer arithmetic (NCHW "
+              "inner Conv; attrs of Conv plus dtype, x_scale, x_zero, w_scales, w_zero, out_scale, out_zero)."),
+    OpDef("TFLiteQuantizedFullyConnected", _float_output(nn.gemm_infer), fully_connected_kernel, nn.gemm_cost, 2, 3,
+          doc="FULLY_CONNECTED of a quantized TFLite model with LiteRT's integer arithmetic (inner Gemm with "
+              "transB; same quantization attrs)."),
+    OpDef("TFLiteQuantizedMul", mul_infer, mul_kernel, default_cost, 2, 2,
+          doc="MUL of a quantized TFLite model with LiteRT's integer arithmetic (16-lane blocks and scalar tail "
+              "rounded as the kernel does); attrs dtype, a_scale, a_zero, b_scale, b_zero, out_scale, out_zero."),
+]
