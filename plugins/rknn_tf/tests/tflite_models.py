@@ -13,7 +13,7 @@ import pathlib
 import numpy as np
 from tf_models import TFLITE_CACHE, keras_app, keras_image, tf
 
-APPS = ("mobilenet", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "resnet50")
+APPS = ("mobilenet", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "resnet50", "densenet121", "inception_v3")
 
 
 def tflite_models(apps=APPS, folder: pathlib.Path = TFLITE_CACHE) -> dict[str, pathlib.Path]:

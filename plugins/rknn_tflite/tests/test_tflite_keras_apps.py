@@ -22,7 +22,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[3]
 FOLDER = ROOT / ".cache" / "models" / "tflite_generated"
 GENERATOR = ROOT / "plugins" / "rknn_tf" / "tests"
 FAST = ("mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0")
-HEAVY = ("mobilenet", "resnet50")
+HEAVY = ("mobilenet", "resnet50", "densenet121", "inception_v3")
 
 
 def _files(app: str) -> list[pathlib.Path]:

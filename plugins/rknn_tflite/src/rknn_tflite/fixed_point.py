@@ -23,7 +23,7 @@ def multiplier(real) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(mult, np.int64), np.asarray(shift, np.int64)
 
 
-def _high_half_up(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
+def high_half_up(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """VSHL (wrapping int32 lanes) then VQRDMULH: ``round(acc * 2**left * mult / 2**31)``, ties up."""
     shifted = ((np.asarray(acc, np.int64) << np.maximum(shift, 0)) + 2**31) % 2**32 - 2**31
     return (shifted * mult + (1 << 30)) >> 31
@@ -32,12 +32,12 @@ def _high_half_up(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> np.nd
 def multiply_half_up(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """``round(acc * m)`` as VSHL, VQRDMULH and VRSHL compute it (both roundings half up)."""
     right = np.maximum(-shift, 0)
-    return (_high_half_up(acc, mult, shift) + ((np.int64(1) << right) >> 1)) >> right
+    return (high_half_up(acc, mult, shift) + ((np.int64(1) << right) >> 1)) >> right
 
 
 def multiply_half_up_then_away(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """``round(acc * m)`` as VQRDMULH then gemmlowp's RoundingDivideByPOT (ties away from zero)."""
-    high = _high_half_up(acc, mult, shift)
+    high = high_half_up(acc, mult, shift)
     right = np.maximum(-shift, 0)
     mask = (np.int64(1) << right) - 1
     return (high >> right) + ((high & mask) > (mask >> 1) + (high < 0))

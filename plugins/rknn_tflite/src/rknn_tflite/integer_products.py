@@ -1,4 +1,4 @@
-"""Quantized CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED and MUL with LiteRT's integer arithmetic.
+"""Quantized CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED with LiteRT's integer arithmetic.
 
 A float Conv on dequantized values, rounded once onto the output grid, differs by one LSB from the
 integer kernel wherever the exact value lies near a rounding tie, and those differences compound over
@@ -6,17 +6,15 @@ deep models. These ops compute what LiteRT computes: the input's stored integers
 the dequantized graph value, the int32 accumulator ``sum((x - x_zero) * (w - w_zero)) + bias`` is
 formed exactly (float32 when the weights' L1 bound keeps every partial sum below 2**24, else float64),
 then requantized per output channel by ``x_scale * w_scale / out_scale`` with the half-up fixed-point
-rounding of LiteRT's vector kernels, and saturated to the storage type. The output is dequantized
+rounding of LiteRT's vector kernels (ruy's for convolutions and fully connected layers; the int8
+depthwise kernel rounds blocks of 8 channels so and the remaining channels with gemmlowp's ties away
+from zero), and saturated to the storage type. The output is dequantized
 again for the float graph. Fused activations stay separate Relu/Clip nodes: on grid values they clamp
 exactly as the integer kernels' output bounds do.
 
 Attributes: those of the inner op (Conv: ``kernel_shape, group, strides, pads, dilations``; Gemm:
 ``transB``) plus ``dtype`` (storage type of input and output), ``x_scale, x_zero, w_scales, w_zero,
 out_scale, out_zero``. Inputs: x (float, on its grid), the weights' stored integers, the int32 bias.
-
-MUL multiplies the centered integers and requantizes by ``a_scale * b_scale / out_scale``; LiteRT
-rounds whole 16-lane blocks of each contiguous run one way and the scalar tail another (see
-``fixed_point``), so the op works out which outputs fall in which.
 """
 
 from __future__ import annotations
@@ -26,17 +24,10 @@ import numpy as np
 from rknn_core.errors import RknnError
 from rknn_core.ir import TensorInfo
 from rknn_core.ops import conv, nn
-from rknn_core.ops._common import broadcast, default_cost
 from rknn_core.ops._quant import derived
 from rknn_core.quant.fixedpoint import multiply
 from rknn_core.records import OpDef
-from rknn_tflite.fixed_point import (
-    centered_storage,
-    multiplier,
-    multiply_half_up,
-    multiply_half_up_then_away,
-    saturated_real,
-)
+from rknn_tflite.fixed_point import centered_storage, multiplier, multiply_half_up, saturated_real
 
 EXACT_FLOAT32 = 2**24
 QUANT_ATTRS = ("dtype", "x_scale", "x_zero", "w_scales", "w_zero", "out_scale", "out_zero")
@@ -71,15 +62,20 @@ def _accumulate(inputs: list, attrs: dict, inner, out_axis: int) -> np.ndarray:
     return acc
 
 
-def _requantize(acc: np.ndarray, attrs: dict, channel_axis: int) -> np.ndarray:
-    """Per-channel half-up fixed point, saturated, dequantized to float32."""
+def _requantize(acc: np.ndarray, attrs: dict, channel_axis: int, scalar_from: int | None = None) -> np.ndarray:
+    """Per-channel fixed point, saturated, dequantized to float32: half up, except that channels from
+    ``scalar_from`` on round ties away from zero (the scalar tail of LiteRT's int8 depthwise kernel)."""
     real = np.float64(attrs["x_scale"]) * np.asarray(attrs["w_scales"], np.float64) / np.float64(attrs["out_scale"])
     mult, shift = multiplier(real)
+    shape = [1] * acc.ndim
+    shape[channel_axis] = -1
     if mult.size > 1:
-        shape = [1] * acc.ndim
-        shape[channel_axis] = -1
         mult, shift = mult.reshape(shape), shift.reshape(shape)
-    return saturated_real(multiply_half_up(acc, mult, shift), attrs["out_zero"], attrs["out_scale"], attrs["dtype"])
+    scaled = multiply_half_up(acc, mult, shift)
+    if scalar_from is not None and scalar_from < acc.shape[channel_axis]:
+        tail = (np.arange(acc.shape[channel_axis]) >= scalar_from).reshape(shape)
+        scaled = np.where(tail, multiply(acc, mult, shift), scaled)
+    return saturated_real(scaled, attrs["out_zero"], attrs["out_scale"], attrs["dtype"])
 
 
 def _check(inputs: list) -> None:
@@ -90,7 +86,9 @@ def _check(inputs: list) -> None:
 def conv_kernel(inputs: list, attrs: dict) -> list[np.ndarray]:
     _check(inputs)
     acc = _accumulate(inputs, attrs, conv.kernel, 0)
-    return [_requantize(acc, attrs, 1)]
+    channels = acc.shape[1]
+    depthwise = int(attrs.get("group", 1)) > 1 and attrs["dtype"] == "int8"
+    return [_requantize(acc, attrs, 1, channels // 8 * 8 if depthwise else None)]
 
 
 def fully_connected_kernel(inputs: list, attrs: dict) -> list[np.ndarray]:
@@ -106,40 +104,6 @@ def _float_output(infer):
     return wrapped
 
 
-def _run_length(a: tuple, b: tuple, out: tuple) -> int:
-    """The length of the contiguous runs LiteRT's MUL loops over: the whole tensor without broadcasting;
-    else the trailing dimensions both inputs share, or, when the innermost one is broadcast, the
-    trailing dimensions over which one input repeats a single value."""
-    rank = len(out)
-    a = (1,) * (rank - len(a)) + tuple(a)
-    b = (1,) * (rank - len(b)) + tuple(b)
-    if a == b:
-        return int(np.prod(out))
-    run, d = 1, rank - 1
-    if a[d] == b[d]:
-        while d >= 0 and a[d] == b[d]:
-            run, d = run * out[d], d - 1
-    else:
-        small = a if a[d] == 1 else b
-        while d >= 0 and small[d] == 1:
-            run, d = run * out[d], d - 1
-    return run
-
-
-def mul_kernel(inputs: list, attrs: dict) -> list[np.ndarray]:
-    product = centered_storage(inputs[0], attrs["a_scale"]) * centered_storage(inputs[1], attrs["b_scale"])
-    real = np.float64(attrs["a_scale"]) * np.float64(attrs["b_scale"]) / np.float64(attrs["out_scale"])
-    mult, shift = multiplier(real)
-    run = _run_length(np.shape(inputs[0]), np.shape(inputs[1]), product.shape)
-    lanes = (np.arange(product.size) % run < run // 16 * 16).reshape(product.shape)  # whole 16-lane blocks
-    scaled = np.where(lanes, multiply_half_up_then_away(product, mult, shift), multiply(product, mult, shift))
-    return [saturated_real(scaled, attrs["out_zero"], attrs["out_scale"], attrs["dtype"])]
-
-
-def mul_infer(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]:
-    return [TensorInfo(broadcast(inputs[0].shape, inputs[1].shape), "float32")]
-
-
 OPS = [
     OpDef("TFLiteQuantizedConv", _float_output(conv.infer), conv_kernel, conv.cost, 2, 3,
           doc="CONV_2D / DEPTHWISE_CONV_2D of a quantized TFLite model with LiteRT's integer arithmetic (NCHW "
@@ -147,7 +111,4 @@ OPS = [
     OpDef("TFLiteQuantizedFullyConnected", _float_output(nn.gemm_infer), fully_connected_kernel, nn.gemm_cost, 2, 3,
           doc="FULLY_CONNECTED of a quantized TFLite model with LiteRT's integer arithmetic (inner Gemm with "
               "transB; same quantization attrs)."),
-    OpDef("TFLiteQuantizedMul", mul_infer, mul_kernel, default_cost, 2, 2,
-          doc="MUL of a quantized TFLite model with LiteRT's integer arithmetic (16-lane blocks and scalar tail "
-              "rounded as the kernel does); attrs dtype, a_scale, a_zero, b_scale, b_zero, out_scale, out_zero."),
 ]

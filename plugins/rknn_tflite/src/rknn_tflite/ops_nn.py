@@ -139,13 +139,25 @@ def fully_connected(ctx: Ctx, opt) -> None:
     ctx.finish(opt.FusedActivationFunction(), core)
 
 
+def _same_grid(x, y) -> bool:
+    """Both 8-bit tensors of one type with the same per-tensor scale and zero point."""
+    return (x.quant is not None and y.quant is not None and x.quant.axis is None and x.dtype == y.dtype
+            and x.dtype in ("int8", "uint8") and x.quant.scale == y.quant.scale
+            and x.quant.zero_point == y.quant.zero_point)
+
+
 def _pool(op: str):
     def convert(ctx: Ctx, opt) -> None:
         k = (opt.FilterHeight(), opt.FilterWidth())
         attrs = _spatial(ctx, k, (opt.StrideH(), opt.StrideW()), (1, 1), opt.Padding())
         attrs.pop("dilations")
         extra = {"count_include_pad": 0} if op == "AveragePool" else {}
-        _nchw_op(ctx, op, [], opt.FusedActivationFunction(), kernel_shape=list(k), **attrs, **extra)
+        x, y = ctx.inp(0), ctx.out(0)
+        name = op
+        if op == "AveragePool" and _same_grid(x, y):
+            name = "TFLiteQuantizedAveragePool"
+            extra.update(dtype=x.dtype, scale=float(x.quant.scale[0]), zero=int(x.quant.zero_point[0]))
+        _nchw_op(ctx, name, [], opt.FusedActivationFunction(), kernel_shape=list(k), **attrs, **extra)
     return convert
 
 

@@ -20,17 +20,21 @@ def _binary(op: str):
     return convert
 
 
-def mul(ctx: Ctx, opt) -> None:
-    """MUL; between integer tensors of one 8-bit type with LiteRT's integer arithmetic (TFLiteQuantizedMul)."""
-    a, b, y = ctx.inp(0), ctx.inp(1), ctx.out(0)
-    if not all(_integer_per_tensor(t) for t in (a, b, y)) or not a.dtype == b.dtype == y.dtype != "int16":
-        _binary("Mul")(ctx, opt)
-        return
-    quant = {"dtype": y.dtype, "out_scale": float(y.quant.scale[0]), "out_zero": int(y.quant.zero_point[0])}
-    for key, t in (("a", a), ("b", b)):
-        quant.update({f"{key}_scale": float(t.quant.scale[0]), f"{key}_zero": int(t.quant.zero_point[0])})
-    ctx.finish(opt.FusedActivationFunction() if opt is not None else 0,
-               lambda dst: ctx.emit("TFLiteQuantizedMul", [ctx.name(0), ctx.name(1)], [dst], **quant))
+def _integer_binary(op: str, integer_op: str):
+    """ADD / MUL; between 8-bit tensors of one type with LiteRT's integer arithmetic (``integer_op``)."""
+    float_convert = _binary(op)
+
+    def convert(ctx: Ctx, opt) -> None:
+        a, b, y = ctx.inp(0), ctx.inp(1), ctx.out(0)
+        if not all(_integer_per_tensor(t) for t in (a, b, y)) or not a.dtype == b.dtype == y.dtype != "int16":
+            float_convert(ctx, opt)
+            return
+        quant = {"dtype": y.dtype, "out_scale": float(y.quant.scale[0]), "out_zero": int(y.quant.zero_point[0])}
+        for key, t in (("a", a), ("b", b)):
+            quant.update({f"{key}_scale": float(t.quant.scale[0]), f"{key}_zero": int(t.quant.zero_point[0])})
+        ctx.finish(opt.FusedActivationFunction() if opt is not None else 0,
+                   lambda dst: ctx.emit(integer_op, [ctx.name(0), ctx.name(1)], [dst], **quant))
+    return convert
 
 
 def _unary(op: str, **attrs):
@@ -255,7 +259,7 @@ def _zero(q) -> np.ndarray:
 
 
 CONVERTERS = {
-    "ADD": _binary("Add"), "SUB": _binary("Sub"), "MUL": mul, "DIV": _binary("Div"),
+    "ADD": _integer_binary("Add", "TFLiteQuantizedAdd"), "SUB": _binary("Sub"), "MUL": _integer_binary("Mul", "TFLiteQuantizedMul"), "DIV": _binary("Div"),
     "MAXIMUM": _binary("Max"), "MINIMUM": _binary("Min"), "POW": _binary("Pow"),
     "SQUARED_DIFFERENCE": squared_difference, "PRELU": _binary("PRelu"),
     "RELU": _unary("Relu"), "RELU6": _clip(0.0, 6.0), "RELU_N1_TO_1": _clip(-1.0, 1.0), "RELU_0_TO_1": _clip(0.0, 1.0),

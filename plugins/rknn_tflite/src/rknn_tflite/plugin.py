@@ -12,9 +12,9 @@ def _load(**kwargs):
 
 @hookimpl
 def rknn_ops():
-    from rknn_tflite import integer_mean, integer_products
+    from rknn_tflite import integer_elementwise, integer_mean, integer_pool, integer_products
 
-    return integer_mean.OPS + integer_products.OPS
+    return integer_elementwise.OPS + integer_mean.OPS + integer_pool.OPS + integer_products.OPS
 
 
 @hookimpl

@@ -147,15 +147,21 @@ def _divisor(x_shape, kernel, strides, dilations, begin, declared_end, out, incl
     return div
 
 
+def window_sums(x: np.ndarray, attrs: dict) -> tuple[np.ndarray, np.ndarray]:
+    """AveragePool's window sums of ``x`` (padding adds 0) and each window's element count (which
+    counts the declared padding with ``count_include_pad``), broadcastable against the sums."""
+    kernel, strides, dilations, begin, end, declared_end, out = _geometry(x.shape, attrs, "AveragePool")
+    total = _separable(pad_spatial(x, begin, end, 0), kernel, strides, dilations, out, np.add)
+    div = _divisor(x.shape, kernel, strides, dilations, begin, declared_end, out,
+                   bool(int(attrs.get("count_include_pad", 0))))
+    return total, div
+
+
 def _avgpool_kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
     x = inputs[0]
     if x.dtype.kind != "f":
         raise RknnError(f"AveragePool needs a floating-point input, got {x.dtype}")
-    kernel, strides, dilations, begin, end, declared_end, out = _geometry(x.shape, attrs, "AveragePool")
-    xp = pad_spatial(x, begin, end, 0.0)
-    total = _separable(xp, kernel, strides, dilations, out, np.add)
-    div = _divisor(x.shape, kernel, strides, dilations, begin, declared_end, out,
-                   bool(int(attrs.get("count_include_pad", 0))))
+    total, div = window_sums(x, attrs)
     # a window that covers only padding (possible with dilations) averages to 0, as onnxruntime gives
     y = np.divide(total, div.astype(x.dtype), out=np.zeros_like(total), where=div > 0)
     return [y.astype(x.dtype, copy=False)]
@@ -211,11 +217,7 @@ def _avgpool_quant(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[n
     """Integer AveragePool: sums of centered storage over each window (padding adds 0, the real zero)
     in int64, then the per-window fixed-point multiplier x_s / (o_s * count), as TFLite averages."""
     x, x_q, o_q = inputs[0], in_q[0], out_q[0]
-    kernel, strides, dilations, begin, end, declared_end, out = _geometry(x.shape, attrs, "AveragePool")
-    xp = pad_spatial(centered(x, x_q, np.int64), begin, end, 0)
-    total = _separable(xp, kernel, strides, dilations, out, np.add)
-    div = _divisor(x.shape, kernel, strides, dilations, begin, declared_end, out,
-                   bool(int(attrs.get("count_include_pad", 0))))
+    total, div = window_sums(centered(x, x_q, np.int64), attrs)
     return [_average_requantize(total, div, x_q, o_q)]
 
 
