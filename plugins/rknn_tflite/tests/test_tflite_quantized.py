@@ -211,3 +211,20 @@ def test_quantized_average_pool_bit_exact_with_litert(tmp_path, dtype):
     for _ in range(3):
         data = rng.integers(lo, hi + 1, (1, 7, 7, 19)).astype(dtype)
         np.testing.assert_array_equal(run_rknn(path, [data])[0], run_litert(path, [data])[0])
+
+
+@pytest.mark.parametrize("dtype, x_q, y_q", [("int8", (0.05, -20), (0.03, -110)), ("int8", (0.2, 10), (0.02, -128)),
+                                             ("uint8", (0.04, 140), (0.025, 20))])
+def test_quantized_hard_swish_bit_exact_with_litert(tmp_path, dtype, x_q, y_q):
+    """HARD_SWISH imports as "TFLiteQuantizedHardSwish" and equals LiteRT on every input code."""
+    m = TfliteWriter()
+    x = m.input([1, 256], dtype, _q(*x_q))
+    y = m.tensor([1, 256], dtype, _q(*y_q))
+    m.op("HARD_SWISH", [x], [y])
+    path = m.save(str(tmp_path / "hs.tflite"), [y])
+    assert "TFLiteQuantizedHardSwish" in [n.op for n in load_tflite(path).nodes]
+    lo = 0 if dtype == "uint8" else -128
+    codes = np.arange(lo, lo + 256).reshape(1, 256).astype(dtype)
+    ref = run_litert(path, [codes])[0]
+    np.testing.assert_array_equal(run_rknn(path, [codes])[0], ref)
+    assert len(np.unique(ref)) > 20  # the codes span the curve, not one saturated value

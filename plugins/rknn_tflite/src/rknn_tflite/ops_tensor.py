@@ -37,6 +37,17 @@ def _integer_binary(op: str, integer_op: str):
     return convert
 
 
+def hard_swish(ctx: Ctx, opt) -> None:
+    """HARD_SWISH; between 8-bit tensors with LiteRT's fixed-point arithmetic (TFLiteQuantizedHardSwish)."""
+    x, y = ctx.inp(0), ctx.out(0)
+    if not (_integer_per_tensor(x) and _integer_per_tensor(y)) or not x.dtype == y.dtype != "int16":
+        ctx.emit("HardSwish", [ctx.name(0)], [ctx.output(0)])
+        return
+    ctx.emit("TFLiteQuantizedHardSwish", [ctx.name(0)], [ctx.output(0)], dtype=x.dtype,
+             in_scale=float(x.quant.scale[0]), in_zero=int(x.quant.zero_point[0]),
+             out_scale=float(y.quant.scale[0]), out_zero=int(y.quant.zero_point[0]))
+
+
 def _unary(op: str, **attrs):
     def convert(ctx: Ctx, opt) -> None:
         ctx.emit(op, [ctx.name(0)], [ctx.output(0)], **attrs)
@@ -263,7 +274,7 @@ CONVERTERS = {
     "MAXIMUM": _binary("Max"), "MINIMUM": _binary("Min"), "POW": _binary("Pow"),
     "SQUARED_DIFFERENCE": squared_difference, "PRELU": _binary("PRelu"),
     "RELU": _unary("Relu"), "RELU6": _clip(0.0, 6.0), "RELU_N1_TO_1": _clip(-1.0, 1.0), "RELU_0_TO_1": _clip(0.0, 1.0),
-    "LOGISTIC": _unary("Sigmoid"), "TANH": _unary("Tanh"), "HARD_SWISH": _unary("HardSwish"),
+    "LOGISTIC": _unary("Sigmoid"), "TANH": _unary("Tanh"), "HARD_SWISH": hard_swish,
     "EXP": _unary("Exp"), "SQRT": _unary("Sqrt"), "RSQRT": rsqrt, "NEG": _unary("Neg"), "ABS": _unary("Abs"),
     "LOG": _unary("Log"), "FLOOR": _unary("Floor"), "CEIL": _unary("Ceil"), "ELU": _unary("Elu"),
     "LEAKY_RELU": leaky_relu, "SOFTMAX": softmax,

@@ -12,9 +12,10 @@ def _load(**kwargs):
 
 @hookimpl
 def rknn_ops():
-    from rknn_tflite import integer_elementwise, integer_mean, integer_pool, integer_products
+    from rknn_tflite import integer_elementwise, integer_hard_swish, integer_mean, integer_pool, integer_products
 
-    return integer_elementwise.OPS + integer_mean.OPS + integer_pool.OPS + integer_products.OPS
+    return (integer_elementwise.OPS + integer_hard_swish.OPS + integer_mean.OPS + integer_pool.OPS
+            + integer_products.OPS)
 
 
 @hookimpl
