@@ -14,14 +14,14 @@ exactly as the integer kernels' output bounds do.
 
 Attributes: those of the inner op (Conv: ``kernel_shape, group, strides, pads, dilations``; Gemm:
 ``transB``) plus ``dtype`` (storage type of input and output), ``x_scale, x_zero, w_scales, w_zero,
-out_scale, out_zero``. Inputs: x (float, on its grid), the weights' stored integers, the int32 bias.
+out_scale, out_zero``. Inputs: x (float, on its grid), the weights' stored integers, the int32 bias
+(also accepted as real values, as a quantized build hands them to nodes it runs in float).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from rknn_core.errors import RknnError
 from rknn_core.ir import TensorInfo
 from rknn_core.ops import conv, nn
 from rknn_core.ops._quant import derived
@@ -33,15 +33,34 @@ EXACT_FLOAT32 = 2**24
 QUANT_ATTRS = ("dtype", "x_scale", "x_zero", "w_scales", "w_zero", "out_scale", "out_zero")
 
 
-def _centered_weights(w: np.ndarray, zero: int, out_axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """float64 centered weights and each output channel's L1 norm (cached per constant)."""
+def _along(values, ndim: int, axis: int) -> np.ndarray:
+    shape = [1] * ndim
+    shape[axis] = -1
+    return np.asarray(values, np.float64).reshape(shape)
+
+
+def _centered_weights(w: np.ndarray, attrs: dict, out_axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """float64 centered weights and each output channel's L1 norm (cached per constant). Real-valued
+    weights (a quantized build hands float nodes dequantized constants) are mapped back to storage."""
+    zero = int(attrs["w_zero"])
 
     def make(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        wc = w.astype(np.float64) - zero
+        if w.dtype.kind == "f":
+            wc = np.rint(w.astype(np.float64) / _along(attrs["w_scales"], w.ndim, out_axis))
+        else:
+            wc = w.astype(np.float64) - zero
         axes = tuple(a for a in range(wc.ndim) if a != out_axis)
         return wc, np.abs(wc).sum(axis=axes)
 
-    return derived(w, ("tflite_centered", zero, out_axis), make)
+    return derived(w, ("tflite_centered", zero, tuple(attrs["w_scales"]), out_axis), make)
+
+
+def _stored_bias(bias: np.ndarray, attrs: dict) -> np.ndarray:
+    """The int32 bias as int64 (mapped back from real values when it comes dequantized)."""
+    if bias.dtype.kind != "f":
+        return bias.astype(np.int64)
+    scales = np.float64(attrs["x_scale"]) * np.asarray(attrs["w_scales"], np.float64)
+    return np.rint(bias.astype(np.float64) / scales).astype(np.int64)
 
 
 def _accumulate(inputs: list, attrs: dict, inner, out_axis: int) -> np.ndarray:
@@ -49,7 +68,7 @@ def _accumulate(inputs: list, attrs: dict, inner, out_axis: int) -> np.ndarray:
     x, w = inputs[0], inputs[1]
     bias = inputs[2] if len(inputs) > 2 else None
     xc = centered_storage(x, attrs["x_scale"])
-    wc, l1 = _centered_weights(w, int(attrs["w_zero"]), out_axis)
+    wc, l1 = _centered_weights(w, attrs, out_axis)
     exact32 = float(l1.max(initial=0.0)) * float(np.abs(xc).max(initial=0.0)) < EXACT_FLOAT32
     dtype = np.float32 if exact32 else np.float64
     plain = {k: v for k, v in attrs.items() if k not in QUANT_ATTRS}
@@ -58,7 +77,7 @@ def _accumulate(inputs: list, attrs: dict, inner, out_axis: int) -> np.ndarray:
     if bias is not None:
         shape = [1] * acc.ndim
         shape[1 if acc.ndim > 2 else -1] = -1
-        acc += np.asarray(bias, np.int64).reshape(shape)
+        acc += _stored_bias(np.asarray(bias), attrs).reshape(shape)
     return acc
 
 
@@ -78,13 +97,7 @@ def _requantize(acc: np.ndarray, attrs: dict, channel_axis: int, scalar_from: in
     return saturated_real(scaled, attrs["out_zero"], attrs["out_scale"], attrs["dtype"])
 
 
-def _check(inputs: list) -> None:
-    if not np.issubdtype(np.asarray(inputs[1]).dtype, np.integer):
-        raise RknnError("the weights input must hold the stored integers")
-
-
 def conv_kernel(inputs: list, attrs: dict) -> list[np.ndarray]:
-    _check(inputs)
     acc = _accumulate(inputs, attrs, conv.kernel, 0)
     channels = acc.shape[1]
     depthwise = int(attrs.get("group", 1)) > 1 and attrs["dtype"] == "int8"
@@ -92,7 +105,6 @@ def conv_kernel(inputs: list, attrs: dict) -> list[np.ndarray]:
 
 
 def fully_connected_kernel(inputs: list, attrs: dict) -> list[np.ndarray]:
-    _check(inputs)
     acc = _accumulate(inputs, attrs, nn.gemm_kernel, 0)
     return [_requantize(acc, attrs, -1)]
 
