@@ -228,3 +228,26 @@ def test_quantized_hard_swish_bit_exact_with_litert(tmp_path, dtype, x_q, y_q):
     ref = run_litert(path, [codes])[0]
     np.testing.assert_array_equal(run_rknn(path, [codes])[0], ref)
     assert len(np.unique(ref)) > 20  # the codes span the curve, not one saturated value
+
+
+def test_quantized_build_of_an_int8_model_keeps_its_quantization(tmp_path, capsys):
+    """build(do_quantization=True) on an already-quantized model keeps the model's own quantization (with a
+    warning; the dataset is not used): outputs equal LiteRT's; accuracy_analysis says why it cannot run."""
+    from rknn.api import RKNN
+
+    path = int8_model(str(tmp_path / "int8.tflite"))
+    x = np.random.default_rng(0).integers(-128, 128, (1, 8, 8, 4)).astype(np.int8)
+    np.save(tmp_path / "x.npy", x[0])
+    (tmp_path / "dataset.txt").write_text("x.npy\n")
+    rknn = RKNN()
+    rknn.config()
+    assert rknn.load_tflite(path) == 0
+    assert rknn.build(do_quantization=True, dataset=str(tmp_path / "dataset.txt")) == 0
+    assert "already quantized" in capsys.readouterr().err
+    assert rknn.init_runtime() == 0
+    np.testing.assert_array_equal(rknn.inference([x[0]], data_type="int8", data_format="nhwc")[0],
+                                  run_litert(path, [x])[0])
+    capsys.readouterr()
+    assert rknn.accuracy_analysis(inputs=str(tmp_path / "dataset.txt"), output_dir=str(tmp_path / "snap")) == -1
+    assert "already quantized" in capsys.readouterr().err
+    rknn.release()

@@ -22,7 +22,7 @@ from rknn_core.passes.manager import PassContext, run_passes
 from rknn_core.plugins import Registry, default_registry
 from rknn_core.preprocess import insert_preprocess
 from rknn_core.quant import analysis, hybrid, snapshot
-from rknn_core.quant.build import quantize_model
+from rknn_core.quant.build import quantize_model, quantized_tensor
 from rknn_core.runtime.inputs import prepare_inputs
 from rknn_core.shape_inference import infer_shapes, op_for
 
@@ -64,6 +64,11 @@ class Toolkit:
         if pre_compile and len(self.graph.inputs) > 1:
             raise RknnError("build pre_compile=True is not allowed for models with several inputs")
         model = self._float_model(pre_compile, rknn_batch_size)
+        quantized = quantized_tensor(self.graph)
+        if do_quantization and quantized:
+            log.warning("build: the model is already quantized (tensor '%s' has quantization parameters); its own "
+                        "quantization is kept and the dataset is not used", quantized)
+            do_quantization = False
         # accuracy_analysis's reference: the float graph exactly as quantized
         float_graph = quantize_model(model, self.registry, self.cfg, dataset) if do_quantization else None
         self.model, self.runtime, self.float_graph = model, None, float_graph

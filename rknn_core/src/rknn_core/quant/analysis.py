@@ -22,7 +22,7 @@ from rknn_core.errors import RknnError
 from rknn_core.ir import Graph, QuantParams
 from rknn_core.model import RknnModel
 from rknn_core.plugins import Registry
-from rknn_core.quant.build import input_channels
+from rknn_core.quant.build import input_channels, quantized_tensor
 from rknn_core.quant.dataset import load_sample, read_dataset
 from rknn_core.quant.params import dequantize, quantize
 from rknn_core.runtime.executor import Executor
@@ -88,16 +88,20 @@ def check_analysable(float_graph: Graph | None, model: RknnModel | None) -> None
     if model is None:
         raise RknnError("accuracy_analysis needs a quantized model: call build(do_quantization=True, dataset=...) "
                         "or hybrid_quantization_step2 first")
+    quantized = None if model.quantized_dtype else quantized_tensor(model.graph)
+    if quantized:
+        raise RknnError(f"accuracy_analysis needs a float source model, but this one is already quantized "
+                        f"(tensor '{quantized}' has quantization parameters)")
     if not model.quantized_dtype:
         raise RknnError("accuracy_analysis compares float and quantized layers, but the model was built without "
                         "quantization; build with do_quantization=True and a dataset")
     if float_graph is None:
         raise RknnError("accuracy_analysis needs the float source model, which a model loaded with load_rknn does "
                         "not have: load the source model and build it (or run hybrid_quantization_step2)")
-    quantized = [t.name for t in float_graph.tensors.values() if t.quant is not None]
+    quantized = quantized_tensor(float_graph)
     if quantized:
         raise RknnError(f"accuracy_analysis needs a float source model, but this one is already quantized "
-                        f"(tensor '{quantized[0]}' has quantization parameters)")
+                        f"(tensor '{quantized}' has quantization parameters)")
 
 
 def read_feeds(model: RknnModel, path: str) -> dict[str, np.ndarray]:

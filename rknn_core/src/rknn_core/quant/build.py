@@ -88,6 +88,12 @@ def calibrate(model: RknnModel, registry: Registry, cfg: Config, dataset: Datase
     return ranges
 
 
+def quantized_tensor(graph: Graph) -> str | None:
+    """The first tensor that carries quantization parameters (the source model is already quantized),
+    or None for a float model."""
+    return next((t.name for t in graph.tensors.values() if t.quant is not None), None)
+
+
 def quantize_model(model: RknnModel, registry: Registry, cfg: Config, dataset_path: str | None) -> Graph:
     """Calibrate ``model``'s float graph on the dataset and quantize it in place; returns the float
     graph exactly as quantized (after equalization), the reference of accuracy_analysis."""
