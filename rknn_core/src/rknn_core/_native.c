@@ -10,6 +10,8 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -294,6 +296,17 @@ static inline int64_t fx_mul(int64_t acc, uint64_t mult, int64_t left, int64_t r
     return neg ? -(int64_t)r : (int64_t)r;
 }
 
+/* fx_mul when left == 0, in a form that vectorizes to 32x32->64 multiplies and arithmetic shifts: for
+ * a = sat32(acc), the doubling high multiply (a * mult + 2**30 - [a < 0]) >> 31 (logical, on the
+ * magnitude) equals floor((a * mult + 2**30) / 2**31), and rounding the magnitude's right shift half
+ * away from zero equals (h + half - [h < 0]) >> right (arithmetic) when right > 0. */
+static inline int64_t fx_mul_right(int64_t acc, int32_t mult, int64_t right, int64_t half, int64_t neg_fix)
+{
+    const int32_t a = (int32_t)sat32(acc);
+    const int64_t h = ((int64_t)a * (int64_t)mult + ((int64_t)1 << 30)) >> 31;
+    return (h + half - (neg_fix & -(int64_t)(h < 0))) >> right;
+}
+
 /* round(acc * 2**(left - right)) for 64-bit accumulators, ties away from zero. */
 static inline int64_t pot_shift(int64_t acc, int64_t left, int64_t right, uint64_t half)
 {
@@ -340,7 +353,12 @@ typedef struct {
                 if (q->pot)                                                                                 \
                     for (Py_ssize_t i = 0; i < inner; i++)                                                  \
                         dst[i] = (OUT_T)clamp64(pot_shift(LOAD(src[i]) + b, left, right, half) + zp, lo, hi); \
-                else                                                                                        \
+                else if (left == 0) {                                                                       \
+                    const int32_t m32 = (int32_t)m;                                                         \
+                    const int64_t h = (int64_t)half, fix = right > 0;                                       \
+                    for (Py_ssize_t i = 0; i < inner; i++)                                                  \
+                        dst[i] = (OUT_T)clamp64(fx_mul_right(LOAD(src[i]) + b, m32, right, h, fix) + zp, lo, hi); \
+                } else                                                                                      \
                     for (Py_ssize_t i = 0; i < inner; i++)                                                  \
                         dst[i] = (OUT_T)clamp64(fx_mul(LOAD(src[i]) + b, m, left, right, half) + zp, lo, hi); \
             }                                                                                               \
@@ -478,6 +496,143 @@ static PyObject *quantized_add(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* ---- Integer depthwise convolution: center, accumulate (exactly, in float32), requantize ---------- */
+
+typedef struct {
+    const void *x;
+    int x_kind;
+    long long zx;
+    const float *w;
+    const int64_t *bias, *mult, *shift;
+    Py_ssize_t nm;
+    int pot;
+    void *y;
+    int out_kind;
+    long long zo, lo, hi;
+    Py_ssize_t c;
+    geometry g;
+} qdw_args;
+
+/* One input plane of storage integers as float32 values minus the zero point. */
+HOT_INT static void center_plane(const void *x, int kind, Py_ssize_t offset, Py_ssize_t count, long long zero,
+                                 float *restrict out)
+{
+    const float z = (float)zero;
+    if (kind == 'B') {
+        const uint8_t *restrict src = (const uint8_t *)x + offset;
+        for (Py_ssize_t i = 0; i < count; i++)
+            out[i] = (float)src[i] - z;
+    } else if (kind == 'b') {
+        const int8_t *restrict src = (const int8_t *)x + offset;
+        for (Py_ssize_t i = 0; i < count; i++)
+            out[i] = (float)src[i] - z;
+    } else {
+        const int16_t *restrict src = (const int16_t *)x + offset;
+        for (Py_ssize_t i = 0; i < count; i++)
+            out[i] = (float)src[i] - z;
+    }
+}
+
+/* Planes [p0, p1): every partial sum is an integer below 2**24 (the caller checks the weights' bound),
+ * so the float32 accumulators are exact and the requantization sees the true integer sums. */
+static int qdw_planes(const qdw_args *a, Py_ssize_t p0, Py_ssize_t p1)
+{
+    const geometry *g = &a->g;
+    const Py_ssize_t in_plane = g->h * g->w, out_plane = g->oh * g->ow;
+    float *centered = malloc(sizeof(float) * in_plane), *scratch = malloc(sizeof(float) * g->ph * g->pw);
+    float *acc = malloc(sizeof(float) * out_plane);
+    if (!centered || !scratch || !acc) {
+        free(centered);
+        free(scratch);
+        free(acc);
+        return 0;
+    }
+    const int is3x3 = g->kh == 3 && g->kw == 3;
+    const int stride2 = is3x3 && g->sh == 2 && g->sw == 2 && g->dh == 1 && g->dw == 1;
+    const requant_fn requant = REQUANT[0][out_index(a->out_kind)];
+    const Py_ssize_t out_size = kind_size(a->out_kind);
+    for (Py_ssize_t p = p0; p < p1; p++) {
+        const Py_ssize_t ch = p % a->c, k = a->nm > 1 ? ch : 0;
+        const float *kern = a->w + ch * g->kh * g->kw;
+        center_plane(a->x, a->x_kind, p * in_plane, in_plane, a->zx, centered);
+        if (stride2) {
+            dw_plane3x3s2(centered, scratch, kern, 0.0f, acc, g);
+        } else {
+            pad_plane(centered, scratch, g);
+            if (is3x3)
+                dw_plane3x3(scratch, kern, 0.0f, acc, g);
+            else
+                dw_plane_taps(scratch, kern, 0.0f, acc, g);
+        }
+        const requant_args q = {a->bias ? a->bias + ch : NULL, a->mult + k, a->shift + k, 1, 1, out_plane, 1,
+                                a->zo, a->lo, a->hi, a->pot};
+        requant(acc, (char *)a->y + p * out_plane * out_size, &q);
+    }
+    free(centered);
+    free(scratch);
+    free(acc);
+    return 1;
+}
+
+/* qdepthwise_conv2d(x, x_kind, zx, w, bias, mult, shift, pot, y, out_kind, zo, lo, hi,
+ *                   n, c, h, w_, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl)
+ *   x: storage integers (kind B b h), NCHW; w: float32 (C, KH, KW) centered weights; bias int64 (C,) or
+ *   None; mult/shift int64 (1 or C); y: storage (kind B b h) NCHW, overwritten with
+ *   clamp(R(sum + bias) + zo, lo, hi), R as in requantize. */
+static PyObject *qdepthwise_conv2d(PyObject *self, PyObject *args)
+{
+    Py_buffer xb, wb, mb, sb, yb, bb = {0};
+    PyObject *bias_obj;
+    qdw_args a;
+    Py_ssize_t n;
+    geometry *g = &a.g;
+    if (!PyArg_ParseTuple(args, "y*CLy*Oy*y*pw*CLLLnnnnnnnnnnnnnn", &xb, &a.x_kind, &a.zx, &wb, &bias_obj, &mb, &sb,
+                          &a.pot, &yb, &a.out_kind, &a.zo, &a.lo, &a.hi, &n, &a.c, &g->h, &g->w, &g->kh, &g->kw,
+                          &g->oh, &g->ow, &g->sh, &g->sw, &g->dh, &g->dw, &g->pt, &g->pl))
+        return NULL;
+    g->ph = (g->oh - 1) * g->sh + (g->kh - 1) * g->dh + 1;
+    g->pw = (g->ow - 1) * g->sw + (g->kw - 1) * g->dw + 1;
+    g->lo = -INFINITY;
+    g->hi = INFINITY;
+    int has_bias = bias_obj != Py_None, ok = 1;
+    if (has_bias && PyObject_GetBuffer(bias_obj, &bb, PyBUF_SIMPLE) < 0) {
+        PyErr_Clear();
+        ok = 0;
+    }
+    a.nm = mb.len / 8;
+    ok = ok && out_index(a.x_kind) >= 0 && out_index(a.out_kind) >= 0 && g->sh > 0 && g->sw > 0 && g->dh > 0 &&
+         g->dw > 0 && g->oh > 0 && g->ow > 0 && xb.len >= kind_size(a.x_kind) * n * a.c * g->h * g->w &&
+         wb.len >= (Py_ssize_t)sizeof(float) * a.c * g->kh * g->kw &&
+         yb.len >= kind_size(a.out_kind) * n * a.c * g->oh * g->ow && (!has_bias || bb.len >= 8 * a.c) &&
+         sb.len == mb.len && (a.nm == 1 || a.nm == a.c);
+    int done = 0;
+    if (ok) {
+        a.x = xb.buf;
+        a.w = (const float *)wb.buf;
+        a.bias = has_bias ? (const int64_t *)bb.buf : NULL;
+        a.mult = (const int64_t *)mb.buf;
+        a.shift = (const int64_t *)sb.buf;
+        a.y = yb.buf;
+        Py_BEGIN_ALLOW_THREADS
+        done = qdw_planes(&a, 0, n * a.c);
+        Py_END_ALLOW_THREADS
+    }
+    if (has_bias && bb.obj)
+        PyBuffer_Release(&bb);
+    PyBuffer_Release(&xb);
+    PyBuffer_Release(&wb);
+    PyBuffer_Release(&mb);
+    PyBuffer_Release(&sb);
+    PyBuffer_Release(&yb);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "qdepthwise_conv2d: unknown kinds or buffer sizes that do not match");
+        return NULL;
+    }
+    if (!done)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"bias_clamp", bias_clamp, METH_VARARGS, "Add a per-channel bias and clamp an NCHW float32 array in place."},
     {"depthwise_conv2d", depthwise_conv2d, METH_VARARGS,
@@ -485,6 +640,8 @@ static PyMethodDef methods[] = {
     {"requantize", requantize, METH_VARARGS,
      "Integer accumulators (+ int64 bias) to 8/16-bit storage with per-channel fixed-point multipliers."},
     {"quantized_add", quantized_add, METH_VARARGS, "TFLite-style integer ADD/SUB of two storage arrays."},
+    {"qdepthwise_conv2d", qdepthwise_conv2d, METH_VARARGS,
+     "Integer depthwise 2-D convolution: storage in, exact float32 sums, fixed-point requantization, storage out."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -16,6 +16,7 @@ import weakref
 from collections.abc import Callable
 
 import numpy as np
+from attrs import frozen as attrs_frozen
 
 from rknn_core import _native
 from rknn_core.ir import QuantParams
@@ -25,6 +26,7 @@ from rknn_core.quant.params import QTYPES, _broadcast, dequantize, quantize
 EXACT_FLOAT32 = 2**24  # integers below this add exactly in float32
 _KINDS = {np.dtype(np.float32): "f", np.dtype(np.float64): "d", np.dtype(np.int32): "i", np.dtype(np.int64): "q"}
 _OUT_KINDS = {"u8": "B", "i8": "b", "i16": "h"}
+STORAGE_KINDS = _OUT_KINDS  # the storage kinds the compiled kernels read and write
 
 
 def centered(v: np.ndarray, q: QuantParams, dtype=np.float64) -> np.ndarray:
@@ -107,6 +109,36 @@ def _bounds(op: str | None, low_value, high_value, qtype: str, scale: tuple, zer
     return None
 
 
+@attrs_frozen
+class RequantPlan:
+    """What the compiled kernels need to requantize per channel: the fixed-point multipliers (or
+    power-of-two shifts), the int64 bias, the output bounds and storage kind."""
+
+    pot: bool
+    mult: np.ndarray
+    shift: np.ndarray
+    bias: np.ndarray | None
+    lo: int
+    hi: int
+    dtype: type
+    kind: str
+
+
+def requant_plan(m, qtype: str, bounds: tuple[int, int] | None, channels: int,
+                 bias: np.ndarray | None) -> RequantPlan:
+    """The requantization of ``channels`` channels by multipliers ``m`` (1 or per channel) to ``qtype``."""
+    lo, hi, dtype = QTYPES[qtype]
+    if bounds is not None:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    pot, mult, shift = _plan(tuple(np.asarray(m, dtype=np.float64).reshape(-1).tolist()))
+    b = None
+    if bias is not None:
+        b = derived(bias, ("bias", channels), lambda v: np.ascontiguousarray(
+            np.broadcast_to(np.asarray(v, np.int64).reshape(-1), (channels,)))) if isinstance(bias, np.ndarray) \
+            else np.broadcast_to(np.asarray(bias, np.int64).reshape(-1), (channels,)).copy()
+    return RequantPlan(pot, mult, shift, b, lo, hi, dtype, _OUT_KINDS.get(qtype, ""))
+
+
 def requantize_channels(acc: np.ndarray, m, zero_point: int, qtype: str, bounds: tuple[int, int] | None = None,
                         axis: int | None = None, bias: np.ndarray | None = None) -> np.ndarray:
     """``fixedpoint.requantize(acc + bias, m, ...)`` with ``m`` and ``bias`` per channel along ``axis``.
@@ -116,25 +148,21 @@ def requantize_channels(acc: np.ndarray, m, zero_point: int, qtype: str, bounds:
     """
     acc = np.asarray(acc)
     m = np.asarray(m, dtype=np.float64).reshape(-1)
-    lo, hi, dtype = QTYPES[qtype]
-    if bounds is not None:
-        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
     axis = None if axis is None or acc.ndim == 0 else axis % acc.ndim
     channels = 1 if axis is None else acc.shape[axis]
-    kind, out_kind = _KINDS.get(acc.dtype), _OUT_KINDS.get(qtype)
-    if kind is None or out_kind is None or m.size not in (1, channels) or (bias is not None and axis is None):
+    kind = _KINDS.get(acc.dtype)
+    if kind is None or qtype not in _OUT_KINDS or m.size not in (1, channels) or (bias is not None and axis is None):
+        lo, hi, _ = QTYPES[qtype]
+        if bounds is not None:
+            lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
         return _requantize_numpy(acc, m, zero_point, qtype, (lo, hi), axis, bias)
     acc = np.ascontiguousarray(acc)
     outer = math.prod(acc.shape[:axis]) if axis is not None else 1
     inner = math.prod(acc.shape[axis + 1:]) if axis is not None else acc.size
-    pot, mult, shift = _plan(tuple(m.tolist()))
-    out = np.empty(acc.shape, dtype=dtype)
-    b = None
-    if bias is not None:
-        b = derived(bias, ("bias", channels), lambda v: np.ascontiguousarray(
-            np.broadcast_to(np.asarray(v, np.int64).reshape(-1), (channels,)))) if isinstance(bias, np.ndarray) \
-            else np.broadcast_to(np.asarray(bias, np.int64).reshape(-1), (channels,)).copy()
-    _native.requantize(acc, kind, b, mult, shift, pot, out, out_kind, outer, channels, inner, int(zero_point), lo, hi)
+    plan = requant_plan(m, qtype, bounds, channels, bias)
+    out = np.empty(acc.shape, dtype=plan.dtype)
+    _native.requantize(acc, kind, plan.bias, plan.mult, plan.shift, plan.pot, out, plan.kind, outer, channels, inner,
+                       int(zero_point), plan.lo, plan.hi)
     return out
 
 

@@ -7,8 +7,16 @@ import numpy as np
 from rknn_core import _native
 from rknn_core.errors import RknnError
 from rknn_core.ir import TensorInfo
-from rknn_core.ops._quant import activation_bounds, centered, requantize_accumulator, weight_plan
+from rknn_core.ops._quant import (
+    STORAGE_KINDS,
+    activation_bounds,
+    centered,
+    requant_plan,
+    requantize_accumulator,
+    weight_plan,
+)
 from rknn_core.ops._spatial import as_2d, pad_spatial, resolve_pads, spatial_attrs_2d, windows
+from rknn_core.quant.params import QTYPES
 from rknn_core.records import Cost, OpDef
 
 
@@ -121,10 +129,34 @@ def quant_kernel(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.
     if w_q.axis not in (None, 0):
         raise RknnError(f"Conv per-channel weights must be quantized along axis 0, not {w_q.axis}")
     wc, dtype = weight_plan(w, w_q, x_q, 0)
+    act = attrs.get("activation")
+    if _fused_depthwise(x, wc, dtype, act, x_q, o_q, attrs):
+        return [_quant_depthwise(x, wc, b, x_q, w_q, o_q, act, attrs)]
     plain = {k: v for k, v in attrs.items() if k != "activation"}
     acc = kernel([centered(x, x_q, dtype), wc], plain)[0]
-    act = attrs.get("activation")
     return [requantize_accumulator(acc, x_q, w_q, o_q, 1, activation_bounds(act, o_q), b, act)]
+
+
+def _fused_depthwise(x, wc, dtype, act, x_q, o_q, attrs) -> bool:
+    """Whether the compiled integer depthwise kernel applies: 2-D, one filter per channel, exact float32
+    sums, a clamp (or no) activation, 8/16-bit storage in and out."""
+    group = int(attrs.get("group", 1))
+    return (x.ndim == 4 and group == x.shape[1] == wc.shape[0] and wc.shape[1] == 1 and dtype is np.float32
+            and (not act or act.get("op") in ("Relu", "Clip")) and x.dtype == np.dtype(QTYPES[x_q.qtype][2])
+            and x_q.qtype in STORAGE_KINDS and o_q.qtype in STORAGE_KINDS and x_q.axis is None)
+
+
+def _quant_depthwise(x, wc, b, x_q, w_q, o_q, act, attrs) -> np.ndarray:
+    a, kernel_hw, begin, _, out = _geometry(x.shape, wc.shape, attrs)
+    n, c = x.shape[:2]
+    m = x_q.scale[0] * np.asarray(w_q.scale, dtype=np.float64) / o_q.scale[0]
+    plan = requant_plan(m, o_q.qtype, activation_bounds(act, o_q), c, b)
+    y = np.empty((n, c, *out), dtype=plan.dtype)
+    _native.qdepthwise_conv2d(np.ascontiguousarray(x), STORAGE_KINDS[x_q.qtype], int(x_q.zero_point[0]), wc,
+                              plan.bias, plan.mult, plan.shift, plan.pot, y, plan.kind, int(o_q.zero_point[0]),
+                              plan.lo, plan.hi, n, c, *x.shape[2:], *kernel_hw, *out, *(a.get("strides") or [1, 1]),
+                              *(a.get("dilations") or [1, 1]), *begin)
+    return y
 
 
 def cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict) -> Cost:
