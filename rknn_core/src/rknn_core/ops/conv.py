@@ -1,6 +1,9 @@
-"""Convolution: im2col + BLAS matmul, with a direct path for 1x1 and depthwise kernels."""
+"""Convolution: float32 on the compiled GEMM (implicit im2col) or depthwise kernel; other dtypes on
+im2col + BLAS matmul."""
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -53,12 +56,17 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, attrs: dict) -> n
     n, c = x.shape[:2]
     m = w.shape[0]
     bounds = clamp_bounds(act)
-    if group == c and w.shape[1] == 1 and m == c and bounds is not None and x.dtype == w.dtype == np.float32:
-        y = np.empty((n, c, *out), dtype=np.float32)
-        _native.depthwise_conv2d(np.ascontiguousarray(x), np.ascontiguousarray(w),
-                                 None if b is None else np.ascontiguousarray(b, dtype=np.float32), y, n, c,
-                                 *x.shape[2:], *kernel, *out, *strides, *dilations, *begin, *bounds)
-        return y
+    if x.dtype == w.dtype == np.float32:
+        # compiled kernels; an activation that is not a clamp (LeakyRelu) is applied after
+        fused = bounds or (-np.inf, np.inf)
+        b = None if b is None else np.ascontiguousarray(b, dtype=np.float32)
+        if group == c and w.shape[1] == 1 and m == c:
+            y = np.empty((n, c, *out), dtype=np.float32)
+            _native.depthwise_conv2d(np.ascontiguousarray(x), np.ascontiguousarray(w), b, y, n, c, *x.shape[2:],
+                                     *kernel, *out, *strides, *dilations, *begin, *fused)
+        else:
+            y = _gemm_conv(x, w, b, group, kernel, strides, dilations, begin, end, out, fused)
+        return y if bounds is not None else apply_activation(y, act)
     xp = pad_spatial(x, begin, end)
     if kernel == [1, 1] and list(strides) == [1, 1] and group == 1:
         y = np.matmul(w.reshape(m, c), xp.reshape(n, c, -1)).reshape(n, m, *out)
@@ -69,13 +77,43 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, attrs: dict) -> n
         cols = cols.reshape(n, group, k, out[0] * out[1])
         wg = w.reshape(group, mg, k)
         y = np.matmul(wg[None], cols).reshape(n, m, *out)
-    if bounds is not None and y.dtype == np.float32 and y.flags.c_contiguous:
-        bias = None if b is None else np.ascontiguousarray(b, dtype=np.float32)
-        _native.bias_clamp(y, bias, n, m, out[0] * out[1], *bounds)
-        return y
     if b is not None:
         y += b.reshape(1, m, 1, 1).astype(y.dtype, copy=False)
     return apply_activation(y, act)
+
+
+@functools.lru_cache(maxsize=512)
+def _offsets(channels: int, padded: tuple[int, int], kernel: tuple[int, int], strides: tuple[int, int],
+             dilations: tuple[int, int], out: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The implicit im2col of a padded (C, Hp, Wp) plane stack: the flat offset of each (c, i, j) kernel
+    tap and of each (oh, ow) output window's origin; tap + origin indexes the input read."""
+    hp, wp = padded
+    cc, ii, jj = np.meshgrid(np.arange(channels), np.arange(kernel[0]), np.arange(kernel[1]), indexing="ij")
+    taps = (cc * hp * wp + ii * dilations[0] * wp + jj * dilations[1]).reshape(-1).astype(np.int64)
+    oy, ox = np.meshgrid(np.arange(out[0]), np.arange(out[1]), indexing="ij")
+    origins = (oy * strides[0] * wp + ox * strides[1]).reshape(-1).astype(np.int64)
+    taps.flags.writeable = origins.flags.writeable = False
+    return taps, origins
+
+
+def _gemm_conv(x, w, b, group, kernel, strides, dilations, begin, end, out, bounds) -> np.ndarray:
+    """float32 convolution on the compiled GEMM (implicit im2col, bias and clamp fused, threaded)."""
+    xp = np.ascontiguousarray(pad_spatial(x, begin, end))
+    n, c, hp, wp = xp.shape
+    m = w.shape[0]
+    cg, mg = c // group, m // group
+    taps, origins = _offsets(cg, (hp, wp), tuple(kernel), tuple(strides), tuple(dilations), tuple(out))
+    weights = np.ascontiguousarray(w).reshape(group, mg, -1)
+    bias = None if b is None else b.reshape(group, mg)
+    y = np.empty((n, m, out[0] * out[1]), dtype=np.float32)
+    plane = cg * hp * wp
+    for i in range(n):
+        image = xp[i].reshape(-1)
+        for g in range(group):
+            source = image[g * plane:(g + 1) * plane]
+            _native.conv_gemm(weights[g], source, taps, origins, None if bias is None else bias[g],
+                              y[i, g * mg:(g + 1) * mg], mg, taps.size, origins.size, *bounds)
+    return y.reshape(n, m, *out)
 
 
 def clamp_bounds(act: dict | None) -> tuple[float, float] | None:

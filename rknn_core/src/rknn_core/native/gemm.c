@@ -1,0 +1,575 @@
+/*
+ * Float32 convolution-as-GEMM with an implicit im2col and a fused
+ * bias + clamp epilogue, run on the thread pool (pool.c).
+ *
+ *   y[i*n + p] = clamp(sum_j a[i*k + j] * b[koff[j] + poff[p]] + bias[i], lo, hi)
+ *
+ * Structure (BLIS-like, A is read in place, B is gathered and packed):
+ *   - the (m, n) output is cut into a grid of tasks (row chunks x column
+ *     chunks, in units of MR rows / NR columns) that run on the pool;
+ *   - a task walks k in blocks of at most KC_MAX; for each block it gathers
+ *     its column chunk of B (kc x NR micro-panels, through koff/poff) into a
+ *     thread-local buffer that stays in L2, then sweeps MR-row strips of A
+ *     (kept in L1) over the micro-panels with an MR x NR register-blocked
+ *     micro-kernel;
+ *   - the micro-kernel accumulates into y for later k blocks and applies the
+ *     bias and clamp in the last k block; a last panel at most half full
+ *     uses a half-width kernel, and a final sliver of fewer than NR/4
+ *     columns (7x7 images: 49 = 32 + 16 + 1; fully connected: n = 1) is
+ *     done as dot products instead of mostly-empty tiles.
+ * The k blocking and the column split depend only on (n, k), so the
+ * summation order of every output, hence the result, does not depend on the
+ * thread count or on the task grid.
+ *
+ * Micro-kernels use GCC vector extensions and are compiled for x86-64-v4,
+ * x86-64-v3 and baseline (target_clones); the tile shape is chosen once at
+ * import: 8 x 32 (two 16-float vectors per row) with AVX-512, 6 x 16
+ * otherwise.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm.h"
+#include "pool.h"
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#define MULTIVERSION \
+    __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define MULTIVERSION
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Micro-kernels                                                            */
+/* ------------------------------------------------------------------------ */
+
+typedef float v16 __attribute__((vector_size(64)));
+typedef int32_t v16i __attribute__((vector_size(64)));
+typedef float v16u __attribute__((vector_size(64), aligned(4)));
+typedef float v8 __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+typedef float v8u __attribute__((vector_size(32), aligned(4)));
+
+enum { F_ACC = 1, F_LAST = 2 }; /* add to y / apply bias + clamp */
+
+typedef void (*kernel_fn)(int kc, const float *a, ptrdiff_t lda, int mr,
+                          const float *an, const float *pb, float *y, ptrdiff_t ldy, int nr,
+                          int flags, const float *bias, float lo, float hi);
+
+/*
+ * DEFINE_KERNEL(NAME, V, VI, VU, MR, NV, PBS): an MR x NR kernel, NR =
+ * NV * lanes(V):
+ *   y[r, j] (+)= sum_{kk < kc} a[r*lda + kk] * pb[kk*PBS + j]
+ * for r < mr, j < nr; pb is a packed, 64-byte aligned kc x PBS panel (the
+ * half-width kernels read the first half of a full-width panel).  Rows
+ * r >= mr read row mr-1 of A (never out of bounds) and are discarded.
+ * If an is not NULL, the MR x kc block of A at an (same lda) is prefetched,
+ * one line per row every 16 steps: it is the strip the task needs next.
+ * With F_LAST the bias (if any) is added and the result clamped to
+ * [lo, hi] (NaN stays NaN).  Edge tiles go through a stack tile with
+ * exactly the same arithmetic.
+ */
+#define DEFINE_KERNEL(NAME, V, VI, VU, MR, NV, PBS)                            \
+    MULTIVERSION static void NAME(int kc, const float *a, ptrdiff_t lda,       \
+                                  int mr, const float *an, const float *pb,    \
+                                  float *y,                                    \
+                                  ptrdiff_t ldy, int nr, int flags,            \
+                                  const float *bias, float lo, float hi)       \
+    {                                                                          \
+        enum { VL = sizeof(V) / sizeof(float), NR = VL * (NV) };               \
+        const float *ar[MR];                                                   \
+        V c[MR][NV];                                                           \
+        for (int r = 0; r < MR; r++) {                                         \
+            ar[r] = a + (ptrdiff_t)(r < mr ? r : mr - 1) * lda;                \
+            for (int v = 0; v < NV; v++)                                       \
+                c[r][v] = (V){0};                                              \
+        }                                                                      \
+        for (int k0 = 0; k0 < kc; k0 += 16) {                                  \
+            if (an)                                                            \
+                for (int r = 0; r < MR; r++)                                   \
+                    __builtin_prefetch(an + r * lda + k0);                     \
+            int k1 = k0 + 16 < kc ? k0 + 16 : kc;                              \
+            _Pragma("GCC unroll 4") for (int kk = k0; kk < k1; kk++)           \
+            {                                                                  \
+                V bv[NV];                                                      \
+                for (int v = 0; v < NV; v++)                                   \
+                    bv[v] = *(const V *)(pb + v * VL);                         \
+                for (int r = 0; r < MR; r++) {                                 \
+                    float s = ar[r][kk];                                       \
+                    for (int v = 0; v < NV; v++)                               \
+                        c[r][v] += bv[v] * s;                                  \
+                }                                                              \
+                pb += PBS;                                                     \
+            }                                                                  \
+        }                                                                      \
+        if (mr == MR && nr == NR) {                                            \
+            for (int r = 0; r < MR; r++)                                       \
+                for (int v = 0; v < NV; v++) {                                 \
+                    VU *yp = (VU *)(y + r * ldy + v * VL);                     \
+                    V t = c[r][v];                                             \
+                    if (flags & F_ACC)                                         \
+                        t += *yp;                                              \
+                    if (flags & F_LAST) {                                      \
+                        if (bias)                                              \
+                            t += bias[r];                                      \
+                        VI lt = lo > t, gt = hi < t;                           \
+                        t = (V)(((VI)t & ~lt) | ((VI)((V){0} + lo) & lt));     \
+                        t = (V)(((VI)t & ~gt) | ((VI)((V){0} + hi) & gt));     \
+                    }                                                          \
+                    *yp = t;                                                   \
+                }                                                              \
+        } else {                                                               \
+            V tile[MR][NV];                                                    \
+            for (int r = 0; r < MR; r++)                                       \
+                for (int v = 0; v < NV; v++)                                   \
+                    tile[r][v] = c[r][v];                                      \
+            for (int r = 0; r < mr; r++) {                                     \
+                const float *tr = (const float *)tile[r];                      \
+                for (int j = 0; j < nr; j++) {                                 \
+                    float t = tr[j];                                           \
+                    if (flags & F_ACC)                                         \
+                        t += y[r * ldy + j];                                   \
+                    if (flags & F_LAST) {                                      \
+                        if (bias)                                              \
+                            t += bias[r];                                      \
+                        t = lo > t ? lo : t;                                   \
+                        t = hi < t ? hi : t;                                   \
+                    }                                                          \
+                    y[r * ldy + j] = t;                                        \
+                }                                                              \
+            }                                                                  \
+        }                                                                      \
+    }
+
+DEFINE_KERNEL(kernel_8x32, v16, v16i, v16u, 8, 2, 32)
+DEFINE_KERNEL(kernel_8x16, v16, v16i, v16u, 8, 1, 32)
+DEFINE_KERNEL(kernel_6x16, v8, v8i, v8u, 6, 2, 16)
+DEFINE_KERNEL(kernel_6x8, v8, v8i, v8u, 6, 1, 16)
+
+static struct {
+    int mr, nr;
+    kernel_fn kern, kern_half; /* MR x NR and MR x NR/2 */
+} K;
+
+void gemm_init(void)
+{
+    int wide = 1;
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_cpu_init();
+    wide = __builtin_cpu_supports("avx512f");
+#endif
+    if (wide) {
+        K.mr = 8;
+        K.nr = 32;
+        K.kern = kernel_8x32;
+        K.kern_half = kernel_8x16;
+    } else {
+        K.mr = 6;
+        K.nr = 16;
+        K.kern = kernel_6x16;
+        K.kern_half = kernel_6x8;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* B packing (implicit im2col)                                              */
+/* ------------------------------------------------------------------------ */
+
+#define KC_MAX 256   /* k block: a kc x NR panel of B is 32 KiB */
+#define PANELS_MAX 8 /* NR-column panels per task chunk: B chunk in L2 */
+#define RUNS_MAX 4   /* contiguous runs per panel copied with memcpy */
+
+/* d[c] = s[2c] for c < len, never reading past s[2(len-1)]. */
+static inline void copy_stride2(float *d, const float *s, int len)
+{
+    const v16i even = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+    int c = 0;
+    for (; c + 16 < len; c += 16) /* reads s[2c .. 2c+31] < s[2(c+16)] */
+        *(v16u *)(d + c) = __builtin_shuffle(*(const v16u *)(s + 2 * c),
+                                             *(const v16u *)(s + 2 * c + 16), even);
+    for (; c < len; c++)
+        d[c] = s[2 * c];
+}
+
+/*
+ * Gather rows koff[0..kc) and columns poff[0..ncols) of B into dst as
+ * ceil(ncols/NR) micro-panels of kc x NR floats (zero padded), panel p at
+ * dst + p * pstride.  A chunk that is one contiguous run of columns (1x1
+ * convs) is copied with vector moves.  Otherwise each panel is split once
+ * into segments of constant offset stride (one per output-image row that the
+ * panel touches); with at most RUNS_MAX segments they are copied with memcpy
+ * (stride 1), shuffles (stride 2) or a strided loop, else the panel is
+ * gathered element-wise (small images with many rows per panel).
+ */
+MULTIVERSION static void pack_b(float *dst, ptrdiff_t pstride, int NR,
+                                const float *b, const int64_t *koff, int kc,
+                                const int64_t *poff, int ncols)
+{
+    enum { PM = PANELS_MAX };
+    int np = (ncols + NR - 1) / NR;
+    int nseg[PM], width[PM];
+    int scol[PM][RUNS_MAX], slen[PM][RUNS_MAX];
+    int64_t sstep[PM][RUNS_MAX];
+
+    for (int p = 0; p < np; p++) {
+        const int64_t *po = poff + (ptrdiff_t)p * NR;
+        int w = ncols - p * NR < NR ? ncols - p * NR : NR, ns = 0;
+        width[p] = w;
+        for (int c = 0; c < w; c++) {
+            if (ns > 0 && slen[p][ns - 1] == 1 && c == scol[p][ns - 1] + 1) {
+                sstep[p][ns - 1] = po[c] - po[c - 1]; /* second element */
+                slen[p][ns - 1]++;
+            } else if (ns > 0 && po[c] - po[c - 1] == sstep[p][ns - 1]) {
+                slen[p][ns - 1]++;
+            } else if (ns < RUNS_MAX) {
+                scol[p][ns] = c;
+                slen[p][ns] = 1;
+                sstep[p][ns] = 1;
+                ns++;
+            } else {
+                ns = RUNS_MAX + 1; /* too fragmented: gather */
+                break;
+            }
+        }
+        nseg[p] = ns;
+    }
+    int dense = 1; /* every panel full and the chunk one contiguous run */
+    for (int p = 0; p < np; p++)
+        dense &= nseg[p] == 1 && sstep[p][0] == 1 && width[p] == NR &&
+                 poff[(ptrdiff_t)p * NR] == poff[0] + (ptrdiff_t)p * NR;
+    if (dense) {
+        for (int kk = 0; kk < kc; kk++) {
+            const float *src = b + koff[kk] + poff[0];
+            float *d = dst + (ptrdiff_t)kk * NR;
+            for (int p = 0; p < np; p++, src += NR, d += pstride)
+                for (int j = 0; j < NR; j += 16)
+                    *(v16 *)(d + j) = *(const v16u *)(src + j);
+        }
+        return;
+    }
+    for (int kk = 0; kk < kc; kk++) {
+        const float *src = b + koff[kk];
+        for (int p = 0; p < np; p++) {
+            float *d = dst + p * pstride + (ptrdiff_t)kk * NR;
+            const int64_t *po = poff + (ptrdiff_t)p * NR;
+            int w = width[p];
+            if (nseg[p] <= RUNS_MAX) {
+                for (int r = 0; r < nseg[p]; r++) {
+                    int c0 = scol[p][r], len = slen[p][r];
+                    const float *s = src + po[c0];
+                    int64_t step = sstep[p][r];
+                    if (step == 1)
+                        memcpy(d + c0, s, (size_t)len * sizeof(float));
+                    else if (step == 2)
+                        copy_stride2(d + c0, s, len);
+                    else
+                        for (int c = 0; c < len; c++)
+                            d[c0 + c] = s[c * step];
+                }
+            } else {
+                for (int c = 0; c < w; c++)
+                    d[c] = src[po[c]];
+            }
+            for (int c = w; c < NR; c++)
+                d[c] = 0.0f;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Driver                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+    const float *a, *b, *bias;
+    const int64_t *koff, *poff;
+    float *y;
+    ptrdiff_t m, k, n;
+    float lo, hi;
+    int kc, nkb;             /* k block size and count */
+    ptrdiff_t ntile;         /* columns [0, ntile) tiled, the rest dots */
+    ptrdiff_t npm, npn;      /* MR-row / NR-column panels */
+    int cm, cn;              /* task grid */
+    atomic_int fail;         /* scratch allocation failed */
+} job_t;
+
+/* Start of part i when splitting `total` into `parts` near-equal parts. */
+static ptrdiff_t split(ptrdiff_t total, int parts, int i)
+{
+    return total * i / parts;
+}
+
+/* sum_j x[j] * z[j], in a fixed order that depends only on k. */
+MULTIVERSION static float dot_f32(const float *x, const float *z, ptrdiff_t k)
+{
+    v16 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+    ptrdiff_t j = 0;
+    for (; j + 64 <= k; j += 64) {
+        s0 += *(const v16u *)(x + j) * *(const v16u *)(z + j);
+        s1 += *(const v16u *)(x + j + 16) * *(const v16u *)(z + j + 16);
+        s2 += *(const v16u *)(x + j + 32) * *(const v16u *)(z + j + 32);
+        s3 += *(const v16u *)(x + j + 48) * *(const v16u *)(z + j + 48);
+    }
+    for (; j + 16 <= k; j += 16)
+        s0 += *(const v16u *)(x + j) * *(const v16u *)(z + j);
+    v16 s = (s0 + s1) + (s2 + s3);
+    float r = 0.0f;
+    for (int l = 0; l < 16; l++)
+        r += s[l];
+    for (; j < k; j++)
+        r += x[j] * z[j];
+    return r;
+}
+
+/*
+ * Columns [ntile, n) (fewer than half a panel: e.g. the 49th column of a 7x7
+ * image, or all of a fully connected layer with n = 1) would waste most of a
+ * tile, so for rows [i0, i1) each is computed as plain dot products of rows
+ * of A with the gathered column (bc: scratch of k * (n - ntile) floats).
+ */
+static void dot_columns(const job_t *J, ptrdiff_t i0, ptrdiff_t i1, float *bc)
+{
+    ptrdiff_t k = J->k, nd = J->n - J->ntile;
+    for (ptrdiff_t p = 0; p < nd; p++)
+        for (ptrdiff_t j = 0; j < k; j++)
+            bc[p * k + j] = J->b[J->koff[j] + J->poff[J->ntile + p]];
+    for (ptrdiff_t i = i0; i < i1; i++) {
+        for (ptrdiff_t p = 0; p < nd; p++) {
+            float v = dot_f32(J->a + i * k, bc + p * k, k);
+            if (J->bias)
+                v += J->bias[i];
+            v = J->lo > v ? J->lo : v;
+            v = J->hi < v ? J->hi : v;
+            J->y[i * J->n + J->ntile + p] = v;
+        }
+    }
+}
+
+static void gemm_task(void *ctx, int t)
+{
+    job_t *J = ctx;
+    const int MR = K.mr, NR = K.nr;
+    int ti = t / J->cn, tj = t % J->cn;
+    ptrdiff_t r0 = split(J->npm, J->cm, ti), r1 = split(J->npm, J->cm, ti + 1);
+    ptrdiff_t c0 = split(J->npn, J->cn, tj), c1 = split(J->npn, J->cn, tj + 1);
+    int dots = tj == J->cn - 1 && J->ntile < J->n;
+    if (r0 == r1 || (c0 == c1 && !dots))
+        return;
+    ptrdiff_t q0 = c0 * NR;
+    int ncols = (int)((c1 * NR < J->ntile ? c1 * NR : J->ntile) - q0);
+    /* Panels are padded by one cache line so that they do not all map to the
+       same L1 sets while being written. */
+    ptrdiff_t pstride = (ptrdiff_t)J->kc * NR + 16;
+    size_t pbsize = (size_t)pstride * (size_t)(c1 - c0);
+    float *pb = scratch_get(pbsize + (dots ? (size_t)(J->k * (J->n - J->ntile)) : 0));
+    if (!pb) {
+        atomic_store(&J->fail, 1);
+        return;
+    }
+    for (int kb = 0; kb < J->nkb && c0 < c1; kb++) {
+        ptrdiff_t k0 = (ptrdiff_t)kb * J->kc;
+        int kc = (int)(J->k - k0 < J->kc ? J->k - k0 : J->kc);
+        int flags = (kb > 0 ? F_ACC : 0) | (kb == J->nkb - 1 ? F_LAST : 0);
+        pack_b(pb, pstride, NR, J->b, J->koff + k0, kc, J->poff + q0, ncols);
+        for (ptrdiff_t ip = r0; ip < r1; ip++) {
+            ptrdiff_t i = ip * MR;
+            int mr = (int)(J->m - i < MR ? J->m - i : MR);
+            const float *ai = J->a + i * J->k + k0;
+            const float *bias = J->bias ? J->bias + i : NULL;
+            /* A strip needed after this one (prefetched during the first
+               panel): the next strip, else the first strip of the next
+               k block. */
+            const float *an = NULL;
+            if (ip + 1 < r1 && (ip + 1) * MR + MR <= J->m)
+                an = ai + MR * J->k;
+            else if (ip + 1 == r1 && kb + 1 < J->nkb && r0 * MR + MR <= J->m)
+                an = J->a + r0 * MR * J->k + k0 + kc;
+            for (ptrdiff_t jp = c0; jp < c1; jp++) {
+                ptrdiff_t q = jp * NR;
+                int nr = (int)(J->ntile - q < NR ? J->ntile - q : NR);
+                kernel_fn kern = nr <= NR / 2 ? K.kern_half : K.kern;
+                kern(kc, ai, J->k, mr, jp == c0 ? an : NULL,
+                     pb + (jp - c0) * pstride, J->y + i * J->n + q, J->n, nr,
+                     flags, bias, J->lo, J->hi);
+            }
+        }
+    }
+    if (dots)
+        dot_columns(J, r0 * MR, r1 * MR < J->m ? r1 * MR : J->m, pb + pbsize);
+}
+
+/*
+ * Choose the task grid (cm row chunks x cn column chunks) for nt threads.
+ * Column chunks hold at most PANELS_MAX panels so the packed B chunk stays in
+ * L2.  Cost model (in micro-kernel k-step units): a task costs its tiles,
+ * plus gathering its B chunk (repeated for every row chunk), plus streaming
+ * its rows of A (repeated for every column chunk), plus a fixed overhead; with dynamic scheduling the span is estimated as
+ * ceil(tasks / nt) * (largest task).  Ties keep the smaller grid.
+ */
+static void plan_grid(job_t *J, int nt)
+{
+    const double PACK = 0.5, AREAD = 0.5, TASK = 200.0;
+    ptrdiff_t cn_min = (J->npn + PANELS_MAX - 1) / PANELS_MAX;
+    J->cm = 1;
+    J->cn = (int)cn_min;
+    if (nt <= 1)
+        return;
+    int lim = 4 * nt < 64 ? 4 * nt : 64; /* bounds the search */
+    ptrdiff_t cm_max = J->npm < lim ? J->npm : lim;
+    ptrdiff_t cn_max = cn_min + lim < J->npn ? cn_min + lim : J->npn;
+    double best = -1;
+    for (ptrdiff_t cm = 1; cm <= cm_max; cm++) {
+        for (ptrdiff_t cn = cn_min; cn <= cn_max; cn++) {
+            double rows = (double)((J->npm + cm - 1) / cm);
+            double cols = (double)((J->npn + cn - 1) / cn);
+            double task =
+                (rows * cols + cols * PACK + rows * AREAD) * (double)J->k + TASK;
+            double span = (double)((cm * cn + nt - 1) / nt) * task;
+            if (best < 0 || span < best * 0.999) {
+                best = span;
+                J->cm = (int)cm;
+                J->cn = (int)cn;
+            }
+        }
+    }
+}
+
+#define SERIAL_MACS 200000.0 /* below this, run on the calling thread */
+
+static int conv_gemm_run(job_t *J)
+{
+    /* Column split: whole half-panels (NR/2) are tiled, the last partial one
+       too unless it is less than half full, in which case its columns are
+       dot products (see dot_columns). */
+    const ptrdiff_t H = K.nr / 2;
+    ptrdiff_t nh = J->n / H, rem = J->n % H;
+    if (2 * rem >= H)
+        nh++;
+    J->ntile = nh * H < J->n ? nh * H : J->n;
+    J->npm = (J->m + K.mr - 1) / K.mr;
+    J->npn = (J->ntile + K.nr - 1) / K.nr;
+    J->nkb = (int)((J->k + KC_MAX - 1) / KC_MAX);
+    if (J->nkb < 1)
+        J->nkb = 1;
+    J->kc = (int)((J->k + J->nkb - 1) / J->nkb);
+    atomic_store(&J->fail, 0);
+    int nt = pool_get_threads();
+    if ((double)J->m * (double)J->k * (double)J->n < SERIAL_MACS)
+        nt = 1;
+    if (J->npn == 0) { /* dot products only: split rows */
+        J->cm = (int)(J->npm < 4 * nt ? J->npm : 4 * nt);
+        J->cn = 1;
+    } else {
+        plan_grid(J, nt);
+    }
+    int tasks = J->cm * J->cn;
+    if (nt == 1 || tasks == 1) {
+        for (int t = 0; t < tasks; t++)
+            gemm_task(J, t);
+    } else {
+        pool_run(tasks, gemm_task, J);
+    }
+    return atomic_load(&J->fail) ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Python bindings                                                          */
+/* ------------------------------------------------------------------------ */
+
+static int min_max_i64(const int64_t *v, Py_ssize_t len, int64_t *mn,
+                       int64_t *mx)
+{
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        lo = v[i] < lo ? v[i] : lo;
+        hi = v[i] > hi ? v[i] : hi;
+    }
+    *mn = lo;
+    *mx = hi;
+    return len > 0;
+}
+
+const char conv_gemm_doc[] =
+"conv_gemm(a, b, koff, poff, bias, y, m, k, n, lo, hi)\n\n"
+"y[i*n+p] = clamp(sum_j a[i*k+j] * b[koff[j]+poff[p]] + bias[i], lo, hi)\n"
+"a: float32 (m,k) C-contiguous; b: float32 buffer; koff: int64 (k,);\n"
+"poff: int64 (n,); bias: float32 (m,) or None; y: writable float32 (m,n).\n"
+"NaN propagates through the clamp.  Releases the GIL.";
+
+PyObject *py_conv_gemm(PyObject *self, PyObject *args)
+{
+    Py_buffer a, b, ko, po, y, bi = {0};
+    PyObject *bias_obj;
+    Py_ssize_t m, k, n;
+    double lo, hi;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*Ow*nnndd", &a, &b, &ko, &po,
+                          &bias_obj, &y, &m, &k, &n, &lo, &hi))
+        return NULL;
+    const char *err = NULL;
+    Py_ssize_t mk, mn;
+    int have_bias = bias_obj != Py_None;
+    if (have_bias && PyObject_GetBuffer(bias_obj, &bi, PyBUF_SIMPLE) < 0) {
+        have_bias = 0;
+        bi.obj = NULL;
+        err = "";
+    } else if (m < 0 || k < 0 || n < 0) {
+        err = "m, k, n must be >= 0";
+    } else if (__builtin_mul_overflow(m, k, &mk) ||
+               __builtin_mul_overflow(m, n, &mn) || mk > PY_SSIZE_T_MAX / 4 ||
+               mn > PY_SSIZE_T_MAX / 4) {
+        err = "m*k or m*n too large";
+    } else if (a.len < mk * 4) {
+        err = "a is too small (need m*k float32)";
+    } else if (ko.len < k * 8) {
+        err = "koff is too small (need k int64)";
+    } else if (po.len < n * 8) {
+        err = "poff is too small (need n int64)";
+    } else if (y.len < mn * 4) {
+        err = "y is too small (need m*n float32)";
+    } else if (have_bias && bi.len < m * 4) {
+        err = "bias is too small (need m float32)";
+    } else if (k > INT32_MAX || n > INT32_MAX) {
+        err = "k and n must fit in 32 bits";
+    } else if (k > 0 && n > 0 && m > 0) {
+        int64_t kmin, kmax, pmin, pmax, smin, smax;
+        min_max_i64(ko.buf, k, &kmin, &kmax);
+        min_max_i64(po.buf, n, &pmin, &pmax);
+        if (__builtin_add_overflow(kmin, pmin, &smin) ||
+            __builtin_add_overflow(kmax, pmax, &smax) || smin < 0 ||
+            smax >= (int64_t)(b.len / 4))
+            err = "koff/poff index out of range of b";
+    }
+    if (err) {
+        if (*err)
+            PyErr_SetString(PyExc_ValueError, err);
+    } else if (m > 0 && n > 0) {
+        job_t J = {.a = a.buf, .b = b.buf, .bias = have_bias ? bi.buf : NULL,
+                   .koff = ko.buf, .poff = po.buf, .y = y.buf,
+                   .m = m, .k = k, .n = n, .lo = (float)lo, .hi = (float)hi};
+        int rc;
+        Py_BEGIN_ALLOW_THREADS
+        rc = conv_gemm_run(&J);
+        Py_END_ALLOW_THREADS
+        if (rc < 0) {
+            PyErr_NoMemory();
+            err = "";
+        }
+    }
+    PyBuffer_Release(&a);
+    PyBuffer_Release(&b);
+    PyBuffer_Release(&ko);
+    PyBuffer_Release(&po);
+    PyBuffer_Release(&y);
+    if (bi.obj)
+        PyBuffer_Release(&bi);
+    if (err)
+        return NULL;
+    Py_RETURN_NONE;
+}

@@ -1,0 +1,17 @@
+/* The kernels' thread pool (pool.c). */
+#ifndef RKNN_NATIVE_POOL_H
+#define RKNN_NATIVE_POOL_H
+
+#include <stddef.h>
+
+/* Run fn(ctx, t) for 0 <= t < tasks on the pool (the caller takes tasks too); returns when all are done. */
+void pool_run(int tasks, void (*fn)(void *ctx, int task), void *ctx);
+/* Use t threads in total (1: no pool threads); the workers are recreated lazily. */
+void pool_set_threads(int t);
+int pool_get_threads(void);
+/* A 64-byte aligned buffer of at least nfloats floats owned by the calling thread (NULL when out of memory). */
+float *scratch_get(size_t nfloats);
+/* Once, at module import: thread-local storage and fork handlers; the default thread count. */
+int pool_init(void);
+
+#endif

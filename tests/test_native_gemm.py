@@ -1,0 +1,274 @@
+"""Tests for _native.conv_gemm (run: python -m pytest test_gemm.py)."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rknn_core import _native
+
+RNG = np.random.default_rng(1234)
+
+
+def ref_gemm(a, bcols, bias, lo, hi):
+    z = a.astype(np.float64) @ bcols.astype(np.float64)
+    if bias is not None:
+        z += bias.astype(np.float64)[:, None]
+    return np.minimum(np.maximum(z, lo), hi)
+
+
+def check(y, a, bcols, bias, lo, hi):
+    ref = ref_gemm(a, bcols, bias, lo, hi)
+    # float32 accumulation error bound scales with sum |a||b|.
+    scale = np.abs(a).astype(np.float64) @ np.abs(bcols).astype(np.float64)
+    if bias is not None:
+        scale += np.abs(bias)[:, None]
+    tol = 1e-5 * (scale + 1e-3)
+    bad = np.abs(y.astype(np.float64) - ref) > tol
+    assert not bad.any(), f"max err {np.abs(y - ref).max()}"
+
+
+def run_1x1(m, k, n, bias=True, lo=-np.inf, hi=np.inf):
+    a = RNG.standard_normal((m, k), dtype=np.float32)
+    b = RNG.standard_normal((k, n), dtype=np.float32)
+    bi = RNG.standard_normal(m).astype(np.float32) if bias else None
+    koff = np.arange(k, dtype=np.int64) * n
+    poff = np.arange(n, dtype=np.int64)
+    y = np.full((m, n), np.nan, np.float32)
+    _native.conv_gemm(a, b, koff, poff, bi, y, m, k, n, lo, hi)
+    check(y, a, b, bi, lo, hi)
+    return a, b, bi, koff, poff, y
+
+
+def im2col(x, kh, kw, stride, pad):
+    """Return (padded flat input, koff, poff, explicit im2col matrix)."""
+    c, h, w = x.shape
+    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
+    hp, wp = xp.shape[1:]
+    oh = (hp - kh) // stride + 1
+    ow = (wp - kw) // stride + 1
+    cc, ki, kj = np.meshgrid(np.arange(c), np.arange(kh), np.arange(kw), indexing="ij")
+    koff = (cc * hp * wp + ki * wp + kj).reshape(-1).astype(np.int64)
+    oi, oj = np.meshgrid(np.arange(oh), np.arange(ow), indexing="ij")
+    poff = (oi * stride * wp + oj * stride).reshape(-1).astype(np.int64)
+    cols = np.empty((c * kh * kw, oh * ow), np.float32)
+    for ci in range(c):
+        for i in range(kh):
+            for j in range(kw):
+                patch = xp[ci, i:i + stride * oh:stride, j:j + stride * ow:stride]
+                cols[(ci * kh + i) * kw + j] = patch.reshape(-1)
+    return np.ascontiguousarray(xp).reshape(-1), koff, poff, cols
+
+
+@pytest.fixture(params=[1, 2], autouse=True)
+def threads(request):
+    old = _native.get_threads()
+    _native.set_threads(request.param)
+    yield request.param
+    _native.set_threads(old)
+
+
+EDGE = [1, 2, 3, 5, 7, 8, 9, 13, 16, 17, 31, 32, 33, 47, 64, 97]
+
+
+@pytest.mark.parametrize("m", [1, 7, 8, 9, 23, 64])
+@pytest.mark.parametrize("n", [1, 5, 7, 8, 16, 17, 23, 24, 31, 32, 33, 40, 49, 100, 196, 257])
+@pytest.mark.parametrize("k", [1, 3, 16, 17, 256, 257, 600])
+def test_edges(m, k, n):
+    run_1x1(m, k, n, bias=(m + k + n) % 2 == 0)
+
+
+def test_random_shapes():
+    for _ in range(60):
+        m, n = (int(RNG.choice(EDGE)) * int(RNG.integers(1, 4)) for _ in range(2))
+        k = int(RNG.integers(1, 1200))
+        run_1x1(m, k, n, bias=bool(RNG.integers(2)), lo=0.0, hi=6.0)
+
+
+@pytest.mark.parametrize("shape", [(32, 16, 12544), (96, 24, 3136), (1280, 320, 49),
+                                   (512, 4608, 49), (1000, 1280, 1), (64, 576, 784)])
+def test_network_shapes(shape):
+    run_1x1(*shape, bias=True, lo=0.0, hi=6.0)
+
+
+def test_clamp_and_nobias():
+    run_1x1(40, 50, 70, bias=False, lo=0.0, hi=6.0)
+    run_1x1(40, 50, 70, bias=True, lo=-0.5, hi=0.25)
+    _, _, _, _, _, y = run_1x1(40, 50, 70, bias=True, lo=0.0, hi=6.0)
+    assert y.min() >= 0.0 and y.max() <= 6.0
+
+
+def test_k_zero():
+    m, n = 9, 40
+    bias = np.arange(m, dtype=np.float32) - 4
+    y = np.full((m, n), np.nan, np.float32)
+    _native.conv_gemm(np.zeros(0, np.float32), np.zeros(1, np.float32),
+                    np.zeros(0, np.int64), np.zeros(n, np.int64), bias, y, m, 0, n, -1.0, 2.0)
+    np.testing.assert_array_equal(y, np.clip(bias, -1, 2)[:, None].repeat(n, 1))
+
+
+@pytest.mark.parametrize("n", [3, 40])
+def test_nan_propagates(n):
+    m, k = 10, 20
+    a = RNG.standard_normal((m, k), dtype=np.float32)
+    b = RNG.standard_normal((k, n), dtype=np.float32)
+    a[3, 5] = np.nan
+    b[7, 2] = np.nan
+    y = np.zeros((m, n), np.float32)
+    _native.conv_gemm(a, b, np.arange(k, dtype=np.int64) * n, np.arange(n, dtype=np.int64),
+                    None, y, m, k, n, 0.0, 6.0)
+    ref = ref_gemm(a, b, None, 0.0, 6.0)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
+    assert np.isnan(y[3]).all() and np.isnan(y[:, 2]).all()
+    ok = ~np.isnan(ref)
+    np.testing.assert_allclose(y[ok], ref[ok], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("c,h,w,kk,stride,pad,m", [
+    (3, 17, 19, 3, 2, 1, 32), (16, 14, 14, 3, 1, 1, 24), (8, 9, 7, 3, 2, 0, 5),
+    (5, 28, 28, 3, 1, 1, 40), (4, 15, 15, 5, 2, 2, 9), (64, 7, 7, 3, 1, 1, 70),
+    (32, 56, 56, 1, 2, 0, 16), (3, 40, 40, 7, 2, 3, 17)])
+def test_im2col(c, h, w, kk, stride, pad, m):
+    x = RNG.standard_normal((c, h, w), dtype=np.float32)
+    bflat, koff, poff, cols = im2col(x, kk, kk, stride, pad)
+    k, n = cols.shape
+    a = RNG.standard_normal((m, k), dtype=np.float32)
+    bias = RNG.standard_normal(m).astype(np.float32)
+    y = np.empty((m, n), np.float32)
+    _native.conv_gemm(a, bflat, koff, poff, bias, y, m, k, n, 0.0, 6.0)
+    check(y, a, cols, bias, 0.0, 6.0)
+
+
+@pytest.mark.parametrize("shape", [(64, 576, 3136), (960, 160, 49), (24, 144, 3136),
+                                   (1000, 1280, 1), (333, 77, 101), (5, 7, 3)])
+def test_threads_identical(shape):
+    m, k, n = shape
+    a = RNG.standard_normal((m, k), dtype=np.float32)
+    b = RNG.standard_normal((k, n), dtype=np.float32)
+    bias = RNG.standard_normal(m).astype(np.float32)
+    koff, poff = np.arange(k, dtype=np.int64) * n, np.arange(n, dtype=np.int64)
+    out = []
+    for t in (1, 2, 3):
+        _native.set_threads(t)
+        y = np.empty((m, n), np.float32)
+        _native.conv_gemm(a, b, koff, poff, bias, y, m, k, n, -np.inf, np.inf)
+        out.append(y)
+    np.testing.assert_array_equal(out[0], out[1])
+    np.testing.assert_array_equal(out[0], out[2])
+
+
+def test_concurrent_python_threads():
+    import threading
+    m, k, n = 64, 200, 900
+    a = RNG.standard_normal((m, k), dtype=np.float32)
+    b = RNG.standard_normal((k, n), dtype=np.float32)
+    koff, poff = np.arange(k, dtype=np.int64) * n, np.arange(n, dtype=np.int64)
+    want = np.empty((m, n), np.float32)
+    _native.conv_gemm(a, b, koff, poff, None, want, m, k, n, -np.inf, np.inf)
+    errors = []
+
+    def work():
+        y = np.empty((m, n), np.float32)
+        for _ in range(20):
+            _native.conv_gemm(a, b, koff, poff, None, y, m, k, n, -np.inf, np.inf)
+            if not np.array_equal(y, want):
+                errors.append(1)
+
+    ts = [threading.Thread(target=work) for _ in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors
+
+
+def test_after_fork():
+    code = (
+        "import os, numpy as np\nfrom rknn_core import _native\n"
+        "_native.set_threads(2)\n"
+        "m,k,n=64,100,3000\n"
+        "a=np.ones((m,k),np.float32); b=np.ones((k,n),np.float32); y=np.empty((m,n),np.float32)\n"
+        "ko=np.arange(k,dtype=np.int64)*n; po=np.arange(n,dtype=np.int64)\n"
+        "_native.conv_gemm(a,b,ko,po,None,y,m,k,n,-1e9,1e9)\n"
+        "pid=os.fork()\n"
+        "if pid==0:\n"
+        "    y[:]=0; _native.conv_gemm(a,b,ko,po,None,y,m,k,n,-1e9,1e9)\n"
+        "    os._exit(0 if (y==k).all() else 3)\n"
+        "_,st=os.waitpid(pid,0); assert os.waitstatus_to_exitcode(st)==0\n"
+        "print('ok')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60, cwd=os.path.dirname(os.path.abspath(__file__)))
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+
+
+def test_errors():
+    m, k, n = 4, 5, 6
+    a = np.zeros((m, k), np.float32)
+    b = np.zeros(k * n, np.float32)
+    koff = np.arange(k, dtype=np.int64) * n
+    poff = np.arange(n, dtype=np.int64)
+    y = np.zeros((m, n), np.float32)
+    bias = np.zeros(m, np.float32)
+    _native.conv_gemm(a, b, koff, poff, bias, y, m, k, n, 0.0, 1.0)
+    bad = [
+        dict(a=a[:3]), dict(y=y[:3]), dict(koff=koff[:4]), dict(poff=poff[:5]),
+        dict(bias=bias[:3]), dict(b=b[:-1]), dict(koff=koff - 1),
+        dict(poff=poff + 1), dict(m=-1),
+    ]
+    for over in bad:
+        args = dict(a=a, b=b, koff=koff, poff=poff, bias=bias, y=y, m=m, k=k, n=n)
+        args.update(over)
+        with pytest.raises(ValueError):
+            _native.conv_gemm(args["a"], args["b"], args["koff"], args["poff"], args["bias"],
+                            args["y"], args["m"], args["k"], args["n"], 0.0, 1.0)
+    with pytest.raises(ValueError):
+        _native.set_threads(0)
+    with pytest.raises(TypeError):  # read-only output
+        ro = y.copy()
+        ro.flags.writeable = False
+        _native.conv_gemm(a, b, koff, poff, bias, ro, m, k, n, 0.0, 1.0)
+
+
+def test_default_threads_env():
+    here = os.path.dirname(os.path.abspath(__file__))
+    for env_val, want in (("1", "1"), ("3", "3")):
+        env = dict(os.environ, OMP_NUM_THREADS=env_val)
+        r = subprocess.run([sys.executable, "-c", "from rknn_core import _native; print(_native.get_threads())"],
+                           env=env, cwd=here, capture_output=True, text=True, timeout=60)
+        assert r.stdout.strip() == want
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    r = subprocess.run([sys.executable, "-c", "from rknn_core import _native; print(_native.get_threads())"],
+                       env=env, cwd=here, capture_output=True, text=True, timeout=60)
+    assert int(r.stdout) == len(os.sched_getaffinity(0))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux /proc")
+def test_idle_workers_sleep():
+    """After a call, pool workers stop using CPU (short spin, then sleep)."""
+    import time
+
+    def cpu_ns(tids):
+        out = {}
+        for t in tids:
+            with open(f"/proc/self/task/{t}/schedstat") as f:
+                out[t] = int(f.read().split()[0])
+        return out
+
+    before = set(os.listdir("/proc/self/task"))
+    _native.set_threads(1)  # drop the pool; it is recreated by the next call
+    _native.set_threads(2)
+    m, k, n = 64, 300, 3000
+    a = np.ones((m, k), np.float32)
+    b = np.ones((k, n), np.float32)
+    y = np.empty((m, n), np.float32)
+    _native.conv_gemm(a, b, np.arange(k, dtype=np.int64) * n, np.arange(n, dtype=np.int64),
+                    None, y, m, k, n, -np.inf, np.inf)
+    workers = set(os.listdir("/proc/self/task")) - before
+    assert len(workers) == 1
+    time.sleep(0.05)
+    c0 = cpu_ns(workers)
+    time.sleep(0.3)
+    c1 = cpu_ns(workers)
+    used = max(c1[t] - c0[t] for t in workers)
+    assert used < 5e6, f"an idle worker used {used / 1e6:.1f} ms of CPU"
