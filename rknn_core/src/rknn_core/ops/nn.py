@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
+from rknn_core import _native
 from rknn_core.errors import RknnError
 from rknn_core.ir import QuantParams, TensorInfo
 from rknn_core.ops._common import broadcast, default_cost, norm_axis, promote, same_as_first
@@ -151,8 +154,37 @@ def gemm_infer(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]
     return [TensorInfo((m, n), promote(a.dtype, b.dtype))]
 
 
+@functools.lru_cache(maxsize=256)
+def _gemm_offsets(k: int, m: int, trans_a: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets of A[p, j] in A's buffer: j along k, p along m (A stored (M, K), or (K, M) when transposed)."""
+    taps, rows = np.arange(k, dtype=np.int64), np.arange(m, dtype=np.int64)
+    taps, rows = (taps * m, rows) if trans_a else (taps, rows * k)
+    taps.flags.writeable = rows.flags.writeable = False
+    return taps, rows
+
+
+def _compiled_gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None, attrs: dict) -> np.ndarray | None:
+    """float32 Gemm with B given as (N, K) rows (transB=1, the fully connected layout) on the compiled kernel,
+    C (one value per output column) fused as its bias; None when that does not apply."""
+    if not (a.dtype == b.dtype == np.float32 and int(attrs.get("transB", 0)) and float(attrs.get("alpha", 1.0)) == 1.0):
+        return None
+    m, k, n = _gemm_dims(a.shape, b.shape, attrs)
+    if c is not None and (float(attrs.get("beta", 1.0)) != 1.0 or c.dtype != np.float32 or c.size != n
+                          or c.shape not in ((n,), (1, n))):
+        return None
+    trans_a = bool(int(attrs.get("transA", 0)))
+    taps, rows = _gemm_offsets(k, m, trans_a)
+    yt = np.empty((n, m), dtype=np.float32)
+    _native.conv_gemm(np.ascontiguousarray(b), np.ascontiguousarray(a), taps, rows,
+                      None if c is None else np.ascontiguousarray(c).reshape(-1), yt, n, k, m, -np.inf, np.inf)
+    return np.ascontiguousarray(yt.T)
+
+
 def gemm_kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
     a, b, c = inputs[0], inputs[1], _opt(inputs, 2)
+    compiled = _compiled_gemm(a, b, c, attrs)
+    if compiled is not None:
+        return [compiled]
     dtype = np.result_type(a, b)
     if int(attrs.get("transA", 0)):
         a = a.T
