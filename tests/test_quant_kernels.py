@@ -20,6 +20,7 @@ from rknn_core.ir import QuantParams
 from rknn_core.ops import _quant, conv, elementwise, nn, pool, reduce, resize, tensor
 from rknn_core.quant import fixedpoint
 from rknn_core.quant.params import QTYPES
+from rknn_core.quant.params import quantize as params_quantize
 
 SCHEMES = ["u8", "i8", "i16"]
 INT32 = (-(2**31), 2**31 - 1)
@@ -113,7 +114,7 @@ def test_compiled_requantize_equals_numpy_rules(seed, kind, qtype, pot, per_chan
     rng = np.random.default_rng(seed)
     dtype = {"f": np.float32, "d": np.float64, "i": np.int32, "q": np.int64}[kind]
     limit = {"f": 2**24, "d": 2**50, "i": 2**31 - 2**22, "q": 2**40}[kind]
-    acc = (rng.integers(-limit, limit, size=(2, 6, 9)) >> rng.integers(0, 30)).astype(dtype)
+    acc = (rng.integers(-limit, limit, size=(2, 6, 41)) >> rng.integers(0, 30)).astype(dtype)  # 41: 16-lane blocks + tail
     channels = 6 if per_channel else 1
     m = 2.0 ** rng.integers(-30, 6, channels) if pot else rng.uniform(0.5, 1, channels) * 10.0 ** rng.integers(-9, 2, channels)
     bias = rng.integers(-(2**21), 2**21, 6)
@@ -428,3 +429,27 @@ def test_every_integer_kernel_is_registered():
                  "ReduceSum", "ReduceMax", "PRelu", "LeakyRelu", "Softmax", "Add", "Mul", "Max", "Min"):
         assert name in quantized, name
     assert hasattr(_native, "requantize") and hasattr(_native, "quantized_add")
+
+
+@settings(max_examples=30)
+@given(seeds, st.sampled_from(SCHEMES), st.sampled_from([np.float32, np.float64]))
+def test_compiled_quantize_equals_the_rounding_rule(seed, qtype, dtype):
+    """quantize (compiled for per-tensor float input) equals the numpy formula: round(x / scale) ties away
+    from zero (exact ties with a power-of-two scale), + zero point, saturated both ways; NaN gives the
+    zero point."""
+    rng = np.random.default_rng(seed)
+    lo, hi, _ = QTYPES[qtype]
+    scale = 2.0 ** -int(rng.integers(1, 8)) if rng.random() < 0.5 else float(rng.uniform(0.001, 0.5))
+    zero = int(rng.integers(lo, hi + 1)) if qtype == "u8" else 0
+    ties = (rng.integers(-300, 300, 40) + 0.5) * scale
+    x = np.concatenate([rng.normal(0, scale * (hi - lo) / 3, 200), ties, [scale * 1e6, -scale * 1e6, 0.0]])
+    x = x.astype(dtype)
+    q = QuantParams(qtype, scale, zero)
+    got = params_quantize(x, q)
+    v = x.astype(np.float64) / scale
+    numpy_rule = np.clip(np.where(v >= 0, np.floor(v + 0.5), np.ceil(v - 0.5)) + zero, lo, hi)
+    assert got.tolist() == numpy_rule.astype(np.int64).tolist()
+    if scale == 2.0 ** round(math.log2(scale)):  # exact ties round away from zero
+        k = np.floor(ties / scale)
+        assert got[200:240].tolist() == np.clip(np.where(ties > 0, k + 1, k) + zero, lo, hi).astype(np.int64).tolist()
+    assert params_quantize(np.array([np.nan], dtype), q).tolist() == [min(max(zero, lo), hi)]

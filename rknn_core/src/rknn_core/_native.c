@@ -297,6 +297,63 @@ static inline int64_t fx_mul_right(int64_t acc, int32_t mult, int64_t right, int
     return (h + half - (neg_fix & -(int64_t)(h < 0))) >> right;
 }
 
+/* fx_mul_right for float32 sums (exact integers below 2**24) and a bias below 2**30 in magnitude, so that
+ * no saturation can occur: int32 lanes except for the 32x32->64 multiply. right > 0. */
+static inline int32_t fx_mul_f32(float v, int32_t bias, int32_t mult, int right, int32_t half)
+{
+    const int32_t a = (int32_t)v + bias;
+    const int32_t h = (int32_t)(((int64_t)a * mult + ((int64_t)1 << 30)) >> 31);
+    return (h + half - (h < 0)) >> right;
+}
+
+/* One row of fx_mul_f32 + zero point + clamp into storage of `size` bytes (1 signed/unsigned, 2). */
+typedef struct {
+    int32_t bias, mult, right, half, zp, lo, hi;
+} row_params;
+
+static void rq_f32_row_scalar(const float *src, void *dst, int size, Py_ssize_t n, const row_params *p)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int32_t v = fx_mul_f32(src[i], p->bias, p->mult, p->right, p->half) + p->zp;
+        v = v < p->lo ? p->lo : v > p->hi ? p->hi : v;
+        if (size == 1)
+            ((uint8_t *)dst)[i] = (uint8_t)v; /* the bounds lie inside the storage type */
+        else
+            ((int16_t *)dst)[i] = (int16_t)v;
+    }
+}
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#include <immintrin.h>
+/* The same with AVX-512: 16 lanes, the 32x32->64 products as two VPMULDQ (even and odd lanes). */
+__attribute__((target("avx512f,avx512bw"))) static void rq_f32_row_avx512(const float *src, void *dst, int size,
+                                                                          Py_ssize_t n, const row_params *p)
+{
+    const __m512i bias = _mm512_set1_epi32(p->bias), mult = _mm512_set1_epi64(p->mult);
+    const __m512i round = _mm512_set1_epi64((int64_t)1 << 30), half = _mm512_set1_epi32(p->half);
+    const __m512i zp = _mm512_set1_epi32(p->zp), lo = _mm512_set1_epi32(p->lo), hi = _mm512_set1_epi32(p->hi);
+    const __m128i right = _mm_cvtsi32_si128(p->right);
+    Py_ssize_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512i a = _mm512_add_epi32(_mm512_cvttps_epi32(_mm512_loadu_ps(src + i)), bias);
+        const __m512i even = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(a, mult), round), 31);
+        const __m512i odd = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(a, 32), mult),
+                                                                round), 31);
+        const __m512i h = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+        __m512i v = _mm512_sra_epi32(_mm512_sub_epi32(_mm512_add_epi32(h, half), _mm512_srli_epi32(h, 31)), right);
+        v = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(v, zp), lo), hi);
+        if (size == 1)
+            _mm_storeu_si128((__m128i *)((uint8_t *)dst + i), _mm512_cvtepi32_epi8(v));
+        else
+            _mm256_storeu_si256((__m256i *)((int16_t *)dst + i), _mm512_cvtepi32_epi16(v));
+    }
+    rq_f32_row_scalar(src + i, size == 1 ? (void *)((uint8_t *)dst + i) : (void *)((int16_t *)dst + i), size, n - i, p);
+}
+#endif
+
+typedef void (*rq_row_fn)(const float *, void *, int, Py_ssize_t, const row_params *);
+static rq_row_fn rq_f32_row = rq_f32_row_scalar; /* the AVX-512 one where the CPU has it (native_init) */
+
 /* round(acc * 2**(left - right)) for 64-bit accumulators, ties away from zero. */
 static inline int64_t pot_shift(int64_t acc, int64_t left, int64_t right, uint64_t half)
 {
@@ -325,7 +382,7 @@ typedef struct {
     int pot;
 } requant_args;
 
-#define DEFINE_REQUANT(NAME, ACC_T, OUT_T, LOAD)                                                                  \
+#define DEFINE_REQUANT(NAME, ACC_T, OUT_T, LOAD, FLOAT32)                                                         \
     HOT_INT static void NAME(const void *acc_v, void *out_v, const requant_args *q)                             \
     {                                                                                                       \
         const ACC_T *restrict acc = acc_v;                                                                  \
@@ -343,7 +400,11 @@ typedef struct {
                 if (q->pot)                                                                                 \
                     for (Py_ssize_t i = 0; i < inner; i++)                                                  \
                         dst[i] = (OUT_T)clamp64(pot_shift(LOAD(src[i]) + b, left, right, half) + zp, lo, hi); \
-                else if (left == 0) {                                                                       \
+                else if (FLOAT32 && left == 0 && right > 0 && right < 31 && b >= -(1 << 30) && b <= (1 << 30)) { \
+                    const row_params rp = {(int32_t)b, (int32_t)m, (int32_t)right, (int32_t)half,           \
+                                           (int32_t)zp, (int32_t)lo, (int32_t)hi};                          \
+                    rq_f32_row((const float *)(const void *)src, dst, (int)sizeof(OUT_T), inner, &rp);      \
+                } else if (left == 0) {                                                                     \
                     const int32_t m32 = (int32_t)m;                                                         \
                     const int64_t h = (int64_t)half, fix = right > 0;                                       \
                     for (Py_ssize_t i = 0; i < inner; i++)                                                  \
@@ -353,13 +414,14 @@ typedef struct {
                         dst[i] = (OUT_T)clamp64(fx_mul(LOAD(src[i]) + b, m, left, right, half) + zp, lo, hi); \
             }                                                                                               \
     }
-#define REQUANT_FOR(A, ACC_T)                                                                               \
-    DEFINE_REQUANT(rq_##A##_u8, ACC_T, uint8_t, from_##A)                                                   \
-    DEFINE_REQUANT(rq_##A##_i8, ACC_T, int8_t, from_##A) DEFINE_REQUANT(rq_##A##_i16, ACC_T, int16_t, from_##A)
-REQUANT_FOR(f32, float)
-REQUANT_FOR(f64, double)
-REQUANT_FOR(i32, int32_t)
-REQUANT_FOR(i64, int64_t)
+#define REQUANT_FOR(A, ACC_T, FLOAT32)                                                                      \
+    DEFINE_REQUANT(rq_##A##_u8, ACC_T, uint8_t, from_##A, FLOAT32)                                          \
+    DEFINE_REQUANT(rq_##A##_i8, ACC_T, int8_t, from_##A, FLOAT32)                                           \
+    DEFINE_REQUANT(rq_##A##_i16, ACC_T, int16_t, from_##A, FLOAT32)
+REQUANT_FOR(f32, float, 1)
+REQUANT_FOR(f64, double, 0)
+REQUANT_FOR(i32, int32_t, 0)
+REQUANT_FOR(i64, int64_t, 0)
 
 typedef void (*requant_fn)(const void *, void *, const requant_args *);
 
@@ -614,6 +676,204 @@ static PyObject *qdepthwise_conv2d(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* ---- Integer convolution on the GEMM: centered inputs, exact float32 sums, requantized per block ---- */
+
+typedef struct {
+    const void *x;
+    int kind;
+    long long zero;
+    float *out;
+    Py_ssize_t count;
+    int tasks;
+} center_job;
+
+static void center_task(void *ctx, int t)
+{
+    const center_job *J = ctx;
+    const Py_ssize_t i0 = J->count * t / J->tasks, i1 = J->count * (t + 1) / J->tasks;
+    center_plane(J->x, J->kind, i0, i1 - i0, J->zero, J->out + i0);
+}
+
+/* center(x, kind, zero, out): out = float32(x - zero) for storage integers x (kind B b h). */
+static PyObject *center(PyObject *self, PyObject *args)
+{
+    Py_buffer xb, ob;
+    center_job J;
+    if (!PyArg_ParseTuple(args, "y*CLw*", &xb, &J.kind, &J.zero, &ob))
+        return NULL;
+    J.count = ob.len / (Py_ssize_t)sizeof(float);
+    int ok = out_index(J.kind) >= 0 && xb.len >= J.count * kind_size(J.kind);
+    if (ok) {
+        J.x = xb.buf;
+        J.out = (float *)ob.buf;
+        J.tasks = J.count < 65536 ? 1 : 4 * pool_get_threads();
+        Py_BEGIN_ALLOW_THREADS
+        pool_run(J.tasks, center_task, &J);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&xb);
+    PyBuffer_Release(&ob);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "center: unknown kind or buffer sizes that do not match");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+typedef struct {
+    const int64_t *bias, *mult, *shift;
+    Py_ssize_t nm, out_size;
+    int pot;
+    char *out;
+    requant_fn requant;
+    long long zo, lo, hi;
+} requant_epilogue_args;
+
+/* Requantize a finished block of float sums (rows are output channels) into the output storage. */
+static void requant_block(void *ctx, const float *y, ptrdiff_t ldy, ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t p0,
+                          ptrdiff_t p1)
+{
+    const requant_epilogue_args *e = ctx;
+    for (ptrdiff_t i = i0; i < i1; i++) {
+        const Py_ssize_t k = e->nm > 1 ? i : 0;
+        const requant_args q = {e->bias ? e->bias + i : NULL, e->mult + k, e->shift + k, 1, 1, p1 - p0, 1,
+                                e->zo, e->lo, e->hi, e->pot};
+        e->requant(y + i * ldy + p0, e->out + (i * ldy + p0) * e->out_size, &q);
+    }
+}
+
+/* qconv_gemm(a, b, koff, poff, bias, mult, shift, pot, out, out_kind, zo, lo, hi, m, k, n): the sums of
+ * conv_gemm (a, b: float32 centered integers whose partial sums stay below 2**24, so they are exact)
+ * requantized as in requantize, block by block on the pool threads, into out (m, n) storage. */
+static PyObject *qconv_gemm(PyObject *self, PyObject *args)
+{
+    Py_buffer a, b, ko, po, mb, sb, ob, bb = {0};
+    PyObject *bias_obj;
+    requant_epilogue_args e;
+    Py_ssize_t m, k, n;
+    int out_kind;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*Oy*y*pw*CLLLnnn", &a, &b, &ko, &po, &bias_obj, &mb, &sb, &e.pot, &ob,
+                          &out_kind, &e.zo, &e.lo, &e.hi, &m, &k, &n))
+        return NULL;
+    const char *err = NULL;
+    int has_bias = bias_obj != Py_None;
+    if (has_bias && PyObject_GetBuffer(bias_obj, &bb, PyBUF_SIMPLE) < 0) {
+        has_bias = 0;
+        err = "";
+    } else if ((err = gemm_check(&a, &b, &ko, &po, m, k, n)) == NULL) {
+        e.nm = mb.len / 8;
+        if (out_index(out_kind) < 0 || ob.len < m * n * kind_size(out_kind))
+            err = "unknown output kind or output buffer too small";
+        else if (sb.len != mb.len || (e.nm != 1 && e.nm != m) || (has_bias && bb.len < 8 * m))
+            err = "multipliers, shifts or bias do not match the output channels";
+    }
+    float *y = NULL;
+    int rc = 0;
+    if (!err && m > 0 && n > 0) {
+        y = scratch_slot(SCRATCH_CALLER, (size_t)(m * n));
+        if (!y) {
+            PyErr_NoMemory();
+            err = "";
+        } else {
+            e.bias = has_bias ? (const int64_t *)bb.buf : NULL;
+            e.mult = (const int64_t *)mb.buf;
+            e.shift = (const int64_t *)sb.buf;
+            e.out = ob.buf;
+            e.out_size = kind_size(out_kind);
+            e.requant = REQUANT[0][out_index(out_kind)];
+            Py_BEGIN_ALLOW_THREADS
+            rc = gemm_run(a.buf, b.buf, ko.buf, po.buf, NULL, y, m, k, n, -INFINITY, INFINITY, requant_block, &e);
+            Py_END_ALLOW_THREADS
+            if (rc < 0) {
+                PyErr_NoMemory();
+                err = "";
+            }
+        }
+    }
+    if (has_bias)
+        PyBuffer_Release(&bb);
+    PyBuffer_Release(&a);
+    PyBuffer_Release(&b);
+    PyBuffer_Release(&ko);
+    PyBuffer_Release(&po);
+    PyBuffer_Release(&mb);
+    PyBuffer_Release(&sb);
+    PyBuffer_Release(&ob);
+    if (err) {
+        if (*err)
+            PyErr_SetString(PyExc_ValueError, err);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* ---- Quantize: real values to storage ---------------------------------------------------------- */
+
+typedef struct {
+    const void *x;
+    int x_kind, out_kind;
+    double scale;
+    long long zero, lo, hi;
+    void *out;
+    Py_ssize_t count;
+    int tasks;
+} quantize_job;
+
+/* round(x / scale) with ties away from zero, + zero point, saturated; NaN gives the zero point. */
+static inline long long quantize_one(double x, double scale, long long zero, long long lo, long long hi)
+{
+    const double v = x / scale;
+    if (v != v)
+        return zero < lo ? lo : zero > hi ? hi : zero;
+    const double r = v >= 0 ? floor(v + 0.5) + (double)zero : ceil(v - 0.5) + (double)zero;
+    return r < (double)lo ? lo : r > (double)hi ? hi : (long long)r;
+}
+
+static void quantize_task(void *ctx, int t)
+{
+    const quantize_job *J = ctx;
+    const Py_ssize_t i0 = J->count * t / J->tasks, i1 = J->count * (t + 1) / J->tasks;
+    for (Py_ssize_t i = i0; i < i1; i++) {
+        const double x = J->x_kind == 'f' ? (double)((const float *)J->x)[i] : ((const double *)J->x)[i];
+        const long long q = quantize_one(x, J->scale, J->zero, J->lo, J->hi);
+        if (J->out_kind == 'B')
+            ((uint8_t *)J->out)[i] = (uint8_t)q;
+        else if (J->out_kind == 'b')
+            ((int8_t *)J->out)[i] = (int8_t)q;
+        else
+            ((int16_t *)J->out)[i] = (int16_t)q;
+    }
+}
+
+/* quantize(x, x_kind, scale, zero, out, out_kind, lo, hi): per-tensor quantization of float32/float64
+ * (kinds f d) values into storage (kinds B b h), as quant.params.quantize computes it. */
+static PyObject *quantize(PyObject *self, PyObject *args)
+{
+    Py_buffer xb, ob;
+    quantize_job J;
+    if (!PyArg_ParseTuple(args, "y*CdLw*CLL", &xb, &J.x_kind, &J.scale, &J.zero, &ob, &J.out_kind, &J.lo, &J.hi))
+        return NULL;
+    const Py_ssize_t out_size = kind_size(J.out_kind);
+    J.count = out_size ? ob.len / out_size : 0;
+    int ok = out_index(J.out_kind) >= 0 && (J.x_kind == 'f' || J.x_kind == 'd') &&
+             xb.len >= J.count * kind_size(J.x_kind) && J.scale > 0;
+    if (ok) {
+        J.x = xb.buf;
+        J.out = ob.buf;
+        J.tasks = J.count < 65536 ? 1 : 4 * pool_get_threads();
+        Py_BEGIN_ALLOW_THREADS
+        pool_run(J.tasks, quantize_task, &J);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&xb);
+    PyBuffer_Release(&ob);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "quantize: unknown kinds, a non-positive scale or buffer sizes that do not match");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 /* ---- Threads ------------------------------------------------------------------------------------ */
 
 static PyObject *set_threads(PyObject *self, PyObject *arg)
@@ -635,6 +895,10 @@ static PyObject *get_threads(PyObject *self, PyObject *unused) { return PyLong_F
 
 static PyMethodDef methods[] = {
     {"conv_gemm", py_conv_gemm, METH_VARARGS, conv_gemm_doc},
+    {"qconv_gemm", qconv_gemm, METH_VARARGS,
+     "conv_gemm on centered integers, requantized (fixed point, per output channel) into 8/16-bit storage."},
+    {"quantize", quantize, METH_VARARGS, "Per-tensor quantization of float32/float64 values into 8/16-bit storage."},
+    {"center", center, METH_VARARGS, "center(x, kind, zero, out): out = float32(x - zero) for storage integers."},
     {"set_threads", set_threads, METH_O, "set_threads(t): the compiled kernels use t threads (1: no pool threads)."},
     {"get_threads", get_threads, METH_NOARGS, "get_threads() -> the compiled kernels' thread count."},
     {"depthwise_conv2d", depthwise_conv2d, METH_VARARGS,
@@ -658,6 +922,11 @@ PyMODINIT_FUNC PyInit__native(void)
             return NULL;
         }
         gemm_init();
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw"))
+            rq_f32_row = rq_f32_row_avx512;
+#endif
         initialized = 1;
     }
     return PyModule_Create(&module);

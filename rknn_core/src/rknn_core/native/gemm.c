@@ -297,6 +297,8 @@ typedef struct {
     ptrdiff_t npm, npn;      /* MR-row / NR-column panels */
     int cm, cn;              /* task grid */
     atomic_int fail;         /* scratch allocation failed */
+    gemm_epilogue epilogue;  /* called on every finished block of y, or NULL */
+    void *ectx;
 } job_t;
 
 /* Start of part i when splitting `total` into `parts` near-equal parts. */
@@ -400,8 +402,15 @@ static void gemm_task(void *ctx, int t)
             }
         }
     }
+    const ptrdiff_t i1 = r1 * MR < J->m ? r1 * MR : J->m;
     if (dots)
-        dot_columns(J, r0 * MR, r1 * MR < J->m ? r1 * MR : J->m, pb + pbsize);
+        dot_columns(J, r0 * MR, i1, pb + pbsize);
+    if (J->epilogue) {
+        if (c0 < c1)
+            J->epilogue(J->ectx, J->y, J->n, r0 * MR, i1, q0, q0 + ncols);
+        if (dots)
+            J->epilogue(J->ectx, J->y, J->n, r0 * MR, i1, J->ntile, J->n);
+    }
 }
 
 /*
@@ -442,7 +451,7 @@ static void plan_grid(job_t *J, int nt)
 
 #define SERIAL_MACS 200000.0 /* below this, run on the calling thread */
 
-static int conv_gemm_run(job_t *J)
+static int job_run(job_t *J)
 {
     /* Column split: whole half-panels (NR/2) are tiled, the last partial one
        too unless it is less than half full, in which case its columns are
@@ -482,6 +491,16 @@ static int conv_gemm_run(job_t *J)
 /* Python bindings                                                          */
 /* ------------------------------------------------------------------------ */
 
+int gemm_run(const float *a, const float *b, const int64_t *koff, const int64_t *poff, const float *bias, float *y,
+             ptrdiff_t m, ptrdiff_t k, ptrdiff_t n, float lo, float hi, gemm_epilogue epilogue, void *ectx)
+{
+    if (m <= 0 || n <= 0)
+        return 0;
+    job_t J = {.a = a, .b = b, .bias = bias, .koff = koff, .poff = poff, .y = y, .m = m, .k = k, .n = n,
+               .lo = lo, .hi = hi, .epilogue = epilogue, .ectx = ectx};
+    return job_run(&J);
+}
+
 static int min_max_i64(const int64_t *v, Py_ssize_t len, int64_t *mn,
                        int64_t *mx)
 {
@@ -493,6 +512,34 @@ static int min_max_i64(const int64_t *v, Py_ssize_t len, int64_t *mn,
     *mn = lo;
     *mx = hi;
     return len > 0;
+}
+
+const char *gemm_check(const Py_buffer *a, const Py_buffer *b, const Py_buffer *ko, const Py_buffer *po, Py_ssize_t m,
+                       Py_ssize_t k, Py_ssize_t n)
+{
+    Py_ssize_t mk, mn;
+    if (m < 0 || k < 0 || n < 0)
+        return "m, k, n must be >= 0";
+    if (__builtin_mul_overflow(m, k, &mk) || __builtin_mul_overflow(m, n, &mn) || mk > PY_SSIZE_T_MAX / 4 ||
+        mn > PY_SSIZE_T_MAX / 4)
+        return "m*k or m*n too large";
+    if (a->len < mk * 4)
+        return "a is too small (need m*k float32)";
+    if (ko->len < k * 8)
+        return "koff is too small (need k int64)";
+    if (po->len < n * 8)
+        return "poff is too small (need n int64)";
+    if (k > INT32_MAX || n > INT32_MAX)
+        return "k and n must fit in 32 bits";
+    if (k > 0 && n > 0 && m > 0) {
+        int64_t kmin, kmax, pmin, pmax, smin, smax;
+        min_max_i64(ko->buf, k, &kmin, &kmax);
+        min_max_i64(po->buf, n, &pmin, &pmax);
+        if (__builtin_add_overflow(kmin, pmin, &smin) || __builtin_add_overflow(kmax, pmax, &smax) || smin < 0 ||
+            smax >= (int64_t)(b->len / 4))
+            return "koff/poff index out of range of b";
+    }
+    return NULL;
 }
 
 const char conv_gemm_doc[] =
@@ -513,49 +560,25 @@ PyObject *py_conv_gemm(PyObject *self, PyObject *args)
                           &bias_obj, &y, &m, &k, &n, &lo, &hi))
         return NULL;
     const char *err = NULL;
-    Py_ssize_t mk, mn;
     int have_bias = bias_obj != Py_None;
     if (have_bias && PyObject_GetBuffer(bias_obj, &bi, PyBUF_SIMPLE) < 0) {
         have_bias = 0;
         bi.obj = NULL;
         err = "";
-    } else if (m < 0 || k < 0 || n < 0) {
-        err = "m, k, n must be >= 0";
-    } else if (__builtin_mul_overflow(m, k, &mk) ||
-               __builtin_mul_overflow(m, n, &mn) || mk > PY_SSIZE_T_MAX / 4 ||
-               mn > PY_SSIZE_T_MAX / 4) {
-        err = "m*k or m*n too large";
-    } else if (a.len < mk * 4) {
-        err = "a is too small (need m*k float32)";
-    } else if (ko.len < k * 8) {
-        err = "koff is too small (need k int64)";
-    } else if (po.len < n * 8) {
-        err = "poff is too small (need n int64)";
-    } else if (y.len < mn * 4) {
-        err = "y is too small (need m*n float32)";
-    } else if (have_bias && bi.len < m * 4) {
-        err = "bias is too small (need m float32)";
-    } else if (k > INT32_MAX || n > INT32_MAX) {
-        err = "k and n must fit in 32 bits";
-    } else if (k > 0 && n > 0 && m > 0) {
-        int64_t kmin, kmax, pmin, pmax, smin, smax;
-        min_max_i64(ko.buf, k, &kmin, &kmax);
-        min_max_i64(po.buf, n, &pmin, &pmax);
-        if (__builtin_add_overflow(kmin, pmin, &smin) ||
-            __builtin_add_overflow(kmax, pmax, &smax) || smin < 0 ||
-            smax >= (int64_t)(b.len / 4))
-            err = "koff/poff index out of range of b";
+    } else if ((err = gemm_check(&a, &b, &ko, &po, m, k, n)) == NULL) {
+        if (y.len / 4 < m * n)
+            err = "y is too small (need m*n float32)";
+        else if (have_bias && bi.len < m * 4)
+            err = "bias is too small (need m float32)";
     }
     if (err) {
         if (*err)
             PyErr_SetString(PyExc_ValueError, err);
     } else if (m > 0 && n > 0) {
-        job_t J = {.a = a.buf, .b = b.buf, .bias = have_bias ? bi.buf : NULL,
-                   .koff = ko.buf, .poff = po.buf, .y = y.buf,
-                   .m = m, .k = k, .n = n, .lo = (float)lo, .hi = (float)hi};
         int rc;
         Py_BEGIN_ALLOW_THREADS
-        rc = conv_gemm_run(&J);
+        rc = gemm_run(a.buf, b.buf, ko.buf, po.buf, have_bias ? bi.buf : NULL, y.buf, m, k, n, (float)lo, (float)hi,
+                      NULL, NULL);
         Py_END_ALLOW_THREADS
         if (rc < 0) {
             PyErr_NoMemory();

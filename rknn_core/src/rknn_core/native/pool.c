@@ -216,8 +216,9 @@ static int default_threads(void)
     return 1;
 }
 
-/* Per-thread scratch buffer (64-byte aligned, grown on demand, freed when
-   the thread exits). */
+/* Per-thread scratch buffers, one per slot (64-byte aligned, grown on demand, freed when the thread
+   exits): kernels working inside a task use SCRATCH_TASK, a caller's temporaries around a pool run
+   SCRATCH_CALLER (the caller also runs tasks). */
 static pthread_key_t scratch_key;
 typedef struct {
     size_t cap;
@@ -227,20 +228,24 @@ typedef struct {
 static void scratch_free(void *v)
 {
     scratch_t *s = v;
-    free(s->p);
+    for (int i = 0; i < SCRATCH_SLOTS; i++)
+        free(s[i].p);
     free(s);
 }
 
-float *scratch_get(size_t nfloats)
+float *scratch_get(size_t nfloats) { return scratch_slot(SCRATCH_TASK, nfloats); }
+
+float *scratch_slot(int slot, size_t nfloats)
 {
-    scratch_t *s = pthread_getspecific(scratch_key);
-    if (!s) {
-        s = calloc(1, sizeof(*s));
-        if (!s || pthread_setspecific(scratch_key, s) != 0) {
-            free(s);
+    scratch_t *all = pthread_getspecific(scratch_key);
+    if (!all) {
+        all = calloc(SCRATCH_SLOTS, sizeof(*all));
+        if (!all || pthread_setspecific(scratch_key, all) != 0) {
+            free(all);
             return NULL;
         }
     }
+    scratch_t *s = &all[slot];
     if (s->cap < nfloats) {
         size_t bytes = (nfloats * sizeof(float) + 63) & ~(size_t)63;
         float *p = aligned_alloc(64, bytes);

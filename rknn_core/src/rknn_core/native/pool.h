@@ -9,8 +9,12 @@ void pool_run(int tasks, void (*fn)(void *ctx, int task), void *ctx);
 /* Use t threads in total (1: no pool threads); the workers are recreated lazily. */
 void pool_set_threads(int t);
 int pool_get_threads(void);
-/* A 64-byte aligned buffer of at least nfloats floats owned by the calling thread (NULL when out of memory). */
+/* A 64-byte aligned buffer of at least nfloats floats owned by the calling thread (NULL when out of
+ * memory), kept for reuse: slot SCRATCH_TASK inside pool tasks, SCRATCH_CALLER for a caller's
+ * temporaries that live across a pool_run. scratch_get(n) is scratch_slot(SCRATCH_TASK, n). */
+enum { SCRATCH_TASK, SCRATCH_CALLER, SCRATCH_SLOTS };
 float *scratch_get(size_t nfloats);
+float *scratch_slot(int slot, size_t nfloats);
 /* Once, at module import: thread-local storage and fork handlers; the default thread count. */
 int pool_init(void);
 

@@ -98,22 +98,30 @@ def _offsets(channels: int, padded: tuple[int, int], kernel: tuple[int, int], st
 
 def _gemm_conv(x, w, b, group, kernel, strides, dilations, begin, end, out, bounds) -> np.ndarray:
     """float32 convolution on the compiled GEMM (implicit im2col, bias and clamp fused, threaded)."""
-    xp = np.ascontiguousarray(pad_spatial(x, begin, end))
-    n, c, hp, wp = xp.shape
     m = w.shape[0]
-    cg, mg = c // group, m // group
+    y = np.empty((x.shape[0], m, out[0] * out[1]), dtype=np.float32)
+
+    def call(weights, source, taps, origins, dst, c0, count):
+        _native.conv_gemm(weights, source, taps, origins, None if b is None else b[c0:c0 + count], dst, count,
+                          taps.size, origins.size, *bounds)
+
+    _per_group_gemm(pad_spatial(x, begin, end), w, group, kernel, strides, dilations, out, y, call)
+    return y.reshape(x.shape[0], m, *out)
+
+
+def _per_group_gemm(xp, w, group, kernel, strides, dilations, out, y, call) -> None:
+    """``call(weights, source, taps, origins, dst, first_channel, channels)`` for each image and group of
+    the padded float32 input ``xp``: the GEMM of one group's weights over its input planes into ``dst``."""
+    xp = np.ascontiguousarray(xp)
+    n, c, hp, wp = xp.shape
+    cg, mg = c // group, w.shape[0] // group
     taps, origins = _offsets(cg, (hp, wp), tuple(kernel), tuple(strides), tuple(dilations), tuple(out))
     weights = np.ascontiguousarray(w).reshape(group, mg, -1)
-    bias = None if b is None else b.reshape(group, mg)
-    y = np.empty((n, m, out[0] * out[1]), dtype=np.float32)
     plane = cg * hp * wp
     for i in range(n):
         image = xp[i].reshape(-1)
         for g in range(group):
-            source = image[g * plane:(g + 1) * plane]
-            _native.conv_gemm(weights[g], source, taps, origins, None if bias is None else bias[g],
-                              y[i, g * mg:(g + 1) * mg], mg, taps.size, origins.size, *bounds)
-    return y.reshape(n, m, *out)
+            call(weights[g], image[g * plane:(g + 1) * plane], taps, origins, y[i, g * mg:(g + 1) * mg], g * mg, mg)
 
 
 def clamp_bounds(act: dict | None) -> tuple[float, float] | None:
@@ -168,20 +176,48 @@ def quant_kernel(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.
         raise RknnError(f"Conv per-channel weights must be quantized along axis 0, not {w_q.axis}")
     wc, dtype = weight_plan(w, w_q, x_q, 0)
     act = attrs.get("activation")
-    if _fused_depthwise(x, wc, dtype, act, x_q, o_q, attrs):
-        return [_quant_depthwise(x, wc, b, x_q, w_q, o_q, act, attrs)]
+    if _fused_integer(x, wc, dtype, act, x_q, o_q):
+        if _is_depthwise(x, wc, attrs):
+            return [_quant_depthwise(x, wc, b, x_q, w_q, o_q, act, attrs)]
+        return [_quant_gemm_conv(x, wc, b, x_q, w_q, o_q, act, attrs)]
     plain = {k: v for k, v in attrs.items() if k != "activation"}
     acc = kernel([centered(x, x_q, dtype), wc], plain)[0]
     return [requantize_accumulator(acc, x_q, w_q, o_q, 1, activation_bounds(act, o_q), b, act)]
 
 
-def _fused_depthwise(x, wc, dtype, act, x_q, o_q, attrs) -> bool:
-    """Whether the compiled integer depthwise kernel applies: 2-D, one filter per channel, exact float32
-    sums, a clamp (or no) activation, 8/16-bit storage in and out."""
-    group = int(attrs.get("group", 1))
-    return (x.ndim == 4 and group == x.shape[1] == wc.shape[0] and wc.shape[1] == 1 and dtype is np.float32
-            and (not act or act.get("op") in ("Relu", "Clip")) and x.dtype == np.dtype(QTYPES[x_q.qtype][2])
-            and x_q.qtype in STORAGE_KINDS and o_q.qtype in STORAGE_KINDS and x_q.axis is None)
+def _fused_integer(x, wc, dtype, act, x_q, o_q) -> bool:
+    """Whether the compiled integer kernels apply: 2-D, exact float32 sums, a clamp (or no) activation,
+    8/16-bit per-tensor storage in and out."""
+    return (x.ndim == 4 and dtype is np.float32 and (not act or act.get("op") in ("Relu", "Clip"))
+            and x_q.qtype in STORAGE_KINDS and o_q.qtype in STORAGE_KINDS and x_q.axis is None
+            and x.dtype == np.dtype(QTYPES[x_q.qtype][2]))
+
+
+def _is_depthwise(x, wc, attrs) -> bool:
+    return int(attrs.get("group", 1)) == x.shape[1] == wc.shape[0] and wc.shape[1] == 1
+
+
+def _quant_gemm_conv(x, wc, b, x_q, w_q, o_q, act, attrs) -> np.ndarray:
+    """Integer convolution on the compiled GEMM: centered inputs, exact float32 sums, each finished block
+    requantized on the thread that computed it."""
+    a, kernel_hw, begin, end, out = _geometry(x.shape, wc.shape, attrs)
+    m = wc.shape[0]
+    centered_x = np.empty(x.shape, dtype=np.float32)
+    _native.center(np.ascontiguousarray(x), STORAGE_KINDS[x_q.qtype], int(x_q.zero_point[0]), centered_x)
+    multipliers = x_q.scale[0] * np.asarray(w_q.scale, dtype=np.float64) / o_q.scale[0]
+    plan = requant_plan(multipliers, o_q.qtype, activation_bounds(act, o_q), m, b)
+    y = np.empty((x.shape[0], m, out[0] * out[1]), dtype=plan.dtype)
+    per_channel = plan.mult.size > 1
+
+    def call(weights, source, taps, origins, dst, c0, count):
+        part = slice(c0, c0 + count) if per_channel else slice(0, 1)
+        _native.qconv_gemm(weights, source, taps, origins, None if plan.bias is None else plan.bias[c0:c0 + count],
+                           plan.mult[part], plan.shift[part], plan.pot, dst, plan.kind, int(o_q.zero_point[0]),
+                           plan.lo, plan.hi, count, taps.size, origins.size)
+
+    _per_group_gemm(pad_spatial(centered_x, begin, end), wc, int(attrs.get("group", 1)), kernel_hw,
+                    a.get("strides") or [1, 1], a.get("dilations") or [1, 1], out, y, call)
+    return y.reshape(x.shape[0], m, *out)
 
 
 def _quant_depthwise(x, wc, b, x_q, w_q, o_q, act, attrs) -> np.ndarray:
