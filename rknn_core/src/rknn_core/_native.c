@@ -819,30 +819,44 @@ typedef struct {
     int tasks;
 } quantize_job;
 
-/* round(x / scale) with ties away from zero, + zero point, saturated; NaN gives the zero point. */
-static inline long long quantize_one(double x, double scale, long long zero, long long lo, long long hi)
+/* round(x / scale) with ties away from zero, + zero point, saturated; NaN gives the zero point. Written
+ * without branches so that the loops below vectorize (the division stays a true division). */
+static inline long long quantize_one(double x, double scale, double zero, double lo, double hi)
 {
     const double v = x / scale;
-    if (v != v)
-        return zero < lo ? lo : zero > hi ? hi : zero;
-    const double r = v >= 0 ? floor(v + 0.5) + (double)zero : ceil(v - 0.5) + (double)zero;
-    return r < (double)lo ? lo : r > (double)hi ? hi : (long long)r;
+    const double r = (v >= 0 ? floor(v + 0.5) : ceil(v - 0.5)) + zero;
+    const double c = r < lo ? lo : r > hi ? hi : r;
+    return (long long)(v == v ? c : (zero < lo ? lo : zero > hi ? hi : zero));
 }
+
+#define DEFINE_QUANTIZE(NAME, IN_T, OUT_T)                                                                  \
+    HOT_INT static void NAME(const void *x_v, void *out_v, Py_ssize_t n, double scale, double zero, double lo, \
+                             double hi)                                                                     \
+    {                                                                                                       \
+        const IN_T *restrict x = x_v;                                                                       \
+        OUT_T *restrict out = out_v;                                                                        \
+        for (Py_ssize_t i = 0; i < n; i++)                                                                  \
+            out[i] = (OUT_T)quantize_one((double)x[i], scale, zero, lo, hi);                               \
+    }
+DEFINE_QUANTIZE(quantize_f_u8, float, uint8_t)
+DEFINE_QUANTIZE(quantize_f_i8, float, int8_t)
+DEFINE_QUANTIZE(quantize_f_i16, float, int16_t)
+DEFINE_QUANTIZE(quantize_d_u8, double, uint8_t)
+DEFINE_QUANTIZE(quantize_d_i8, double, int8_t)
+DEFINE_QUANTIZE(quantize_d_i16, double, int16_t)
+
+typedef void (*quantize_fn)(const void *, void *, Py_ssize_t, double, double, double, double);
+static const quantize_fn QUANTIZE[2][3] = {{quantize_f_u8, quantize_f_i8, quantize_f_i16},
+                                           {quantize_d_u8, quantize_d_i8, quantize_d_i16}};
 
 static void quantize_task(void *ctx, int t)
 {
     const quantize_job *J = ctx;
     const Py_ssize_t i0 = J->count * t / J->tasks, i1 = J->count * (t + 1) / J->tasks;
-    for (Py_ssize_t i = i0; i < i1; i++) {
-        const double x = J->x_kind == 'f' ? (double)((const float *)J->x)[i] : ((const double *)J->x)[i];
-        const long long q = quantize_one(x, J->scale, J->zero, J->lo, J->hi);
-        if (J->out_kind == 'B')
-            ((uint8_t *)J->out)[i] = (uint8_t)q;
-        else if (J->out_kind == 'b')
-            ((int8_t *)J->out)[i] = (int8_t)q;
-        else
-            ((int16_t *)J->out)[i] = (int16_t)q;
-    }
+    const Py_ssize_t in_size = kind_size(J->x_kind), out_size = kind_size(J->out_kind);
+    QUANTIZE[J->x_kind == 'd'][out_index(J->out_kind)]((const char *)J->x + i0 * in_size,
+                                                      (char *)J->out + i0 * out_size, i1 - i0, J->scale,
+                                                      (double)J->zero, (double)J->lo, (double)J->hi);
 }
 
 /* quantize(x, x_kind, scale, zero, out, out_kind, lo, hi): per-tensor quantization of float32/float64
