@@ -1,9 +1,10 @@
 """Float latency: our simulator vs onnxruntime on MobileNetV2- and ResNet18-sized models.
 
 Each measurement runs in its own process so thread settings (OMP/OpenBLAS, onnxruntime intra-op)
-apply from the start. Prints one table with the ratio ours / onnxruntime per model and thread count.
+apply from the start; the two engines alternate for ``--rounds`` rounds and each keeps its best median.
+Prints one table with the ratio ours / onnxruntime per model and thread count.
 
-    .venv/bin/python benchmarks/bench_float.py [--runs 30] [--models mobilenet_v2 resnet18]
+    .venv/bin/python benchmarks/bench_float.py [--runs 30] [--rounds 3] [--models mobilenet_v2 resnet18]
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import os
 import pathlib
 import sys
 import tempfile
+from functools import partial
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from timing import benchmark_input, in_subprocess, median_ms, onnxruntime_ms  # noqa: E402
+from timing import benchmark_input, in_subprocess, median_ms, onnxruntime_ms, paired_best  # noqa: E402
 
 
 def worker(engine: str, model_path: str, threads: int, runs: int) -> float:
@@ -39,6 +41,7 @@ def measure(engine: str, model_path: str, threads: int, runs: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=["mobilenet_v2", "resnet18"])
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -55,8 +58,8 @@ def main() -> int:
             path = os.path.join(folder, f"{name}.onnx")
             onnx.save(getattr(zoo, name)(), path)
             for threads, label in ((1, "1"), (0, "default")):
-                ort_ms = measure("onnxruntime", path, threads, args.runs)
-                ours_ms = measure("ours", path, threads, args.runs)
+                ort_ms, ours_ms = paired_best(partial(measure, "onnxruntime", path, threads, args.runs),
+                                              partial(measure, "ours", path, threads, args.runs), args.rounds)
                 print(f"{name:<14}{label:>9}{ort_ms:>16.2f}{ours_ms:>10.2f}{ours_ms / ort_ms:>10.2f}")
     return 0
 

@@ -2,9 +2,10 @@
 
 The goal (issue 3) is at most 2x onnxruntime's float latency on a MobileNetV2-sized model. Each
 measurement runs in its own process so thread settings (OMP/OpenBLAS, onnxruntime intra-op) apply
-from the start; "1" pins one thread, "default" leaves the libraries' defaults. Prints one table:
+from the start; "1" pins one thread, "default" leaves the libraries' defaults. The engines alternate for
+``--rounds`` rounds and each keeps its best median. Prints one table:
 
-    .venv/bin/python benchmarks/bench_quant_speed.py [--runs 30] [--models mobilenet_v2]
+    .venv/bin/python benchmarks/bench_quant_speed.py [--runs 30] [--rounds 3] [--models mobilenet_v2]
         [--dtypes asymmetric_quantized-u8 dynamic_fixed_point-8 dynamic_fixed_point-16]
 """
 
@@ -16,10 +17,11 @@ import os
 import pathlib
 import sys
 import tempfile
+from functools import partial
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from timing import benchmark_input, in_subprocess, median_ms, onnxruntime_ms  # noqa: E402
+from timing import benchmark_input, in_subprocess, median_ms, onnxruntime_ms, paired_best  # noqa: E402
 
 
 def worker(engine: str, model_path: str, threads: int, runs: int) -> float:
@@ -45,6 +47,7 @@ def measure(engine: str, model_path: str, threads: int, runs: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=["mobilenet_v2"])
     parser.add_argument("--dtypes", nargs="+", default=["asymmetric_quantized-u8"])
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
@@ -68,9 +71,9 @@ def main() -> int:
             path = os.path.join(folder, f"{name}.onnx")
             onnx.save(getattr(zoo, name)(), path)
             for threads, label in ((1, "1"), (0, "default")):
-                ort_ms = measure("onnxruntime", path, threads, args.runs)
                 for dtype in args.dtypes:
-                    ours_ms = measure(dtype, path, threads, args.runs)
+                    ort_ms, ours_ms = paired_best(partial(measure, "onnxruntime", path, threads, args.runs),
+                                                  partial(measure, dtype, path, threads, args.runs), args.rounds)
                     print(f"{name:<14}{dtype:<26}{label:>9}{ort_ms:>14.2f}{ours_ms:>15.2f}{ours_ms / ort_ms:>8.2f}",
                           flush=True)
     return 0

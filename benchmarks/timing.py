@@ -39,6 +39,17 @@ def in_subprocess(script: str, args: list[str], threads: int) -> float:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def paired_best(measure_peer: Callable[[], float], measure_ours: Callable[[], float], rounds: int
+                ) -> tuple[float, float]:
+    """Each side's lowest median over ``rounds`` alternating measurements: on a machine whose speed drifts
+    (shared virtual CPUs come and go), both sides see the same conditions."""
+    peer, ours = [], []
+    for _ in range(rounds):
+        peer.append(measure_peer())
+        ours.append(measure_ours())
+    return min(peer), min(ours)
+
+
 def benchmark_input():
     """The 1x3x224x224 float input every latency benchmark feeds."""
     import numpy as np
