@@ -518,6 +518,29 @@ DEFINE_ADD(add_i16, int16_t)
 
 /* add(a, b, out, kind, n, za, zb, left, ma, sa, mb, sb, sign, mo, so, pot, zo, lo, hi): the integer
  * ADD of ops/_quant.py quantized_add on equal-shape contiguous arrays of one storage kind (B b h). */
+typedef struct {
+    const char *a, *b;
+    char *out;
+    int kind, tasks;
+    add_args q;
+} add_job;
+
+static void add_task(void *ctx, int t)
+{
+    const add_job *J = ctx;
+    const Py_ssize_t i0 = J->q.n * t / J->tasks, i1 = J->q.n * (t + 1) / J->tasks, size = kind_size(J->kind);
+    add_args q = J->q;
+    q.n = i1 - i0;
+    const char *a = J->a + i0 * size, *b = J->b + i0 * size;
+    char *out = J->out + i0 * size;
+    if (J->kind == 'B')
+        add_u8(a, b, out, &q);
+    else if (J->kind == 'b')
+        add_i8(a, b, out, &q);
+    else
+        add_i16(a, b, out, &q);
+}
+
 static PyObject *quantized_add(PyObject *self, PyObject *args)
 {
     Py_buffer xa, xb, ob;
@@ -529,13 +552,9 @@ static PyObject *quantized_add(PyObject *self, PyObject *args)
     const Py_ssize_t size = kind_size(kind) * q.n;
     int ok = out_index(kind) >= 0 && xa.len >= size && xb.len >= size && ob.len >= size && q.left >= 0 && q.left < 32;
     if (ok) {
+        add_job J = {xa.buf, xb.buf, ob.buf, kind, q.n < 16384 ? 1 : 2 * pool_get_threads(), q};
         Py_BEGIN_ALLOW_THREADS
-        if (kind == 'B')
-            add_u8(xa.buf, xb.buf, ob.buf, &q);
-        else if (kind == 'b')
-            add_i8(xa.buf, xb.buf, ob.buf, &q);
-        else
-            add_i16(xa.buf, xb.buf, ob.buf, &q);
+        pool_run(J.tasks, add_task, &J);
         Py_END_ALLOW_THREADS
     }
     PyBuffer_Release(&xa);

@@ -12,6 +12,25 @@ from rknn_core.ir import TensorInfo
 from rknn_core.records import Cost, OpDef
 
 
+def memo_by_attrs(fn: Callable) -> Callable:
+    """Memoize ``fn(attrs, *key)`` per node attribute dict and hashable ``key``: kernels run the same
+    nodes again and again, so per-node plans (geometry, offsets) are worked out once. An entry is used
+    only while it was made from this very dict with equal contents (passes may edit attributes)."""
+    cache: dict = {}
+
+    def memoized(attrs: dict, *key):
+        entry = cache.get((id(attrs), *key))
+        if entry is not None and entry[0] is attrs and entry[1] == attrs:
+            return entry[2]
+        if len(cache) > 4096:
+            cache.clear()
+        value = fn(attrs, *key)
+        cache[(id(attrs), *key)] = (attrs, dict(attrs), value)
+        return value
+
+    return memoized
+
+
 def norm_axis(axis: int, rank: int) -> int:
     """A non-negative axis; refuses out-of-range values."""
     if not -rank <= axis < max(rank, 1):

@@ -6,14 +6,18 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+from attrs import frozen
 
 from rknn_core import _native
 from rknn_core.errors import RknnError
 from rknn_core.ir import TensorInfo
+from rknn_core.ops._common import memo_by_attrs
 from rknn_core.ops._quant import (
     STORAGE_KINDS,
+    RequantPlan,
     activation_bounds,
     centered,
+    derived,
     requant_plan,
     requantize_accumulator,
     weight_plan,
@@ -23,13 +27,30 @@ from rknn_core.quant.params import QTYPES
 from rknn_core.records import Cost, OpDef
 
 
-def _geometry(x_shape, w_shape, attrs):
+@frozen
+class Geometry:
+    """Where a convolution's windows lie: 2-D kernel, strides, dilations, pads and output size."""
+
+    kernel: list
+    strides: list
+    dilations: list
+    begin: list
+    end: list
+    out: list
+
+
+def _geometry(x_shape, w_shape, attrs) -> Geometry:
+    return _geometry_of(attrs, tuple(x_shape), tuple(w_shape))
+
+
+@memo_by_attrs
+def _geometry_of(attrs: dict, x_shape: tuple, w_shape: tuple) -> Geometry:
     rank = len(x_shape) - 2
     a = spatial_attrs_2d(attrs, rank)
     in_hw = list(x_shape[2:]) if rank == 2 else [1, x_shape[2]]
     kernel = list(w_shape[2:]) if rank == 2 else [1, w_shape[2]]
     begin, end, out = resolve_pads(in_hw, kernel, a)
-    return a, kernel, begin, end, out
+    return Geometry(kernel, list(a.get("strides") or [1, 1]), list(a.get("dilations") or [1, 1]), begin, end, out)
 
 
 def infer(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]:
@@ -41,16 +62,15 @@ def infer(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]:
         raise RknnError(f"Conv input channels {x.shape[1]} do not match weight {w.shape} with group={group}")
     if inputs[2:] and inputs[2] is not None and tuple(inputs[2].shape) != (w.shape[0],):
         raise RknnError(f"Conv bias shape {inputs[2].shape} does not match {w.shape[0]} output channels")
-    _, _, _, _, out = _geometry(x.shape, w.shape, attrs)
+    out = _geometry(x.shape, w.shape, attrs).out
     spatial = out if len(x.shape) == 4 else out[1:]
     return [TensorInfo((x.shape[0], w.shape[0], *spatial), x.dtype)]
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, attrs: dict) -> np.ndarray:
     """NCHW 2-D convolution with bias and the fused activation (``attrs["activation"]``)."""
-    a, kernel, begin, end, out = _geometry(x.shape, w.shape, attrs)
-    strides = a.get("strides") or [1, 1]
-    dilations = a.get("dilations") or [1, 1]
+    geo = _geometry(x.shape, w.shape, attrs)
+    kernel, strides, dilations, begin, end, out = geo.kernel, geo.strides, geo.dilations, geo.begin, geo.end, geo.out
     group = int(attrs.get("group", 1))
     act = attrs.get("activation")
     n, c = x.shape[:2]
@@ -197,39 +217,57 @@ def _is_depthwise(x, wc, attrs) -> bool:
     return int(attrs.get("group", 1)) == x.shape[1] == wc.shape[0] and wc.shape[1] == 1
 
 
+def _requant(wc, b, x_q, w_q, o_q, act, group: int) -> tuple[RequantPlan, list]:
+    """The requantization plan of a quantized convolution and its per-group (first channel, count, bias,
+    multipliers, shifts) slices; cached with the node's centered weights."""
+    channels = wc.shape[0]
+
+    def make(_):
+        multipliers = x_q.scale[0] * np.asarray(w_q.scale, dtype=np.float64) / o_q.scale[0]
+        plan = requant_plan(multipliers, o_q.qtype, activation_bounds(act, o_q), channels, b)
+        count = channels // group
+        parts = []
+        for c0 in range(0, channels, count):
+            part = slice(c0, c0 + count) if plan.mult.size > 1 else slice(0, 1)
+            parts.append((c0, count, None if plan.bias is None else plan.bias[c0:c0 + count], plan.mult[part],
+                          plan.shift[part]))
+        return plan, parts
+
+    key = ("conv_requant", x_q.scale, w_q.scale, o_q.qtype, o_q.scale, o_q.zero_point,
+           None if not act else (act.get("op"), act.get("min"), act.get("max")), None if b is None else id(b), group)
+    return derived(wc, key, make)
+
+
 def _quant_gemm_conv(x, wc, b, x_q, w_q, o_q, act, attrs) -> np.ndarray:
     """Integer convolution on the compiled GEMM: centered inputs, exact float32 sums, each finished block
     requantized on the thread that computed it."""
-    a, kernel_hw, begin, end, out = _geometry(x.shape, wc.shape, attrs)
-    m = wc.shape[0]
+    geo = _geometry(x.shape, wc.shape, attrs)
+    group = int(attrs.get("group", 1))
+    plan, parts = _requant(wc, b, x_q, w_q, o_q, act, group)
     centered_x = np.empty(x.shape, dtype=np.float32)
     _native.center(np.ascontiguousarray(x), STORAGE_KINDS[x_q.qtype], int(x_q.zero_point[0]), centered_x)
-    multipliers = x_q.scale[0] * np.asarray(w_q.scale, dtype=np.float64) / o_q.scale[0]
-    plan = requant_plan(multipliers, o_q.qtype, activation_bounds(act, o_q), m, b)
-    y = np.empty((x.shape[0], m, out[0] * out[1]), dtype=plan.dtype)
-    per_channel = plan.mult.size > 1
+    m, zero = wc.shape[0], int(o_q.zero_point[0])
+    y = np.empty((x.shape[0], m, geo.out[0] * geo.out[1]), dtype=plan.dtype)
 
     def call(weights, source, taps, origins, dst, c0, count):
-        part = slice(c0, c0 + count) if per_channel else slice(0, 1)
-        _native.qconv_gemm(weights, source, taps, origins, None if plan.bias is None else plan.bias[c0:c0 + count],
-                           plan.mult[part], plan.shift[part], plan.pot, dst, plan.kind, int(o_q.zero_point[0]),
+        _, _, bias, mult, shift = parts[c0 // count]
+        _native.qconv_gemm(weights, source, taps, origins, bias, mult, shift, plan.pot, dst, plan.kind, zero,
                            plan.lo, plan.hi, count, taps.size, origins.size)
 
-    _per_group_gemm(pad_spatial(centered_x, begin, end), wc, int(attrs.get("group", 1)), kernel_hw,
-                    a.get("strides") or [1, 1], a.get("dilations") or [1, 1], out, y, call)
-    return y.reshape(x.shape[0], m, *out)
+    _per_group_gemm(pad_spatial(centered_x, geo.begin, geo.end), wc, group, geo.kernel, geo.strides, geo.dilations,
+                    geo.out, y, call)
+    return y.reshape(x.shape[0], m, *geo.out)
 
 
 def _quant_depthwise(x, wc, b, x_q, w_q, o_q, act, attrs) -> np.ndarray:
-    a, kernel_hw, begin, _, out = _geometry(x.shape, wc.shape, attrs)
+    geo = _geometry(x.shape, wc.shape, attrs)
     n, c = x.shape[:2]
-    m = x_q.scale[0] * np.asarray(w_q.scale, dtype=np.float64) / o_q.scale[0]
-    plan = requant_plan(m, o_q.qtype, activation_bounds(act, o_q), c, b)
-    y = np.empty((n, c, *out), dtype=plan.dtype)
+    plan, _ = _requant(wc, b, x_q, w_q, o_q, act, 1)
+    y = np.empty((n, c, *geo.out), dtype=plan.dtype)
     _native.qdepthwise_conv2d(np.ascontiguousarray(x), STORAGE_KINDS[x_q.qtype], int(x_q.zero_point[0]), wc,
                               plan.bias, plan.mult, plan.shift, plan.pot, y, plan.kind, int(o_q.zero_point[0]),
-                              plan.lo, plan.hi, n, c, *x.shape[2:], *kernel_hw, *out, *(a.get("strides") or [1, 1]),
-                              *(a.get("dilations") or [1, 1]), *begin)
+                              plan.lo, plan.hi, n, c, *x.shape[2:], *geo.kernel, *geo.out, *geo.strides,
+                              *geo.dilations, *geo.begin)
     return y
 
 
