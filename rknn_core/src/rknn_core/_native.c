@@ -306,6 +306,14 @@ static inline int32_t fx_mul_f32(float v, int32_t bias, int32_t mult, int right,
     return (h + half - (h < 0)) >> right;
 }
 
+/* fx_mul with left == 0 on an int32 value (no saturation possible): the rounding right shift only when
+ * right > 0. */
+static inline int32_t fx32(int32_t a, int32_t mult, int right, int32_t half)
+{
+    const int32_t h = (int32_t)(((int64_t)a * mult + ((int64_t)1 << 30)) >> 31);
+    return right > 0 ? (h + half - (h < 0)) >> right : h;
+}
+
 /* One row of fx_mul_f32 + zero point + clamp into storage of `size` bytes (1 signed/unsigned, 2). */
 typedef struct {
     int32_t bias, mult, right, half, zp, lo, hi;
@@ -325,22 +333,32 @@ static void rq_f32_row_scalar(const float *src, void *dst, int size, Py_ssize_t 
 
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
 #include <immintrin.h>
-/* The same with AVX-512: 16 lanes, the 32x32->64 products as two VPMULDQ (even and odd lanes). */
-__attribute__((target("avx512f,avx512bw"))) static void rq_f32_row_avx512(const float *src, void *dst, int size,
-                                                                          Py_ssize_t n, const row_params *p)
+#define AVX512 __attribute__((target("avx512f,avx512bw")))
+
+/* fx32 on 16 lanes: the 32x32->64 products as two VPMULDQ (even and odd lanes). mult64 holds the
+ * multiplier in every 64-bit lane; fix is all ones when right > 0, else zero. */
+AVX512 static inline __m512i fx32_x16(__m512i a, __m512i mult64, __m128i right, __m512i half, __m512i fix)
+{
+    const __m512i round = _mm512_set1_epi64((int64_t)1 << 30);
+    const __m512i even = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(a, mult64), round), 31);
+    const __m512i odd = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(a, 32), mult64),
+                                                            round), 31);
+    const __m512i h = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+    return _mm512_sra_epi32(_mm512_sub_epi32(_mm512_add_epi32(h, half), _mm512_and_si512(_mm512_srli_epi32(h, 31), fix)),
+                            right);
+}
+
+/* The row of rq_f32_row_scalar, 16 lanes at a time. */
+AVX512 static void rq_f32_row_avx512(const float *src, void *dst, int size, Py_ssize_t n, const row_params *p)
 {
     const __m512i bias = _mm512_set1_epi32(p->bias), mult = _mm512_set1_epi64(p->mult);
-    const __m512i round = _mm512_set1_epi64((int64_t)1 << 30), half = _mm512_set1_epi32(p->half);
+    const __m512i half = _mm512_set1_epi32(p->half), fix = _mm512_set1_epi32(-1);
     const __m512i zp = _mm512_set1_epi32(p->zp), lo = _mm512_set1_epi32(p->lo), hi = _mm512_set1_epi32(p->hi);
     const __m128i right = _mm_cvtsi32_si128(p->right);
     Py_ssize_t i = 0;
     for (; i + 16 <= n; i += 16) {
         const __m512i a = _mm512_add_epi32(_mm512_cvttps_epi32(_mm512_loadu_ps(src + i)), bias);
-        const __m512i even = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(a, mult), round), 31);
-        const __m512i odd = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(a, 32), mult),
-                                                                round), 31);
-        const __m512i h = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
-        __m512i v = _mm512_sra_epi32(_mm512_sub_epi32(_mm512_add_epi32(h, half), _mm512_srli_epi32(h, 31)), right);
+        __m512i v = fx32_x16(a, mult, right, half, fix);
         v = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(v, zp), lo), hi);
         if (size == 1)
             _mm_storeu_si128((__m128i *)((uint8_t *)dst + i), _mm512_cvtepi32_epi8(v));
@@ -516,13 +534,83 @@ DEFINE_ADD(add_u8, uint8_t)
 DEFINE_ADD(add_i8, int8_t)
 DEFINE_ADD(add_i16, int16_t)
 
+/* The 8-bit ADD when every multiplier is below one (left shifts 0) and the scaled inputs fit int32:
+ * the same arithmetic in int32 lanes (fx32). */
+typedef struct {
+    int32_t za, zb, left, ma, ra, ha, mb, rb, hb, sign, mo, ro, ho, zo, lo, hi;
+} add8_params;
+
+static inline int32_t add8_one(int32_t a, int32_t b, const add8_params *p)
+{
+    const int32_t t = fx32((a - p->za) * (1 << p->left), p->ma, p->ra, p->ha) +
+                      p->sign * fx32((b - p->zb) * (1 << p->left), p->mb, p->rb, p->hb);
+    const int32_t v = fx32(t, p->mo, p->ro, p->ho) + p->zo;
+    return v < p->lo ? p->lo : v > p->hi ? p->hi : v;
+}
+
+static void add8_scalar(const void *a_v, const void *b_v, void *out_v, int is_signed, Py_ssize_t n,
+                        const add8_params *p)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const int32_t a = is_signed ? ((const int8_t *)a_v)[i] : ((const uint8_t *)a_v)[i];
+        const int32_t b = is_signed ? ((const int8_t *)b_v)[i] : ((const uint8_t *)b_v)[i];
+        ((uint8_t *)out_v)[i] = (uint8_t)add8_one(a, b, p); /* the bounds lie inside the storage type */
+    }
+}
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+AVX512 static void add8_avx512(const void *a_v, const void *b_v, void *out_v, int is_signed, Py_ssize_t n,
+                               const add8_params *p)
+{
+    const __m512i za = _mm512_set1_epi32(p->za), zb = _mm512_set1_epi32(p->zb), zo = _mm512_set1_epi32(p->zo);
+    const __m512i ma = _mm512_set1_epi64(p->ma), mb = _mm512_set1_epi64(p->mb), mo = _mm512_set1_epi64(p->mo);
+    const __m512i ha = _mm512_set1_epi32(p->ha), hb = _mm512_set1_epi32(p->hb), ho = _mm512_set1_epi32(p->ho);
+    const __m512i fa = _mm512_set1_epi32(p->ra > 0 ? -1 : 0), fb = _mm512_set1_epi32(p->rb > 0 ? -1 : 0);
+    const __m512i fo = _mm512_set1_epi32(p->ro > 0 ? -1 : 0);
+    const __m512i lo = _mm512_set1_epi32(p->lo), hi = _mm512_set1_epi32(p->hi);
+    const __m128i ra = _mm_cvtsi32_si128(p->ra), rb = _mm_cvtsi32_si128(p->rb), ro = _mm_cvtsi32_si128(p->ro);
+    const __m128i left = _mm_cvtsi32_si128(p->left);
+    Py_ssize_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m128i a8 = _mm_loadu_si128((const __m128i *)((const uint8_t *)a_v + i));
+        const __m128i b8 = _mm_loadu_si128((const __m128i *)((const uint8_t *)b_v + i));
+        const __m512i a = is_signed ? _mm512_cvtepi8_epi32(a8) : _mm512_cvtepu8_epi32(a8);
+        const __m512i b = is_signed ? _mm512_cvtepi8_epi32(b8) : _mm512_cvtepu8_epi32(b8);
+        const __m512i xa = fx32_x16(_mm512_sll_epi32(_mm512_sub_epi32(a, za), left), ma, ra, ha, fa);
+        const __m512i xb = fx32_x16(_mm512_sll_epi32(_mm512_sub_epi32(b, zb), left), mb, rb, hb, fb);
+        const __m512i t = p->sign > 0 ? _mm512_add_epi32(xa, xb) : _mm512_sub_epi32(xa, xb);
+        __m512i v = _mm512_add_epi32(fx32_x16(t, mo, ro, ho, fo), zo);
+        v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+        _mm_storeu_si128((__m128i *)((uint8_t *)out_v + i), _mm512_cvtepi32_epi8(v));
+    }
+    add8_scalar((const uint8_t *)a_v + i, (const uint8_t *)b_v + i, (uint8_t *)out_v + i, is_signed, n - i, p);
+}
+#endif
+
+typedef void (*add8_fn)(const void *, const void *, void *, int, Py_ssize_t, const add8_params *);
+static add8_fn add8 = add8_scalar; /* the AVX-512 one where the CPU has it (module init) */
+
+/* The int32 form applies: 8-bit storage, multipliers below one, shifts that fit, no power-of-two mode. */
+static int add8_plan(int kind, const add_args *q, add8_params *p)
+{
+    if ((kind != 'B' && kind != 'b') || q->pot || q->sa > 0 || q->sb > 0 || q->so > 0 || q->sa < -30 ||
+        q->sb < -30 || q->so < -30 || q->left < 0 || q->left > 22)
+        return 0;
+    const int32_t ra = (int32_t)-q->sa, rb = (int32_t)-q->sb, ro = (int32_t)-q->so;
+    *p = (add8_params){(int32_t)q->za, (int32_t)q->zb, (int32_t)q->left, (int32_t)q->ma, ra, (1 << ra) >> 1,
+                       (int32_t)q->mb, rb, (1 << rb) >> 1, (int32_t)q->sign, (int32_t)q->mo, ro, (1 << ro) >> 1,
+                       (int32_t)q->zo, (int32_t)q->lo, (int32_t)q->hi};
+    return 1;
+}
+
 /* add(a, b, out, kind, n, za, zb, left, ma, sa, mb, sb, sign, mo, so, pot, zo, lo, hi): the integer
  * ADD of ops/_quant.py quantized_add on equal-shape contiguous arrays of one storage kind (B b h). */
 typedef struct {
     const char *a, *b;
     char *out;
-    int kind, tasks;
+    int kind, tasks, fast;
     add_args q;
+    add8_params p;
 } add_job;
 
 static void add_task(void *ctx, int t)
@@ -533,7 +621,9 @@ static void add_task(void *ctx, int t)
     q.n = i1 - i0;
     const char *a = J->a + i0 * size, *b = J->b + i0 * size;
     char *out = J->out + i0 * size;
-    if (J->kind == 'B')
+    if (J->fast)
+        add8(a, b, out, J->kind == 'b', q.n, &J->p);
+    else if (J->kind == 'B')
         add_u8(a, b, out, &q);
     else if (J->kind == 'b')
         add_i8(a, b, out, &q);
@@ -552,7 +642,8 @@ static PyObject *quantized_add(PyObject *self, PyObject *args)
     const Py_ssize_t size = kind_size(kind) * q.n;
     int ok = out_index(kind) >= 0 && xa.len >= size && xb.len >= size && ob.len >= size && q.left >= 0 && q.left < 32;
     if (ok) {
-        add_job J = {xa.buf, xb.buf, ob.buf, kind, q.n < 16384 ? 1 : 2 * pool_get_threads(), q};
+        add_job J = {xa.buf, xb.buf, ob.buf, kind, q.n < 16384 ? 1 : 2 * pool_get_threads(), 0, q, {0}};
+        J.fast = add8_plan(kind, &q, &J.p);
         Py_BEGIN_ALLOW_THREADS
         pool_run(J.tasks, add_task, &J);
         Py_END_ALLOW_THREADS
@@ -957,8 +1048,10 @@ PyMODINIT_FUNC PyInit__native(void)
         gemm_init();
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
         __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw"))
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) {
             rq_f32_row = rq_f32_row_avx512;
+            add8 = add8_avx512;
+        }
 #endif
         initialized = 1;
     }
