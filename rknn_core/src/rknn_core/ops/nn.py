@@ -433,15 +433,22 @@ SOFTMAX_EXP_BITS = 20  # exp table entries are round(2**20 * exp(-d * x_scale))
 SOFTMAX_PROB_BITS = 30  # probabilities as round(2**30 * e / sum) before the output requantization
 
 
+@functools.lru_cache(maxsize=256)
+def _exp_table(qtype: str, scale: float) -> np.ndarray:
+    """round(2**20 * exp(-d * scale)) for every storage distance d of ``qtype``."""
+    lo, hi, _ = QTYPES[qtype]
+    table = round_half_away(np.exp(-np.arange(hi - lo + 1) * scale) * 2.0**SOFTMAX_EXP_BITS).astype(np.int64)
+    table.flags.writeable = False
+    return table
+
+
 def _softmax_quant(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.ndarray]:
     """Integer softmax (LUT form, as int8 NPUs and TFLite's LUT softmax compute it): with d = max - x
     in storage steps, e = round(2**20 * exp(-d * x_s)) from a table, p = round(2**30 * e / sum(e))
     (integer division, ties up), out = requantize(p, 2**-30 / out_s)."""
     x, x_q, o_q = inputs[0], in_q[0], out_q[0]
     v, axis = _axis_view(np.asarray(x, np.int64), attrs)
-    lo, hi, _ = QTYPES[x_q.qtype]
-    table = round_half_away(np.exp(-np.arange(hi - lo + 1) * x_q.scale[0]) * 2.0**SOFTMAX_EXP_BITS).astype(np.int64)
-    e = table[v.max(axis=axis, keepdims=True) - v]
+    e = _exp_table(x_q.qtype, x_q.scale[0])[v.max(axis=axis, keepdims=True) - v]
     total = e.sum(axis=axis, keepdims=True)
     p = ((e << SOFTMAX_PROB_BITS) + total // 2) // total
     out = requantize(p, 2.0**-SOFTMAX_PROB_BITS / o_q.scale[0], o_q.zero_point[0], o_q.qtype)

@@ -225,8 +225,11 @@ def _global_avg_quant(inputs: list, in_q: list, out_q: list, attrs: dict) -> lis
     """Integer GlobalAveragePool: int64 sum of centered storage, multiplier x_s / (o_s * count)."""
     x, x_q, o_q = inputs[0], in_q[0], out_q[0]
     axes = tuple(range(2, x.ndim))
-    total = centered(x, x_q, np.int64).sum(axis=axes, keepdims=True)
-    count = int(np.prod([x.shape[a] for a in axes]))
+    count = int(np.prod(x.shape[2:]))
+    if x_q.axis is None:  # the zero point is subtracted from the sums, not from every element
+        total = np.asarray(x).sum(axis=axes, keepdims=True, dtype=np.int64) - count * int(x_q.zero_point[0])
+    else:
+        total = centered(x, x_q, np.int64).sum(axis=axes, keepdims=True)
     return [_average_requantize(total, np.asarray(float(count)), x_q, o_q)]
 
 
