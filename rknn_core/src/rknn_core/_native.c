@@ -832,7 +832,7 @@ static PyObject *center(PyObject *self, PyObject *args)
 
 typedef struct {
     const int64_t *bias, *mult, *shift;
-    Py_ssize_t nm, out_size;
+    Py_ssize_t nm, out_size, n;
     int pot;
     char *out;
     requant_fn requant;
@@ -840,7 +840,7 @@ typedef struct {
 } requant_epilogue_args;
 
 /* Requantize a finished block of float sums (rows are output channels) into the output storage. */
-static void requant_block(void *ctx, const float *y, ptrdiff_t ldy, ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t p0,
+static void requant_block(void *ctx, const float *block, ptrdiff_t ld, ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t p0,
                           ptrdiff_t p1)
 {
     const requant_epilogue_args *e = ctx;
@@ -848,7 +848,7 @@ static void requant_block(void *ctx, const float *y, ptrdiff_t ldy, ptrdiff_t i0
         const Py_ssize_t k = e->nm > 1 ? i : 0;
         const requant_args q = {e->bias ? e->bias + i : NULL, e->mult + k, e->shift + k, 1, 1, p1 - p0, 1,
                                 e->zo, e->lo, e->hi, e->pot};
-        e->requant(y + i * ldy + p0, e->out + (i * ldy + p0) * e->out_size, &q);
+        e->requant(block + (i - i0) * ld, e->out + (i * e->n + p0) * e->out_size, &q);
     }
 }
 
@@ -877,27 +877,21 @@ static PyObject *qconv_gemm(PyObject *self, PyObject *args)
         else if (sb.len != mb.len || (e.nm != 1 && e.nm != m) || (has_bias && bb.len < 8 * m))
             err = "multipliers, shifts or bias do not match the output channels";
     }
-    float *y = NULL;
-    int rc = 0;
     if (!err && m > 0 && n > 0) {
-        y = scratch_slot(SCRATCH_CALLER, (size_t)(m * n));
-        if (!y) {
+        e.bias = has_bias ? (const int64_t *)bb.buf : NULL;
+        e.mult = (const int64_t *)mb.buf;
+        e.shift = (const int64_t *)sb.buf;
+        e.out = ob.buf;
+        e.n = n;
+        e.out_size = kind_size(out_kind);
+        e.requant = REQUANT[0][out_index(out_kind)];
+        int rc;
+        Py_BEGIN_ALLOW_THREADS
+        rc = gemm_run(a.buf, b.buf, ko.buf, po.buf, NULL, NULL, m, k, n, -INFINITY, INFINITY, requant_block, &e);
+        Py_END_ALLOW_THREADS
+        if (rc < 0) {
             PyErr_NoMemory();
             err = "";
-        } else {
-            e.bias = has_bias ? (const int64_t *)bb.buf : NULL;
-            e.mult = (const int64_t *)mb.buf;
-            e.shift = (const int64_t *)sb.buf;
-            e.out = ob.buf;
-            e.out_size = kind_size(out_kind);
-            e.requant = REQUANT[0][out_index(out_kind)];
-            Py_BEGIN_ALLOW_THREADS
-            rc = gemm_run(a.buf, b.buf, ko.buf, po.buf, NULL, y, m, k, n, -INFINITY, INFINITY, requant_block, &e);
-            Py_END_ALLOW_THREADS
-            if (rc < 0) {
-                PyErr_NoMemory();
-                err = "";
-            }
         }
     }
     if (has_bias)

@@ -335,7 +335,7 @@ MULTIVERSION static float dot_f32(const float *x, const float *z, ptrdiff_t k)
  * tile, so for rows [i0, i1) each is computed as plain dot products of rows
  * of A with the gathered column (bc: scratch of k * (n - ntile) floats).
  */
-static void dot_columns(const job_t *J, ptrdiff_t i0, ptrdiff_t i1, float *bc)
+static void dot_columns(const job_t *J, ptrdiff_t i0, ptrdiff_t i1, float *bc, float *y, ptrdiff_t ldy)
 {
     ptrdiff_t k = J->k, nd = J->n - J->ntile;
     for (ptrdiff_t p = 0; p < nd; p++)
@@ -348,7 +348,7 @@ static void dot_columns(const job_t *J, ptrdiff_t i0, ptrdiff_t i1, float *bc)
                 v += J->bias[i];
             v = J->lo > v ? J->lo : v;
             v = J->hi < v ? J->hi : v;
-            J->y[i * J->n + J->ntile + p] = v;
+            y[i * ldy + p] = v;
         }
     }
 }
@@ -365,12 +365,18 @@ static void gemm_task(void *ctx, int t)
         return;
     ptrdiff_t q0 = c0 * NR;
     int ncols = (int)((c1 * NR < J->ntile ? c1 * NR : J->ntile) - q0);
+    const ptrdiff_t i1 = r1 * MR < J->m ? r1 * MR : J->m;
     /* Panels are padded by one cache line so that they do not all map to the
        same L1 sets while being written. */
     ptrdiff_t pstride = (ptrdiff_t)J->kc * NR + 16;
     size_t pbsize = (size_t)pstride * (size_t)(c1 - c0);
     float *pb = scratch_get(pbsize + (dots ? (size_t)(J->k * (J->n - J->ntile)) : 0));
-    if (!pb) {
+    /* With an epilogue the sums go to a block of this thread's own (cache-resident) buffer, rows
+       [r0 * MR, i1) by the task's columns, and only the epilogue's result reaches memory; else to y. */
+    const ptrdiff_t ndots = dots ? J->n - J->ntile : 0, ldy = J->epilogue ? ncols + ndots : J->n;
+    float *block = J->epilogue ? scratch_slot(SCRATCH_TILE, (size_t)((i1 - r0 * MR) * ldy))
+                               : J->y + r0 * MR * J->n + q0;
+    if (!pb || !block) {
         atomic_store(&J->fail, 1);
         return;
     }
@@ -397,20 +403,15 @@ static void gemm_task(void *ctx, int t)
                 int nr = (int)(J->ntile - q < NR ? J->ntile - q : NR);
                 kernel_fn kern = nr <= NR / 2 ? K.kern_half : K.kern;
                 kern(kc, ai, J->k, mr, jp == c0 ? an : NULL,
-                     pb + (jp - c0) * pstride, J->y + i * J->n + q, J->n, nr,
+                     pb + (jp - c0) * pstride, block + (i - r0 * MR) * ldy + (q - q0), ldy, nr,
                      flags, bias, J->lo, J->hi);
             }
         }
     }
-    const ptrdiff_t i1 = r1 * MR < J->m ? r1 * MR : J->m;
     if (dots)
-        dot_columns(J, r0 * MR, i1, pb + pbsize);
-    if (J->epilogue) {
-        if (c0 < c1)
-            J->epilogue(J->ectx, J->y, J->n, r0 * MR, i1, q0, q0 + ncols);
-        if (dots)
-            J->epilogue(J->ectx, J->y, J->n, r0 * MR, i1, J->ntile, J->n);
-    }
+        dot_columns(J, r0 * MR, i1, pb + pbsize, block + ncols - r0 * MR * ldy, ldy);
+    if (J->epilogue)
+        J->epilogue(J->ectx, block, ldy, r0 * MR, i1, q0, q0 + ncols + ndots);
 }
 
 /*

@@ -7,13 +7,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Called once per finished block of y (rows [i0, i1), columns [p0, p1); row stride ldy), on the pool
- * thread that computed it: a fused consumer of the sums while they are in cache. */
-typedef void (*gemm_epilogue)(void *ctx, const float *y, ptrdiff_t ldy, ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t p0,
+/* Called once per finished block of sums, rows [i0, i1) by columns [p0, p1), on the pool thread that
+ * computed it: block points at element (i0, p0) of a thread-local buffer with row stride ld, so the
+ * sums are consumed while in cache and y itself is not written. */
+typedef void (*gemm_epilogue)(void *ctx, const float *block, ptrdiff_t ld, ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t p0,
                               ptrdiff_t p1);
 
 /* y[i*n+p] = clamp(sum_j a[i*k+j] * b[koff[j]+poff[p]] + bias[i], lo, hi) on the thread pool (GIL
- * released by the caller); returns -1 when scratch memory ran out. */
+ * released by the caller), or, with an epilogue, those values handed to it block by block (y unused,
+ * may be NULL); returns -1 when scratch memory ran out. */
 int gemm_run(const float *a, const float *b, const int64_t *koff, const int64_t *poff, const float *bias, float *y,
              ptrdiff_t m, ptrdiff_t k, ptrdiff_t n, float lo, float hi, gemm_epilogue epilogue, void *ectx);
 /* NULL when the buffers fit the shapes (a: m*k floats, koff/poff: k/n int64 indexing inside b), else why not. */
