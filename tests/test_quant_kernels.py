@@ -453,3 +453,20 @@ def test_compiled_quantize_equals_the_rounding_rule(seed, qtype, dtype):
         k = np.floor(ties / scale)
         assert got[200:240].tolist() == np.clip(np.where(ties > 0, k + 1, k) + zero, lo, hi).astype(np.int64).tolist()
     assert params_quantize(np.array([np.nan], dtype), q).tolist() == [min(max(zero, lo), hi)]
+
+
+@settings(max_examples=10)
+@given(seeds, st.sampled_from(["u8", "i8", "i16"]))
+def test_fully_connected_too_wide_for_float32_equals_integer_sums(seed, qtype):
+    """A fully connected layer whose sums exceed float32's exact range runs as several exact float32 runs
+    of the inner axis (summed in float64): equal to int64 sums."""
+    rng = np.random.default_rng(seed)
+    a_q, o_q, b_q = params(rng, qtype), params(rng, qtype), params(rng, qtype, 7, axis=0)
+    k = 3000  # beyond 2**24 / (255 * 128): several float32 runs
+    a, b = storage(rng, a_q, (3, k)), storage(rng, b_q, (7, k))
+    assert len(_quant.exact_chunks(_quant.weight_plan(b, b_q, a_q, 0)[0], a_q)) > 1
+    got = nn._gemm_quant([a, b, None], [a_q, b_q, None], [o_q], {"transB": 1})[0]
+    acc = (a.astype(np.int64) - zp_of(a_q)) @ (b.astype(np.int64) - np.array([zp_of(b_q, j) for j in range(7)])[:, None]).T
+    lo, hi, _ = QTYPES[qtype]
+    for i, j in np.ndindex(3, 7):
+        assert int(got[i, j]) == ref_requant(int(acc[i, j]), sc_of(a_q) * sc_of(b_q, j) / sc_of(o_q), zp_of(o_q), lo, hi)

@@ -139,6 +139,27 @@ def requant_plan(m, qtype: str, bounds: tuple[int, int] | None, channels: int,
     return RequantPlan(pot, mult, shift, b, lo, hi, dtype, _OUT_KINDS.get(qtype, ""))
 
 
+def exact_chunks(wc: np.ndarray, x_q: QuantParams) -> list[tuple[int, int, np.ndarray]]:
+    """Splits of the inner axis of centered weights ``wc`` (rows: output channels) into runs whose sums
+    of products with centered activations stay exact in float32: (start, stop, float32 rows of the run).
+    Cached per weight array."""
+
+    def make(wc: np.ndarray) -> list:
+        limit = EXACT_FLOAT32 / max(span(x_q), 1)
+        magnitude = np.abs(np.asarray(wc, dtype=np.float64))
+        chunks, start, running = [], 0, np.zeros(wc.shape[0])
+        for j in range(wc.shape[1]):
+            running += magnitude[:, j]
+            if running.max(initial=0.0) >= limit and j > start:
+                chunks.append(start)
+                start, running = j, magnitude[:, j].copy()
+        chunks.append(start)
+        bounds = [*chunks, wc.shape[1]]
+        return [(s, e, np.ascontiguousarray(wc[:, s:e], dtype=np.float32)) for s, e in zip(bounds, bounds[1:])]
+
+    return derived(wc, ("exact_chunks", x_q.qtype, x_q.zero_point), make)
+
+
 def requantize_channels(acc: np.ndarray, m, zero_point: int, qtype: str, bounds: tuple[int, int] | None = None,
                         axis: int | None = None, bias: np.ndarray | None = None) -> np.ndarray:
     """``fixedpoint.requantize(acc + bias, m, ...)`` with ``m`` and ``bias`` per channel along ``axis``.

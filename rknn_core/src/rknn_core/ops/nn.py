@@ -10,7 +10,15 @@ from rknn_core import _native
 from rknn_core.errors import RknnError
 from rknn_core.ir import QuantParams, TensorInfo
 from rknn_core.ops._common import broadcast, default_cost, norm_axis, promote, same_as_first
-from rknn_core.ops._quant import centered, exact_dtype, requantize_accumulator, to_int, weight_plan
+from rknn_core.ops._quant import (
+    STORAGE_KINDS,
+    centered,
+    exact_chunks,
+    exact_dtype,
+    requantize_accumulator,
+    to_int,
+    weight_plan,
+)
 from rknn_core.ops._spatial import axis_taps
 from rknn_core.quant.fixedpoint import requantize
 from rknn_core.quant.params import QTYPES, quantize, round_half_away
@@ -389,6 +397,23 @@ def _gemm_bias(b: np.ndarray | None, attrs: dict) -> np.ndarray | None:
     return round_half_away(np.asarray(b, np.float64) * (beta / alpha)).astype(np.int64)
 
 
+def _exact_fully_connected(a: np.ndarray, wc: np.ndarray, a_q: QuantParams) -> np.ndarray:
+    """A @ W.T of centered storage on the compiled GEMM: float32 runs of the inner axis that stay exact,
+    summed in float64 (exact below 2**53)."""
+    m, k = a.shape
+    ac = np.empty((m, k), dtype=np.float32)
+    _native.center(np.ascontiguousarray(a), STORAGE_KINDS[a_q.qtype], int(a_q.zero_point[0]), ac)
+    flat = ac.reshape(-1)
+    total = np.zeros((wc.shape[0], m), dtype=np.float64)
+    part = np.empty((wc.shape[0], m), dtype=np.float32)
+    rows = np.arange(m, dtype=np.int64) * k
+    for start, stop, w in exact_chunks(wc, a_q):
+        _native.conv_gemm(w, flat[start:], np.arange(stop - start, dtype=np.int64), rows, None, part, w.shape[0],
+                          stop - start, m, -np.inf, np.inf)
+        total += part
+    return total.T
+
+
 def _gemm_quant(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.ndarray]:
     """Integer Gemm: A' @ B' of centered storage (exact float), + int32 C, per-output-column
     requantization by alpha * a_s * b_s / out_s (alpha and beta folded, see ``_gemm_bias``)."""
@@ -404,8 +429,12 @@ def _gemm_quant(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.n
     if a_q.axis is not None:
         raise RknnError("Gemm input A must be quantized per tensor")
     bc, dtype = weight_plan(b, b_q, a_q, out_axis)
-    ac = centered(a, a_q, dtype)
-    acc = np.matmul(ac.T if int(attrs.get("transA", 0)) else ac, bc.T if trans_b else bc)
+    if trans_b and not int(attrs.get("transA", 0)) and a.ndim == 2 and a_q.qtype in STORAGE_KINDS \
+            and a.dtype == np.dtype(QTYPES[a_q.qtype][2]):
+        acc = _exact_fully_connected(a, bc, a_q)
+    else:
+        ac = centered(a, a_q, dtype)
+        acc = np.matmul(ac.T if int(attrs.get("transA", 0)) else ac, bc.T if trans_b else bc)
     bias = _gemm_bias(c, attrs)
     if bias is not None and bias.ndim > 1 or (bias is not None and bias.size not in (1, acc.shape[1])):
         acc = to_int(acc) + bias  # a 2-D C: add it elementwise, requantize per column

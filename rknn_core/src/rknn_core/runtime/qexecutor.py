@@ -19,7 +19,7 @@ from rknn_core.runtime.executor import Executor
 
 
 def is_stored_quantized(value: np.ndarray | None, q) -> bool:
-    return q is not None and value is not None and np.issubdtype(np.asarray(value).dtype, np.integer)
+    return q is not None and value is not None and np.asarray(value).dtype.kind in "iu"
 
 
 class QuantExecutor(Executor):
