@@ -992,6 +992,73 @@ static PyObject *quantize(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* ---- Padded planes for the GEMM: centered storage or float32, zero borders ------------------------ */
+
+typedef struct {
+    const void *x;
+    int kind;
+    long long zero;
+    float *out;
+    Py_ssize_t planes, h, w, pt, pl, ph, pw;
+    int tasks;
+} pad_job;
+
+static void pad_task(void *ctx, int t)
+{
+    const pad_job *J = ctx;
+    const Py_ssize_t size = J->kind == 'f' ? 4 : kind_size(J->kind);
+    for (Py_ssize_t p = J->planes * t / J->tasks; p < J->planes * (t + 1) / J->tasks; p++) {
+        float *plane = J->out + p * J->ph * J->pw;
+        for (Py_ssize_t r = 0; r < J->ph; r++) {
+            float *row = plane + r * J->pw;
+            const Py_ssize_t src_row = r - J->pt;
+            if (src_row < 0 || src_row >= J->h) {
+                memset(row, 0, sizeof(float) * J->pw);
+                continue;
+            }
+            const Py_ssize_t right = J->pw - J->pl - J->w;
+            memset(row, 0, sizeof(float) * J->pl);
+            memset(row + J->pl + J->w, 0, sizeof(float) * (right > 0 ? right : 0));
+            const Py_ssize_t offset = (p * J->h + src_row) * J->w;
+            if (J->kind == 'f')
+                memcpy(row + J->pl, (const char *)J->x + offset * size, sizeof(float) * J->w);
+            else
+                center_plane(J->x, J->kind, offset, J->w, J->zero, row + J->pl);
+        }
+    }
+}
+
+/* pad_planes(x, kind, zero, out, planes, h, w, pt, pl, ph, pw): out (planes, ph, pw) float32 holds each
+ * (h, w) plane of x at row pt, column pl, zeros elsewhere; x is float32 (kind f) or storage integers
+ * (kinds B b h) given minus their zero point. */
+static PyObject *pad_planes(PyObject *self, PyObject *args)
+{
+    Py_buffer xb, ob;
+    pad_job J;
+    if (!PyArg_ParseTuple(args, "y*CLw*nnnnnnn", &xb, &J.kind, &J.zero, &ob, &J.planes, &J.h, &J.w, &J.pt, &J.pl,
+                          &J.ph, &J.pw))
+        return NULL;
+    const Py_ssize_t size = J.kind == 'f' ? 4 : kind_size(J.kind);
+    int ok = (J.kind == 'f' || out_index(J.kind) >= 0) && J.pt >= 0 && J.pl >= 0 && J.pt + J.h <= J.ph &&
+             J.pl + J.w <= J.pw && xb.len >= J.planes * J.h * J.w * size &&
+             ob.len >= (Py_ssize_t)sizeof(float) * J.planes * J.ph * J.pw;
+    if (ok) {
+        J.x = xb.buf;
+        J.out = (float *)ob.buf;
+        J.tasks = plane_tasks(J.planes, J.ph * J.pw / 8);
+        Py_BEGIN_ALLOW_THREADS
+        pool_run(J.tasks, pad_task, &J);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&xb);
+    PyBuffer_Release(&ob);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "pad_planes: unknown kind, pads outside the plane or buffer sizes that do not match");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 /* ---- Threads ------------------------------------------------------------------------------------ */
 
 static PyObject *set_threads(PyObject *self, PyObject *arg)
@@ -1016,6 +1083,7 @@ static PyMethodDef methods[] = {
     {"qconv_gemm", qconv_gemm, METH_VARARGS,
      "conv_gemm on centered integers, requantized (fixed point, per output channel) into 8/16-bit storage."},
     {"quantize", quantize, METH_VARARGS, "Per-tensor quantization of float32/float64 values into 8/16-bit storage."},
+    {"pad_planes", pad_planes, METH_VARARGS, "Planes into zero-bordered float32 planes (storage kinds centered)."},
     {"center", center, METH_VARARGS, "center(x, kind, zero, out): out = float32(x - zero) for storage integers."},
     {"set_threads", set_threads, METH_O, "set_threads(t): the compiled kernels use t threads (1: no pool threads)."},
     {"get_threads", get_threads, METH_NOARGS, "get_threads() -> the compiled kernels' thread count."},

@@ -125,8 +125,19 @@ def _gemm_conv(x, w, b, group, kernel, strides, dilations, begin, end, out, boun
         _native.conv_gemm(weights, source, taps, origins, None if b is None else b[c0:c0 + count], dst, count,
                           taps.size, origins.size, *bounds)
 
-    _per_group_gemm(pad_spatial(x, begin, end), w, group, kernel, strides, dilations, out, y, call)
+    xp = x if not any(begin) and not any(end) else _padded_planes(x, "f", 0, begin, end)
+    _per_group_gemm(xp, w, group, kernel, strides, dilations, out, y, call)
     return y.reshape(x.shape[0], m, *out)
+
+
+def _padded_planes(x: np.ndarray, kind: str, zero: int, begin, end) -> np.ndarray:
+    """The (N, C, H, W) planes of ``x`` as float32 inside zero borders ``begin``/``end`` (storage
+    integers of ``kind`` B, b or h given minus ``zero``; kind f copies float32)."""
+    n, c, h, w = x.shape
+    ph, pw = h + begin[0] + end[0], w + begin[1] + end[1]
+    out = np.empty((n, c, ph, pw), dtype=np.float32)
+    _native.pad_planes(np.ascontiguousarray(x), kind, zero, out, n * c, h, w, begin[0], begin[1], ph, pw)
+    return out
 
 
 def _per_group_gemm(xp, w, group, kernel, strides, dilations, out, y, call) -> None:
@@ -244,8 +255,7 @@ def _quant_gemm_conv(x, wc, b, x_q, w_q, o_q, act, attrs) -> np.ndarray:
     geo = _geometry(x.shape, wc.shape, attrs)
     group = int(attrs.get("group", 1))
     plan, parts = _requant(wc, b, x_q, w_q, o_q, act, group)
-    centered_x = np.empty(x.shape, dtype=np.float32)
-    _native.center(np.ascontiguousarray(x), STORAGE_KINDS[x_q.qtype], int(x_q.zero_point[0]), centered_x)
+    centered_x = _padded_planes(x, STORAGE_KINDS[x_q.qtype], int(x_q.zero_point[0]), geo.begin, geo.end)
     m, zero = wc.shape[0], int(o_q.zero_point[0])
     y = np.empty((x.shape[0], m, geo.out[0] * geo.out[1]), dtype=plan.dtype)
 
@@ -254,8 +264,7 @@ def _quant_gemm_conv(x, wc, b, x_q, w_q, o_q, act, attrs) -> np.ndarray:
         _native.qconv_gemm(weights, source, taps, origins, bias, mult, shift, plan.pot, dst, plan.kind, zero,
                            plan.lo, plan.hi, count, taps.size, origins.size)
 
-    _per_group_gemm(pad_spatial(centered_x, geo.begin, geo.end), wc, group, geo.kernel, geo.strides, geo.dilations,
-                    geo.out, y, call)
+    _per_group_gemm(centered_x, wc, group, geo.kernel, geo.strides, geo.dilations, geo.out, y, call)
     return y.reshape(x.shape[0], m, *geo.out)
 
 
