@@ -136,7 +136,10 @@ def _padded_planes(x: np.ndarray, kind: str, zero: int, begin, end) -> np.ndarra
     n, c, h, w = x.shape
     ph, pw = h + begin[0] + end[0], w + begin[1] + end[1]
     out = np.empty((n, c, ph, pw), dtype=np.float32)
-    _native.pad_planes(np.ascontiguousarray(x), kind, zero, out, n * c, h, w, begin[0], begin[1], ph, pw)
+    if (ph, pw) == (h, w) and kind != "f":  # no border: one contiguous pass
+        _native.center(np.ascontiguousarray(x), kind, zero, out)
+    else:
+        _native.pad_planes(np.ascontiguousarray(x), kind, zero, out, n * c, h, w, begin[0], begin[1], ph, pw)
     return out
 
 
