@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from rknn_core import _native
 from rknn_core.errors import RknnError
 from rknn_core.ir import TensorInfo
 from rknn_core.ops._common import default_cost
-from rknn_core.ops._quant import centered
+from rknn_core.ops._quant import STORAGE_KINDS, centered
 from rknn_core.ops._spatial import axis_taps, pad_spatial, resolve_pads, tap_slices_nd
 from rknn_core.quant.fixedpoint import multiply, quantize_multiplier
 from rknn_core.quant.params import QTYPES
@@ -210,6 +211,12 @@ def _average_requantize(total: np.ndarray, div: np.ndarray, x_q, o_q) -> np.ndar
     m = np.where(div > 0, x_q.scale[0] / (o_q.scale[0] * np.maximum(div, 1)), 0.0)
     mult, shift = quantize_multiplier(m)
     lo, hi, dtype = QTYPES[o_q.qtype]
+    if m.size == 1 and o_q.qtype in STORAGE_KINDS:  # one multiplier: the compiled fixed-point multiply
+        out = np.empty(total.shape, dtype=dtype)
+        _native.requantize(np.ascontiguousarray(total, dtype=np.int64), "q", None, np.atleast_1d(mult),
+                           np.atleast_1d(shift), False, out, STORAGE_KINDS[o_q.qtype], 1, 1, total.size,
+                           int(o_q.zero_point[0]), lo, hi)
+        return out
     return np.clip(multiply(total, mult, shift) + o_q.zero_point[0], lo, hi).astype(dtype)
 
 
