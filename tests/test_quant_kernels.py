@@ -470,3 +470,24 @@ def test_fully_connected_too_wide_for_float32_equals_integer_sums(seed, qtype):
     lo, hi, _ = QTYPES[qtype]
     for i, j in np.ndindex(3, 7):
         assert int(got[i, j]) == ref_requant(int(acc[i, j]), sc_of(a_q) * sc_of(b_q, j) / sc_of(o_q), zp_of(o_q), lo, hi)
+
+
+@settings(max_examples=10)
+@given(seeds, st.sampled_from(["u8", "i8"]), st.booleans())
+def test_pointwise_conv_reading_storage_equals_integer_sums(seed, qtype, per_channel):
+    """A 1x1 convolution over whole 32-column panels (the GEMM converts 8-bit storage while packing)
+    equals int64 sums, requantized per channel."""
+    rng = np.random.default_rng(seed)
+    x_q, o_q = params(rng, qtype), params(rng, qtype)
+    w_q = params(rng, qtype, 6 if per_channel else None, axis=0)
+    x, w = storage(rng, x_q, (1, 8, 16, 16)), storage(rng, w_q, (6, 8, 1, 1))
+    b = rng.integers(-2000, 2000, 6).astype(np.int32)
+    b_q = QuantParams("i32", tuple(sc_of(x_q) * np.asarray(w_q.scale)), axis=0 if per_channel else None)
+    got = conv.quant_kernel([x, w, b], [x_q, w_q, b_q], [o_q], {"kernel_shape": [1, 1]})[0]
+    wz = np.array([zp_of(w_q, j) for j in range(6)])
+    acc = np.einsum("oc,chw->ohw", w[:, :, 0, 0].astype(np.int64) - wz[:, None], x[0].astype(np.int64) - zp_of(x_q))
+    acc += b[:, None, None]
+    lo, hi, _ = QTYPES[qtype]
+    for o, i, j in np.ndindex(6, 16, 16):
+        want = ref_requant(int(acc[o, i, j]), sc_of(x_q) * sc_of(w_q, o) / sc_of(o_q), zp_of(o_q), lo, hi)
+        assert int(got[0, o, i, j]) == want

@@ -852,25 +852,29 @@ static void requant_block(void *ctx, const float *block, ptrdiff_t ld, ptrdiff_t
     }
 }
 
-/* qconv_gemm(a, b, koff, poff, bias, mult, shift, pot, out, out_kind, zo, lo, hi, m, k, n): the sums of
- * conv_gemm (a, b: float32 centered integers whose partial sums stay below 2**24, so they are exact)
- * requantized as in requantize, block by block on the pool threads, into out (m, n) storage. */
+/* qconv_gemm(a, b, b_kind, b_zero, koff, poff, bias, mult, shift, pot, out, out_kind, zo, lo, hi, m, k, n):
+ * the sums of conv_gemm (a: float32 centered weights; b: float32 centered integers (b_kind f) or 8-bit
+ * storage (B, b) read minus b_zero; every partial sum below 2**24, so they are exact) requantized as
+ * in requantize, block by block on the pool threads, into out (m, n) storage. */
 static PyObject *qconv_gemm(PyObject *self, PyObject *args)
 {
     Py_buffer a, b, ko, po, mb, sb, ob, bb = {0};
     PyObject *bias_obj;
     requant_epilogue_args e;
     Py_ssize_t m, k, n;
-    int out_kind;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*Oy*y*pw*CLLLnnn", &a, &b, &ko, &po, &bias_obj, &mb, &sb, &e.pot, &ob,
-                          &out_kind, &e.zo, &e.lo, &e.hi, &m, &k, &n))
+    int out_kind, b_kind;
+    long long b_zero;
+    if (!PyArg_ParseTuple(args, "y*y*CLy*y*Oy*y*pw*CLLLnnn", &a, &b, &b_kind, &b_zero, &ko, &po, &bias_obj, &mb, &sb,
+                          &e.pot, &ob, &out_kind, &e.zo, &e.lo, &e.hi, &m, &k, &n))
         return NULL;
     const char *err = NULL;
     int has_bias = bias_obj != Py_None;
     if (has_bias && PyObject_GetBuffer(bias_obj, &bb, PyBUF_SIMPLE) < 0) {
         has_bias = 0;
         err = "";
-    } else if ((err = gemm_check(&a, &b, &ko, &po, m, k, n)) == NULL) {
+    } else if (b_kind != 'f' && b_kind != 'B' && b_kind != 'b') {
+        err = "b must be float32 (f) or 8-bit storage (B, b)";
+    } else if ((err = gemm_check(&a, &b, b_kind == 'f' ? 4 : 1, &ko, &po, m, k, n)) == NULL) {
         e.nm = mb.len / 8;
         if (out_index(out_kind) < 0 || ob.len < m * n * kind_size(out_kind))
             err = "unknown output kind or output buffer too small";
@@ -887,7 +891,8 @@ static PyObject *qconv_gemm(PyObject *self, PyObject *args)
         e.requant = REQUANT[0][out_index(out_kind)];
         int rc;
         Py_BEGIN_ALLOW_THREADS
-        rc = gemm_run(a.buf, b.buf, ko.buf, po.buf, NULL, NULL, m, k, n, -INFINITY, INFINITY, requant_block, &e);
+        rc = gemm_run(a.buf, b.buf, b_kind, (float)b_zero, ko.buf, po.buf, NULL, NULL, m, k, n, -INFINITY, INFINITY,
+                      requant_block, &e);
         Py_END_ALLOW_THREADS
         if (rc < 0) {
             PyErr_NoMemory();

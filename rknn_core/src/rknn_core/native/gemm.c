@@ -207,6 +207,45 @@ static inline void copy_stride2(float *d, const float *s, int len)
  * (stride 1), shuffles (stride 2) or a strided loop, else the panel is
  * gathered element-wise (small images with many rows per panel).
  */
+/* One element of an 8-bit storage source as float32 minus its zero point. */
+static inline float storage_value(const void *b, int kind, ptrdiff_t i, float zero)
+{
+    return (kind == 'B' ? (float)((const uint8_t *)b)[i] : (float)((const int8_t *)b)[i]) - zero;
+}
+
+/* pack_b for an 8-bit storage source (kind B or b): whole contiguous chunks convert in one loop
+   (1x1 convolutions), anything else gathers element by element. */
+MULTIVERSION static void pack_b_storage(float *dst, ptrdiff_t pstride, int NR, const void *b, int kind, float zero,
+                                        const int64_t *koff, int kc, const int64_t *poff, int ncols)
+{
+    int np = (ncols + NR - 1) / NR;
+    int dense = ncols == np * NR;
+    for (ptrdiff_t c = 1; c < ncols && dense; c++)
+        dense = poff[c] == poff[0] + c;
+    for (int kk = 0; kk < kc; kk++) {
+        const ptrdiff_t base = koff[kk] + poff[0];
+        for (int p = 0; p < np; p++) {
+            float *d = dst + p * pstride + (ptrdiff_t)kk * NR;
+            int w = ncols - p * NR < NR ? ncols - p * NR : NR;
+            if (dense && kind == 'B') {
+                const uint8_t *s = (const uint8_t *)b + base + (ptrdiff_t)p * NR;
+                for (int c = 0; c < NR; c++)
+                    d[c] = (float)s[c] - zero;
+            } else if (dense) {
+                const int8_t *s = (const int8_t *)b + base + (ptrdiff_t)p * NR;
+                for (int c = 0; c < NR; c++)
+                    d[c] = (float)s[c] - zero;
+            } else {
+                const int64_t *po = poff + (ptrdiff_t)p * NR;
+                for (int c = 0; c < w; c++)
+                    d[c] = storage_value(b, kind, koff[kk] + po[c], zero);
+                for (int c = w; c < NR; c++)
+                    d[c] = 0.0f;
+            }
+        }
+    }
+}
+
 MULTIVERSION static void pack_b(float *dst, ptrdiff_t pstride, int NR,
                                 const float *b, const int64_t *koff, int kc,
                                 const int64_t *poff, int ncols)
@@ -288,6 +327,9 @@ MULTIVERSION static void pack_b(float *dst, ptrdiff_t pstride, int NR,
 
 typedef struct {
     const float *a, *b, *bias;
+    const void *bstore; /* with bkind B or b: B given as 8-bit storage minus bzero (b unused) */
+    int bkind;
+    float bzero;
     const int64_t *koff, *poff;
     float *y;
     ptrdiff_t m, k, n;
@@ -340,7 +382,8 @@ static void dot_columns(const job_t *J, ptrdiff_t i0, ptrdiff_t i1, float *bc, f
     ptrdiff_t k = J->k, nd = J->n - J->ntile;
     for (ptrdiff_t p = 0; p < nd; p++)
         for (ptrdiff_t j = 0; j < k; j++)
-            bc[p * k + j] = J->b[J->koff[j] + J->poff[J->ntile + p]];
+            bc[p * k + j] = J->bkind ? storage_value(J->bstore, J->bkind, J->koff[j] + J->poff[J->ntile + p], J->bzero)
+                                     : J->b[J->koff[j] + J->poff[J->ntile + p]];
     for (ptrdiff_t i = i0; i < i1; i++) {
         for (ptrdiff_t p = 0; p < nd; p++) {
             float v = dot_f32(J->a + i * k, bc + p * k, k);
@@ -384,7 +427,10 @@ static void gemm_task(void *ctx, int t)
         ptrdiff_t k0 = (ptrdiff_t)kb * J->kc;
         int kc = (int)(J->k - k0 < J->kc ? J->k - k0 : J->kc);
         int flags = (kb > 0 ? F_ACC : 0) | (kb == J->nkb - 1 ? F_LAST : 0);
-        pack_b(pb, pstride, NR, J->b, J->koff + k0, kc, J->poff + q0, ncols);
+        if (J->bkind)
+            pack_b_storage(pb, pstride, NR, J->bstore, J->bkind, J->bzero, J->koff + k0, kc, J->poff + q0, ncols);
+        else
+            pack_b(pb, pstride, NR, J->b, J->koff + k0, kc, J->poff + q0, ncols);
         for (ptrdiff_t ip = r0; ip < r1; ip++) {
             ptrdiff_t i = ip * MR;
             int mr = (int)(J->m - i < MR ? J->m - i : MR);
@@ -492,12 +538,14 @@ static int job_run(job_t *J)
 /* Python bindings                                                          */
 /* ------------------------------------------------------------------------ */
 
-int gemm_run(const float *a, const float *b, const int64_t *koff, const int64_t *poff, const float *bias, float *y,
-             ptrdiff_t m, ptrdiff_t k, ptrdiff_t n, float lo, float hi, gemm_epilogue epilogue, void *ectx)
+int gemm_run(const float *a, const void *b, int b_kind, float b_zero, const int64_t *koff, const int64_t *poff,
+             const float *bias, float *y, ptrdiff_t m, ptrdiff_t k, ptrdiff_t n, float lo, float hi,
+             gemm_epilogue epilogue, void *ectx)
 {
     if (m <= 0 || n <= 0)
         return 0;
-    job_t J = {.a = a, .b = b, .bias = bias, .koff = koff, .poff = poff, .y = y, .m = m, .k = k, .n = n,
+    job_t J = {.a = a, .b = b_kind == 'f' ? b : NULL, .bstore = b, .bkind = b_kind == 'f' ? 0 : b_kind,
+               .bzero = b_zero, .bias = bias, .koff = koff, .poff = poff, .y = y, .m = m, .k = k, .n = n,
                .lo = lo, .hi = hi, .epilogue = epilogue, .ectx = ectx};
     return job_run(&J);
 }
@@ -515,8 +563,8 @@ static int min_max_i64(const int64_t *v, Py_ssize_t len, int64_t *mn,
     return len > 0;
 }
 
-const char *gemm_check(const Py_buffer *a, const Py_buffer *b, const Py_buffer *ko, const Py_buffer *po, Py_ssize_t m,
-                       Py_ssize_t k, Py_ssize_t n)
+const char *gemm_check(const Py_buffer *a, const Py_buffer *b, Py_ssize_t b_size, const Py_buffer *ko,
+                       const Py_buffer *po, Py_ssize_t m, Py_ssize_t k, Py_ssize_t n)
 {
     Py_ssize_t mk, mn;
     if (m < 0 || k < 0 || n < 0)
@@ -537,7 +585,7 @@ const char *gemm_check(const Py_buffer *a, const Py_buffer *b, const Py_buffer *
         min_max_i64(ko->buf, k, &kmin, &kmax);
         min_max_i64(po->buf, n, &pmin, &pmax);
         if (__builtin_add_overflow(kmin, pmin, &smin) || __builtin_add_overflow(kmax, pmax, &smax) || smin < 0 ||
-            smax >= (int64_t)(b->len / 4))
+            smax >= (int64_t)(b->len / b_size))
             return "koff/poff index out of range of b";
     }
     return NULL;
@@ -566,7 +614,7 @@ PyObject *py_conv_gemm(PyObject *self, PyObject *args)
         have_bias = 0;
         bi.obj = NULL;
         err = "";
-    } else if ((err = gemm_check(&a, &b, &ko, &po, m, k, n)) == NULL) {
+    } else if ((err = gemm_check(&a, &b, 4, &ko, &po, m, k, n)) == NULL) {
         if (y.len / 4 < m * n)
             err = "y is too small (need m*n float32)";
         else if (have_bias && bi.len < m * 4)
@@ -578,8 +626,8 @@ PyObject *py_conv_gemm(PyObject *self, PyObject *args)
     } else if (m > 0 && n > 0) {
         int rc;
         Py_BEGIN_ALLOW_THREADS
-        rc = gemm_run(a.buf, b.buf, ko.buf, po.buf, have_bias ? bi.buf : NULL, y.buf, m, k, n, (float)lo, (float)hi,
-                      NULL, NULL);
+        rc = gemm_run(a.buf, b.buf, 'f', 0.0f, ko.buf, po.buf, have_bias ? bi.buf : NULL, y.buf, m, k, n, (float)lo,
+                      (float)hi, NULL, NULL);
         Py_END_ALLOW_THREADS
         if (rc < 0) {
             PyErr_NoMemory();

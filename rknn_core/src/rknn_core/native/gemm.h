@@ -15,12 +15,15 @@ typedef void (*gemm_epilogue)(void *ctx, const float *block, ptrdiff_t ld, ptrdi
 
 /* y[i*n+p] = clamp(sum_j a[i*k+j] * b[koff[j]+poff[p]] + bias[i], lo, hi) on the thread pool (GIL
  * released by the caller), or, with an epilogue, those values handed to it block by block (y unused,
- * may be NULL); returns -1 when scratch memory ran out. */
-int gemm_run(const float *a, const float *b, const int64_t *koff, const int64_t *poff, const float *bias, float *y,
-             ptrdiff_t m, ptrdiff_t k, ptrdiff_t n, float lo, float hi, gemm_epilogue epilogue, void *ectx);
-/* NULL when the buffers fit the shapes (a: m*k floats, koff/poff: k/n int64 indexing inside b), else why not. */
-const char *gemm_check(const Py_buffer *a, const Py_buffer *b, const Py_buffer *ko, const Py_buffer *po, Py_ssize_t m,
-                       Py_ssize_t k, Py_ssize_t n);
+ * may be NULL); returns -1 when scratch memory ran out. b holds float32 (b_kind 'f') or 8-bit storage
+ * (b_kind 'B' or 'b'), read as its value minus b_zero. */
+int gemm_run(const float *a, const void *b, int b_kind, float b_zero, const int64_t *koff, const int64_t *poff,
+             const float *bias, float *y, ptrdiff_t m, ptrdiff_t k, ptrdiff_t n, float lo, float hi,
+             gemm_epilogue epilogue, void *ectx);
+/* NULL when the buffers fit the shapes (a: m*k floats, koff/poff: k/n int64 indexing inside b, whose
+ * elements are b_size bytes), else why not. */
+const char *gemm_check(const Py_buffer *a, const Py_buffer *b, Py_ssize_t b_size, const Py_buffer *ko,
+                       const Py_buffer *po, Py_ssize_t m, Py_ssize_t k, Py_ssize_t n);
 
 /* conv_gemm(a, b, koff, poff, bias, y, m, k, n, lo, hi) for Python; its docstring. */
 PyObject *py_conv_gemm(PyObject *self, PyObject *args);

@@ -145,7 +145,8 @@ def _padded_planes(x: np.ndarray, kind: str, zero: int, begin, end) -> np.ndarra
 
 def _per_group_gemm(xp, w, group, kernel, strides, dilations, out, y, call) -> None:
     """``call(weights, source, taps, origins, dst, first_channel, channels)`` for each image and group of
-    the padded float32 input ``xp``: the GEMM of one group's weights over its input planes into ``dst``."""
+    the padded input ``xp`` (float32, or 8-bit storage for the integer kernel): the GEMM of one group's
+    weights over its input planes into ``dst``."""
     xp = np.ascontiguousarray(xp)
     n, c, hp, wp = xp.shape
     cg, mg = c // group, w.shape[0] // group
@@ -258,16 +259,20 @@ def _quant_gemm_conv(x, wc, b, x_q, w_q, o_q, act, attrs) -> np.ndarray:
     geo = _geometry(x.shape, wc.shape, attrs)
     group = int(attrs.get("group", 1))
     plan, parts = _requant(wc, b, x_q, w_q, o_q, act, group)
-    centered_x = _padded_planes(x, STORAGE_KINDS[x_q.qtype], int(x_q.zero_point[0]), geo.begin, geo.end)
+    kind, x_zero = STORAGE_KINDS[x_q.qtype], int(x_q.zero_point[0])
+    if not any(geo.begin) and not any(geo.end) and kind in ("B", "b"):  # the GEMM reads 8-bit storage itself
+        source = np.ascontiguousarray(x)
+    else:
+        source, kind, x_zero = _padded_planes(x, kind, x_zero, geo.begin, geo.end), "f", 0
     m, zero = wc.shape[0], int(o_q.zero_point[0])
     y = np.empty((x.shape[0], m, geo.out[0] * geo.out[1]), dtype=plan.dtype)
 
-    def call(weights, source, taps, origins, dst, c0, count):
+    def call(weights, image, taps, origins, dst, c0, count):
         _, _, bias, mult, shift = parts[c0 // count]
-        _native.qconv_gemm(weights, source, taps, origins, bias, mult, shift, plan.pot, dst, plan.kind, zero,
-                           plan.lo, plan.hi, count, taps.size, origins.size)
+        _native.qconv_gemm(weights, image, kind, x_zero, taps, origins, bias, mult, shift, plan.pot, dst, plan.kind,
+                           zero, plan.lo, plan.hi, count, taps.size, origins.size)
 
-    _per_group_gemm(centered_x, wc, group, geo.kernel, geo.strides, geo.dilations, geo.out, y, call)
+    _per_group_gemm(source, wc, group, geo.kernel, geo.strides, geo.dilations, geo.out, y, call)
     return y.reshape(x.shape[0], m, *geo.out)
 
 
