@@ -3,9 +3,10 @@
 The model is trained here in seconds on scikit-learn's digits (real 8x8 scans of handwritten
 digits, upsampled to 16x16): a four-conv CNN whose first-layer filters are the principal components
 of image patches, middle layers fixed random ReLU features, and whose last conv (the classifier) is
-a multinomial logistic regression fitted on those features. Both quantizers calibrate on the same
-100 training images; an evaluation set of held-out images measures top-1 agreement with the float
-model and the mean cosine of the logits. One table from one run:
+a multinomial logistic regression fitted on those features (one BLAS thread: the same model every
+run). Both quantizers calibrate on the same 100 training images; an evaluation set of held-out
+images measures top-1 agreement with the float model and the mean cosine of the logits. One table
+from one run:
 
     .venv/bin/python benchmarks/bench_quant.py [--calib 100] [--runs 200]
 """
@@ -80,7 +81,9 @@ def train(images: np.ndarray, labels: np.ndarray, seed: int = 0) -> onnx.ModelPr
                 ("conv3", w3, np.zeros(32), 2, True, 1)]
     path = os.path.join(tempfile.mkdtemp(prefix="bench-quant-"), "features.onnx")
     onnx.save(_model(features, "N", 32, 4), path)
-    feats = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"input": images})[0]
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1  # deterministic feature sums, hence the same classifier every run
+    feats = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"]).run(None, {"input": images})[0]
     classifier = LogisticRegression(max_iter=300, C=0.5).fit(feats.reshape(len(feats), -1), labels)
     w4 = classifier.coef_.reshape(10, 32, 4, 4)
     return _model(features + [("logits", w4, classifier.intercept_, 1, False, 0)], 1, 10, 1)
@@ -147,8 +150,11 @@ def main() -> None:
     images, labels = load_digits_images()
     order = np.random.default_rng(0).permutation(len(images))
     train_idx, eval_idx = order[:1100], order[1100:]
+    from threadpoolctl import threadpool_limits
+
     start = time.perf_counter()
-    model = train(images[train_idx], labels[train_idx])
+    with threadpool_limits(1):  # one BLAS thread: the same trained model in every run
+        model = train(images[train_idx], labels[train_idx])
     train_s = time.perf_counter() - start
     folder = tempfile.mkdtemp(prefix="bench-quant-")
     model_path = os.path.join(folder, "digits_cnn.onnx")
@@ -173,6 +179,7 @@ def main() -> None:
         "ours u8 (min/max)": ours(model_path, dataset, evaluation, args.runs),
         "ours u8 (mmse)": ours(model_path, dataset, evaluation, args.runs, quantized_algorithm="mmse"),
         "ours u8 (kl_divergence)": ours(model_path, dataset, evaluation, args.runs, quantized_algorithm="kl_divergence"),
+        "ours u8 (min/max + bias corr.)": ours(model_path, dataset, evaluation, args.runs, bias_correction=True),
         "ours u8 (min/max + CLE + bias corr.)": ours(model_path, dataset, evaluation, args.runs,
                                                      cross_layer_equalization=True, bias_correction=True),
         "onnxruntime quantize_static (QDQ u8 MinMax)": onnxruntime_static(model_path, calibration, evaluation, args.runs),
