@@ -16,11 +16,11 @@ from rknn_core.ops._quant import (
     exact_chunks,
     exact_dtype,
     requantize_accumulator,
+    requantize_channels,
     to_int,
     weight_plan,
 )
 from rknn_core.ops._spatial import axis_taps
-from rknn_core.quant.fixedpoint import requantize
 from rknn_core.quant.params import QTYPES, quantize, round_half_away
 from rknn_core.records import Cost, OpDef
 
@@ -480,7 +480,7 @@ def _softmax_quant(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[n
     e = _exp_table(x_q.qtype, x_q.scale[0])[v.max(axis=axis, keepdims=True) - v]
     total = e.sum(axis=axis, keepdims=True)
     p = ((e << SOFTMAX_PROB_BITS) + total // 2) // total
-    out = requantize(p, 2.0**-SOFTMAX_PROB_BITS / o_q.scale[0], o_q.zero_point[0], o_q.qtype)
+    out = requantize_channels(p, 2.0**-SOFTMAX_PROB_BITS / o_q.scale[0], o_q.zero_point[0], o_q.qtype)
     return [out.reshape(x.shape)]
 
 
