@@ -20,10 +20,11 @@ class Executor:
         self.graph = graph
         self.opdefs = [op_for(node, registry) for node in graph.nodes]
         self.kernels = [opdef.kernel for opdef in self.opdefs]
-        self._plans: dict[frozenset, list[int]] = {}
+        self._plans: dict[frozenset, tuple[list[int], dict[str, int]]] = {}
 
-    def _plan(self, fed: frozenset) -> list[int]:
-        """Indices of the nodes needed for the outputs when the tensors in ``fed`` are given."""
+    def _plan(self, fed: frozenset) -> tuple[list[int], dict[str, int]]:
+        """Indices of the nodes needed for the outputs when the tensors in ``fed`` are given, and the
+        step of each tensor's last use."""
         if fed not in self._plans:
             producers = {out: i for i, node in enumerate(self.graph.nodes) for out in node.outputs}
             needed, stack = set(), [o for o in self.graph.outputs if o not in fed]
@@ -33,18 +34,16 @@ class Executor:
                     continue
                 needed.add(i)
                 stack.extend(t for t in self.graph.nodes[i].inputs if t and t not in fed)
-            self._plans[fed] = sorted(needed)
+            plan = sorted(needed)
+            last_use = {name: step for step, i in enumerate(plan) for name in self.graph.nodes[i].inputs}
+            self._plans[fed] = plan, last_use
         return self._plans[fed]
 
     def run(self, feeds: dict[str, np.ndarray], times: list | None = None,
             keep: Iterable[str] = ()) -> dict[str, np.ndarray]:
         """Values of the graph outputs (and of ``keep``); with ``times``, appends (node, seconds)."""
         g = self.graph
-        plan = self._plan(frozenset(feeds))
-        last_use: dict[str, int] = {}
-        for step, i in enumerate(plan):
-            for name in g.nodes[i].inputs:
-                last_use[name] = step
+        plan, last_use = self._plan(frozenset(feeds))
         pinned = set(g.outputs) | set(keep)
         values: dict[str, np.ndarray] = dict(feeds)
         for step, i in enumerate(plan):
