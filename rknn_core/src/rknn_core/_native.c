@@ -1064,6 +1064,43 @@ static PyObject *pad_planes(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* plane_sums(x, kind, out, planes, size): out[p] = sum of the size storage integers of plane p (int64). */
+static PyObject *plane_sums(PyObject *self, PyObject *args)
+{
+    Py_buffer xb, ob;
+    int kind;
+    Py_ssize_t planes, size;
+    if (!PyArg_ParseTuple(args, "y*Cw*nn", &xb, &kind, &ob, &planes, &size))
+        return NULL;
+    int ok = out_index(kind) >= 0 && planes >= 0 && size >= 0 && xb.len >= planes * size * kind_size(kind) &&
+             ob.len >= planes * 8;
+    if (ok) {
+        int64_t *out = (int64_t *)ob.buf;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t p = 0; p < planes; p++) {
+            int64_t total = 0;
+            if (kind == 'B')
+                for (Py_ssize_t i = 0; i < size; i++)
+                    total += ((const uint8_t *)xb.buf)[p * size + i];
+            else if (kind == 'b')
+                for (Py_ssize_t i = 0; i < size; i++)
+                    total += ((const int8_t *)xb.buf)[p * size + i];
+            else
+                for (Py_ssize_t i = 0; i < size; i++)
+                    total += ((const int16_t *)xb.buf)[p * size + i];
+            out[p] = total;
+        }
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&xb);
+    PyBuffer_Release(&ob);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "plane_sums: unknown kind or buffer sizes that do not match");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 /* ---- Threads ------------------------------------------------------------------------------------ */
 
 static PyObject *set_threads(PyObject *self, PyObject *arg)
@@ -1089,6 +1126,7 @@ static PyMethodDef methods[] = {
      "conv_gemm on centered integers, requantized (fixed point, per output channel) into 8/16-bit storage."},
     {"quantize", quantize, METH_VARARGS, "Per-tensor quantization of float32/float64 values into 8/16-bit storage."},
     {"pad_planes", pad_planes, METH_VARARGS, "Planes into zero-bordered float32 planes (storage kinds centered)."},
+    {"plane_sums", plane_sums, METH_VARARGS, "Sums of the storage integers of each plane (int64)."},
     {"center", center, METH_VARARGS, "center(x, kind, zero, out): out = float32(x - zero) for storage integers."},
     {"set_threads", set_threads, METH_O, "set_threads(t): the compiled kernels use t threads (1: no pool threads)."},
     {"get_threads", get_threads, METH_NOARGS, "get_threads() -> the compiled kernels' thread count."},

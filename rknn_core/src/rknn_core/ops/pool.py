@@ -233,8 +233,11 @@ def _global_avg_quant(inputs: list, in_q: list, out_q: list, attrs: dict) -> lis
     x, x_q, o_q = inputs[0], in_q[0], out_q[0]
     axes = tuple(range(2, x.ndim))
     count = int(np.prod(x.shape[2:]))
-    if x_q.axis is None:  # the zero point is subtracted from the sums, not from every element
-        total = np.asarray(x).sum(axis=axes, keepdims=True, dtype=np.int64) - count * int(x_q.zero_point[0])
+    if x_q.axis is None and x_q.qtype in STORAGE_KINDS and x.dtype == QTYPES[x_q.qtype][2]:
+        # sums of the storage in one compiled pass; the zero point comes off the sums
+        total = np.empty((*x.shape[:2], *[1] * len(axes)), dtype=np.int64)
+        _native.plane_sums(np.ascontiguousarray(x), STORAGE_KINDS[x_q.qtype], total, x.shape[0] * x.shape[1], count)
+        total -= count * int(x_q.zero_point[0])
     else:
         total = centered(x, x_q, np.int64).sum(axis=axes, keepdims=True)
     return [_average_requantize(total, np.asarray(float(count)), x_q, o_q)]
