@@ -277,7 +277,7 @@ def quantized_add(a: np.ndarray, b: np.ndarray, a_q: QuantParams, b_q: QuantPara
     a, b = np.asarray(a), np.asarray(b)
     kind = _OUT_KINDS.get(out_q.qtype)
     if kind is not None and a.dtype == b.dtype == QTYPES[out_q.qtype][2] == np.dtype(QTYPES[a_q.qtype][2]):
-        a2, b2 = np.broadcast_arrays(a, b)
+        a2, b2 = (a, b) if a.shape == b.shape else np.broadcast_arrays(a, b)
         a2, b2 = np.ascontiguousarray(a2), np.ascontiguousarray(b2)
         pot, mo, so = _add_out_plan(m_out)
         lo, hi, dtype = QTYPES[out_q.qtype]
