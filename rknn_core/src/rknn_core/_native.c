@@ -160,19 +160,29 @@ HOT static void dw_plane_taps(const float *restrict p, const float *restrict k, 
     }
 }
 
+static int dw_stride2(const geometry *g)
+{
+    return g->kh == 3 && g->kw == 3 && g->sh == 2 && g->sw == 2 && g->dh == 1 && g->dw == 1;
+}
+
+/* One output plane from an already zero-bordered plane (the stride-1 and generic paths). */
+static void dw_padded_plane(const float *padded, const float *k, float bias, float *out, const geometry *g)
+{
+    if (g->kh == 3 && g->kw == 3)
+        dw_plane3x3(padded, k, bias, out, g);
+    else
+        dw_plane_taps(padded, k, bias, out, g);
+}
+
 /* One output plane from one input plane (float32, unpadded): the fast paths or the generic taps. */
 static void dw_plane(const float *plane, float *scratch, const float *k, float bias, float *out, const geometry *g)
 {
-    const int is3x3 = g->kh == 3 && g->kw == 3;
-    if (is3x3 && g->sh == 2 && g->sw == 2 && g->dh == 1 && g->dw == 1) {
+    if (dw_stride2(g)) {
         dw_plane3x3s2(plane, scratch, k, bias, out, g);
         return;
     }
     pad_plane(plane, scratch, g);
-    if (is3x3)
-        dw_plane3x3(scratch, k, bias, out, g);
-    else
-        dw_plane_taps(scratch, k, bias, out, g);
+    dw_padded_plane(scratch, k, bias, out, g);
 }
 
 /* How many pool tasks share `planes` planes of `work` multiply-adds each: one below ~200k in all. */
@@ -697,6 +707,23 @@ HOT_INT static void center_plane(const void *x, int kind, Py_ssize_t offset, Py_
     }
 }
 
+/* pad_plane for storage integers: the input plane at `offset`, minus its zero point, into the
+ * zero-bordered scratch plane. */
+static void center_pad_plane(const void *x, int kind, Py_ssize_t offset, long long zero, float *p, const geometry *g)
+{
+    memset(p, 0, sizeof(float) * g->ph * g->pw);
+    for (Py_ssize_t r = 0; r < g->h; r++) {
+        Py_ssize_t pr = r + g->pt;
+        if (pr < 0 || pr >= g->ph)
+            continue;
+        Py_ssize_t c0 = g->pl < 0 ? -g->pl : 0, c1 = g->w;
+        if (c1 + g->pl > g->pw)
+            c1 = g->pw - g->pl;
+        if (c1 > c0)
+            center_plane(x, kind, offset + r * g->w + c0, c1 - c0, zero, p + pr * g->pw + c0 + g->pl);
+    }
+}
+
 /* Planes of one pool task: every partial sum is an integer below 2**24 (the caller checks the weights'
  * bound), so the float32 accumulators are exact and the requantization sees the true integer sums. */
 static void qdw_task(void *ctx, int t)
@@ -715,8 +742,14 @@ static void qdw_task(void *ctx, int t)
     const Py_ssize_t out_size = kind_size(a->out_kind);
     for (Py_ssize_t p = a->planes * t / a->tasks; p < a->planes * (t + 1) / a->tasks; p++) {
         const Py_ssize_t ch = p % a->c, k = a->nm > 1 ? ch : 0;
-        center_plane(a->x, a->x_kind, p * in_plane, in_plane, a->zx, centered);
-        dw_plane(centered, scratch, a->w + ch * g->kh * g->kw, 0.0f, acc, g);
+        const float *kern = a->w + ch * g->kh * g->kw;
+        if (dw_stride2(g)) {
+            center_plane(a->x, a->x_kind, p * in_plane, in_plane, a->zx, centered);
+            dw_plane3x3s2(centered, scratch, kern, 0.0f, acc, g);
+        } else { /* centered straight into the zero-bordered plane */
+            center_pad_plane(a->x, a->x_kind, p * in_plane, a->zx, scratch, g);
+            dw_padded_plane(scratch, kern, 0.0f, acc, g);
+        }
         const requant_args q = {a->bias ? a->bias + ch : NULL, a->mult + k, a->shift + k, 1, 1, out_plane, 1,
                                 a->zo, a->lo, a->hi, a->pot};
         requant(acc, (char *)a->y + p * out_plane * out_size, &q);
