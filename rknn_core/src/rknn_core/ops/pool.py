@@ -212,7 +212,7 @@ def _average_requantize(total: np.ndarray, div: np.ndarray, x_q, o_q) -> np.ndar
     power of two); a count of 0 (an all-padding window) gives the zero point."""
     lo, hi, dtype = QTYPES[o_q.qtype]
     if np.size(div) == 1 and o_q.qtype in STORAGE_KINDS:  # one multiplier: the compiled fixed-point multiply
-        mult, shift = _single_multiplier(x_q.scale[0], o_q.scale[0], float(div))
+        mult, shift = _single_multiplier(x_q.scale[0], o_q.scale[0], float(np.asarray(div).reshape(-1)[0]))
         out = np.empty(total.shape, dtype=dtype)
         _native.requantize(np.ascontiguousarray(total, dtype=np.int64), "q", None, mult, shift, False, out,
                            STORAGE_KINDS[o_q.qtype], 1, 1, total.size, int(o_q.zero_point[0]), lo, hi)
