@@ -13,8 +13,37 @@
 #include "native/gemm.h"
 #include "native/pool.h"
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* ---- Binding helpers ------------------------------------------------------------------------------ */
+
+/* Run fn on the thread pool with the GIL released. */
+static void run_tasks(int tasks, void (*fn)(void *, int), void *ctx)
+{
+    Py_BEGIN_ALLOW_THREADS
+    pool_run(tasks, fn, ctx);
+    Py_END_ALLOW_THREADS
+}
+
+/* Release `count` buffers; None, a ValueError with `message` when !ok, or MemoryError when a kernel
+ * found no scratch memory (!memory). */
+static PyObject *finish(int ok, int memory, const char *message, int count, ...)
+{
+    va_list buffers;
+    va_start(buffers, count);
+    for (int i = 0; i < count; i++)
+        PyBuffer_Release(va_arg(buffers, Py_buffer *));
+    va_end(buffers);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, message);
+        return NULL;
+    }
+    if (!memory)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
 
 typedef struct {
     Py_ssize_t h, w, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl;
@@ -42,8 +71,32 @@ HOT static void clamp_row(float *restrict y, Py_ssize_t n, float lo, float hi)
         y[c] = clamp(y[c], lo, hi);
 }
 
-/* Copy one input plane into the scratch plane, zero outside the input. */
-static void pad_plane(const float *x, float *p, const geometry *g)
+/* `count` values from element `offset` of x as float32 minus the zero point: storage integers (kinds
+ * B b h), or float32 (kind f) copied as they are. */
+HOT static void center_plane(const void *x, int kind, Py_ssize_t offset, Py_ssize_t count, long long zero,
+                             float *restrict out)
+{
+    const float z = (float)zero;
+    if (kind == 'f') {
+        memcpy(out, (const float *)x + offset, sizeof(float) * count);
+    } else if (kind == 'B') {
+        const uint8_t *restrict src = (const uint8_t *)x + offset;
+        for (Py_ssize_t i = 0; i < count; i++)
+            out[i] = (float)src[i] - z;
+    } else if (kind == 'b') {
+        const int8_t *restrict src = (const int8_t *)x + offset;
+        for (Py_ssize_t i = 0; i < count; i++)
+            out[i] = (float)src[i] - z;
+    } else {
+        const int16_t *restrict src = (const int16_t *)x + offset;
+        for (Py_ssize_t i = 0; i < count; i++)
+            out[i] = (float)src[i] - z;
+    }
+}
+
+/* One input plane (at element `offset` of x, read as center_plane does) into the scratch plane, zero
+ * outside the input. */
+static void pad_plane(const void *x, int kind, Py_ssize_t offset, long long zero, float *p, const geometry *g)
 {
     memset(p, 0, sizeof(float) * g->ph * g->pw);
     for (Py_ssize_t r = 0; r < g->h; r++) {
@@ -54,7 +107,7 @@ static void pad_plane(const float *x, float *p, const geometry *g)
         if (c1 + g->pl > g->pw)
             c1 = g->pw - g->pl;
         if (c1 > c0)
-            memcpy(p + pr * g->pw + c0 + g->pl, x + r * g->w + c0, sizeof(float) * (c1 - c0));
+            center_plane(x, kind, offset + r * g->w + c0, c1 - c0, zero, p + pr * g->pw + c0 + g->pl);
     }
 }
 
@@ -181,7 +234,7 @@ static void dw_plane(const float *plane, float *scratch, const float *k, float b
         dw_plane3x3s2(plane, scratch, k, bias, out, g);
         return;
     }
-    pad_plane(plane, scratch, g);
+    pad_plane(plane, 'f', 0, 0, scratch, g);
     dw_padded_plane(scratch, k, bias, out, g);
 }
 
@@ -245,23 +298,12 @@ static PyObject *depthwise_conv2d(PyObject *self, PyObject *args)
         dw_job J = {(const float *)xb.buf, (const float *)wb.buf, has_bias ? (const float *)bb.buf : NULL,
                     (float *)yb.buf, c, n * c, 1, g, 0};
         J.tasks = plane_tasks(J.planes, g.oh * g.ow * g.kh * g.kw);
-        Py_BEGIN_ALLOW_THREADS
-        pool_run(J.tasks, dw_task, &J);
-        Py_END_ALLOW_THREADS
+        run_tasks(J.tasks, dw_task, &J);
         done = !J.failed;
     }
     if (has_bias)
         PyBuffer_Release(&bb);
-    PyBuffer_Release(&xb);
-    PyBuffer_Release(&wb);
-    PyBuffer_Release(&yb);
-    if (!ok) {
-        PyErr_SetString(PyExc_ValueError, "depthwise_conv2d: buffer sizes do not match the geometry");
-        return NULL;
-    }
-    if (!done)
-        return PyErr_NoMemory();
-    Py_RETURN_NONE;
+    return finish(ok, done, "depthwise_conv2d: buffer sizes do not match the geometry", 3, &xb, &wb, &yb);
 }
 
 /* ---- Integer requantization: the rules of quant/fixedpoint.py, bit for bit -------------------------
@@ -654,18 +696,9 @@ static PyObject *quantized_add(PyObject *self, PyObject *args)
     if (ok) {
         add_job J = {xa.buf, xb.buf, ob.buf, kind, q.n < 16384 ? 1 : 2 * pool_get_threads(), 0, q, {0}};
         J.fast = add8_plan(kind, &q, &J.p);
-        Py_BEGIN_ALLOW_THREADS
-        pool_run(J.tasks, add_task, &J);
-        Py_END_ALLOW_THREADS
+        run_tasks(J.tasks, add_task, &J);
     }
-    PyBuffer_Release(&xa);
-    PyBuffer_Release(&xb);
-    PyBuffer_Release(&ob);
-    if (!ok) {
-        PyErr_SetString(PyExc_ValueError, "quantized_add: unknown kind or buffer sizes that do not match");
-        return NULL;
-    }
-    Py_RETURN_NONE;
+    return finish(ok, 1, "quantized_add: unknown kind or buffer sizes that do not match", 3, &xa, &xb, &ob);
 }
 
 /* ---- Integer depthwise convolution: center, accumulate (exactly, in float32), requantize ---------- */
@@ -686,43 +719,6 @@ typedef struct {
     geometry g;
     int failed;
 } qdw_args;
-
-/* One input plane of storage integers as float32 values minus the zero point. */
-HOT_INT static void center_plane(const void *x, int kind, Py_ssize_t offset, Py_ssize_t count, long long zero,
-                                 float *restrict out)
-{
-    const float z = (float)zero;
-    if (kind == 'B') {
-        const uint8_t *restrict src = (const uint8_t *)x + offset;
-        for (Py_ssize_t i = 0; i < count; i++)
-            out[i] = (float)src[i] - z;
-    } else if (kind == 'b') {
-        const int8_t *restrict src = (const int8_t *)x + offset;
-        for (Py_ssize_t i = 0; i < count; i++)
-            out[i] = (float)src[i] - z;
-    } else {
-        const int16_t *restrict src = (const int16_t *)x + offset;
-        for (Py_ssize_t i = 0; i < count; i++)
-            out[i] = (float)src[i] - z;
-    }
-}
-
-/* pad_plane for storage integers: the input plane at `offset`, minus its zero point, into the
- * zero-bordered scratch plane. */
-static void center_pad_plane(const void *x, int kind, Py_ssize_t offset, long long zero, float *p, const geometry *g)
-{
-    memset(p, 0, sizeof(float) * g->ph * g->pw);
-    for (Py_ssize_t r = 0; r < g->h; r++) {
-        Py_ssize_t pr = r + g->pt;
-        if (pr < 0 || pr >= g->ph)
-            continue;
-        Py_ssize_t c0 = g->pl < 0 ? -g->pl : 0, c1 = g->w;
-        if (c1 + g->pl > g->pw)
-            c1 = g->pw - g->pl;
-        if (c1 > c0)
-            center_plane(x, kind, offset + r * g->w + c0, c1 - c0, zero, p + pr * g->pw + c0 + g->pl);
-    }
-}
 
 /* Planes of one pool task: every partial sum is an integer below 2**24 (the caller checks the weights'
  * bound), so the float32 accumulators are exact and the requantization sees the true integer sums. */
@@ -747,7 +743,7 @@ static void qdw_task(void *ctx, int t)
             center_plane(a->x, a->x_kind, p * in_plane, in_plane, a->zx, centered);
             dw_plane3x3s2(centered, scratch, kern, 0.0f, acc, g);
         } else { /* centered straight into the zero-bordered plane */
-            center_pad_plane(a->x, a->x_kind, p * in_plane, a->zx, scratch, g);
+            pad_plane(a->x, a->x_kind, p * in_plane, a->zx, scratch, g);
             dw_padded_plane(scratch, kern, 0.0f, acc, g);
         }
         const requant_args q = {a->bias ? a->bias + ch : NULL, a->mult + k, a->shift + k, 1, 1, out_plane, 1,
@@ -798,25 +794,13 @@ static PyObject *qdepthwise_conv2d(PyObject *self, PyObject *args)
         a.planes = n * a.c;
         a.tasks = plane_tasks(a.planes, g->oh * g->ow * g->kh * g->kw);
         a.failed = 0;
-        Py_BEGIN_ALLOW_THREADS
-        pool_run(a.tasks, qdw_task, &a);
-        Py_END_ALLOW_THREADS
+        run_tasks(a.tasks, qdw_task, &a);
         done = !a.failed;
     }
     if (has_bias && bb.obj)
         PyBuffer_Release(&bb);
-    PyBuffer_Release(&xb);
-    PyBuffer_Release(&wb);
-    PyBuffer_Release(&mb);
-    PyBuffer_Release(&sb);
-    PyBuffer_Release(&yb);
-    if (!ok) {
-        PyErr_SetString(PyExc_ValueError, "qdepthwise_conv2d: unknown kinds or buffer sizes that do not match");
-        return NULL;
-    }
-    if (!done)
-        return PyErr_NoMemory();
-    Py_RETURN_NONE;
+    return finish(ok, done, "qdepthwise_conv2d: unknown kinds or buffer sizes that do not match", 5, &xb, &wb, &mb, &sb,
+                  &yb);
 }
 
 /* ---- Integer convolution on the GEMM: centered inputs, exact float32 sums, requantized per block ---- */
@@ -850,17 +834,9 @@ static PyObject *center(PyObject *self, PyObject *args)
         J.x = xb.buf;
         J.out = (float *)ob.buf;
         J.tasks = J.count < 65536 ? 1 : 4 * pool_get_threads();
-        Py_BEGIN_ALLOW_THREADS
-        pool_run(J.tasks, center_task, &J);
-        Py_END_ALLOW_THREADS
+        run_tasks(J.tasks, center_task, &J);
     }
-    PyBuffer_Release(&xb);
-    PyBuffer_Release(&ob);
-    if (!ok) {
-        PyErr_SetString(PyExc_ValueError, "center: unknown kind or buffer sizes that do not match");
-        return NULL;
-    }
-    Py_RETURN_NONE;
+    return finish(ok, 1, "center: unknown kind or buffer sizes that do not match", 2, &xb, &ob);
 }
 
 typedef struct {
@@ -1017,17 +993,9 @@ static PyObject *quantize(PyObject *self, PyObject *args)
         J.x = xb.buf;
         J.out = ob.buf;
         J.tasks = J.count < 65536 ? 1 : 4 * pool_get_threads();
-        Py_BEGIN_ALLOW_THREADS
-        pool_run(J.tasks, quantize_task, &J);
-        Py_END_ALLOW_THREADS
+        run_tasks(J.tasks, quantize_task, &J);
     }
-    PyBuffer_Release(&xb);
-    PyBuffer_Release(&ob);
-    if (!ok) {
-        PyErr_SetString(PyExc_ValueError, "quantize: unknown kinds, a non-positive scale or buffer sizes that do not match");
-        return NULL;
-    }
-    Py_RETURN_NONE;
+    return finish(ok, 1, "quantize: unknown kinds, a non-positive scale or buffer sizes that do not match", 2, &xb, &ob);
 }
 
 /* ---- Padded planes for the GEMM: centered storage or float32, zero borders ------------------------ */
@@ -1084,17 +1052,10 @@ static PyObject *pad_planes(PyObject *self, PyObject *args)
         J.x = xb.buf;
         J.out = (float *)ob.buf;
         J.tasks = plane_tasks(J.planes, J.ph * J.pw / 8);
-        Py_BEGIN_ALLOW_THREADS
-        pool_run(J.tasks, pad_task, &J);
-        Py_END_ALLOW_THREADS
+        run_tasks(J.tasks, pad_task, &J);
     }
-    PyBuffer_Release(&xb);
-    PyBuffer_Release(&ob);
-    if (!ok) {
-        PyErr_SetString(PyExc_ValueError, "pad_planes: unknown kind, pads outside the plane or buffer sizes that do not match");
-        return NULL;
-    }
-    Py_RETURN_NONE;
+    return finish(ok, 1, "pad_planes: unknown kind, pads outside the plane or buffer sizes that do not match", 2, &xb,
+                  &ob);
 }
 
 /* plane_sums(x, kind, out, planes, size): out[p] = sum of the size storage integers of plane p (int64). */
@@ -1125,13 +1086,7 @@ static PyObject *plane_sums(PyObject *self, PyObject *args)
         }
         Py_END_ALLOW_THREADS
     }
-    PyBuffer_Release(&xb);
-    PyBuffer_Release(&ob);
-    if (!ok) {
-        PyErr_SetString(PyExc_ValueError, "plane_sums: unknown kind or buffer sizes that do not match");
-        return NULL;
-    }
-    Py_RETURN_NONE;
+    return finish(ok, 1, "plane_sums: unknown kind or buffer sizes that do not match", 2, &xb, &ob);
 }
 
 /* ---- Threads ------------------------------------------------------------------------------------ */
