@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import weakref
-from collections.abc import Callable
 
 import numpy as np
 from attrs import frozen
@@ -209,12 +208,21 @@ def quant_kernel(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.
     x, w = inputs[0], inputs[1]
     b = inputs[2] if len(inputs) > 2 else None
     x_q, w_q, o_q = in_q[0], in_q[1], out_q[0]
+    key = (id(attrs), x.shape, x.dtype.num, id(w), id(b), id(x_q), id(w_q), id(o_q))
+    hit = _RUNNERS.get(key)
+    if hit is not None and hit[0] == attrs and all(ref() is obj for ref, obj in zip(hit[1], (w, b, x_q, w_q, o_q))):
+        return [hit[2](x)]
     if w_q.axis not in (None, 0):
         raise RknnError(f"Conv per-channel weights must be quantized along axis 0, not {w_q.axis}")
     wc, dtype = weight_plan(w, w_q, x_q, 0)
     act = attrs.get("activation")
     if _fused_integer(x, wc, dtype, act, x_q, o_q):
-        return [_integer_runner(x, wc, b, x_q, w_q, o_q, attrs)(x)]
+        make = _depthwise_runner if _is_depthwise(x, wc, attrs) else _gemm_runner
+        run = make(x.shape, wc, b, x_q, w_q, o_q, attrs)
+        if len(_RUNNERS) > 1024:
+            _RUNNERS.clear()
+        _RUNNERS[key] = (dict(attrs), [_weak(obj) for obj in (w, b, x_q, w_q, o_q)], run)
+        return [run(x)]
     plain = {k: v for k, v in attrs.items() if k != "activation"}
     acc = kernel([centered(x, x_q, dtype), wc], plain)[0]
     return [requantize_accumulator(acc, x_q, w_q, o_q, 1, activation_bounds(act, o_q), b, act)]
@@ -253,27 +261,14 @@ def _requant(wc, b, x_q, w_q, o_q, act, group: int) -> tuple[RequantPlan, list]:
     return derived(wc, key, make)
 
 
+# Compiled integer convolutions per node and input shape, prepared once (geometry, offsets,
+# requantization slices, weights per group) and reused while the node's weights, bias and parameters
+# are the same objects (held weakly) and its attributes the same values.
 _RUNNERS: dict = {}
 
 
 def _weak(obj):
     return (lambda: None) if obj is None else weakref.ref(obj)
-
-
-def _integer_runner(x, wc, b, x_q, w_q, o_q, attrs: dict) -> Callable[[np.ndarray], np.ndarray]:
-    """The compiled integer convolution of one node for inputs shaped like ``x``, prepared once
-    (geometry, offsets, requantization slices, weights per group) and reused while the node's centered
-    weights, bias and parameters are the same objects and its attributes the same values."""
-    key = (id(attrs), x.shape, id(wc), id(b), id(x_q), id(w_q), id(o_q))
-    hit = _RUNNERS.get(key)
-    if hit is not None and hit[0] == attrs and all(ref() is obj for ref, obj in zip(hit[1], (wc, b, x_q, w_q, o_q))):
-        return hit[2]
-    make = _depthwise_runner if _is_depthwise(x, wc, attrs) else _gemm_runner
-    run = make(x.shape, wc, b, x_q, w_q, o_q, attrs)
-    if len(_RUNNERS) > 1024:
-        _RUNNERS.clear()
-    _RUNNERS[key] = (dict(attrs), [_weak(obj) for obj in (wc, b, x_q, w_q, o_q)], run)
-    return run
 
 
 def _gemm_runner(x_shape, wc, b, x_q, w_q, o_q, attrs):
