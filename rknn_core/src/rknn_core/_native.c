@@ -1,4 +1,10 @@
-/* Compiled inner loops for the float simulator where numpy has no fast formulation.
+/* The simulator's compiled kernels and their Python bindings (module rknn_core._native):
+ *   depthwise convolution, float (depthwise_conv2d) and integer (qdepthwise_conv2d);
+ *   the convolution GEMM of native/gemm.c, float (conv_gemm) and integer (qconv_gemm, requantized
+ *   block by block); requantize, quantize, center, pad_planes, plane_sums, quantized_add;
+ *   the thread count of the pool in native/pool.c (set_threads, get_threads).
+ * Each binding documents its arguments above its definition. Integer results equal the rules of
+ * quant/fixedpoint.py bit for bit; AVX-512 paths (chosen at import) give the same results.
  *
  * depthwise_conv2d(x, w, bias, y, n, c, h, w_, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl, lo, hi)
  *   x: float32 C-contiguous (N, C, H, W), unpadded; zero padding pt (top) / pl (left) is implicit
