@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from rknn_core.quant.fixedpoint import quantize_multiplier
+from rknn_core.quant.fixedpoint import quantize_multiplier, rounding_shift_right
+from rknn_core.quant.params import QTYPES
+from rknn_tflite.reader import QTYPES as STORAGE_QTYPES
 
-STORAGE = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}
+# (lowest, highest) stored value of each 8/16-bit TFLite tensor type
+STORAGE = {dtype: QTYPES[qtype][:2] for dtype, qtype in STORAGE_QTYPES.items() if qtype != "i32"}
 
 
 def multiplier(real) -> tuple[np.ndarray, np.ndarray]:
@@ -37,10 +40,7 @@ def multiply_half_up(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> np
 
 def multiply_half_up_then_away(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """``round(acc * m)`` as VQRDMULH then gemmlowp's RoundingDivideByPOT (ties away from zero)."""
-    high = high_half_up(acc, mult, shift)
-    right = np.maximum(-shift, 0)
-    mask = (np.int64(1) << right) - 1
-    return (high >> right) + ((high & mask) > (mask >> 1) + (high < 0))
+    return rounding_shift_right(high_half_up(acc, mult, shift), np.maximum(-shift, 0))
 
 
 def centered_storage(x: np.ndarray, scale: float) -> np.ndarray:

@@ -15,6 +15,7 @@ import functools
 import numpy as np
 
 from rknn_core.ops._common import default_cost, same_as_first
+from rknn_core.quant.fixedpoint import rounding_shift_right
 from rknn_core.records import OpDef
 from rknn_tflite.fixed_point import STORAGE, centered_storage, multiplier, saturated_real
 
@@ -44,11 +45,6 @@ def _doubling_high_mul16(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where((a == I16_MIN) & (b == I16_MIN), I16_MAX, high)
 
 
-def _rounding_divide_by_pot(x: np.ndarray, exponent: int) -> np.ndarray:
-    mask = (1 << exponent) - 1
-    return (x >> exponent) + ((x & mask) > (mask >> 1) + (x < 0))
-
-
 def _saturating_left_shift16(x: np.ndarray, amount: int) -> np.ndarray:
     return np.clip(x << amount, I16_MIN, I16_MAX)
 
@@ -67,9 +63,9 @@ def table(dtype: str, in_scale: float, in_zero: int, out_scale: float, out_zero:
     if relu_exp > 0:
         reluish = _saturating_left_shift16(reluish, 1)
     elif relu_exp < 0:
-        reluish = _rounding_divide_by_pot(reluish, -relu_exp)
+        reluish = rounding_shift_right(reluish, -relu_exp)
     reluish = (reluish + (1 << 15)) >> 1
-    return _rounding_divide_by_pot(_doubling_high_mul16(reluish, preshift), -out_exp)
+    return rounding_shift_right(_doubling_high_mul16(reluish, preshift), -out_exp)
 
 
 def kernel(inputs: list, attrs: dict) -> list[np.ndarray]:

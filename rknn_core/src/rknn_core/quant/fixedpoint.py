@@ -31,7 +31,7 @@ def _rounding_doubling_high_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(total >= 0, total >> 31, -((-total) >> 31))
 
 
-def _rounding_shift_right(x: np.ndarray, exponent: np.ndarray) -> np.ndarray:
+def rounding_shift_right(x: np.ndarray, exponent: np.ndarray) -> np.ndarray:
     """``round(x / 2**exponent)``, ties away from zero; shifts beyond 62 act as 62 (the result is 0)."""
     exponent = np.minimum(exponent, 62)
     mask = (np.int64(1) << exponent) - 1
@@ -46,7 +46,7 @@ def multiply(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> np.ndarray
     left = np.minimum(np.maximum(shift, 0), 32)  # beyond 32 every nonzero value saturates anyway
     right = np.maximum(-shift, 0)
     high = _rounding_doubling_high_mul(np.clip(acc << left, -(2**31), 2**31 - 1), mult)
-    return _rounding_shift_right(high, right)
+    return rounding_shift_right(high, right)
 
 
 def shift_by_power_of_two(acc: np.ndarray, exponent: np.ndarray) -> np.ndarray:
@@ -54,7 +54,7 @@ def shift_by_power_of_two(acc: np.ndarray, exponent: np.ndarray) -> np.ndarray:
     acc = np.asarray(acc, dtype=np.int64)
     exponent = np.asarray(exponent, dtype=np.int64)
     return np.where(exponent >= 0, acc << np.minimum(np.maximum(exponent, 0), 62),
-                    _rounding_shift_right(acc, np.maximum(-exponent, 0)))
+                    rounding_shift_right(acc, np.maximum(-exponent, 0)))
 
 
 def multiplier_plan(real_multiplier: np.ndarray) -> tuple[bool, np.ndarray, np.ndarray]:
