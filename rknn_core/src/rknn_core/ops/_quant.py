@@ -21,12 +21,9 @@ from attrs import frozen as attrs_frozen
 from rknn_core import _native
 from rknn_core.ir import QuantParams
 from rknn_core.quant.fixedpoint import multiplier_plan, multiply, quantize_multiplier, requantize
-from rknn_core.quant.params import QTYPES, _broadcast, dequantize, quantize
+from rknn_core.quant.params import ARRAY_KINDS, QTYPES, STORAGE_KINDS, _broadcast, dequantize, quantize
 
 EXACT_FLOAT32 = 2**24  # integers below this add exactly in float32
-_KINDS = {np.dtype(np.float32): "f", np.dtype(np.float64): "d", np.dtype(np.int32): "i", np.dtype(np.int64): "q"}
-_OUT_KINDS = {"u8": "B", "i8": "b", "i16": "h"}
-STORAGE_KINDS = _OUT_KINDS  # the storage kinds the compiled kernels read and write
 
 
 def centered(v: np.ndarray, q: QuantParams, dtype=np.float64) -> np.ndarray:
@@ -136,7 +133,7 @@ def requant_plan(m, qtype: str, bounds: tuple[int, int] | None, channels: int,
         b = derived(bias, ("bias", channels), lambda v: np.ascontiguousarray(
             np.broadcast_to(np.asarray(v, np.int64).reshape(-1), (channels,)))) if isinstance(bias, np.ndarray) \
             else np.broadcast_to(np.asarray(bias, np.int64).reshape(-1), (channels,)).copy()
-    return RequantPlan(pot, mult, shift, b, lo, hi, dtype, _OUT_KINDS.get(qtype, ""))
+    return RequantPlan(pot, mult, shift, b, lo, hi, dtype, STORAGE_KINDS.get(qtype, ""))
 
 
 def exact_chunks(wc: np.ndarray, x_q: QuantParams) -> list[tuple[int, int, np.ndarray]]:
@@ -171,8 +168,8 @@ def requantize_channels(acc: np.ndarray, m, zero_point: int, qtype: str, bounds:
     m = np.asarray(m, dtype=np.float64).reshape(-1)
     axis = None if axis is None or acc.ndim == 0 else axis % acc.ndim
     channels = 1 if axis is None else acc.shape[axis]
-    kind = _KINDS.get(acc.dtype)
-    if kind is None or qtype not in _OUT_KINDS or m.size not in (1, channels) or (bias is not None and axis is None):
+    kind = ARRAY_KINDS.get(acc.dtype)
+    if kind is None or qtype not in STORAGE_KINDS or m.size not in (1, channels) or (bias is not None and axis is None):
         lo, hi, _ = QTYPES[qtype]
         if bounds is not None:
             lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
@@ -275,7 +272,7 @@ def quantized_add(a: np.ndarray, b: np.ndarray, a_q: QuantParams, b_q: QuantPara
     """a + sign * b with TFLite's integer ADD: both sides scaled to a common fixed-point grid."""
     shift, ma, sa, mb, sb, m_out = _add_plan(a_q.scale[0], b_q.scale[0], out_q.scale[0], out_q.qtype)
     a, b = np.asarray(a), np.asarray(b)
-    kind = _OUT_KINDS.get(out_q.qtype)
+    kind = STORAGE_KINDS.get(out_q.qtype)
     if kind is not None and a.dtype == b.dtype == QTYPES[out_q.qtype][2] == np.dtype(QTYPES[a_q.qtype][2]):
         a2, b2 = (a, b) if a.shape == b.shape else np.broadcast_arrays(a, b)
         a2, b2 = np.ascontiguousarray(a2), np.ascontiguousarray(b2)

@@ -37,18 +37,19 @@ def _broadcast(values: tuple, q: QuantParams, ndim: int) -> np.ndarray:
     return arr.reshape(shape)
 
 
-_KINDS = {np.dtype(np.float32): "f", np.dtype(np.float64): "d"}
-_STORAGE = {"u8": "B", "i8": "b", "i16": "h"}
+# the array kinds the compiled kernels (rknn_core._native) take: storage types and accumulators
+STORAGE_KINDS = {"u8": "B", "i8": "b", "i16": "h"}
+ARRAY_KINDS = {np.dtype(np.float32): "f", np.dtype(np.float64): "d", np.dtype(np.int32): "i", np.dtype(np.int64): "q"}
 
 
 def quantize(x: np.ndarray, q: QuantParams) -> np.ndarray:
     """Real values to the storage integers of ``q`` (rounded, ties away from zero; saturated)."""
     lo, hi, dtype = QTYPES[q.qtype]
     x = np.asarray(x)
-    if x.dtype in _KINDS and q.qtype in _STORAGE and len(q.scale) == 1 and x.size:
+    if x.dtype.kind == "f" and x.dtype in ARRAY_KINDS and q.qtype in STORAGE_KINDS and len(q.scale) == 1 and x.size:
         out = np.empty(x.shape, dtype=dtype)
-        _native.quantize(np.ascontiguousarray(x), _KINDS[x.dtype], float(q.scale[0]), int(q.zero_point[0]), out,
-                         _STORAGE[q.qtype], lo, hi)
+        _native.quantize(np.ascontiguousarray(x), ARRAY_KINDS[x.dtype], float(q.scale[0]), int(q.zero_point[0]), out,
+                         STORAGE_KINDS[q.qtype], lo, hi)
         return out
     x = np.asarray(x, dtype=np.float64)
     scale = _broadcast(q.scale, q, x.ndim)
