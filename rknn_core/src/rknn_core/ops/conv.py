@@ -86,7 +86,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, attrs: dict) -> n
             _native.depthwise_conv2d(np.ascontiguousarray(x), np.ascontiguousarray(w), b, y, n, c, *x.shape[2:],
                                      *kernel, *out, *strides, *dilations, *begin, *fused)
         else:
-            y = _gemm_conv(x, w, b, group, kernel, strides, dilations, begin, end, out, fused)
+            y = _gemm_conv(x, w, b, group, geo, fused)
         return y if bounds is not None else apply_activation(y, act)
     xp = pad_spatial(x, begin, end)
     if kernel == [1, 1] and list(strides) == [1, 1] and group == 1:
@@ -117,18 +117,20 @@ def _offsets(channels: int, padded: tuple[int, int], kernel: tuple[int, int], st
     return taps, origins
 
 
-def _gemm_conv(x, w, b, group, kernel, strides, dilations, begin, end, out, bounds) -> np.ndarray:
+def _gemm_conv(x, w, b, group, geo: Geometry, bounds) -> np.ndarray:
     """float32 convolution on the compiled GEMM (implicit im2col, bias and clamp fused, threaded)."""
     m = w.shape[0]
-    y = np.empty((x.shape[0], m, out[0] * out[1]), dtype=np.float32)
+    y = np.empty((x.shape[0], m, geo.out[0] * geo.out[1]), dtype=np.float32)
+    xp = np.ascontiguousarray(x if not any(geo.begin) and not any(geo.end)
+                              else _padded_planes(x, "f", 0, geo.begin, geo.end))
+    layout = _layout(x.shape[1], xp.shape[2:], w, group, geo)
 
-    def call(weights, source, taps, origins, dst, c0, count):
-        _native.conv_gemm(weights, source, taps, origins, None if b is None else b[c0:c0 + count], dst, count,
-                          taps.size, origins.size, *bounds)
+    def call(weights, image, dst, g, c0, count):
+        _native.conv_gemm(weights, image, layout.taps, layout.origins, None if b is None else b[c0:c0 + count], dst,
+                          count, layout.taps.size, layout.origins.size, *bounds)
 
-    xp = x if not any(begin) and not any(end) else _padded_planes(x, "f", 0, begin, end)
-    _per_group_gemm(xp, w, group, kernel, strides, dilations, out, y, call)
-    return y.reshape(x.shape[0], m, *out)
+    _run_groups(xp, layout, y, call)
+    return y.reshape(x.shape[0], m, *geo.out)
 
 
 def _padded_planes(x: np.ndarray, kind: str, zero: int, begin, end) -> np.ndarray:
@@ -144,20 +146,33 @@ def _padded_planes(x: np.ndarray, kind: str, zero: int, begin, end) -> np.ndarra
     return out
 
 
-def _per_group_gemm(xp, w, group, kernel, strides, dilations, out, y, call) -> None:
-    """``call(weights, source, taps, origins, dst, first_channel, channels)`` for each image and group of
-    the padded input ``xp`` (float32, or 8-bit storage for the integer kernel): the GEMM of one group's
-    weights over its input planes into ``dst``."""
-    xp = np.ascontiguousarray(xp)
-    n, c, hp, wp = xp.shape
-    cg, mg = c // group, w.shape[0] // group
-    taps, origins = _offsets(cg, (hp, wp), tuple(kernel), tuple(strides), tuple(dilations), tuple(out))
-    weights = np.ascontiguousarray(w).reshape(group, mg, -1)
-    plane = cg * hp * wp
-    for i in range(n):
-        image = xp[i].reshape(-1)
-        for g in range(group):
-            call(weights[g], image[g * plane:(g + 1) * plane], taps, origins, y[i, g * mg:(g + 1) * mg], g * mg, mg)
+@frozen
+class GroupLayout:
+    """How a convolution's GEMM reads a padded (C, Hp, Wp) input image: the implicit im2col offsets,
+    the weights of each group as (group, channels, taps) and the input elements of one group."""
+
+    taps: np.ndarray
+    origins: np.ndarray
+    weights: np.ndarray
+    plane: int
+
+
+def _layout(channels: int, padded: tuple[int, int], w: np.ndarray, group: int, geo: Geometry) -> GroupLayout:
+    taps, origins = _offsets(channels // group, padded, tuple(geo.kernel), tuple(geo.strides), tuple(geo.dilations),
+                             tuple(geo.out))
+    weights = np.ascontiguousarray(w).reshape(group, w.shape[0] // group, -1)
+    return GroupLayout(taps, origins, weights, (channels // group) * padded[0] * padded[1])
+
+
+def _run_groups(source: np.ndarray, layout: GroupLayout, y: np.ndarray, call) -> None:
+    """``call(weights, image, dst, group, first_channel, channels)`` for each image and group of the padded
+    input ``source`` (float32, or 8-bit storage for the integer kernel): one group's GEMM into ``dst``."""
+    count = layout.weights.shape[1]
+    for i in range(source.shape[0]):
+        image = source[i].reshape(-1)
+        for g in range(layout.weights.shape[0]):
+            call(layout.weights[g], image[g * layout.plane:(g + 1) * layout.plane], y[i, g * count:(g + 1) * count],
+                 g, g * count, count)
 
 
 def clamp_bounds(act: dict | None) -> tuple[float, float] | None:
@@ -283,21 +298,19 @@ def _gemm_runner(x_shape, wc, b, x_q, w_q, o_q, attrs):
     n, c, h, w = x_shape
     hp, wp = (h, w) if direct else (h + geo.begin[0] + geo.end[0], w + geo.begin[1] + geo.end[1])
     m, zero = wc.shape[0], int(o_q.zero_point[0])
-    taps, origins = _offsets(c // group, (hp, wp), tuple(geo.kernel), tuple(geo.strides), tuple(geo.dilations),
-                             tuple(geo.out))
-    weights = wc.reshape(group, m // group, -1)
-    plane = (c // group) * hp * wp
+    layout = _layout(c, (hp, wp), wc, group, geo)
     source_kind, source_zero = (kind, x_zero) if direct else ("f", 0)
+
+    def call(weights, image, dst, g, c0, count):
+        _, _, bias, mult, shift = parts[g]
+        _native.qconv_gemm(weights, image, source_kind, source_zero, layout.taps, layout.origins, bias, mult, shift,
+                           plan.pot, dst, plan.kind, zero, plan.lo, plan.hi, count, layout.taps.size,
+                           layout.origins.size)
 
     def run(x: np.ndarray) -> np.ndarray:
         source = np.ascontiguousarray(x) if direct else _padded_planes(x, kind, x_zero, geo.begin, geo.end)
         y = np.empty((n, m, geo.out[0] * geo.out[1]), dtype=plan.dtype)
-        for i in range(n):
-            image = source[i].reshape(-1)
-            for g, (c0, count, bias, mult, shift) in enumerate(parts):
-                _native.qconv_gemm(weights[g], image[g * plane:(g + 1) * plane], source_kind, source_zero, taps,
-                                   origins, bias, mult, shift, plan.pot, y[i, c0:c0 + count], plan.kind, zero,
-                                   plan.lo, plan.hi, count, taps.size, origins.size)
+        _run_groups(source, layout, y, call)
         return y.reshape(n, m, *geo.out)
 
     return run
