@@ -104,16 +104,19 @@ HOT static void center_plane(const void *x, int kind, Py_ssize_t offset, Py_ssiz
  * outside the input. */
 static void pad_plane(const void *x, int kind, Py_ssize_t offset, long long zero, float *p, const geometry *g)
 {
-    memset(p, 0, sizeof(float) * g->ph * g->pw);
-    for (Py_ssize_t r = 0; r < g->h; r++) {
-        Py_ssize_t pr = r + g->pt;
-        if (pr < 0 || pr >= g->ph)
-            continue;
-        Py_ssize_t c0 = g->pl < 0 ? -g->pl : 0, c1 = g->w;
+    for (Py_ssize_t pr = 0; pr < g->ph; pr++) {
+        float *row = p + pr * g->pw;
+        const Py_ssize_t r = pr - g->pt;
+        Py_ssize_t c0 = g->pl < 0 ? -g->pl : 0, c1 = g->w; /* the input columns that land in the row */
         if (c1 + g->pl > g->pw)
             c1 = g->pw - g->pl;
-        if (c1 > c0)
-            center_plane(x, kind, offset + r * g->w + c0, c1 - c0, zero, p + pr * g->pw + c0 + g->pl);
+        if (r < 0 || r >= g->h || c1 <= c0) {
+            memset(row, 0, sizeof(float) * g->pw);
+            continue;
+        }
+        memset(row, 0, sizeof(float) * (c0 + g->pl));
+        center_plane(x, kind, offset + r * g->w + c0, c1 - c0, zero, row + c0 + g->pl);
+        memset(row + c1 + g->pl, 0, sizeof(float) * (g->pw - c1 - g->pl));
     }
 }
 
@@ -1011,33 +1014,17 @@ typedef struct {
     int kind;
     long long zero;
     float *out;
-    Py_ssize_t planes, h, w, pt, pl, ph, pw;
+    Py_ssize_t planes;
     int tasks;
+    geometry g; /* h, w, pt, pl, ph, pw */
 } pad_job;
 
 static void pad_task(void *ctx, int t)
 {
     const pad_job *J = ctx;
-    const Py_ssize_t size = J->kind == 'f' ? 4 : kind_size(J->kind);
-    for (Py_ssize_t p = J->planes * t / J->tasks; p < J->planes * (t + 1) / J->tasks; p++) {
-        float *plane = J->out + p * J->ph * J->pw;
-        for (Py_ssize_t r = 0; r < J->ph; r++) {
-            float *row = plane + r * J->pw;
-            const Py_ssize_t src_row = r - J->pt;
-            if (src_row < 0 || src_row >= J->h) {
-                memset(row, 0, sizeof(float) * J->pw);
-                continue;
-            }
-            const Py_ssize_t right = J->pw - J->pl - J->w;
-            memset(row, 0, sizeof(float) * J->pl);
-            memset(row + J->pl + J->w, 0, sizeof(float) * (right > 0 ? right : 0));
-            const Py_ssize_t offset = (p * J->h + src_row) * J->w;
-            if (J->kind == 'f')
-                memcpy(row + J->pl, (const char *)J->x + offset * size, sizeof(float) * J->w);
-            else
-                center_plane(J->x, J->kind, offset, J->w, J->zero, row + J->pl);
-        }
-    }
+    const geometry *g = &J->g;
+    for (Py_ssize_t p = J->planes * t / J->tasks; p < J->planes * (t + 1) / J->tasks; p++)
+        pad_plane(J->x, J->kind, p * g->h * g->w, J->zero, J->out + p * g->ph * g->pw, g);
 }
 
 /* pad_planes(x, kind, zero, out, planes, h, w, pt, pl, ph, pw): out (planes, ph, pw) float32 holds each
@@ -1046,18 +1033,19 @@ static void pad_task(void *ctx, int t)
 static PyObject *pad_planes(PyObject *self, PyObject *args)
 {
     Py_buffer xb, ob;
-    pad_job J;
-    if (!PyArg_ParseTuple(args, "y*CLw*nnnnnnn", &xb, &J.kind, &J.zero, &ob, &J.planes, &J.h, &J.w, &J.pt, &J.pl,
-                          &J.ph, &J.pw))
+    pad_job J = {0};
+    geometry *g = &J.g;
+    if (!PyArg_ParseTuple(args, "y*CLw*nnnnnnn", &xb, &J.kind, &J.zero, &ob, &J.planes, &g->h, &g->w, &g->pt, &g->pl,
+                          &g->ph, &g->pw))
         return NULL;
     const Py_ssize_t size = J.kind == 'f' ? 4 : kind_size(J.kind);
-    int ok = (J.kind == 'f' || out_index(J.kind) >= 0) && J.pt >= 0 && J.pl >= 0 && J.pt + J.h <= J.ph &&
-             J.pl + J.w <= J.pw && xb.len >= J.planes * J.h * J.w * size &&
-             ob.len >= (Py_ssize_t)sizeof(float) * J.planes * J.ph * J.pw;
+    int ok = (J.kind == 'f' || out_index(J.kind) >= 0) && g->pt >= 0 && g->pl >= 0 && g->pt + g->h <= g->ph &&
+             g->pl + g->w <= g->pw && xb.len >= J.planes * g->h * g->w * size &&
+             ob.len >= (Py_ssize_t)sizeof(float) * J.planes * g->ph * g->pw;
     if (ok) {
         J.x = xb.buf;
         J.out = (float *)ob.buf;
-        J.tasks = plane_tasks(J.planes, J.ph * J.pw / 8);
+        J.tasks = plane_tasks(J.planes, g->ph * g->pw / 8);
         run_tasks(J.tasks, pad_task, &J);
     }
     return finish(ok, 1, "pad_planes: unknown kind, pads outside the plane or buffer sizes that do not match", 2, &xb,
