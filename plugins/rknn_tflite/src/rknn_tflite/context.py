@@ -23,6 +23,20 @@ def dequantize(data: np.ndarray, q: QuantParams) -> np.ndarray:
     return ((data.astype(np.float64) - zero) * scale).astype(np.float32)
 
 
+EIGHT_BIT = ("int8", "uint8")
+
+
+def one_grid(*tensors: TfTensor, dtypes: tuple[str, ...] = EIGHT_BIT) -> bool:
+    """Whether every tensor is quantized per tensor, all with the same storage type, one of ``dtypes``."""
+    return (all(t.quant is not None and t.quant.axis is None for t in tensors)
+            and len({t.dtype for t in tensors}) == 1 and tensors[0].dtype in dtypes)
+
+
+def grid(t: TfTensor, prefix: str) -> dict:
+    """``{prefix}_scale`` and ``{prefix}_zero`` of a per-tensor quantized tensor, as op attributes."""
+    return {f"{prefix}_scale": float(t.quant.scale[0]), f"{prefix}_zero": int(t.quant.zero_point[0])}
+
+
 def permute_quant(q: QuantParams | None, perm: list[int] | None) -> QuantParams | None:
     """The same parameters for the constant transposed by ``perm`` (the channel axis moves)."""
     if q is None or q.axis is None or perm is None:

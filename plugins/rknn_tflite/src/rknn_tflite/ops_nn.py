@@ -10,7 +10,7 @@ import numpy as np
 import tflite
 
 from rknn_core.errors import RknnError
-from rknn_tflite.context import TO_NHWC, Ctx, permute_quant
+from rknn_tflite.context import EIGHT_BIT, TO_NHWC, Ctx, grid, one_grid, permute_quant
 
 
 def same_pads(size: int, kernel: int, stride: int, dilation: int, padding: int) -> tuple[int, int]:
@@ -45,16 +45,14 @@ def _integer_product(ctx: Ctx) -> dict | None:
     tensors of the same 8-bit storage type (per-tensor activations); else None (float emulation)."""
     x, w, y = ctx.inp(0), ctx.inp(1), ctx.out(0)
     b = ctx.inp(2)
-    per_tensor = all(t.quant is not None and t.quant.axis is None for t in (x, y))
-    if not per_tensor or x.dtype != y.dtype or x.dtype not in ("int8", "uint8"):
+    if not one_grid(x, y):
         return None
-    if w.data is None or w.quant is None or w.dtype not in ("int8", "uint8") or len(set(w.quant.zero_point)) != 1:
+    if w.data is None or w.quant is None or w.dtype not in EIGHT_BIT or len(set(w.quant.zero_point)) != 1:
         return None
     if b is not None and (b.data is None or b.dtype != "int32"):
         return None
-    return {"dtype": x.dtype, "x_scale": float(x.quant.scale[0]), "x_zero": int(x.quant.zero_point[0]),
-            "w_scales": [float(s) for s in w.quant.scale], "w_zero": int(w.quant.zero_point[0]),
-            "out_scale": float(y.quant.scale[0]), "out_zero": int(y.quant.zero_point[0])}
+    return {"dtype": x.dtype, **grid(x, "x"), "w_scales": [float(s) for s in w.quant.scale],
+            "w_zero": int(w.quant.zero_point[0]), **grid(y, "out")}
 
 
 def _stored(ctx: Ctx, k: int, perm: list[int] | None) -> str:
@@ -139,13 +137,6 @@ def fully_connected(ctx: Ctx, opt) -> None:
     ctx.finish(opt.FusedActivationFunction(), core)
 
 
-def _same_grid(x, y) -> bool:
-    """Both 8-bit tensors of one type with the same per-tensor scale and zero point."""
-    return (x.quant is not None and y.quant is not None and x.quant.axis is None and x.dtype == y.dtype
-            and x.dtype in ("int8", "uint8") and x.quant.scale == y.quant.scale
-            and x.quant.zero_point == y.quant.zero_point)
-
-
 def _pool(op: str):
     def convert(ctx: Ctx, opt) -> None:
         k = (opt.FilterHeight(), opt.FilterWidth())
@@ -154,9 +145,10 @@ def _pool(op: str):
         extra = {"count_include_pad": 0} if op == "AveragePool" else {}
         x, y = ctx.inp(0), ctx.out(0)
         name = op
-        if op == "AveragePool" and _same_grid(x, y):
+        if op == "AveragePool" and one_grid(x, y) and x.quant.scale == y.quant.scale \
+                and x.quant.zero_point == y.quant.zero_point:
             name = "TFLiteQuantizedAveragePool"
-            extra.update(dtype=x.dtype, scale=float(x.quant.scale[0]), zero=int(x.quant.zero_point[0]))
+            extra.update(dtype=x.dtype, **grid(x, "in"))
         _nchw_op(ctx, name, [], opt.FusedActivationFunction(), kernel_shape=list(k), **attrs, **extra)
     return convert
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from rknn_core.errors import RknnError
-from rknn_tflite.context import Ctx, real_value
+from rknn_tflite.context import Ctx, grid, one_grid, real_value
 from rknn_tflite.fixed_point import STORAGE
 from rknn_tflite.integer_mean import variant
 
@@ -26,12 +26,10 @@ def _integer_binary(op: str, integer_op: str):
 
     def convert(ctx: Ctx, opt) -> None:
         a, b, y = ctx.inp(0), ctx.inp(1), ctx.out(0)
-        if not all(_integer_per_tensor(t) for t in (a, b, y)) or not a.dtype == b.dtype == y.dtype != "int16":
+        if not one_grid(a, b, y):
             float_convert(ctx, opt)
             return
-        quant = {"dtype": y.dtype, "out_scale": float(y.quant.scale[0]), "out_zero": int(y.quant.zero_point[0])}
-        for key, t in (("a", a), ("b", b)):
-            quant.update({f"{key}_scale": float(t.quant.scale[0]), f"{key}_zero": int(t.quant.zero_point[0])})
+        quant = {"dtype": y.dtype, **grid(a, "a"), **grid(b, "b"), **grid(y, "out")}
         ctx.finish(opt.FusedActivationFunction() if opt is not None else 0,
                    lambda dst: ctx.emit(integer_op, [ctx.name(0), ctx.name(1)], [dst], **quant))
     return convert
@@ -40,12 +38,11 @@ def _integer_binary(op: str, integer_op: str):
 def hard_swish(ctx: Ctx, opt) -> None:
     """HARD_SWISH; between 8-bit tensors with LiteRT's fixed-point arithmetic (TFLiteQuantizedHardSwish)."""
     x, y = ctx.inp(0), ctx.out(0)
-    if not (_integer_per_tensor(x) and _integer_per_tensor(y)) or not x.dtype == y.dtype != "int16":
+    if not one_grid(x, y):
         ctx.emit("HardSwish", [ctx.name(0)], [ctx.output(0)])
         return
-    ctx.emit("TFLiteQuantizedHardSwish", [ctx.name(0)], [ctx.output(0)], dtype=x.dtype,
-             in_scale=float(x.quant.scale[0]), in_zero=int(x.quant.zero_point[0]),
-             out_scale=float(y.quant.scale[0]), out_zero=int(y.quant.zero_point[0]))
+    ctx.emit("TFLiteQuantizedHardSwish", [ctx.name(0)], [ctx.output(0)], dtype=x.dtype, **grid(x, "in"),
+             **grid(y, "out"))
 
 
 def _unary(op: str, **attrs):
@@ -84,19 +81,13 @@ def squared_difference(ctx: Ctx, opt) -> None:
 def mean(ctx: Ctx, opt) -> None:
     """MEAN; between integer tensors with the LiteRT kernel's rounding (TFLiteIntegerMean)."""
     x, y = ctx.inp(0), ctx.out(0)
-    if not _integer_per_tensor(x) or not _integer_per_tensor(y) or x.dtype != y.dtype:
+    if not one_grid(x, y, dtypes=tuple(STORAGE)):
         _reduce("ReduceMean")(ctx, opt)
         return
     axes = [int(a) for a in ctx.require(1, "axes").reshape(-1)]
     keep = bool(opt.KeepDims()) if opt else False
     ctx.emit("TFLiteIntegerMean", [ctx.name(0)], [ctx.output(0)], axes=axes, keepdims=int(keep), dtype=x.dtype,
-             in_scale=float(x.quant.scale[0]), in_zero=int(x.quant.zero_point[0]),
-             out_scale=float(y.quant.scale[0]), out_zero=int(y.quant.zero_point[0]),
-             variant=variant(x.dtype, len(x.shape), axes, keep))
-
-
-def _integer_per_tensor(t) -> bool:
-    return t.quant is not None and t.quant.axis is None and t.dtype in STORAGE
+             **grid(x, "in"), **grid(y, "out"), variant=variant(x.dtype, len(x.shape), axes, keep))
 
 
 def _reduce(op: str):
