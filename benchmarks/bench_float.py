@@ -10,7 +10,6 @@ Prints one table with the ratio ours / onnxruntime per model and thread count.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
 import sys
@@ -19,23 +18,18 @@ from functools import partial
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from timing import benchmark_input, in_subprocess, median_ms, onnxruntime_ms, paired_best  # noqa: E402
+from timing import in_subprocess, onnxruntime_ms, paired_best, serve_worker, simulator_ms  # noqa: E402
 
 
 def worker(engine: str, model_path: str, threads: int, runs: int) -> float:
     if engine == "onnxruntime":
         return onnxruntime_ms(model_path, threads, runs)
-    x = benchmark_input()
     from rknn.api import RKNN
 
     rknn = RKNN()
     rknn.config(optimization_level=3)
     assert rknn.load_onnx(model_path) == 0 and rknn.build(do_quantization=False) == 0 and rknn.init_runtime() == 0
-    return median_ms(lambda: rknn.inference([x], data_type="float32", data_format="nchw"), runs)
-
-
-def measure(engine: str, model_path: str, threads: int, runs: int) -> float:
-    return in_subprocess(__file__, [engine, model_path, str(threads), str(runs)], threads)
+    return simulator_ms(rknn, runs)
 
 
 def main() -> int:
@@ -46,8 +40,7 @@ def main() -> int:
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        engine, path, threads, runs = args.worker
-        print(json.dumps(worker(engine, path, int(threads), int(runs))))
+        serve_worker(args.worker, worker)
         return 0
     import onnx
     import zoo
@@ -58,8 +51,8 @@ def main() -> int:
             path = os.path.join(folder, f"{name}.onnx")
             onnx.save(getattr(zoo, name)(), path)
             for threads, label in ((1, "1"), (0, "default")):
-                ort_ms, ours_ms = paired_best(partial(measure, "onnxruntime", path, threads, args.runs),
-                                              partial(measure, "ours", path, threads, args.runs), args.rounds)
+                ort_ms, ours_ms = paired_best(partial(in_subprocess, __file__, "onnxruntime", path, threads, args.runs),
+                                              partial(in_subprocess, __file__, "ours", path, threads, args.runs), args.rounds)
                 print(f"{name:<14}{label:>9}{ort_ms:>16.2f}{ours_ms:>10.2f}{ours_ms / ort_ms:>10.2f}")
     return 0
 

@@ -12,7 +12,6 @@ from the start; "1" pins one thread, "default" leaves the libraries' defaults. T
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
 import sys
@@ -21,14 +20,13 @@ from functools import partial
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from timing import benchmark_input, in_subprocess, median_ms, onnxruntime_ms, paired_best  # noqa: E402
+from timing import in_subprocess, onnxruntime_ms, paired_best, serve_worker, simulator_ms  # noqa: E402
 
 
 def worker(engine: str, model_path: str, threads: int, runs: int) -> float:
     """Median latency (ms) of one engine: ``onnxruntime`` (float) or a quantized_dtype of ours."""
     if engine == "onnxruntime":
         return onnxruntime_ms(model_path, threads, runs)
-    x = benchmark_input()
     from rknn.api import RKNN
 
     folder = os.path.dirname(model_path)
@@ -37,11 +35,7 @@ def worker(engine: str, model_path: str, threads: int, runs: int) -> float:
     rknn.config(quantized_dtype=engine)
     assert rknn.load_onnx(model_path) == 0 and rknn.build(do_quantization=True, dataset=dataset) == 0
     assert rknn.init_runtime() == 0
-    return median_ms(lambda: rknn.inference([x], data_type="float32", data_format="nchw"), runs)
-
-
-def measure(engine: str, model_path: str, threads: int, runs: int) -> float:
-    return in_subprocess(__file__, [engine, model_path, str(threads), str(runs)], threads)
+    return simulator_ms(rknn, runs)
 
 
 def main() -> int:
@@ -53,8 +47,7 @@ def main() -> int:
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        engine, path, threads, runs = args.worker
-        print(json.dumps(worker(engine, path, int(threads), int(runs))))
+        serve_worker(args.worker, worker)
         return 0
     import numpy as np
     import onnx
@@ -72,8 +65,8 @@ def main() -> int:
             onnx.save(getattr(zoo, name)(), path)
             for threads, label in ((1, "1"), (0, "default")):
                 for dtype in args.dtypes:
-                    ort_ms, ours_ms = paired_best(partial(measure, "onnxruntime", path, threads, args.runs),
-                                                  partial(measure, dtype, path, threads, args.runs), args.rounds)
+                    ort_ms, ours_ms = paired_best(partial(in_subprocess, __file__, "onnxruntime", path, threads, args.runs),
+                                                  partial(in_subprocess, __file__, dtype, path, threads, args.runs), args.rounds)
                     print(f"{name:<14}{dtype:<26}{label:>9}{ort_ms:>14.2f}{ours_ms:>15.2f}{ours_ms / ort_ms:>8.2f}",
                           flush=True)
     return 0

@@ -26,17 +26,30 @@ def median_ms(run: Callable[[], object], runs: int, warmup: int = 3) -> float:
     return statistics.median(samples)
 
 
-def in_subprocess(script: str, args: list[str], threads: int) -> float:
-    """Run ``script --worker *args`` with ``threads`` pinned (0: library defaults); its last stdout
-    line is the JSON number returned."""
+def in_subprocess(script: str, engine: str, model_path: str, threads: int, runs: int) -> float:
+    """Run ``script --worker engine model_path threads runs`` with ``threads`` pinned (0: library
+    defaults); its last stdout line is the JSON number returned (see ``serve_worker``)."""
     env = dict(os.environ)
     for var in THREAD_VARS:
         env.pop(var, None)
         if threads:
             env[var] = str(threads)
+    args = [engine, model_path, str(threads), str(runs)]
     out = subprocess.run([sys.executable, script, "--worker", *args], env=env, check=True,
                          capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def serve_worker(worker_args: list[str], worker: Callable[[str, str, int, int], float]) -> None:
+    """The ``--worker`` side of ``in_subprocess``: print ``worker(engine, model_path, threads, runs)``."""
+    engine, path, threads, runs = worker_args
+    print(json.dumps(worker(engine, path, int(threads), int(runs))))
+
+
+def simulator_ms(rknn, runs: int) -> float:
+    """Median latency of our simulator (``rknn`` after init_runtime) on the benchmark input, NCHW float32."""
+    x = benchmark_input()
+    return median_ms(lambda: rknn.inference([x], data_type="float32", data_format="nchw"), runs)
 
 
 def paired_best(measure_peer: Callable[[], float], measure_ours: Callable[[], float], rounds: int
