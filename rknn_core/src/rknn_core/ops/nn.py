@@ -406,10 +406,10 @@ def _exact_fully_connected(a: np.ndarray, wc: np.ndarray, a_q: QuantParams) -> n
     flat = ac.reshape(-1)
     total = np.zeros((wc.shape[0], m), dtype=np.float64)
     part = np.empty((wc.shape[0], m), dtype=np.float32)
-    rows = np.arange(m, dtype=np.int64) * k
+    _, rows = _gemm_offsets(k, m, False)
     for start, stop, w in exact_chunks(wc, a_q):
-        _native.conv_gemm(w, flat[start:], np.arange(stop - start, dtype=np.int64), rows, None, part, w.shape[0],
-                          stop - start, m, -np.inf, np.inf)
+        taps, _ = _gemm_offsets(stop - start, m, False)
+        _native.conv_gemm(w, flat[start:], taps, rows, None, part, w.shape[0], stop - start, m, -np.inf, np.inf)
         total += part
     return total.T
 

@@ -211,21 +211,20 @@ def _average_requantize(total: np.ndarray, div: np.ndarray, x_q, o_q) -> np.ndar
     multiplier of x_scale / (out_scale * count) per window, as TFLite averages (also when that is a
     power of two); a count of 0 (an all-padding window) gives the zero point."""
     lo, hi, dtype = QTYPES[o_q.qtype]
-    if np.size(div) == 1 and o_q.qtype in STORAGE_KINDS:  # one multiplier: the compiled fixed-point multiply
-        mult, shift = _single_multiplier(x_q.scale[0], o_q.scale[0], float(np.asarray(div).reshape(-1)[0]))
+    m = np.where(div > 0, x_q.scale[0] / (o_q.scale[0] * np.maximum(div, 1)), 0.0)
+    if m.size == 1 and o_q.qtype in STORAGE_KINDS:  # one multiplier: the compiled fixed-point multiply
+        mult, shift = _one_multiplier(float(m.reshape(-1)[0]))
         out = np.empty(total.shape, dtype=dtype)
         _native.requantize(np.ascontiguousarray(total, dtype=np.int64), "q", None, mult, shift, False, out,
                            STORAGE_KINDS[o_q.qtype], 1, 1, total.size, int(o_q.zero_point[0]), lo, hi)
         return out
-    m = np.where(div > 0, x_q.scale[0] / (o_q.scale[0] * np.maximum(div, 1)), 0.0)
     mult, shift = quantize_multiplier(m)
     return np.clip(multiply(total, mult, shift) + o_q.zero_point[0], lo, hi).astype(dtype)
 
 
 @functools.lru_cache(maxsize=1024)
-def _single_multiplier(x_scale: float, o_scale: float, count: float) -> tuple[np.ndarray, np.ndarray]:
-    """The fixed-point (mult, shift) of x_scale / (o_scale * count), as int64 arrays of one element."""
-    m = x_scale / (o_scale * count) if count > 0 else 0.0
+def _one_multiplier(m: float) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed-point (mult, shift) of ``m``, as int64 arrays of one element (the compiled kernel's form)."""
     mult, shift = quantize_multiplier(np.float64(m))
     return np.atleast_1d(np.asarray(mult, np.int64)), np.atleast_1d(np.asarray(shift, np.int64))
 

@@ -88,17 +88,18 @@ def check_analysable(float_graph: Graph | None, model: RknnModel | None) -> None
     if model is None:
         raise RknnError("accuracy_analysis needs a quantized model: call build(do_quantization=True, dataset=...) "
                         "or hybrid_quantization_step2 first")
-    quantized = None if model.quantized_dtype else quantized_tensor(model.graph)
-    if quantized:
-        raise RknnError(f"accuracy_analysis needs a float source model, but this one is already quantized "
-                        f"(tensor '{quantized}' has quantization parameters)")
     if not model.quantized_dtype:
+        _refuse_quantized_source(model.graph)
         raise RknnError("accuracy_analysis compares float and quantized layers, but the model was built without "
                         "quantization; build with do_quantization=True and a dataset")
     if float_graph is None:
         raise RknnError("accuracy_analysis needs the float source model, which a model loaded with load_rknn does "
                         "not have: load the source model and build it (or run hybrid_quantization_step2)")
-    quantized = quantized_tensor(float_graph)
+    _refuse_quantized_source(float_graph)
+
+
+def _refuse_quantized_source(graph: Graph) -> None:
+    quantized = quantized_tensor(graph)
     if quantized:
         raise RknnError(f"accuracy_analysis needs a float source model, but this one is already quantized "
                         f"(tensor '{quantized}' has quantization parameters)")
