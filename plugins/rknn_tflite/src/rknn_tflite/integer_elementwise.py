@@ -7,7 +7,7 @@ outputs fall in which.
 
 - MUL: the product of the centered integers times ``a_scale * b_scale / out_scale`` (VQRDMULH, then
   gemmlowp's RoundingDivideByPOT in the blocks; gemmlowp's multiply in the tail).
-- ADD: each centered input shifted left by 20 bits and scaled by ``its_scale / (2 * max scale)``, the
+- ADD: each centered input shifted left (20 bits for 8-bit data, the core's ADD_LEFT_SHIFT) and scaled by ``its_scale / (2 * max scale)``, the
   sum scaled by ``2 * max scale / (2**20 * out_scale)``. The blocks fold each input's shift into the
   left shift before VQRDMULH; the tail rounds after it, as TFLite's reference ADD does.
 
@@ -21,6 +21,7 @@ import numpy as np
 
 from rknn_core.ir import TensorInfo
 from rknn_core.ops._common import broadcast, default_cost
+from rknn_core.ops._quant import ADD_LEFT_SHIFT
 from rknn_core.quant.fixedpoint import multiply
 from rknn_core.records import OpDef
 from rknn_tflite.fixed_point import (
@@ -30,8 +31,7 @@ from rknn_tflite.fixed_point import (
     multiply_half_up_then_away,
     saturated_real,
 )
-
-ADD_LEFT_SHIFT = 20
+from rknn_tflite.reader import QTYPES as STORAGE_QTYPES
 
 
 def _run_length(a: tuple, b: tuple, out: tuple) -> int:
@@ -75,9 +75,10 @@ def add_kernel(inputs: list, attrs: dict) -> list[np.ndarray]:
     twice_max = 2 * max(np.float32(attrs["a_scale"]), np.float32(attrs["b_scale"]))
     (ma, sa), (mb, sb) = (multiplier(np.float64(np.float32(attrs[f"{k}_scale"])) / np.float64(twice_max))
                           for k in "ab")
-    mo, so = multiplier(np.float64(twice_max) / ((1 << ADD_LEFT_SHIFT) * np.float64(np.float32(attrs["out_scale"]))))
-    vector_sum = high_half_up(a, ma, ADD_LEFT_SHIFT + sa) + high_half_up(b, mb, ADD_LEFT_SHIFT + sb)
-    scalar_sum = multiply(a << ADD_LEFT_SHIFT, ma, sa) + multiply(b << ADD_LEFT_SHIFT, mb, sb)
+    left = ADD_LEFT_SHIFT[STORAGE_QTYPES[attrs["dtype"]]]
+    mo, so = multiplier(np.float64(twice_max) / ((1 << left) * np.float64(np.float32(attrs["out_scale"]))))
+    vector_sum = high_half_up(a, ma, left + sa) + high_half_up(b, mb, left + sb)
+    scalar_sum = multiply(a << left, ma, sa) + multiply(b << left, mb, sb)
     scaled = np.where(_vector_lanes(inputs, a.shape), multiply_half_up_then_away(vector_sum, mo, so),
                       multiply(scalar_sum, mo, so))
     return [saturated_real(scaled, attrs["out_zero"], attrs["out_scale"], attrs["dtype"])]

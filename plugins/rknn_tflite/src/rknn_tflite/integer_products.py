@@ -24,12 +24,11 @@ import numpy as np
 
 from rknn_core.ir import TensorInfo
 from rknn_core.ops import conv, nn
-from rknn_core.ops._quant import derived
+from rknn_core.ops._quant import EXACT_FLOAT32, derived
 from rknn_core.quant.fixedpoint import multiply
 from rknn_core.records import OpDef
 from rknn_tflite.fixed_point import centered_storage, multiplier, multiply_half_up, saturated_real
 
-EXACT_FLOAT32 = 2**24
 QUANT_ATTRS = ("dtype", "x_scale", "x_zero", "w_scales", "w_zero", "out_scale", "out_zero")
 
 
