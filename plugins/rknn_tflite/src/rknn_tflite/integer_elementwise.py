@@ -7,8 +7,8 @@ outputs fall in which.
 
 - MUL: the product of the centered integers times ``a_scale * b_scale / out_scale`` (VQRDMULH, then
   gemmlowp's RoundingDivideByPOT in the blocks; gemmlowp's multiply in the tail).
-- ADD: each centered input shifted left (20 bits for 8-bit data, the core's ADD_LEFT_SHIFT) and scaled by ``its_scale / (2 * max scale)``, the
-  sum scaled by ``2 * max scale / (2**20 * out_scale)``. The blocks fold each input's shift into the
+- ADD: each centered input shifted left by 20 bits (the core's ADD_LEFT_SHIFT for 8-bit data) and
+  scaled by ``its_scale / (2 * max scale)``, the sum scaled by ``2 * max scale / (2**20 * out_scale)``. The blocks fold each input's shift into the
   left shift before VQRDMULH; the tail rounds after it, as TFLite's reference ADD does.
 
 Attributes: ``dtype`` (the storage type of all three tensors), ``a_scale, a_zero, b_scale, b_zero,
