@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -13,19 +14,21 @@ from rknn_core.records import Cost, OpDef
 
 
 def memo_by_attrs(fn: Callable) -> Callable:
-    """Memoize ``fn(attrs, *key)`` per node attribute dict and hashable ``key``: kernels run the same
-    nodes again and again, so per-node plans (geometry, offsets) are worked out once. An entry is used
-    only while it was made from this very dict with equal contents (passes may edit attributes)."""
+    """Memoize ``fn(attrs, *key, *objects)`` per node attribute dict, hashable ``key`` and ``objects``
+    (compared by identity and held weakly: constants, quantization parameters): kernels run the same
+    nodes again and again, so per-node plans are worked out once. An entry is used only while its dict
+    has the same contents (passes may edit attributes) and its objects are still the same."""
     cache: dict = {}
 
-    def memoized(attrs: dict, *key):
-        entry = cache.get((id(attrs), *key))
-        if entry is not None and entry[0] is attrs and entry[1] == attrs:
+    def memoized(attrs: dict, *key, objects: tuple = ()):
+        slot = (id(attrs), *key, *map(id, objects))
+        entry = cache.get(slot)
+        if entry is not None and entry[0] == attrs and all(ref() is obj for ref, obj in zip(entry[1], objects)):
             return entry[2]
         if len(cache) > 4096:
             cache.clear()
-        value = fn(attrs, *key)
-        cache[(id(attrs), *key)] = (attrs, dict(attrs), value)
+        value = fn(attrs, *key, *objects)
+        cache[slot] = (dict(attrs), [(lambda: None) if obj is None else weakref.ref(obj) for obj in objects], value)
         return value
 
     return memoized

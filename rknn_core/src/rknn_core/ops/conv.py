@@ -4,7 +4,6 @@ im2col + BLAS matmul."""
 from __future__ import annotations
 
 import functools
-import weakref
 
 import numpy as np
 from attrs import frozen
@@ -223,36 +222,28 @@ def quant_kernel(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.
     x, w = inputs[0], inputs[1]
     b = inputs[2] if len(inputs) > 2 else None
     x_q, w_q, o_q = in_q[0], in_q[1], out_q[0]
-    key = (id(attrs), x.shape, x.dtype.num, id(w), id(b), id(x_q), id(w_q), id(o_q))
-    hit = _RUNNERS.get(key)
-    if hit is not None and hit[0] == attrs and all(ref() is obj for ref, obj in zip(hit[1], (w, b, x_q, w_q, o_q))):
-        return [hit[2](x)]
     if w_q.axis not in (None, 0):
         raise RknnError(f"Conv per-channel weights must be quantized along axis 0, not {w_q.axis}")
+    run = _integer_runner(attrs, x.shape, x.dtype, objects=(w, b, x_q, w_q, o_q))
+    if run is not None:
+        return [run(x)]
     wc, dtype = weight_plan(w, w_q, x_q, 0)
     act = attrs.get("activation")
-    if _fused_integer(x, wc, dtype, act, x_q, o_q):
-        make = _depthwise_runner if _is_depthwise(x, wc, attrs) else _gemm_runner
-        run = make(x.shape, wc, b, x_q, w_q, o_q, attrs)
-        if len(_RUNNERS) > 1024:
-            _RUNNERS.clear()
-        _RUNNERS[key] = (dict(attrs), [_weak(obj) for obj in (w, b, x_q, w_q, o_q)], run)
-        return [run(x)]
     plain = {k: v for k, v in attrs.items() if k != "activation"}
     acc = kernel([centered(x, x_q, dtype), wc], plain)[0]
     return [requantize_accumulator(acc, x_q, w_q, o_q, 1, activation_bounds(act, o_q), b, act)]
 
 
-def _fused_integer(x, wc, dtype, act, x_q, o_q) -> bool:
+def _fused_integer(ndim: int, x_dtype, dtype, act, x_q, o_q) -> bool:
     """Whether the compiled integer kernels apply: 2-D, exact float32 sums, a clamp (or no) activation,
     8/16-bit per-tensor storage in and out."""
-    return (x.ndim == 4 and dtype is np.float32 and (not act or act.get("op") in ("Relu", "Clip"))
+    return (ndim == 4 and dtype is np.float32 and (not act or act.get("op") in ("Relu", "Clip"))
             and x_q.qtype in STORAGE_KINDS and o_q.qtype in STORAGE_KINDS and x_q.axis is None
-            and x.dtype == np.dtype(QTYPES[x_q.qtype][2]))
+            and x_dtype == np.dtype(QTYPES[x_q.qtype][2]))
 
 
-def _is_depthwise(x, wc, attrs) -> bool:
-    return int(attrs.get("group", 1)) == x.shape[1] == wc.shape[0] and wc.shape[1] == 1
+def _is_depthwise(x_shape, wc, attrs) -> bool:
+    return int(attrs.get("group", 1)) == x_shape[1] == wc.shape[0] and wc.shape[1] == 1
 
 
 def _requant(wc, b, x_q, w_q, o_q, act, group: int) -> tuple[RequantPlan, list]:
@@ -276,14 +267,15 @@ def _requant(wc, b, x_q, w_q, o_q, act, group: int) -> tuple[RequantPlan, list]:
     return derived(wc, key, make)
 
 
-# Compiled integer convolutions per node and input shape, prepared once (geometry, offsets,
-# requantization slices, weights per group) and reused while the node's weights, bias and parameters
-# are the same objects (held weakly) and its attributes the same values.
-_RUNNERS: dict = {}
-
-
-def _weak(obj):
-    return (lambda: None) if obj is None else weakref.ref(obj)
+@memo_by_attrs
+def _integer_runner(attrs: dict, x_shape: tuple, x_dtype: np.dtype, w, b, x_q, w_q, o_q):
+    """The compiled integer convolution of one node for inputs of this shape, prepared once (geometry,
+    offsets, requantization slices, weights per group); None when the compiled kernels do not apply."""
+    wc, dtype = weight_plan(w, w_q, x_q, 0)
+    if not _fused_integer(len(x_shape), x_dtype, dtype, attrs.get("activation"), x_q, o_q):
+        return None
+    make = _depthwise_runner if _is_depthwise(x_shape, wc, attrs) else _gemm_runner
+    return make(x_shape, wc, b, x_q, w_q, o_q, attrs)
 
 
 def _gemm_runner(x_shape, wc, b, x_q, w_q, o_q, attrs):
