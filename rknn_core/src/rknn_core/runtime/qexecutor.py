@@ -30,9 +30,6 @@ class QuantExecutor(Executor):
         float_nodes = set(graph.metadata.get(FLOAT_NODES, ()))
         self.quantized = [node.name not in float_nodes and opdef.quantizable
                           for node, opdef in zip(graph.nodes, self.opdefs)]
-        tensors = graph.tensors  # parameters of each node's inputs and outputs, looked up once
-        self.in_q = [[tensors[n].quant if n else None for n in node.inputs] for node in graph.nodes]
-        self.out_q = [[tensors[n].quant if n else None for n in node.outputs] for node in graph.nodes]
 
     def run(self, feeds: dict[str, np.ndarray], times: list | None = None, keep=()) -> dict[str, np.ndarray]:
         """Real-valued feeds in; outputs (and kept tensors) come back as real float32 values."""
@@ -44,9 +41,8 @@ class QuantExecutor(Executor):
         return dequantize(value, q) if is_stored_quantized(value, q) else value
 
     def compute(self, i: int, node: Node, args: list) -> list[np.ndarray]:
-        in_q = self.in_q[i]
-        if len(in_q) != len(node.inputs):  # an input was added since (bias correction adds biases)
-            in_q = self.in_q[i] = [self.graph.tensors[n].quant if n else None for n in node.inputs]
+        tensors = self.graph.tensors  # looked up per call: bias correction adds inputs and parameters
+        in_q = [tensors[n].quant if n else None for n in node.inputs]
         if not self.quantized[i]:
             real_args = [None if a is None else (dequantize(a, q) if is_stored_quantized(a, q) else a)
                          for a, q in zip(args, in_q)]
@@ -56,4 +52,5 @@ class QuantExecutor(Executor):
         opdef = self.opdefs[i]
         if opdef.quant_kernel is None:  # same-scale op: the float kernel moves storage integers
             return self.kernels[i](stored, node.attrs)
-        return opdef.quant_kernel(stored, in_q, self.out_q[i], node.attrs)
+        out_q = [tensors[n].quant if n else None for n in node.outputs]
+        return opdef.quant_kernel(stored, in_q, out_q, node.attrs)
