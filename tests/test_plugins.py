@@ -21,7 +21,7 @@ from rknn_core.errors import RknnError
 from rknn_core.hookspecs import hookimpl
 from rknn_core.ir import TensorInfo
 from rknn_core.plugins import KINDS, RECORD_TYPES, Registry, default_registry, new_plugin_manager
-from rknn_core.records import Cost, Frontend, OpDef, PassSpec, Quantizer, Target, Transport
+from rknn_core.records import Converter, Cost, Frontend, OpDef, PassSpec, Quantizer, Target, Transport
 from rknn_core.toolkit import Toolkit
 
 HAVE_OP_EXAMPLE = importlib.util.find_spec("rknn_op_example") is not None
@@ -131,7 +131,7 @@ def test_default_registry_loads_every_installed_plugin():
 def test_records_are_typed_attrs_classes():
     registry = default_registry()
     assert set(RECORD_TYPES) == set(KINDS)
-    assert [RECORD_TYPES[k] for k in KINDS] == [Frontend, OpDef, PassSpec, Quantizer, Target, Transport]
+    assert [RECORD_TYPES[k] for k in KINDS] == [Frontend, OpDef, Converter, PassSpec, Quantizer, Target, Transport]
     for kind, cls in RECORD_TYPES.items():
         assert attrs.has(cls) and cls.__module__ == records.__name__
         for name, record in registry.table(kind).items():

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 import pluggy
 
-from rknn_core.records import Frontend, OpDef, PassSpec, Quantizer, Target, Transport
+from rknn_core.records import Converter, Frontend, OpDef, PassSpec, Quantizer, Target, Transport
 
 PROJECT = "rknn"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -36,6 +36,12 @@ def rknn_frontends() -> Iterable[Frontend]:
 def rknn_ops() -> Iterable[OpDef]:
     """Operators: shape inference, float reference kernel, quantized kernel and cost of each.
     A custom-op package is a plugin that implements only this hook."""
+
+
+@hookspec
+def rknn_converters() -> Iterable[Converter]:
+    """Framework op converters of the frontends, keyed by ``(frontend, op)``: a plugin can teach the
+    TFLite or TensorFlow importer (and later ones) a new op."""
 
 
 @hookspec
@@ -59,4 +65,4 @@ def rknn_transports() -> Iterable[Transport]:
     """Ways to reach a connected device (``adb``, ``ntb``, ``tcp``)."""
 
 
-HOOKS = ("rknn_frontends", "rknn_ops", "rknn_passes", "rknn_quantizers", "rknn_targets", "rknn_transports")
+HOOKS = ("rknn_frontends", "rknn_ops", "rknn_converters", "rknn_passes", "rknn_quantizers", "rknn_targets", "rknn_transports")

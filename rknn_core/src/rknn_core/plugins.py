@@ -19,6 +19,7 @@ log = logging.getLogger("rknn")
 KINDS = {
     "frontends": "rknn_frontends",
     "ops": "rknn_ops",
+    "converters": "rknn_converters",
     "passes": "rknn_passes",
     "quantizers": "rknn_quantizers",
     "targets": "rknn_targets",
@@ -27,6 +28,7 @@ KINDS = {
 RECORD_TYPES = {
     "frontends": records.Frontend,
     "ops": records.OpDef,
+    "converters": records.Converter,
     "passes": records.PassSpec,
     "quantizers": records.Quantizer,
     "targets": records.Target,
@@ -81,13 +83,14 @@ class Registry:
 
     @staticmethod
     def _add(kind: str, table: dict, origin: dict, record: Any, plugin_name: str) -> None:
-        if record.name in table:
+        key = record.key if kind == "ops" else record.name
+        if key in table:
             raise RknnError(
-                f"{kind[:-1]} '{record.name}' is provided twice: by plugin '{origin[record.name]}' "
+                f"{kind[:-1]} '{key}' is provided twice: by plugin '{origin[key]}' "
                 f"and by plugin '{plugin_name}'; uninstall one of them"
             )
-        table[record.name] = record
-        origin[record.name] = plugin_name
+        table[key] = record
+        origin[key] = plugin_name
 
     def table(self, kind: str) -> dict[str, Any]:
         """All records of one kind (``ops``, ``frontends`` ...) by name."""
@@ -110,8 +113,12 @@ class Registry:
         return new
 
     def op(self, name: str) -> Any:
-        """The op definition for ``name``, or ``None``."""
+        """The op definition for ``name`` (an op key: ``Conv``, ``com.example:Mish``), or ``None``."""
         return self._tables["ops"].get(name)
+
+    def converters(self, frontend: str) -> dict[str, Any]:
+        """The ``convert`` callables of one frontend, by framework op name."""
+        return {c.op: c.convert for c in self._tables["converters"].values() if c.frontend == frontend}
 
     def frontend_for(self, loader: str) -> Any:
         """The frontend serving ``loader`` (``load_onnx``), or a clear error naming the package."""

@@ -46,10 +46,25 @@ class OpDef:
     quant_same_scale: bool = False
     quant_bias_input: int | None = None
     quant_param_inputs: tuple[int, ...] = ()
+    quant_weight_axes: dict[int, int] = attrs.field(factory=dict)
+    domain: str = ""
 
     @property
     def quantizable(self) -> bool:
         return self.quant_kernel is not None or self.quant_same_scale
+
+    @property
+    def key(self) -> str:
+        """The registry key: the op type, prefixed by its domain outside the default ONNX domain."""
+        return op_key(self.name, self.domain)
+
+
+DEFAULT_DOMAINS = ("", "ai.onnx")
+
+
+def op_key(op_type: str, domain: str = "") -> str:
+    """``Conv`` for the default ONNX domain, ``com.example:Mish`` for another domain."""
+    return op_type if domain in DEFAULT_DOMAINS else f"{domain}:{op_type}"
 
 
 @attrs.frozen
@@ -80,11 +95,36 @@ class PassSpec:
 
 @attrs.frozen
 class Quantizer:
-    """A quantized dtype scheme (``asymmetric_quantized-u8`` ...) and its calibration entry."""
+    """A quantization scheme, named as ``config(quantized_dtype=...)`` names it.
+
+    ``quantize(lo, hi) -> QuantParams`` gives an activation's parameters for its calibrated range.
+    ``quantize_weights(data, axis) -> QuantParams`` gives a constant weight's parameters; ``axis`` is
+    its output-channel axis where the consuming op accepts per-channel weights (``None``: per tensor).
+    Without it, weights take ``quantize(data.min(), data.max())``. ``qtype`` is the activations'
+    storage type (``u8``, ``i8``, ``i16``).
+    """
 
     name: str
     quantize: Callable[..., Any]
+    qtype: str = "u8"
+    quantize_weights: Callable[..., Any] | None = None
     doc: str = ""
+
+
+@attrs.frozen
+class Converter:
+    """Imports one framework op: ``convert(ctx, op)`` in the frontend's own terms (see docs/plugins.md).
+
+    Keyed by ``(frontend, op)``: ``("tflite", "CONV_2D")``, ``("tflite", "custom:Mish")``,
+    ``("tensorflow", "Conv2D")``. The built-in converters of each frontend register the same way.
+    """
+
+    frontend: str
+    op: str
+    convert: Callable[..., Any]
+    doc: str = ""
+    name: str = attrs.field(init=False, default=attrs.Factory(lambda self: f"{self.frontend}:{self.op}",
+                                                              takes_self=True))
 
 
 @attrs.frozen

@@ -16,4 +16,5 @@ DOCS = {
 
 def builtin_quantizers() -> list[Quantizer]:
     """``Quantizer.quantize(lo, hi) -> QuantParams`` for each scheme."""
-    return [Quantizer(name, functools.partial(params_from_range, quantized_dtype=name), DOCS[name]) for name in SCHEMES]
+    return [Quantizer(name, functools.partial(params_from_range, quantized_dtype=name), qtype=SCHEMES[name][1],
+                      doc=DOCS[name]) for name in SCHEMES]
