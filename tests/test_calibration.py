@@ -133,7 +133,12 @@ def test_kl_and_mmse_beat_min_max_on_outlier_activations(tmp_path):
     assert mse_mmse < mse_n and cos_mmse > cos_n, results
 
 
+def _quantizer(name: str):
+    return default_registry().table("quantizers")[name]
+
+
 def test_search_range_clips_rare_outliers_only():
+    u8 = _quantizer("asymmetric_quantized-u8")
     rng = np.random.default_rng(0)
     bulk = rng.standard_normal(1_000_000)
     values = np.concatenate([bulk, [25.0, -20.0]])  # two outliers in a million
@@ -143,17 +148,17 @@ def test_search_range_clips_rare_outliers_only():
     hist.update("t", values)
     lo, hi = first.ranges()["t"]
     for algorithm in ("kl_divergence", "mmse"):
-        a, b = hist.searched_ranges(algorithm, "asymmetric_quantized-u8")["t"]
+        a, b = hist.searched_ranges(algorithm, u8)["t"]
         assert lo / 2 < a < -3 and 3 < b < hi / 2, (algorithm, a, b)  # bulk kept, outliers clipped
     # a plain Gaussian: MMSE keeps (nearly) its whole range; 16-bit keeps min/max exactly
     counts = np.histogram(bulk, 2048, range=(bulk.min(), bulk.max()))[0]
-    a, b = search_range(counts, bulk.min(), bulk.max(), "mmse", "asymmetric_quantized-u8")
+    a, b = search_range(counts, bulk.min(), bulk.max(), "mmse", u8)
     assert b > 0.6 * bulk.max() and a < 0.6 * bulk.min()
-    assert search_range(counts, -1.0, 2.0, "kl_divergence", "dynamic_fixed_point-16") == (-1.0, 2.0)
+    assert search_range(counts, -1.0, 2.0, "kl_divergence", _quantizer("dynamic_fixed_point-16")) == (-1.0, 2.0)
     # one-sided (post-ReLU) histograms keep 0 as the lower end
     relu = np.maximum(bulk, 0)
     counts = np.histogram(relu, 2048, range=(0, relu.max()))[0]
-    assert search_range(counts, 0.0, relu.max(), "kl_divergence", "asymmetric_quantized-u8")[0] == 0.0
+    assert search_range(counts, 0.0, relu.max(), "kl_divergence", u8)[0] == 0.0
 
 
 def _float_outputs(graph: Graph, xs: list[np.ndarray]) -> np.ndarray:

@@ -9,7 +9,6 @@ import attrs
 from rknn_core.errors import RknnError
 
 FAMILIES = {"rk1808": "rk1808", "rk3399pro": "rk1808", "rv1109": "rv1126", "rv1126": "rv1126"}
-QUANTIZED_DTYPES = ("asymmetric_quantized-u8", "dynamic_fixed_point-8", "dynamic_fixed_point-16")
 # extensions beyond the vendor's 1.x API (the first as in its later releases)
 QUANTIZED_ALGORITHMS = ("normal", "kl_divergence", "mmse")
 
@@ -108,8 +107,8 @@ def make_config(current: Config, **kwargs: Any) -> Config:
         raise RknnError(f"config epochs must be -1 or positive, got {cfg.epochs}")
     if cfg.optimization_level not in (0, 1, 2, 3):
         raise RknnError(f"config optimization_level must be 0, 1, 2 or 3, got {cfg.optimization_level}")
-    if cfg.quantized_dtype not in QUANTIZED_DTYPES:
-        raise RknnError(f"config quantized_dtype '{cfg.quantized_dtype}' is unknown; use one of {', '.join(QUANTIZED_DTYPES)}")
+    if not isinstance(cfg.quantized_dtype, str):
+        raise RknnError(f"config quantized_dtype must be a quantizer name, got {cfg.quantized_dtype!r}")
     if cfg.quantized_algorithm not in QUANTIZED_ALGORITHMS:
         raise RknnError(f"config quantized_algorithm '{cfg.quantized_algorithm}' is unknown; "
                         f"use one of {', '.join(QUANTIZED_ALGORITHMS)}")

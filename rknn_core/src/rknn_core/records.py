@@ -32,6 +32,8 @@ class OpDef:
     storage integers unchanged (data movement, max pooling, ReLU). ``quant_bias_input`` is the index
     of an int32 bias input (scale = input scale x weight scale). ``quant_param_inputs`` are inputs
     read as real-valued parameters (Resize scales, Clip bounds, Pad value): constants there stay float.
+    ``quant_weight_axes(attrs) -> {input index: output-channel axis}`` names the constant weights whose
+    quantized kernel accepts per-channel parameters (for quantizers with per-channel weights).
     """
 
     name: str
@@ -46,7 +48,7 @@ class OpDef:
     quant_same_scale: bool = False
     quant_bias_input: int | None = None
     quant_param_inputs: tuple[int, ...] = ()
-    quant_weight_axes: dict[int, int] = attrs.field(factory=dict)
+    quant_weight_axes: Callable[[dict], dict[int, int]] | None = None
     domain: str = ""
 
     @property

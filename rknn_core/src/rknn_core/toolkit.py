@@ -23,6 +23,7 @@ from rknn_core.plugins import Registry, default_registry
 from rknn_core.preprocess import insert_preprocess
 from rknn_core.quant import analysis, hybrid, snapshot
 from rknn_core.quant.build import quantize_model, quantized_tensor
+from rknn_core.quant.schemes import find_quantizer
 from rknn_core.runtime.inputs import prepare_inputs
 from rknn_core.shape_inference import infer_shapes, op_for
 
@@ -43,7 +44,12 @@ class Toolkit:
         self.float_graph: Graph | None = None  # float graph behind the quantized model (build / hybrid step2)
 
     def config(self, **kwargs: Any) -> None:
-        self.cfg = make_config(self.cfg, **kwargs)
+        cfg = make_config(self.cfg, **kwargs)
+        try:
+            find_quantizer(self.registry, cfg.quantized_dtype)
+        except RknnError as exc:
+            raise RknnError(f"config {exc}") from None
+        self.cfg = cfg
 
     def load(self, loader: str, **kwargs: Any) -> Graph:
         """Import a model with the frontend that serves ``loader`` (``load_onnx`` ...)."""

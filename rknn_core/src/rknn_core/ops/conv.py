@@ -333,4 +333,5 @@ def cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict
 
 
 OPS = [OpDef("Conv", infer, kernel, cost, 2, 3, quant_kernel=quant_kernel, quant_bias_input=2,
+             quant_weight_axes=lambda attrs: {1: 0},
              doc="N-channel convolution (1-D and 2-D), groups, dilations, pads, auto_pad; NCHW.")]

@@ -494,11 +494,14 @@ def _hardmax_quant(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[n
 
 OPS = [
     OpDef("ConvTranspose", _deconv_infer, _deconv_kernel, _deconv_cost, 2, 3, quant_kernel=_deconv_quant,
-          quant_bias_input=2, doc="Transposed convolution (any spatial rank): group, strides, dilations, pads, output_padding, "
+          quant_bias_input=2, quant_weight_axes=lambda attrs: {1: 1} if int(attrs.get("group", 1)) == 1 else {},
+          doc="Transposed convolution (any spatial rank): group, strides, dilations, pads, output_padding, "
               "output_shape, auto_pad; matmul then a scatter-add per kernel tap."),
     OpDef("Gemm", gemm_infer, gemm_kernel, gemm_cost, 2, 3, quant_kernel=_gemm_quant, quant_bias_input=2,
+          quant_weight_axes=lambda attrs: {1: 0 if int(attrs.get("transB", 0)) else 1},
           doc="alpha * A' @ B' + beta * C with optional transposes and a broadcast C."),
     OpDef("MatMul", _matmul_infer, _matmul_kernel, _matmul_cost, 2, 2, quant_kernel=_matmul_quant,
+          quant_weight_axes=lambda attrs: {1: -1},
           doc="numpy matmul semantics: 1-D operands and broadcast batch dimensions."),
     OpDef("BatchNormalization", _bn_infer, _bn_kernel, default_cost, 5, 5,
           doc="Inference batch normalization with running statistics (channel axis 1)."),

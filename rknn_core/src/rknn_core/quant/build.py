@@ -26,6 +26,7 @@ from rknn_core.quant.calibrate import HistogramObserver, RangeObserver, observe
 from rknn_core.quant.dataset import Dataset, calibration_plan, check_samples, iter_samples, read_dataset
 from rknn_core.quant.equalize import SaturationObserver, equalize, relu6_outputs
 from rknn_core.quant.quantize_graph import quantize_graph
+from rknn_core.quant.schemes import find_quantizer
 from rknn_core.runtime.inputs import prepare_inputs
 
 log = logging.getLogger("rknn")
@@ -82,7 +83,8 @@ def calibrate(model: RknnModel, registry: Registry, cfg: Config, dataset: Datase
         return observer.ranges()
     histograms = HistogramObserver(observer.ranges())
     observe(graph, registry, sample_feeds(model, dataset, cfg, "histograms"), histograms)
-    ranges = histograms.searched_ranges(cfg.quantized_algorithm, cfg.quantized_dtype, searched_tensors(graph))
+    quantizer = find_quantizer(registry, cfg.quantized_dtype)
+    ranges = histograms.searched_ranges(cfg.quantized_algorithm, quantizer, searched_tensors(graph))
     clipped = sum(ranges[n] != histograms.ranges()[n] for n in ranges)
     log.info("calibration (%s): %d of %d tensor ranges clipped", cfg.quantized_algorithm, clipped, len(ranges))
     return ranges
@@ -97,9 +99,7 @@ def quantized_tensor(graph: Graph) -> str | None:
 def quantize_model(model: RknnModel, registry: Registry, cfg: Config, dataset_path: str | None) -> Graph:
     """Calibrate ``model``'s float graph on the dataset and quantize it in place; returns the float
     graph exactly as quantized (after equalization), the reference of accuracy_analysis."""
-    quantizer = registry.table("quantizers").get(cfg.quantized_dtype)
-    if quantizer is None:
-        raise RknnError(f"no quantizer for quantized_dtype '{cfg.quantized_dtype}' is installed")
+    find_quantizer(registry, cfg.quantized_dtype)  # before any work: the scheme must be installed
     graph = model.graph
     dataset = read_dataset(dataset_path, len(graph.inputs))
     check_samples(dataset, lambda arrays: _feed(model, arrays), input_channels(model))

@@ -10,7 +10,7 @@ Three range algorithms (``config(quantized_algorithm=...)``):
   (rounding inside the range plus clipping outside) is chosen.
 
 Both searches evaluate a candidate range through the quantizer's own parameters
-(:func:`params_from_range`), so the zero-point rounding of u8 and the power-of-two scales of
+(``Quantizer.quantize``), so the zero-point rounding of u8 and the power-of-two scales of
 dynamic fixed point are part of the cost.
 """
 
@@ -22,7 +22,8 @@ import numpy as np
 
 from rknn_core.ir import Graph
 from rknn_core.plugins import Registry
-from rknn_core.quant.params import QTYPES, params_from_range, round_half_away
+from rknn_core.quant.params import QTYPES, round_half_away
+from rknn_core.records import Quantizer
 from rknn_core.runtime.executor import Executor
 
 BINS = 2048
@@ -72,7 +73,7 @@ class HistogramObserver(RangeObserver):
         counts = np.bincount(index, minlength=self.bins)
         self.counts[name] = self.counts[name] + counts if name in self.counts else counts
 
-    def searched_ranges(self, algorithm: str, quantized_dtype: str,
+    def searched_ranges(self, algorithm: str, quantizer: Quantizer,
                         names: Iterable[str] | None = None) -> dict[str, tuple[float, float]]:
         """min/max ranges, with those of ``names`` (default: every histogram) replaced by the range
         that ``algorithm`` (``kl_divergence`` or ``mmse``) finds."""
@@ -80,13 +81,13 @@ class HistogramObserver(RangeObserver):
         for name in self.counts if names is None else names:
             if name in self.counts:
                 lo, hi = self.limits[name]
-                result[name] = search_range(self.counts[name], lo, hi, algorithm, quantized_dtype)
+                result[name] = search_range(self.counts[name], lo, hi, algorithm, quantizer)
         return result
 
 
-def _grids(candidates: list[tuple[float, float]], quantized_dtype: str) -> tuple[np.ndarray, np.ndarray, int, int]:
+def _grids(candidates: list[tuple[float, float]], quantizer: Quantizer) -> tuple[np.ndarray, np.ndarray, int, int]:
     """Scales and zero points (column vectors) of the quantizer for each candidate range."""
-    params = [params_from_range(a, b, quantized_dtype) for a, b in candidates]
+    params = [quantizer.quantize(a, b) for a, b in candidates]
     qmin, qmax, _ = QTYPES[params[0].qtype]
     scale = np.array([q.scale[0] for q in params])[:, None]
     zero = np.array([q.zero_point[0] for q in params], dtype=np.float64)[:, None]
@@ -94,10 +95,10 @@ def _grids(candidates: list[tuple[float, float]], quantized_dtype: str) -> tuple
 
 
 def mmse_cost(counts: np.ndarray, centers: np.ndarray, width: float, candidates: list[tuple[float, float]],
-              quantized_dtype: str) -> np.ndarray:
+              quantizer: Quantizer) -> np.ndarray:
     """Per candidate range, the expected squared error of quantizing the histogram's values: each
     bin's values uniform over the bin; rounding error inside the grid, clipping error outside."""
-    s, z, qmin, qmax = _grids(candidates, quantized_dtype)
+    s, z, qmin, qmax = _grids(candidates, quantizer)
     raw = round_half_away(centers[None] / s) + z
     codes = np.clip(raw, qmin, qmax)
     err = (centers[None] - (codes - z) * s) ** 2 + width**2 / 12
@@ -106,10 +107,10 @@ def mmse_cost(counts: np.ndarray, centers: np.ndarray, width: float, candidates:
 
 
 def kl_cost(counts: np.ndarray, centers: np.ndarray, width: float, candidates: list[tuple[float, float]],
-            quantized_dtype: str) -> np.ndarray:
+            quantizer: Quantizer) -> np.ndarray:
     """Per candidate range, KL(P || Q) TensorRT style: P is the histogram with the mass outside the
     grid folded into its edge bins; Q spreads each level's mass evenly over its non-empty bins."""
-    s, z, qmin, qmax = _grids(candidates, quantized_dtype)
+    s, z, qmin, qmax = _grids(candidates, quantizer)
     n_cand, n_bins, levels = len(candidates), len(counts), qmax - qmin + 1
     raw = round_half_away(centers[None] / s) + z
     inside = (raw >= qmin) & (raw <= qmax)
@@ -146,13 +147,15 @@ def _kl(p: np.ndarray, q: np.ndarray, eps: float = 1e-4) -> np.ndarray:
 COSTS: dict[str, Callable[..., np.ndarray]] = {"kl_divergence": kl_cost, "mmse": mmse_cost}
 
 
-def search_range(counts: np.ndarray, lo: float, hi: float, algorithm: str, quantized_dtype: str) -> tuple[float, float]:
+def search_range(counts: np.ndarray, lo: float, hi: float, algorithm: str, quantizer: Quantizer) -> tuple[float, float]:
     """The clip range [a, b] within [lo, hi] that minimizes ``algorithm``'s cost on the histogram.
 
     First both ends shrink together (which keeps the zero point); then, for a tensor with values of
-    both signs, each end is refined alone. dynamic_fixed_point-16 has far more levels than bins: its range stays min/max.
+    both signs, each end is refined alone. A grid with more levels than the histogram has bins
+    (16-bit quantizers) keeps min/max.
     """
-    if algorithm not in COSTS or quantized_dtype == "dynamic_fixed_point-16" or hi <= lo or counts.sum() == 0:
+    levels = QTYPES[quantizer.qtype][1] - QTYPES[quantizer.qtype][0]
+    if algorithm not in COSTS or levels >= len(counts) or hi <= lo or counts.sum() == 0:
         return lo, hi
     cost = COSTS[algorithm]
     counts = np.asarray(counts, dtype=np.float64)
@@ -160,7 +163,7 @@ def search_range(counts: np.ndarray, lo: float, hi: float, algorithm: str, quant
     centers = lo + (np.arange(len(counts)) + 0.5) * width
 
     def best(candidates: list[tuple[float, float]]) -> tuple[float, float]:
-        return candidates[int(np.argmin(cost(counts, centers, width, candidates, quantized_dtype)))]
+        return candidates[int(np.argmin(cost(counts, centers, width, candidates, quantizer)))]
 
     a, b = best([(t * lo, t * hi) for t in SHRINK])
     if lo < 0 < hi:

@@ -30,17 +30,20 @@ import re
 from typing import Any
 
 import attrs
+import numpy as np
 import yaml
 
 from rknn_core.errors import RknnError
 from rknn_core.ir import Graph, QuantParams
 from rknn_core.plugins import Registry
-from rknn_core.quant.params import QTYPES, SCHEMES
+from rknn_core.quant.params import QTYPES
+from rknn_core.quant.schemes import find_quantizer, weight_params
 from rknn_core.shape_inference import op_for
 
 HEADER = ("%YAML 1.2\n---\n# add layer name and corresponding quantized_dtype to customized_quantize_layers, "
           "e.g conv2_3: float32\n")
-# customized_quantize_layers value -> config quantized_dtype (None: the layer runs in float)
+# customized_quantize_layers value -> config quantized_dtype (None: the layer runs in float); the name of
+# an installed quantizer is accepted too
 CUSTOM_TYPES: dict[str, str | None] = {
     "float32": None,
     "asymmetric_affine-u8": "asymmetric_quantized-u8",
@@ -61,6 +64,7 @@ class Entry:
     tensor: str
     layer: int
     port: str
+    position: int = -1  # the node input a constant is (-1 for outputs)
 
 
 @attrs.define
@@ -91,7 +95,7 @@ def entries(graph: Graph, registry: Registry) -> list[Entry]:
                 port, weight_seen = "weight", True
             else:
                 port = f"in{position}"
-            result.append(Entry(f"@{node.name}_{i}:{port}", name, i, port))
+            result.append(Entry(f"@{node.name}_{i}:{port}", name, i, port, position))
         result.extend(Entry(f"@{node.name}_{i}:out{k}", name, i, f"out{k}") for k, name in enumerate(node.outputs) if name)
     return result
 
@@ -217,9 +221,10 @@ def _customized(data: dict, lines: _Lines, graph: Graph, registry: Registry, qua
         if len(found) > 1:
             raise lines.fail(where, f"ambiguous: layers {sorted(found)} match; write it as name_id")
         node = graph.nodes[found.pop()]
-        if not isinstance(value, str) or value not in CUSTOM_TYPES:
-            raise lines.fail(where, f"type {value!r} is unknown; use one of {', '.join(CUSTOM_TYPES)}")
-        wanted = CUSTOM_TYPES[value]
+        known = {**CUSTOM_TYPES, **{name: name for name in registry.table("quantizers")}}
+        if not isinstance(value, str) or value not in known:
+            raise lines.fail(where, f"type {value!r} is unknown; use one of {', '.join(known)}")
+        wanted = known[value]
         if wanted is None:
             edits.float_nodes.add(node.name)
             continue
@@ -252,8 +257,10 @@ def _numbers(value: Any, kind: type, trail: tuple[str, ...], lines: _Lines, allo
     return result
 
 
-def _params(fields: Any, entry: Entry, lines: _Lines, scheme: str, qtype: str) -> QuantParams | None:
-    """The QuantParams written for one entry (None for ``dtype: None``), checked."""
+def _params(fields: Any, entry: Entry, lines: _Lines, expected: QuantParams, axis: int) -> QuantParams | None:
+    """The QuantParams written for one entry (None for ``dtype: None``), checked against the scheme and
+    storage type the model's quantizer gives such a tensor (``expected``); per channel along ``axis``."""
+    scheme, qtype = expected.scheme, expected.qtype
     trail = ("quantize_parameters", entry.key)
     if not isinstance(fields, dict):
         raise lines.fail(trail, "must be a mapping of dtype, method, max_value, min_value, zero_point, scale, qtype")
@@ -293,7 +300,7 @@ def _params(fields: Any, entry: Entry, lines: _Lines, scheme: str, qtype: str) -
     bounds = [_numbers(fields.get(n), float, (*trail, n), lines, allow_null=True) for n in ("min_value", "max_value")]
     if len(zero) == 1 and len(scale) > 1:
         zero = zero * len(scale)
-    return QuantParams(want, tuple(scale), tuple(zero), axis=0 if len(scale) > 1 else None, scheme=scheme,
+    return QuantParams(want, tuple(scale), tuple(zero), axis=axis if len(scale) > 1 else None, scheme=scheme,
                        min_value=bounds[0][0] if bounds[0] else None, max_value=bounds[1][0] if bounds[1] else None,
                        method=method)
 
@@ -307,20 +314,23 @@ def parse_cfg(text: str, path: str, graph: Graph, registry: Registry, quantized_
     if not isinstance(params, dict):
         raise lines.fail(("quantize_parameters",), "must be a mapping of '@layer_id:port' keys to parameters")
     known = {e.key: e for e in entries(graph, registry)}
-    scheme, qtype = SCHEMES[quantized_dtype]
+    quantizer = find_quantizer(registry, quantized_dtype)
+    activation = quantizer.quantize(-1.0, 1.0)
+    weight = weight_params(quantizer, np.array([-1.0, 1.0]), None)
     float_kind = {name for name, t in graph.tensors.items() if t.dtype.startswith("float")}
     for key, fields in params.items():
         trail = ("quantize_parameters", str(key))
         entry = known.get(str(key))
         if entry is None:
             raise lines.fail(trail, _unknown_key(str(key), graph))
-        q = _params(fields, entry, lines, scheme, qtype)
+        node = graph.nodes[entry.layer] if entry.layer < len(graph.nodes) else None
+        q = _params(fields, entry, lines, weight if entry.port == "weight" else activation,
+                    _channel_axis(graph, node, entry, registry))
         if q is None:
             continue
         if entry.tensor not in float_kind:
             raise lines.fail(trail, f"tensor '{entry.tensor}' holds {graph.tensors[entry.tensor].dtype} values and "
                                     f"is not quantized; its dtype must stay None")
-        node = graph.nodes[entry.layer] if entry.layer < len(graph.nodes) else None
         is_const = not entry.port.startswith("out")
         if node is not None and node.name in edits.float_nodes:
             if is_const:
@@ -335,6 +345,16 @@ def parse_cfg(text: str, path: str, graph: Graph, registry: Registry, quantized_
             continue
         _give(edits, entry, q, lines.line(*trail), path)
     return edits
+
+
+def _channel_axis(graph: Graph, node, entry: Entry, registry: Registry) -> int:
+    """The axis of per-channel parameters written for an entry: the op's output-channel axis of that
+    weight input, else 0 (biases)."""
+    if node is None or entry.position < 0:
+        return 0
+    opdef = op_for(node, registry)
+    axes = opdef.quant_weight_axes(node.attrs) if opdef.quant_weight_axes else {}
+    return axes.get(entry.position, 0) % max(len(graph.tensors[entry.tensor].shape or ()), 1)
 
 
 def _give(edits: HybridEdits, entry: Entry, q: QuantParams, line: int, path: str) -> None:

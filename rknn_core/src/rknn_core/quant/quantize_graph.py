@@ -10,7 +10,9 @@ from rknn_core.errors import RknnError
 from rknn_core.ir import Graph, QuantParams
 from rknn_core.plugins import Registry
 from rknn_core.quant.calibrate import float_tensors
-from rknn_core.quant.params import bias_params, params_from_range, quantize
+from rknn_core.quant.params import bias_params, quantize
+from rknn_core.quant.schemes import find_quantizer, weight_params
+from rknn_core.records import Quantizer
 
 log = logging.getLogger("rknn")
 FLOAT_NODES = "float_nodes"  # graph.metadata key: names of nodes that compute in float (hybrid)
@@ -23,12 +25,14 @@ def is_float_kind(dtype: str) -> bool:
 def quantize_graph(graph: Graph, registry: Registry, ranges: dict[str, tuple[float, float]], quantized_dtype: str,
                    float_nodes: set[str] | None = None,
                    given: dict[str, QuantParams] | None = None) -> list[str]:
-    """Quantize ``graph`` in place; returns the names of nodes that stay float.
+    """Quantize ``graph`` in place with the installed quantizer ``quantized_dtype``; returns the names
+    of nodes that stay float.
 
     ``float_nodes`` are kept float by request (hybrid quantization); ops with no quantized form are
     kept float too, with a warning. ``given`` fixes parameters of named tensors (edited cfg or an
     already-quantized source model) instead of deriving them from ``ranges``.
     """
+    quantizer = find_quantizer(registry, quantized_dtype)
     given = given or {}
     float_nodes = set(float_nodes or ())
     for name in float_tensors(graph):
@@ -36,7 +40,7 @@ def quantize_graph(graph: Graph, registry: Registry, ranges: dict[str, tuple[flo
         if name in given:
             tensor.quant = given[name]
         elif name in ranges:
-            tensor.quant = params_from_range(*ranges[name], quantized_dtype)
+            tensor.quant = quantizer.quantize(*ranges[name])
     stay_float = []
     producers = graph.producers()
     for node in graph.nodes:
@@ -48,7 +52,7 @@ def quantize_graph(graph: Graph, registry: Registry, ranges: dict[str, tuple[flo
             continue
         if opdef.quant_same_scale:
             _tie_outputs(graph, node, producers)
-        _quantize_constants(graph, node, opdef.quant_bias_input, quantized_dtype, given, opdef.quant_param_inputs)
+        _quantize_constants(graph, node, opdef, quantizer, given)
     graph.metadata[FLOAT_NODES] = stay_float
     graph.metadata["quantized_dtype"] = quantized_dtype
     return stay_float
@@ -64,24 +68,25 @@ def _tie_outputs(graph: Graph, node, producers) -> None:
             graph.tensors[out].quant = source
 
 
-def _quantize_constants(graph: Graph, node, bias_input: int | None, quantized_dtype: str,
-                        given: dict[str, QuantParams], param_inputs: tuple[int, ...] = ()) -> None:
+def _quantize_constants(graph: Graph, node, opdef, quantizer: Quantizer, given: dict[str, QuantParams]) -> None:
     """Float constants read by a quantized node become storage integers with their own parameters
-    (except ``param_inputs``, real-valued parameters such as Resize scales)."""
+    (except the op's ``quant_param_inputs``, real-valued parameters such as Resize scales); weights
+    the op takes per channel get the quantizer's per-channel parameters where it has them."""
+    channel_axes = opdef.quant_weight_axes(node.attrs) if opdef.quant_weight_axes else {}
     for position, name in enumerate(node.inputs):
-        if not name or position in param_inputs:
+        if not name or position in opdef.quant_param_inputs:
             continue
         tensor = graph.tensors[name]
         if not tensor.is_const or tensor.quant is not None or not is_float_kind(tensor.dtype):
             continue
         data = np.asarray(tensor.data, dtype=np.float64)
-        if position == bias_input:
+        if position == opdef.quant_bias_input:
             x_q, w_q = graph.tensors[node.inputs[0]].quant, graph.tensors[node.inputs[1]].quant
             if x_q is None or w_q is None:
                 raise RknnError(f"node '{node.name}' ({node.op}): its input and weight must be quantized before its bias")
             q = given.get(name) or bias_params(x_q, w_q)
         else:
-            q = given.get(name) or params_from_range(data.min(initial=0.0), data.max(initial=0.0), quantized_dtype)
+            q = given.get(name) or weight_params(quantizer, data, channel_axes.get(position))
         tensor.quant = q
         tensor.data = quantize(data, q)
         tensor.dtype = str(tensor.data.dtype)
