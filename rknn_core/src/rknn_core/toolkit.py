@@ -5,6 +5,7 @@ Every method raises :class:`RknnError` for user errors; the facade turns them in
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from typing import Any
@@ -54,7 +55,9 @@ class Toolkit:
     def load(self, loader: str, **kwargs: Any) -> Graph:
         """Import a model with the frontend that serves ``loader`` (``load_onnx`` ...)."""
         frontend = self.registry.frontend_for(loader)
-        graph = frontend.load(**kwargs)
+        # a frontend that declares a ``registry`` parameter gets this session's (converters, register_op ops)
+        session = {"registry": self.registry} if "registry" in inspect.signature(frontend.load).parameters else {}
+        graph = frontend.load(**kwargs, **session)
         infer_shapes(graph, self.registry)
         self.graph, self.model, self.runtime, self.float_graph = graph, None, None, None
         self.source_stem = _source_stem(kwargs, graph.name)
