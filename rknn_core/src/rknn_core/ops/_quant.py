@@ -18,8 +18,8 @@ from collections.abc import Callable
 import numpy as np
 from attrs import frozen as attrs_frozen
 
-from rknn_core import _native
 from rknn_core.ir import QuantParams
+from rknn_core.kernels_backend import native as _native
 from rknn_core.quant.fixedpoint import multiplier_plan, multiply, quantize_multiplier, requantize
 from rknn_core.quant.params import ARRAY_KINDS, QTYPES, STORAGE_KINDS, _broadcast, dequantize, quantize
 

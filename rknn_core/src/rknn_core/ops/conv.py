@@ -8,9 +8,9 @@ import functools
 import numpy as np
 from attrs import frozen
 
-from rknn_core import _native
 from rknn_core.errors import RknnError
 from rknn_core.ir import TensorInfo
+from rknn_core.kernels_backend import native as _native
 from rknn_core.ops._common import memo_by_attrs
 from rknn_core.ops._quant import (
     STORAGE_KINDS,

@@ -6,9 +6,9 @@ import functools
 
 import numpy as np
 
-from rknn_core import _native
 from rknn_core.errors import RknnError
 from rknn_core.ir import QuantParams, TensorInfo
+from rknn_core.kernels_backend import native as _native
 from rknn_core.ops._common import broadcast, default_cost, norm_axis, promote, same_as_first
 from rknn_core.ops._quant import (
     STORAGE_KINDS,

@@ -11,9 +11,9 @@ import functools
 
 import numpy as np
 
-from rknn_core import _native
 from rknn_core.errors import RknnError
 from rknn_core.ir import TensorInfo
+from rknn_core.kernels_backend import native as _native
 from rknn_core.ops._common import default_cost
 from rknn_core.ops._quant import STORAGE_KINDS, centered
 from rknn_core.ops._spatial import axis_taps, pad_spatial, resolve_pads, tap_slices_nd

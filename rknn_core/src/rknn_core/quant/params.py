@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from rknn_core import _native
 from rknn_core.errors import RknnError
 from rknn_core.ir import QuantParams
+from rknn_core.kernels_backend import native as _native
 
 # qtype -> (lowest, highest, storage dtype)
 QTYPES = {

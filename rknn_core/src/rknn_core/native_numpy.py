@@ -1,0 +1,237 @@
+"""The compiled kernels of ``rknn_core._native`` in numpy: same functions, arguments and in-place outputs.
+
+Used when the C extension could not be built (see ``kernels_backend``). Integer results equal the
+compiled ones bit for bit (the fixed-point rules of ``quant.fixedpoint``; sums of centered integers
+are exact in float64). Float results (``conv_gemm``, ``depthwise_conv2d`` on arbitrary floats) are
+float32 sums in another order, so they agree to float32 rounding, not bit for bit.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from rknn_core.quant.fixedpoint import multiply, shift_by_power_of_two
+from rknn_core.quant.params import round_half_away
+
+STORAGE = {"B": np.uint8, "b": np.int8, "h": np.int16}
+ACCUMULATORS = {"f": np.float32, "d": np.float64, "i": np.int32, "q": np.int64}
+MAX_THREADS = 256
+
+
+def _flat(buf, dtype, count: int, name: str) -> np.ndarray:
+    """The first ``count`` items of a C-contiguous buffer as a flat ``dtype`` array sharing its memory
+    (writes reach the caller's buffer); ValueError when it holds fewer."""
+    data = np.frombuffer(memoryview(buf).cast("B"), dtype=np.uint8)
+    size = np.dtype(dtype).itemsize
+    if count < 0 or data.size < count * size:
+        raise ValueError(f"{name}: buffer sizes do not match the shapes")
+    return data[:count * size].view(dtype)
+
+
+def _kind(table: dict, kind: str, name: str):
+    if kind not in table:
+        raise ValueError(f"{name}: unknown array kind {kind!r}")
+    return table[kind]
+
+
+def _fixed_point(total: np.ndarray, mult: np.ndarray, shift: np.ndarray, pot: bool) -> np.ndarray:
+    """int64 accumulators times (mult, shift): the rounding shift (``pot``) or the int32 fixed-point multiply."""
+    return shift_by_power_of_two(total, shift) if pot else multiply(total, mult, shift)
+
+
+def _requantize_rows(total: np.ndarray, bias, mult, shift, pot: bool, out: np.ndarray, zp: int, lo: int, hi: int,
+                     name: str) -> None:
+    """out = clamp(R(total + bias) + zp, lo, hi) for int64 ``total`` (outer, c, inner): bias, mult and shift
+    per channel (mult/shift also one for all)."""
+    c = total.shape[1]
+    mult, shift = np.frombuffer(mult, np.int64), np.frombuffer(shift, np.int64)
+    if mult.size != shift.size or mult.size not in (1, c):
+        raise ValueError(f"{name}: multipliers, shifts or bias do not match the channels")
+    if bias is not None:
+        total = total + _flat(bias, np.int64, c, name).reshape(1, c, 1)
+    scaled = _fixed_point(total, mult.reshape(1, -1, 1), shift.reshape(1, -1, 1), pot)
+    out[...] = np.clip(scaled + zp, lo, hi).reshape(out.shape)
+
+
+def _gathered(b, dtype, koff, poff, k: int, n: int, name: str) -> np.ndarray:
+    """The implicit im2col matrix (k, n): b[koff[j] + poff[p]]."""
+    index = _flat(koff, np.int64, k, name)[:, None] + _flat(poff, np.int64, n, name)[None, :]
+    flat = np.frombuffer(memoryview(b).cast("B"), dtype=np.uint8)
+    flat = flat[:flat.size // np.dtype(dtype).itemsize * np.dtype(dtype).itemsize].view(dtype)
+    if index.size and (index.min() < 0 or index.max() >= flat.size):
+        raise ValueError(f"{name}: koff/poff index out of range of b")
+    return flat[index]
+
+
+def conv_gemm(a, b, koff, poff, bias, y, m: int, k: int, n: int, lo: float, hi: float) -> None:
+    """y[i*n+p] = clamp(sum_j a[i*k+j] * b[koff[j]+poff[p]] + bias[i], lo, hi), float32."""
+    out = _flat(y, np.float32, m * n, "conv_gemm").reshape(m, n)
+    sums = _flat(a, np.float32, m * k, "conv_gemm").reshape(m, k) @ _gathered(b, np.float32, koff, poff, k, n,
+                                                                              "conv_gemm")
+    if bias is not None:
+        sums += _flat(bias, np.float32, m, "conv_gemm")[:, None]
+    out[...] = np.clip(sums, np.float32(lo), np.float32(hi))
+
+
+def qconv_gemm(a, b, b_kind: str, b_zero: int, koff, poff, bias, mult, shift, pot: bool, out, out_kind: str,
+               zo: int, lo: int, hi: int, m: int, k: int, n: int) -> None:
+    """The exact sums of ``conv_gemm`` over centered integers (b: float32, or 8-bit storage minus b_zero)
+    requantized per output row into ``out`` (m, n) storage, as ``requantize`` does."""
+    name = "qconv_gemm"
+    source = _kind({"f": np.float32, "B": np.uint8, "b": np.int8}, b_kind, name)
+    dst = _flat(out, _kind(STORAGE, out_kind, name), m * n, name).reshape(1, m, n)
+    columns = _gathered(b, source, koff, poff, k, n, name).astype(np.float64)
+    if b_kind != "f":
+        columns -= b_zero
+    sums = _flat(a, np.float32, m * k, name).reshape(m, k).astype(np.float64) @ columns
+    _requantize_rows(sums.astype(np.int64).reshape(1, m, n), bias, mult, shift, pot, dst, zo, lo, hi, name)
+
+
+def requantize(acc, acc_kind: str, bias, mult, shift, pot: bool, out, out_kind: str, outer: int, c: int, inner: int,
+               zp: int, lo: int, hi: int) -> None:
+    """out[o, ch, i] = clamp(R(acc[o, ch, i] + bias[ch]) + zp, lo, hi): R the fixed-point multiply by
+    (mult, shift)[ch], or with ``pot`` the rounding shift by shift[ch]."""
+    name = "requantize"
+    count = outer * c * inner
+    values = _flat(acc, _kind(ACCUMULATORS, acc_kind, name), count, name)
+    total = np.rint(values) if acc_kind == "d" else values  # float32 sums convert by truncation, as in C
+    dst = _flat(out, _kind(STORAGE, out_kind, name), count, name).reshape(outer, c, inner)
+    _requantize_rows(total.astype(np.int64).reshape(outer, c, inner), bias, mult, shift, pot, dst, zp, lo, hi, name)
+
+
+def quantized_add(a, b, out, kind: str, n: int, za: int, zb: int, left: int, ma: int, sa: int, mb: int, sb: int,
+                  sign: int, mo: int, so: int, pot: bool, zo: int, lo: int, hi: int) -> None:
+    """TFLite's integer ADD (sign 1) or SUB (sign -1) of two storage arrays of one kind."""
+    name = "quantized_add"
+    dtype = _kind(STORAGE, kind, name)
+    if not 0 <= left < 32:
+        raise ValueError(f"{name}: the left shift must lie in [0, 32)")
+    terms = [multiply((_flat(v, dtype, n, name).astype(np.int64) - z) << left, np.int64(m), np.int64(s))
+             for v, z, m, s in ((a, za, ma, sa), (b, zb, mb, sb))]
+    total = _fixed_point(terms[0] + sign * terms[1], np.int64(mo), np.int64(so), pot)
+    _flat(out, dtype, n, name)[...] = np.clip(total + zo, lo, hi)
+
+
+def quantize(x, x_kind: str, scale: float, zero: int, out, out_kind: str, lo: int, hi: int) -> None:
+    """Per-tensor quantization: round(x / scale) (ties away from zero) + zero, saturated; NaN gives the zero point."""
+    name = "quantize"
+    dtype = _kind(STORAGE, out_kind, name)
+    count = memoryview(out).nbytes // np.dtype(dtype).itemsize
+    values = _flat(x, _kind({"f": np.float32, "d": np.float64}, x_kind, name), count, name)
+    if not scale > 0:
+        raise ValueError(f"{name}: the scale must be positive")
+    with np.errstate(over="ignore", invalid="ignore"):
+        v = values.astype(np.float64) / scale
+        rounded = np.clip(round_half_away(v) + zero, lo, hi)
+    _flat(out, dtype, count, name)[...] = np.where(np.isnan(v), np.clip(zero, lo, hi), rounded)
+
+
+def center(x, kind: str, zero: int, out) -> None:
+    """out = float32(x) - float32(zero) for storage integers x."""
+    count = memoryview(out).nbytes // 4
+    values = _flat(x, _kind(STORAGE, kind, "center"), count, "center")
+    _flat(out, np.float32, count, "center")[...] = values.astype(np.float32) - np.float32(zero)
+
+
+def _planes(x, kind: str, zero: int, planes: int, h: int, w: int, name: str) -> np.ndarray:
+    """(planes, h, w) float32: float32 as given (kind f) or storage integers minus ``zero``."""
+    if kind == "f":
+        return _flat(x, np.float32, planes * h * w, name).reshape(planes, h, w)
+    values = _flat(x, _kind(STORAGE, kind, name), planes * h * w, name).reshape(planes, h, w)
+    return values.astype(np.float32) - np.float32(zero)
+
+
+def _bordered(planes: np.ndarray, pt: int, pl: int, ph: int, pw: int) -> np.ndarray:
+    """Each plane at row ``pt``, column ``pl`` of a zero (ph, pw) plane; negative pads and parts past
+    the border are cut off."""
+    out = np.zeros((planes.shape[0], ph, pw), dtype=planes.dtype)
+    top, left, skip_r, skip_c = max(pt, 0), max(pl, 0), max(-pt, 0), max(-pl, 0)
+    rows, cols = min(planes.shape[1] - skip_r, ph - top), min(planes.shape[2] - skip_c, pw - left)
+    if rows > 0 and cols > 0:
+        out[:, top:top + rows, left:left + cols] = planes[:, skip_r:skip_r + rows, skip_c:skip_c + cols]
+    return out
+
+
+def pad_planes(x, kind: str, zero: int, out, planes: int, h: int, w: int, pt: int, pl: int, ph: int, pw: int) -> None:
+    """out (planes, ph, pw) float32 holds each (h, w) plane of x at row pt, column pl, zeros elsewhere."""
+    name = "pad_planes"
+    if pt < 0 or pl < 0 or pt + h > ph or pl + w > pw:
+        raise ValueError(f"{name}: pads outside the plane")
+    dst = _flat(out, np.float32, planes * ph * pw, name).reshape(planes, ph, pw)
+    dst[...] = _bordered(_planes(x, kind, zero, planes, h, w, name), pt, pl, ph, pw)
+
+
+def plane_sums(x, kind: str, out, planes: int, size: int) -> None:
+    """out[p] = the int64 sum of the ``size`` storage integers of plane p."""
+    values = _flat(x, _kind(STORAGE, kind, "plane_sums"), planes * size, "plane_sums").reshape(planes, size)
+    _flat(out, np.int64, planes, "plane_sums")[...] = values.sum(axis=1, dtype=np.int64)
+
+
+def _depthwise_sums(planes: np.ndarray, w, start: np.ndarray, c: int, kh: int, kw: int, oh: int, ow: int, sh: int,
+                    sw: int, dh: int, dw: int, pt: int, pl: int, name: str) -> np.ndarray:
+    """``start`` (n*c, 1, 1 or broadcastable) plus the depthwise taps over the zero-bordered ``planes``,
+    accumulated tap by tap in row-major kernel order in the dtype of ``start``."""
+    if min(sh, sw, dh, dw, oh, ow) <= 0:
+        raise ValueError(f"{name}: strides, dilations and output sizes must be positive")
+    ph, pw = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
+    padded = _bordered(planes, pt, pl, ph, pw).astype(start.dtype)
+    taps = np.tile(_flat(w, np.float32, c * kh * kw, name).reshape(c, kh, kw), (planes.shape[0] // c, 1, 1))
+    acc = np.broadcast_to(start, (planes.shape[0], oh, ow)).copy()
+    for i in range(kh):
+        for j in range(kw):
+            window = padded[:, i * dh:i * dh + (oh - 1) * sh + 1:sh, j * dw:j * dw + (ow - 1) * sw + 1:sw]
+            acc += taps[:, i, j, None, None].astype(acc.dtype) * window
+    return acc
+
+
+def depthwise_conv2d(x, w, bias, y, n: int, c: int, h: int, w_: int, kh: int, kw: int, oh: int, ow: int, sh: int,
+                     sw: int, dh: int, dw: int, pt: int, pl: int, lo: float, hi: float) -> None:
+    """y (N, C, OH, OW) float32 = clamp(depthwise conv of x (N, C, H, W) with implicit zero padding + bias, lo, hi)."""
+    name = "depthwise_conv2d"
+    start = np.zeros((n * c, 1, 1), np.float32)
+    if bias is not None:
+        start += np.tile(_flat(bias, np.float32, c, name), n).reshape(n * c, 1, 1)
+    sums = _depthwise_sums(_planes(x, "f", 0, n * c, h, w_, name), w, start, c, kh, kw, oh, ow, sh, sw, dh, dw, pt,
+                           pl, name)
+    _flat(y, np.float32, n * c * oh * ow, name)[...] = np.clip(sums, np.float32(lo), np.float32(hi)).reshape(-1)
+
+
+def qdepthwise_conv2d(x, x_kind: str, zx: int, w, bias, mult, shift, pot: bool, y, out_kind: str, zo: int, lo: int,
+                      hi: int, n: int, c: int, h: int, w_: int, kh: int, kw: int, oh: int, ow: int, sh: int, sw: int,
+                      dh: int, dw: int, pt: int, pl: int) -> None:
+    """Integer depthwise convolution: centered storage x, centered float32 weights w, exact sums,
+    requantized per channel into storage y (N, C, OH, OW)."""
+    name = "qdepthwise_conv2d"
+    planes = _planes(x, x_kind, zx, n * c, h, w_, name)
+    sums = _depthwise_sums(planes, w, np.zeros((1, 1, 1)), c, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl, name)
+    dst = _flat(y, _kind(STORAGE, out_kind, name), n * c * oh * ow, name).reshape(n, c, oh * ow)
+    _requantize_rows(sums.astype(np.int64).reshape(n, c, oh * ow), bias, mult, shift, pot, dst, zo, lo, hi, name)
+
+
+def _default_threads() -> int:
+    """OMP_NUM_THREADS when set, else the CPUs of the process's affinity mask (as native/pool.c)."""
+    try:
+        wanted = int(os.environ.get("OMP_NUM_THREADS", "").split(",")[0])
+    except ValueError:
+        wanted = 0
+    if wanted < 1:
+        wanted = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    return min(wanted, MAX_THREADS)
+
+
+_threads = _default_threads()
+
+
+def set_threads(t: int) -> None:
+    """Record the thread count (the numpy kernels run on one thread whatever it is)."""
+    global _threads
+    if int(t) < 1:
+        raise ValueError("set_threads: the thread count must be at least 1")
+    _threads = min(int(t), MAX_THREADS)
+
+
+def get_threads() -> int:
+    """The thread count last set (default: OMP_NUM_THREADS, else the CPUs available)."""
+    return _threads
