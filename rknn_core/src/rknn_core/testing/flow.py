@@ -57,13 +57,20 @@ def _check(step: str, result: Any, errors: _ErrorLines, ok: Any = 0) -> None:
         raise AssertionError(f"{step} failed (returned {result!r}): {said}")
 
 
-def write_dataset(samples: Sequence[Sequence[np.ndarray]], folder: str) -> str:
-    """A dataset file for ``build(dataset=...)``: one line per sample, one ``.npy`` per model input."""
+def write_dataset(samples: Sequence[Sequence[np.ndarray]], folder: str, data_format: str = "nchw") -> str:
+    """A dataset file for ``build(dataset=...)``: one line per sample, one ``.npy`` per model input.
+
+    Dataset ``.npy`` files hold 4-D inputs as NHWC (as images are); ``data_format="nchw"`` samples are
+    transposed to it, so they are given in the layout ``inference`` takes.
+    """
     lines = []
     for i, sample in enumerate(samples):
         names = [f"sample{i}_input{j}.npy" for j in range(len(sample))]
         for name, array in zip(names, sample):
-            np.save(os.path.join(folder, name), np.asarray(array), allow_pickle=False)
+            array = np.asarray(array)
+            if data_format == "nchw" and array.ndim == 4:
+                array = array.transpose(0, 2, 3, 1)
+            np.save(os.path.join(folder, name), array, allow_pickle=False)
         lines.append(" ".join(names))
     path = os.path.join(folder, "dataset.txt")
     with open(path, "w", encoding="utf-8") as f:
@@ -80,8 +87,8 @@ def vendor_flow(model_path: str, inputs: Sequence[np.ndarray] | dict[str, np.nda
     ``dataset`` when ``quantize``), export to ``tmp_dir/model.rknn``, load that file in a new ``RKNN`` and
     run ``inputs`` in the simulator; returns the outputs.
 
-    ``dataset`` is a dataset file or a list of samples (each a list of arrays, one per input), written
-    as ``.npy`` files into ``tmp_dir``. ``config`` holds ``RKNN.config`` keywords, ``load_options`` the
+    ``dataset`` is a dataset file or a list of samples (each a list of arrays, one per input, in
+    ``data_format`` like ``inputs``), written as ``.npy`` files into ``tmp_dir``. ``config`` holds ``RKNN.config`` keywords, ``load_options`` the
     loader's keywords besides ``model``. ``via_file=False`` runs the built model without the file round
     trip. ``registry`` replaces the installed plugins (see ``registry_with``). Any step that fails raises
     ``AssertionError`` naming the step and the toolkit's ``E`` lines.
@@ -94,7 +101,7 @@ def vendor_flow(model_path: str, inputs: Sequence[np.ndarray] | dict[str, np.nda
             tmp_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="rknn-flow-"))
         stack.enter_context(using_registry(registry))
         if quantize and dataset is not None and not isinstance(dataset, (str, os.PathLike)):
-            dataset = write_dataset(dataset, tmp_dir)
+            dataset = write_dataset(dataset, tmp_dir, data_format)
         rknn = RKNN()
         stack.callback(lambda: rknn.release())
         errors = stack.enter_context(_errors_logged())

@@ -1,4 +1,5 @@
-"""``Mish``: ``y = x * tanh(softplus(x))`` (ONNX opset 18), with shape inference, kernel and cost."""
+"""``Mish``: ``y = x * tanh(softplus(x))`` (ONNX opset 18), with shape inference, float and quantized
+kernels and cost."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import numpy as np
 
 from rknn_core.errors import RknnError
 from rknn_core.ir import TensorInfo
+from rknn_core.quant.kernels import lut_kernel
 from rknn_core.records import Cost
 
 FLOAT_DTYPES = ("float16", "float32", "float64")
@@ -32,6 +34,11 @@ def mish(x: np.ndarray) -> np.ndarray:
 
 def kernel(inputs: list[np.ndarray], attrs: dict) -> list[np.ndarray]:
     return [mish(inputs[0])]
+
+
+# The integer form: a lookup table over every input code, table[q] = quantize(mish(dequantize(q))),
+# as the NPU's activation unit computes it; within 0.5 output LSB of ``mish`` on the same inputs.
+quant_kernel = lut_kernel(mish)
 
 
 def cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict) -> Cost:

@@ -14,4 +14,4 @@ def rknn_ops():
     from rknn_op_example import mish
 
     return [OpDef("Mish", mish.infer, mish.kernel, mish.cost, min_inputs=1, max_inputs=1,
-                  doc="Mish activation, x * tanh(softplus(x)) (ONNX opset 18).")]
+                  quant_kernel=mish.quant_kernel, doc="Mish activation, x * tanh(softplus(x)) (ONNX opset 18).")]
