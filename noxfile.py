@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["lint", "onnx", "op_example"]
+nox.options.sessions = ["lint", "onnx", "op_example", "quant_example"]
 nox.options.reuse_existing_virtualenvs = True
 
 PINS = "requirements-dev.txt"
 CORE = ("-e", "rknn_core", "-e", "plugins/targets")
+EVERY_PLUGIN = ("-e", "plugins/rknn_onnx", "-e", "plugins/examples/rknn_op_example", "-e",
+                "plugins/examples/rknn_quant_example", "-e", "plugins/rknn_tf", "-e", "plugins/rknn_tflite")
 
 
 def _install(session: nox.Session, *packages: str) -> None:
@@ -57,6 +59,13 @@ def op_example(session: nox.Session) -> None:
 
 
 @nox.session
+def quant_example(session: nox.Session) -> None:
+    """The third-party quantizer plugin installed beside the core and the ONNX frontend."""
+    _install(session, "-e", "plugins/rknn_onnx", "-e", "plugins/examples/rknn_quant_example")
+    session.run("pytest", "plugins/examples/rknn_quant_example/tests", "tests/test_plugins.py", *session.posargs)
+
+
+@nox.session
 def tf(session: nox.Session) -> None:
     """The TensorFlow frontend on its own (it reads .pb files without tensorflow; tensorflow-cpu
     generates the test models and TensorFlow's reference outputs, cached in .cache/models/tf)."""
@@ -67,16 +76,14 @@ def tf(session: nox.Session) -> None:
 
 @nox.session
 def integration(session: nox.Session) -> None:
-    _install(session, "-e", "plugins/rknn_onnx", "-e", "plugins/examples/rknn_op_example", "-e", "plugins/rknn_tf",
-             "-e", "plugins/rknn_tflite")
+    _install(session, *EVERY_PLUGIN)
     session.install("tensorflow-cpu==2.21.0")
     session.run("pytest", "-n", "2", "-m", "not heavy", *session.posargs)
 
 
 @nox.session
 def heavy(session: nox.Session) -> None:
-    _install(session, "-e", "plugins/rknn_onnx", "-e", "plugins/examples/rknn_op_example", "-e", "plugins/rknn_tf",
-             "-e", "plugins/rknn_tflite")
+    _install(session, *EVERY_PLUGIN)
     session.install("tensorflow-cpu==2.21.0")
     session.run("pytest", "-m", "heavy", *session.posargs)
 

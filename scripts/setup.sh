@@ -9,7 +9,7 @@ PY=${PYTHON:-python3}
 python -m pip install --quiet --upgrade pip
 python -m pip install --quiet -r requirements-tf.txt  # the dev stack plus tensorflow-cpu for the TF plugin's tests
 python -m pip install --quiet --no-deps --no-build-isolation \
-    -e rknn_core -e plugins/rknn_onnx -e plugins/rknn_tflite -e plugins/targets -e plugins/examples/rknn_op_example -e plugins/rknn_tf
+    -e rknn_core -e plugins/rknn_onnx -e plugins/rknn_tflite -e plugins/targets -e plugins/examples/rknn_op_example -e plugins/examples/rknn_quant_example -e plugins/rknn_tf
 python -m pip check
 python scripts/fetch_models.py
 echo "set-up done: activate with '. .venv/bin/activate'"
