@@ -195,7 +195,7 @@ class RKNN:
 
     @_guarded(fail=None)
     def list_support_target_platform(self, rknn_model: str | None = None) -> dict:
-        result = list_platforms(rknn_model)
+        result = list_platforms(self._tk.registry, rknn_model)
         for key, values in result.items():
             print(f"{key}: {', '.join(values)}")
         return result

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from rknn_core.hookspecs import hookimpl
+from rknn_core.hookspecs import PLUGIN_API, hookimpl
+
+RKNN_PLUGIN_API = (PLUGIN_API, PLUGIN_API)  # the core's own plugin always matches its core
 
 
 @hookimpl

@@ -8,7 +8,6 @@ import attrs
 
 from rknn_core.errors import RknnError
 
-FAMILIES = {"rk1808": "rk1808", "rk3399pro": "rk1808", "rv1109": "rv1126", "rv1126": "rv1126"}
 # extensions beyond the vendor's 1.x API (the first as in its later releases)
 QUANTIZED_ALGORITHMS = ("normal", "kl_divergence", "mmse")
 
@@ -67,10 +66,6 @@ class Config:
             result.append(pre)
         return result
 
-    @property
-    def family(self) -> str:
-        return FAMILIES[self.target_platform[0]]
-
 
 def _floats(text: str, what: str) -> list[float]:
     try:
@@ -115,15 +110,4 @@ def make_config(current: Config, **kwargs: Any) -> Config:
     for name in ("cross_layer_equalization", "bias_correction", "need_horizontal_merge"):
         if not isinstance(getattr(cfg, name), bool):
             raise RknnError(f"config {name} must be True or False, got {getattr(cfg, name)!r}")
-    platforms = cfg.target_platform
-    if isinstance(platforms, str):
-        platforms = [platforms]
-    platforms = [str(p).lower() for p in platforms]
-    bad = [p for p in platforms if p not in FAMILIES]
-    if not platforms or bad:
-        raise RknnError(f"config target_platform {bad or platforms} is unknown; use rk1808, rk3399pro, rv1109 or rv1126")
-    if len({FAMILIES[p] for p in platforms}) > 1:
-        raise RknnError(f"config target_platform {platforms} mixes incompatible chip families "
-                        f"(rk1808/rk3399pro and rv1109/rv1126 cannot share one model)")
-    cfg.target_platform = platforms
-    return cfg
+    return cfg  # target_platform is checked against the installed targets (platforms.check_platforms)

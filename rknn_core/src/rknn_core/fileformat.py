@@ -85,6 +85,7 @@ def describe(model: RknnModel) -> tuple[dict, list[bytes]]:
         "target_platform": model.target_platform, "pre_compile": model.pre_compile,
         "rknn_batch_size": model.rknn_batch_size, "quantized_dtype": model.quantized_dtype,
         "preprocessed": model.preprocessed, "extra": _encode_value(model.extra),
+        "provenance": model.provenance,
     }
     return meta, chunks
 
@@ -161,4 +162,5 @@ def model_from_description(meta: dict, mm: mmap.mmap | bytes, data_start: int) -
         graph.add_tensor(Tensor(t["name"], shape, t["dtype"], data, t["layout"], quant))
     graph.nodes = [Node(n["name"], n["op"], n["inputs"], n["outputs"], _decode_value(n["attrs"])) for n in gm["nodes"]]
     return RknnModel(graph, meta["target_platform"], meta["pre_compile"], meta["rknn_batch_size"],
-                     meta["quantized_dtype"], meta["preprocessed"], _decode_value(meta["extra"]))
+                     meta["quantized_dtype"], meta["preprocessed"], _decode_value(meta["extra"]),
+                     meta.get("provenance", {}))  # files written before provenance have none

@@ -21,6 +21,11 @@ import pluggy
 from rknn_core.records import Converter, Frontend, OpDef, PassSpec, Quantizer, Target, Transport
 
 PROJECT = "rknn"
+PLUGIN_API = 1
+"""The plugin API version of this core. A plugin module may declare the versions it works with as
+``RKNN_PLUGIN_API = (min, max)`` (inclusive); one whose range excludes this version is skipped with a
+warning. A plugin that declares nothing is accepted (``rknn plugins`` shows it as ``api undeclared``).
+The version goes up only when a change to the hooks or records would break existing plugins."""
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 

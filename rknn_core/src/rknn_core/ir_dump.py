@@ -6,7 +6,6 @@ from typing import Any
 
 import numpy as np
 
-from rknn_core.config import FAMILIES
 from rknn_core.ir import Graph, Tensor
 from rknn_core.model import RknnModel
 
@@ -109,9 +108,11 @@ def dump_model(model: RknnModel, registry: Any = None, format_version: int | Non
 
         registry = default_registry()
     from rknn_core.fileformat import FORMAT_VERSION
+    from rknn_core.platforms import platform_families
 
     g = model.graph
-    families = sorted({FAMILIES.get(p, "?") for p in model.target_platform})
+    known = platform_families(registry)
+    families = sorted({known.get(p, "?") for p in model.target_platform})
     cfg = model.extra.get("config", {}) if isinstance(model.extra, dict) else {}
     lines = [
         f"RKNN model '{g.name}'",

@@ -21,3 +21,5 @@ class RknnModel:
     # input name -> the tensor after in-model preprocessing (what inputs_pass_through feeds)
     preprocessed: dict[str, str] = attrs.field(factory=dict)
     extra: dict[str, Any] = attrs.field(factory=dict)
+    # kind ("ops", "quantizers", "targets") -> name -> who supplied it (provenance.collect); {} in old files
+    provenance: dict[str, dict[str, dict[str, Any]]] = attrs.field(factory=dict)

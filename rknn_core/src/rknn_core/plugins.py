@@ -9,6 +9,7 @@ import types
 from collections.abc import Iterable
 from typing import Any
 
+import attrs
 import pluggy
 
 from rknn_core import hookspecs, records
@@ -100,6 +101,11 @@ class Registry:
         """The plugin that supplied a record."""
         return self._origin[kind][name]
 
+    def supplier(self, kind: str, name: str) -> Supplier:
+        """The plugin that supplied a record, with the distribution and version that installed it."""
+        plugin = self.origin(kind, name)
+        return Supplier(plugin, *entry_point_distribution(self.pm.entry_points.get(plugin)))
+
     def add(self, kind: str, record: Any, plugin_name: str) -> None:
         """Add one record at run time (``register_op``); a clash is refused like at load."""
         self._add(kind, self._tables[kind], self._origin[kind], record, plugin_name)
@@ -137,37 +143,110 @@ def _package_of(plugin: Any, fallback: str) -> str:
     return module.split(".")[0]
 
 
+class PluginManager(pluggy.PluginManager):
+    """pluggy's manager for the ``rknn`` project; remembers the entry point each plugin came from."""
+
+    def __init__(self) -> None:
+        super().__init__(hookspecs.PROJECT)
+        self.add_hookspecs(hookspecs)
+        self.entry_points: dict[str, importlib.metadata.EntryPoint] = {}  # every one tried, loaded or not
+
+
+@attrs.frozen
+class Supplier:
+    """Who supplied a record: the plugin (entry-point name) and, when installed, its distribution."""
+
+    plugin: str
+    distribution: str | None = None
+    version: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.distribution} {self.version}" if self.distribution else f"plugin '{self.plugin}'"
+
+
+def entry_point_distribution(ep: importlib.metadata.EntryPoint | None) -> tuple[str | None, str | None]:
+    """The distribution name and version that declared an entry point (``None``s when unknown)."""
+    dist = getattr(ep, "dist", None)
+    if dist is None:
+        return None, None
+    return dist.metadata["Name"], dist.version
+
+
+def api_range(plugin: Any) -> tuple[int, int] | None:
+    """The plugin API versions a plugin declares (``RKNN_PLUGIN_API = (min, max)``), ``None`` if undeclared."""
+    declared = getattr(plugin, "RKNN_PLUGIN_API", None)
+    if declared is None:
+        return None
+    if (not isinstance(declared, (tuple, list)) or len(declared) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in declared)):
+        raise TypeError(f"RKNN_PLUGIN_API must be a (min, max) pair of integers, got {declared!r}")
+    return int(declared[0]), int(declared[1])
+
+
+def _incompatibility(plugin: Any, name: str, ep: importlib.metadata.EntryPoint | None) -> str | None:
+    """Why a plugin cannot work with this core's plugin API, or ``None`` when it can (or does not say)."""
+    declared = api_range(plugin)
+    if declared is None or declared[0] <= hookspecs.PLUGIN_API <= declared[1]:
+        return None
+    dist, version = entry_point_distribution(ep)
+    source = f" ({dist} {version})" if dist else ""
+    return (f"plugin '{name}'{source} supports plugin API {declared[0]}..{declared[1]}, but this rknn-core "
+            f"has plugin API {hookspecs.PLUGIN_API}; it is skipped: install a version of "
+            f"{dist or 'it'} made for plugin API {hookspecs.PLUGIN_API}")
+
+
 def new_plugin_manager(extra_plugins: tuple = (), entry_points: Iterable[Any] | None = None,
-                       ) -> tuple[pluggy.PluginManager, dict[str, str]]:
+                       ) -> tuple[PluginManager, dict[str, str]]:
     """A plugin manager with every installed ``rknn`` entry point; broken plugins are skipped.
 
     ``entry_points`` replaces the installed ones (tests pass their own ``EntryPoint`` objects);
-    ``extra_plugins`` are ``(name, plugin)`` pairs registered after them.
+    ``extra_plugins`` are ``(name, plugin)`` pairs registered after them. A plugin declaring a
+    ``RKNN_PLUGIN_API`` range without :data:`hookspecs.PLUGIN_API` is skipped like a broken one.
     """
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
+    pm = PluginManager()
     broken: dict[str, str] = {}
     if entry_points is None:
         entry_points = importlib.metadata.entry_points(group=hookspecs.PROJECT)
     for ep in sorted(entry_points, key=lambda e: e.name):
         if pm.has_plugin(ep.name):
             continue
-        try:
-            pm.register(ep.load(), name=ep.name)
-            try:  # a misspelled hook (rknn_op) would otherwise be ignored silently
-                pm.check_pending()
-            except pluggy.PluginValidationError:
-                pm.unregister(name=ep.name)
-                raise
-        except Exception as exc:  # a broken plugin must not take the toolkit down
-            package = ep.value.split(".")[0].split(":")[0]
-            broken[package] = f"{type(exc).__name__}: {exc}"
-            log.warning("plugin '%s' (%s) failed to load and is skipped: %s", ep.name, ep.value, exc)
+        pm.entry_points[ep.name] = ep
+        _register(pm, broken, ep.name, ep.load, ep)
     if not pm.has_plugin("core"):  # running from a source tree without the entry point installed
         pm.register(importlib.import_module("rknn_core.builtin"), name="core")
     for name, plugin in extra_plugins:
-        pm.register(plugin, name=name)
+        _register(pm, broken, name, lambda plugin=plugin: plugin, None)
     return pm, broken
+
+
+def _register(pm: PluginManager, broken: dict[str, str], name: str, load: Any,
+              ep: importlib.metadata.EntryPoint | None) -> None:
+    """Load and register one plugin; a failing or incompatible one is recorded in ``broken`` and skipped."""
+    where = f" ({ep.value})" if ep is not None else ""
+    try:
+        plugin = load()
+        problem = _incompatibility(plugin, name, ep)
+    except Exception as exc:  # a broken plugin must not take the toolkit down
+        broken[entry_point_package(ep) if ep is not None else name] = f"{type(exc).__name__}: {exc}"
+        log.warning("plugin '%s'%s failed to load and is skipped: %s", name, where, exc)
+        return
+    if problem is not None:
+        broken[_package_of(plugin, name)] = problem
+        log.warning("%s", problem)
+        return
+    pm.register(plugin, name=name)
+    try:  # a misspelled hook (rknn_op) would otherwise be ignored silently
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        pm.unregister(name=name)
+        broken[_package_of(plugin, name)] = f"{type(exc).__name__}: {exc}"
+        log.warning("plugin '%s'%s failed to load and is skipped: %s", name, where, exc)
+
+
+def entry_point_package(ep: importlib.metadata.EntryPoint) -> str:
+    """The top-level import package an entry point names (``rknn_onnx`` for ``rknn_onnx.plugin``),
+    which keys ``Registry.broken``."""
+    return ep.value.split(".")[0].split(":")[0]
 
 
 _default: Registry | None = None

@@ -133,15 +133,17 @@ class Converter:
 class Target:
     """A place to run a model: the simulator or a chip family.
 
-    ``platforms`` are the ``target_platform`` names it serves; ``family`` groups compatible chips.
+    ``platforms`` are the ``target_platform`` / ``init_runtime(target=...)`` names it serves (the core
+    keeps no list of chips); ``family`` groups compatible chips: one model serves one family.
     ``create_runtime(model, registry, device_id=..., **options)`` returns an object with
-    ``run(feeds)``/``perf(feeds)``/``memory()``/``sdk_version()`` (and optionally ``close()``).
+    ``run(feeds)``/``perf(feeds)``/``memory()``/``sdk_version()`` (and optionally ``close()``);
+    ``None`` declares chips that models can be built for but that this target cannot run.
     """
 
     name: str
     family: str
     platforms: tuple[str, ...]
-    create_runtime: Callable[..., Any]
+    create_runtime: Callable[..., Any] | None = None
     doc: str = ""
 
 

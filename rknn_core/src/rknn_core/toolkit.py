@@ -13,13 +13,14 @@ from typing import Any
 import attrs
 import numpy as np
 
-from rknn_core import fileformat
+from rknn_core import fileformat, provenance
 from rknn_core.config import Config, make_config
 from rknn_core.custom_ops import ops_from_file
 from rknn_core.errors import RknnError
 from rknn_core.ir import Graph
 from rknn_core.model import RknnModel
 from rknn_core.passes.manager import PassContext, run_passes
+from rknn_core.platforms import check_platforms, runtime_target
 from rknn_core.plugins import Registry, default_registry
 from rknn_core.preprocess import insert_preprocess
 from rknn_core.quant import analysis, hybrid, snapshot
@@ -29,7 +30,6 @@ from rknn_core.runtime.inputs import prepare_inputs
 from rknn_core.shape_inference import infer_shapes, op_for
 
 log = logging.getLogger("rknn")
-PLATFORMS = ("rk1808", "rk3399pro", "rv1109", "rv1126")
 
 
 class Toolkit:
@@ -46,6 +46,8 @@ class Toolkit:
 
     def config(self, **kwargs: Any) -> None:
         cfg = make_config(self.cfg, **kwargs)
+        if "target_platform" in kwargs:  # the default needs no target plugin until a model is built for it
+            cfg.target_platform = check_platforms(cfg.target_platform, self.registry)
         try:
             find_quantizer(self.registry, cfg.quantized_dtype)
         except RknnError as exc:
@@ -126,10 +128,12 @@ class Toolkit:
     def export_rknn(self, export_path: str) -> None:
         if self.model is None:
             raise RknnError("export_rknn needs a built model: call build() (or load_rknn()) first")
+        self.model.provenance = provenance.collect(self.model, self.registry)
         fileformat.save(self.model, export_path)
 
     def load_rknn(self, path: str) -> RknnModel:
         model = fileformat.load(path)
+        provenance.check_installed(model, self.registry, path, "load_rknn")
         for node in model.graph.nodes:  # every op must be installed (a custom op's plugin, say)
             op_for(node, self.registry)
         self.model, self.graph, self.runtime, self.float_graph = model, None, None, None
@@ -138,16 +142,7 @@ class Toolkit:
     def init_runtime(self, target: str | None = None, device_id: str | None = None, **options: Any) -> None:
         if self.model is None:
             raise RknnError("init_runtime needs a model: call build() or load_rknn() first")
-        name = "simulator" if target is None else str(target).lower()
-        if target is not None and name not in PLATFORMS:
-            raise RknnError(f"init_runtime target '{target}' is unknown; use one of {', '.join(PLATFORMS)} or None")
-        targets = self.registry.table("targets")
-        record = targets.get(name) or next((t for t in targets.values() if name in t.platforms), None)
-        if record is None:
-            what = ("the PC simulator needs the rknn-targets plugin: pip install plugins/targets"
-                    if target is None else
-                    f"running on a connected {name} needs a device target and transport plugin; none is installed")
-            raise RknnError(f"init_runtime: {what}")
+        record = runtime_target(target, self.model.target_platform, self.registry)
         self.runtime = record.create_runtime(self.model, self.registry, device_id=device_id, **options)
 
     def _require_runtime(self, what: str) -> Any:

@@ -8,6 +8,8 @@ from __future__ import annotations
 from rknn_core.hookspecs import hookimpl
 from rknn_core.records import OpDef
 
+RKNN_PLUGIN_API = (1, 1)  # the rknn-core plugin API versions this plugin works with
+
 
 @hookimpl
 def rknn_ops():
