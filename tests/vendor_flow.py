@@ -1,7 +1,11 @@
 """A vendor-style script on a small ONNX model made with onnx.helper: a float build and a u8 quantized
-build, each exported to .rknn, reloaded and run in the simulator. The outputs go to ``OUT/outputs.npz``.
+build, each exported to .rknn, reloaded and run in the simulator on a uint8 HWC image (mean 127.5,
+scale 127.5). The outputs go to ``OUT/outputs.npz``.
 
-    python tests/vendor_flow.py OUT
+    python tests/vendor_flow.py OUT [GIVEN.rknn]
+
+With GIVEN.rknn it also runs that model on the same image (output ``given``): a quantized model built
+elsewhere must give the same integers here.
 
 The graph touches every compiled kernel: padded and 1x1 convolutions, depthwise, Add, pools, Gemm.
 tests/test_native_fallback.py runs it with and without the compiled kernels.
@@ -46,31 +50,37 @@ def small_model() -> onnx.ModelProto:
 def convert_and_run(folder: Path, image: np.ndarray, quantize: bool) -> np.ndarray:
     name = "u8" if quantize else "float"
     rknn = RKNN()
-    rknn.config(channel_mean_value="0 0 0 1", reorder_channel="0 1 2")
+    rknn.config(channel_mean_value="127.5 127.5 127.5 127.5", reorder_channel="0 1 2")
     assert rknn.load_onnx(model=str(folder / "model.onnx")) == 0
     assert rknn.build(do_quantization=quantize, dataset=str(folder / "dataset.txt")) == 0
     assert rknn.export_rknn(str(folder / f"{name}.rknn")) == 0
     rknn.release()
+    return run(folder / f"{name}.rknn", image)
+
+
+def run(path: Path, image: np.ndarray) -> np.ndarray:
     rknn = RKNN()
-    assert rknn.load_rknn(str(folder / f"{name}.rknn")) == 0
+    assert rknn.load_rknn(str(path)) == 0
     assert rknn.init_runtime() == 0
     out = rknn.inference(inputs=[image])[0]
     rknn.release()
     return out
 
 
-def main(folder: Path) -> None:
+def main(folder: Path, given: Path | None) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     onnx.save(small_model(), folder / "model.onnx")
     rng = np.random.default_rng(0)
     with open(folder / "dataset.txt", "w") as f:
         for i in range(3):
-            np.save(folder / f"{i}.npy", rng.random((16, 16, 3), dtype=np.float32))
+            np.save(folder / f"{i}.npy", rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
             f.write(f"{i}.npy\n")
     image = np.load(folder / "0.npy")
-    np.savez(folder / "outputs.npz", float=convert_and_run(folder, image, False),
-             u8=convert_and_run(folder, image, True))
+    outputs = {"float": convert_and_run(folder, image, False), "u8": convert_and_run(folder, image, True)}
+    if given is not None:
+        outputs["given"] = run(given, image)
+    np.savez(folder / "outputs.npz", **outputs)
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), Path(sys.argv[2]) if len(sys.argv) > 2 else None)

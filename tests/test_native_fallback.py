@@ -1,0 +1,328 @@
+"""The numpy kernels (rknn_core.native_numpy) against the compiled ones (rknn_core._native) on random
+inputs: integer results bit for bit, float results to float32 rounding (exactly on integer-valued
+data); and a vendor flow run with RKNN_NO_NATIVE=1 that gives the compiled run's outputs and says once
+that it is slower."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rknn_core import native_numpy
+from rknn_core.ops._quant import _add_out_plan, _add_plan
+from rknn_core.quant.params import QTYPES
+
+STORAGE = {"B": "u8", "b": "i8", "h": "i16"}
+SEEDS = range(6)
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    try:
+        return importlib.import_module("rknn_core._native")
+    except ImportError:
+        pytest.skip("the compiled kernels are not built here (nothing to compare the numpy kernels with)")
+
+
+@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
+def threads(request, compiled):
+    """Both thread counts of the compiled kernels: the results must not depend on them."""
+    old = compiled.get_threads()
+    compiled.set_threads(request.param)
+    yield request.param
+    compiled.set_threads(old)
+
+
+def both(compiled, name: str, outputs: list[np.ndarray], *args) -> tuple[list, list]:
+    """Call the compiled and the numpy kernel ``name`` with the same arguments, ``outputs`` standing for
+    the in-place outputs (each gets its own copy, prefilled with garbage); the filled outputs of each."""
+    results = []
+    for module in (compiled, native_numpy):
+        copies = [np.full_like(o, 77) for o in outputs]
+        it = iter(copies)
+        getattr(module, name)(*[next(it) if a is OUT else a for a in args])
+        results.append(copies)
+    return results[0], results[1]
+
+
+OUT = object()  # marks where an in-place output goes in ``both``'s arguments
+
+
+def storage(rng, kind: str, shape) -> np.ndarray:
+    lo, hi, dtype = QTYPES[STORAGE[kind]]
+    return rng.integers(lo, hi + 1, size=shape).astype(dtype)
+
+
+def multipliers(rng, count: int, pot: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(mult, shift) int64: powers of two (``pot``), else fixed-point multipliers around 2**-30..2**4
+    with exact halves (mult 2**30) among them, so rounding ties occur."""
+    if pot:
+        return np.zeros(count, np.int64), rng.integers(-20, 8, count).astype(np.int64)
+    mult = rng.integers(1 << 30, 1 << 31, count).astype(np.int64)
+    mult[::3] = 1 << 30
+    return mult, rng.integers(-30, 5, count).astype(np.int64)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("acc_kind", ["f", "d", "i", "q"])
+def test_requantize_is_bit_identical(compiled, threads, seed, acc_kind):
+    rng = np.random.default_rng(seed)
+    out_kind = "Bbh"[seed % 3]
+    pot = acc_kind != "f" and seed % 2 == 1
+    outer, c, inner = int(rng.integers(1, 3)), int(rng.integers(1, 6)), int(rng.integers(1, 70))
+    bound = {"f": 2**23, "d": 2**40, "i": 2**31, "q": 2**40}[acc_kind] if not pot else 2**36
+    acc = rng.integers(-bound, bound, (outer, c, inner)).astype(native_numpy.ACCUMULATORS[acc_kind])
+    acc.reshape(-1)[:4] = [0, 2, -2, 6]  # ties of the halving multipliers
+    mult, shift = multipliers(rng, c if seed % 2 else 1, pot)
+    bias = rng.integers(-2**20, 2**20, c).astype(np.int64) if seed % 3 else None
+    lo, hi, dtype = QTYPES[STORAGE[out_kind]]
+    zp = int(rng.integers(lo, hi + 1))
+    out = np.empty(acc.shape, dtype)
+    (want,), (got,) = both(compiled, "requantize", [out], acc, acc_kind, bias, mult, shift, pot, OUT, out_kind,
+                           outer, c, inner, zp, lo + 3, hi - 3)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("acc_kind", ["i", "q"])
+@pytest.mark.parametrize("out_kind", ["B", "b", "h"])
+def test_requantize_saturates_alike(compiled, acc_kind, out_kind):
+    """Accumulators past int32 and left shifts saturate the fixed-point multiply; the bounds clamp."""
+    big = 2**31 - 1 if acc_kind == "i" else 2**40
+    acc = np.array([[[-big, big, 5, -5, 3, -3]]], native_numpy.ACCUMULATORS[acc_kind])
+    mult, shift = np.array([1 << 30], np.int64), np.array([3], np.int64)  # x 4: 5 -> 20, 3 -> 12
+    lo, hi, dtype = QTYPES[STORAGE[out_kind]]
+    out = np.empty(acc.shape, dtype)
+    (want,), (got,) = both(compiled, "requantize", [out], acc, acc_kind, None, mult, shift, False, OUT, out_kind,
+                           1, 1, 6, 0, lo + 1, min(hi, 15))
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(want.reshape(-1), [lo + 1, min(hi, 15), min(hi, 15), max(lo + 1, -20), 12,
+                                                     max(lo + 1, -12)])
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("kind", ["B", "b", "h"])
+def test_quantized_add_is_bit_identical(compiled, threads, seed, kind):
+    rng = np.random.default_rng(seed)
+    qtype = STORAGE[kind]
+    lo, hi, dtype = QTYPES[qtype]
+    scales = rng.uniform(0.01, 1.0, 3)
+    if seed == 0:
+        scales[2] = 2 * max(scales[:2]) / 2**10  # a power-of-two output multiplier (the shift mode)
+    shift, ma, sa, mb, sb, m_out = _add_plan(*scales, qtype)
+    pot, mo, so = _add_out_plan(m_out)
+    n = 20000 if seed < 2 else int(rng.integers(1, 100))  # threaded / vector tails
+    a, b = storage(rng, kind, n), storage(rng, kind, n)
+    za, zb, zo = (int(rng.integers(lo, hi + 1)) for _ in range(3))
+    sign = 1 if seed % 2 else -1
+    out = np.empty(n, dtype)
+    (want,), (got,) = both(compiled, "quantized_add", [out], a, b, OUT, kind, n, za, zb, shift, ma, sa, mb, sb, sign,
+                           int(mo), int(so), pot, zo, lo, hi)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("x_kind", ["f", "d"])
+def test_quantize_is_bit_identical(compiled, threads, seed, x_kind):
+    rng = np.random.default_rng(seed)
+    out_kind = "Bbh"[seed % 3]
+    lo, hi, dtype = QTYPES[STORAGE[out_kind]]
+    scale = float(2.0 ** rng.integers(-8, 2)) if seed % 2 else float(rng.uniform(0.001, 0.5))
+    zero = int(rng.integers(lo, hi + 1))
+    x = (rng.standard_normal(70000 if seed == 0 else 257) * scale * (hi - lo) / 4)
+    x[:6] = [np.nan, np.inf, -np.inf, 2.5 * scale, -2.5 * scale, 1e300 if x_kind == "d" else 3e38]  # ties, NaN
+    x = x.astype(native_numpy.ACCUMULATORS[x_kind])
+    out = np.empty(x.shape, dtype)
+    (want,), (got,) = both(compiled, "quantize", [out], x, x_kind, scale, zero, OUT, out_kind, lo, hi)
+    np.testing.assert_array_equal(got, want)
+    assert want[0] == np.clip(zero, lo, hi) and want[1] == hi and want[2] == lo
+
+
+@pytest.mark.parametrize("kind", ["B", "b", "h"])
+def test_center_and_plane_sums_are_bit_identical(compiled, kind):
+    rng = np.random.default_rng(3)
+    x = storage(rng, kind, (4, 3, 5, 7))
+    zero = int(rng.integers(*QTYPES[STORAGE[kind]][:2]))
+    (want,), (got,) = both(compiled, "center", [np.empty(x.shape, np.float32)], x, kind, zero, OUT)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(want, x.astype(np.float32) - zero)
+    (want,), (got,) = both(compiled, "plane_sums", [np.empty(12, np.int64)], x, kind, OUT, 12, 35)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(want, x.reshape(12, 35).sum(axis=1))
+
+
+@pytest.mark.parametrize("kind", ["f", "B", "b", "h"])
+def test_pad_planes_is_bit_identical(compiled, threads, kind):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((6, 5, 7)).astype(np.float32) if kind == "f" else storage(rng, kind, (6, 5, 7))
+    out = np.empty((6, 8, 11), np.float32)
+    (want,), (got,) = both(compiled, "pad_planes", [out], x, kind, 3, OUT, 6, 5, 7, 1, 2, 8, 11)
+    np.testing.assert_array_equal(got, want)
+    assert (want[:, 0] == 0).all() and (want[:, :, :2] == 0).all() and (want[:, 6:] == 0).all()
+
+
+def _gemm_case(rng, m: int, k: int, n: int):
+    """Implicit im2col offsets into a flat b of len(b) >= max(koff) + max(poff) + 1."""
+    koff = rng.integers(0, 40, k).astype(np.int64)
+    poff = rng.integers(0, 60, n).astype(np.int64)
+    return koff, poff, 100
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_qconv_gemm_is_bit_identical(compiled, threads, seed):
+    rng = np.random.default_rng(seed)
+    m, k, n = int(rng.integers(1, 40)), int(rng.integers(1, 80)), int(rng.integers(1, 300))
+    koff, poff, size = _gemm_case(rng, m, k, n)
+    b_kind, out_kind = "fBb"[seed % 3], "Bbh"[seed % 3]
+    a = rng.integers(-127, 128, (m, k)).astype(np.float32)
+    b = rng.integers(-255, 256, size).astype(np.float32) if b_kind == "f" else storage(rng, b_kind, size)
+    b_zero = int(rng.integers(-20, 20))
+    pot = seed == 4
+    mult, shift = multipliers(rng, m if seed % 2 else 1, pot)
+    shift = shift - 8 if not pot else shift - 10  # sums reach ~2**21: bring them into the output range
+    bias = rng.integers(-2**16, 2**16, m).astype(np.int64) if seed % 3 else None
+    lo, hi, dtype = QTYPES[STORAGE[out_kind]]
+    zo = int(rng.integers(lo, hi + 1))
+    out = np.empty((m, n), dtype)
+    (want,), (got,) = both(compiled, "qconv_gemm", [out], a, b, b_kind, b_zero, koff, poff, bias, mult, shift, pot,
+                           OUT, out_kind, zo, lo, hi, m, k, n)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_conv_gemm_matches(compiled, threads, seed):
+    """Exactly on integer-valued data (sums exact in any order); to float32 rounding on random floats."""
+    rng = np.random.default_rng(seed)
+    m, k, n = int(rng.integers(1, 50)), int(rng.integers(1, 90)), int(rng.integers(1, 300))
+    koff, poff, size = _gemm_case(rng, m, k, n)
+    lo, hi = (-np.inf, np.inf) if seed % 2 else (-3.0, 5.0)
+    for integers in (True, False):
+        draw = (lambda *s: rng.integers(-9, 10, s).astype(np.float32)) if integers else \
+            (lambda *s: rng.standard_normal(s).astype(np.float32))
+        a, b, bias = draw(m, k), draw(size), draw(m) if seed % 3 else None
+        b[0] = np.nan if not integers else b[0]
+        (want,), (got,) = both(compiled, "conv_gemm", [np.empty((m, n), np.float32)], a, b, koff, poff, bias, OUT,
+                               m, k, n, lo, hi)
+        if integers:
+            np.testing.assert_array_equal(got, want)
+        else:
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+            assert (np.isnan(got) == np.isnan(want)).all()
+
+
+GEOMETRIES = [  # kh, kw, sh, sw, dh, dw, pt, pl, pb, pr: the 3x3 / 3x3-stride-2 paths and the generic one
+    (3, 3, 1, 1, 1, 1, 1, 1, 1, 1), (3, 3, 2, 2, 1, 1, 1, 1, 1, 1), (3, 3, 2, 2, 1, 1, 0, 0, 1, 1),
+    (5, 5, 1, 2, 1, 1, 2, 2, 2, 2), (3, 3, 1, 1, 2, 2, 2, 2, 2, 2), (1, 1, 1, 1, 1, 1, 0, 0, 0, 0),
+    (2, 3, 2, 1, 1, 1, 0, 1, 1, 1),
+]
+
+
+def _dw_geometry(geometry, h: int, w: int) -> tuple[int, ...]:
+    kh, kw, sh, sw, dh, dw, pt, pl, pb, pr = geometry
+    oh = (h + pt + pb - (kh - 1) * dh - 1) // sh + 1
+    ow = (w + pl + pr - (kw - 1) * dw - 1) // sw + 1
+    return h, w, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+def test_depthwise_conv2d_matches(compiled, threads, geometry):
+    rng = np.random.default_rng(sum(geometry))
+    n, c = 2, 5
+    geo = _dw_geometry(geometry, 9, 12)
+    kh, kw, oh, ow = geo[2], geo[3], geo[4], geo[5]
+    for integers in (True, False):
+        draw = (lambda *s: rng.integers(-9, 10, s).astype(np.float32)) if integers else \
+            (lambda *s: rng.standard_normal(s).astype(np.float32))
+        x, w, bias = draw(n, c, 9, 12), draw(c, kh, kw), draw(c)
+        (want,), (got,) = both(compiled, "depthwise_conv2d", [np.empty((n, c, oh, ow), np.float32)], x, w, bias, OUT,
+                               n, c, *geo, -4.0, 6.0)
+        if integers:
+            np.testing.assert_array_equal(got, want)
+        else:
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+        assert want.min() >= -4.0 and want.max() <= 6.0
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+@pytest.mark.parametrize("kinds", ["BB", "bb", "hh", "Bh"])
+def test_qdepthwise_conv2d_is_bit_identical(compiled, threads, geometry, kinds):
+    rng = np.random.default_rng(sum(geometry))
+    x_kind, out_kind = kinds
+    n, c = 2, 4
+    geo = _dw_geometry(geometry, 10, 11)
+    kh, kw, oh, ow = geo[2], geo[3], geo[4], geo[5]
+    x = storage(rng, x_kind, (n, c, 10, 11))
+    w = rng.integers(-127, 128, (c, kh, kw)).astype(np.float32)
+    zx = int(rng.integers(*QTYPES[STORAGE[x_kind]][:2])) if x_kind != "h" else 0
+    pot = kinds == "hh"
+    mult, shift = multipliers(rng, c, pot)
+    shift = shift - (10 if x_kind == "h" else 4)
+    bias = rng.integers(-2**12, 2**12, c).astype(np.int64)
+    lo, hi, dtype = QTYPES[STORAGE[out_kind]]
+    zo = int(rng.integers(lo, hi + 1))
+    out = np.empty((n, c, oh, ow), dtype)
+    (want,), (got,) = both(compiled, "qdepthwise_conv2d", [out], x, x_kind, zx, w, bias, mult, shift, pot, OUT,
+                           out_kind, zo, lo, hi, n, c, *geo)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("module", ["compiled", "numpy"])
+def test_bad_arguments_raise_value_error_in_both(compiled, module):
+    kernels = compiled if module == "compiled" else native_numpy
+    with pytest.raises(ValueError):
+        kernels.set_threads(0)
+    with pytest.raises(ValueError):  # output smaller than m*n
+        kernels.conv_gemm(np.ones(4, np.float32), np.ones(4, np.float32), np.zeros(2, np.int64),
+                          np.zeros(2, np.int64), None, np.empty(3, np.float32), 2, 2, 2, -1.0, 1.0)
+    with pytest.raises(ValueError):  # unknown storage kind
+        kernels.center(np.zeros(4, np.uint8), "x", 0, np.empty(4, np.float32))
+    with pytest.raises(ValueError):  # koff/poff read past the end of b
+        kernels.conv_gemm(np.ones(4, np.float32), np.ones(4, np.float32), np.array([0, 3], np.int64),
+                          np.array([0, 1], np.int64), None, np.empty(4, np.float32), 2, 2, 2, -1.0, 1.0)
+
+
+def test_numpy_thread_count_follows_set_threads():
+    old = native_numpy.get_threads()
+    try:
+        native_numpy.set_threads(3)
+        assert native_numpy.get_threads() == 3
+        native_numpy.set_threads(1000)
+        assert native_numpy.get_threads() == native_numpy.MAX_THREADS
+    finally:
+        native_numpy.set_threads(old)
+
+
+FLOW = Path(__file__).with_name("vendor_flow.py")
+WARNING = "W the compiled kernels (rknn_core._native) are not available"
+
+
+def _flow(folder: Path, *args: str, **env: str) -> tuple[dict, str]:
+    run = subprocess.run([sys.executable, str(FLOW), str(folder), *args], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "OMP_NUM_THREADS": "2", **env})
+    assert run.returncode == 0, run.stderr
+    with np.load(folder / "outputs.npz") as outputs:
+        return dict(outputs), run.stderr
+
+
+def test_vendor_flow_without_compiled_kernels_matches_and_warns_once(tmp_path):
+    """Float outputs to 1e-5; the integer run of one quantized .rknn exactly (a model quantized on each
+    side may differ: calibration ranges come from float runs that agree to rounding only)."""
+    default_out, default_err = _flow(tmp_path / "default", RKNN_NO_NATIVE="0")
+    numpy_out, numpy_err = _flow(tmp_path / "numpy", str(tmp_path / "default" / "u8.rknn"), RKNN_NO_NATIVE="1")
+    assert numpy_err.count(WARNING) == 1 and "RKNN_NO_NATIVE is set" in numpy_err
+    has_compiled = importlib.util.find_spec("rknn_core._native") is not None
+    assert (WARNING in default_err) != has_compiled, default_err
+    np.testing.assert_allclose(numpy_out["float"], default_out["float"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(numpy_out["given"], default_out["u8"])
+    np.testing.assert_allclose(numpy_out["u8"], default_out["u8"], atol=0.02)
+    ort = pytest.importorskip("onnxruntime")
+    image = ((np.load(tmp_path / "numpy" / "0.npy").astype(np.float32) - 127.5) / 127.5).transpose(2, 0, 1)[None]
+    want = ort.InferenceSession(str(tmp_path / "numpy" / "model.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {"x": image})[0]
+    np.testing.assert_allclose(numpy_out["float"], want, rtol=1e-4, atol=1e-5)
+    assert np.abs(numpy_out["u8"] - want).max() < 0.05 * np.abs(want).max()
