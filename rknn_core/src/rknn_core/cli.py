@@ -1,4 +1,4 @@
-"""The ``rknn`` command: convert, run, perf and inspect models through the RKNN facade.
+"""The ``rknn`` command: convert, run, perf and inspect models through the RKNN facade; list plugins.
 
 Every subcommand exits with 0 on success and 1 on failure (the reason is printed as an ``E`` line);
 usage errors exit with 2, as argparse does.
@@ -229,8 +229,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
             config["quantized_dtype"] = args.quantized_dtype
         if args.horizontal_merge:
             config["need_horizontal_merge"] = True
-        _check_config(config)
-        rknn.config(**config)
+        _apply_config(rknn, config)
         with steps.step("load"):
             _load(rknn, args)
         with steps.step("build"):
@@ -247,13 +246,12 @@ def cmd_convert(args: argparse.Namespace) -> int:
         rknn.release()
 
 
-def _check_config(config: dict[str, Any]) -> None:
-    """config() returns None even when it refuses a value, so validate the same way first."""
-    from rknn_core.config import Config, make_config
+def _apply_config(rknn: Any, config: dict[str, Any]) -> None:
+    """``config`` returns None even when it refuses a value, so call the toolkit and stop on a refusal."""
     from rknn_core.errors import RknnError
 
     try:
-        make_config(Config(), **config)
+        rknn._tk.config(**config)
     except RknnError as exc:
         raise CliError(str(exc)) from None
 
@@ -347,6 +345,27 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         rknn.release()
 
 
+def cmd_plugins(args: argparse.Namespace) -> int:
+    """List the installed plugins (or, with --json, print them as JSON)."""
+    import json
+
+    from rknn_core import log as rklog
+    from rknn_core.errors import RknnError
+    from rknn_core.plugin_list import describe_plugins, format_plugins, plugins_json
+    from rknn_core.plugins import default_registry
+
+    rklog.configure(bool(args.verbose))  # a skipped plugin's W line goes to stderr
+    try:
+        infos = describe_plugins(default_registry())
+    except RknnError as exc:  # e.g. two plugins providing the same op
+        raise CliError(str(exc)) from None
+    if args.json:
+        print(json.dumps(plugins_json(infos), indent=2))
+    else:
+        print(format_plugins(infos), end="")
+    return 0
+
+
 # argument parsing ----------------------------------------------------------------------------------
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
@@ -363,7 +382,8 @@ def _parser() -> argparse.ArgumentParser:
 
     runtime = argparse.ArgumentParser(add_help=False)
     runtime.add_argument("model", help="the .rknn model")
-    runtime.add_argument("--target", default=None, help="rk1808, rk3399pro, rv1109, rv1126 (default: the PC simulator)")
+    runtime.add_argument("--target", default=None,
+                         help="a chip, e.g. rk1808 (`rknn plugins` lists the installed targets); default: the PC simulator")
     runtime.add_argument("--device-id", default=None, help="which connected device to use")
     runtime.add_argument("--format", choices=["nhwc", "nchw"], default="nhwc",
                          help="layout of .npy inputs (images are always HWC); default nhwc")
@@ -376,7 +396,8 @@ def _parser() -> argparse.ArgumentParser:
                        description="Load a model, build it (float unless --quantize) and export an .rknn file.")
     p.add_argument("model", help="the source model (.onnx, .tflite, .pt, .pb, .cfg, .prototxt, .json)")
     p.add_argument("-o", "--output", required=True, help="the .rknn file to write")
-    p.add_argument("--platform", action="append", help="target platform(s): rk1808, rk3399pro, rv1109, rv1126")
+    p.add_argument("--platform", action="append",
+                   help="target platform(s), e.g. rk1808 (default); `rknn plugins` lists the installed targets")
     p.add_argument("--optimization-level", type=int, default=3, choices=[0, 1, 2, 3])
     p.add_argument("--mean-values", help="channel_mean_value, e.g. '103.94 116.78 123.68 58.82'")
     p.add_argument("--reorder", help="reorder_channel, e.g. '2 1 0'")
@@ -384,8 +405,8 @@ def _parser() -> argparse.ArgumentParser:
     quant.add_argument("--quantize", action="store_true", help="quantize (needs --dataset)")
     quant.add_argument("--no-quantization", action="store_true", help="build a float model (the default)")
     p.add_argument("--dataset", help="calibration dataset file for --quantize")
-    p.add_argument("--quantized-dtype", choices=["asymmetric_quantized-u8", "dynamic_fixed_point-8",
-                                                 "dynamic_fixed_point-16"])
+    p.add_argument("--quantized-dtype", help="an installed quantizer, e.g. asymmetric_quantized-u8 (default), "
+                                             "dynamic_fixed_point-8; `rknn plugins` lists them")
     p.add_argument("--pre-compile", action="store_true", help="lower for the device (the simulator cannot run it)")
     p.add_argument("--rknn-batch-size", type=int, default=1, help="leading batch of the built model")
     p.add_argument("--horizontal-merge", action="store_true", help="need_horizontal_merge=True")
@@ -404,6 +425,12 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", parents=[common, source], help="print a model's layers, tensors and totals")
     p.add_argument("model", help="an .rknn file (or a source model, shown after a float build)")
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("plugins", parents=[common], help="list the installed plugins and what they provide",
+                       description="Every installed plugin with its distribution, version, plugin API range and "
+                                   "records, then the skipped ones with why.")
+    p.add_argument("--json", action="store_true", help="print the listing as JSON")
+    p.set_defaults(func=cmd_plugins)
     return parser
 
 

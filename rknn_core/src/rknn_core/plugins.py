@@ -74,7 +74,7 @@ class Registry:
                         raise TypeError(f"{hook} returned {type(wrong[0]).__name__}, not "
                                         f"{RECORD_TYPES[kind].__name__}")
                 except Exception as exc:
-                    broken[_package_of(impl.plugin, plugin_name)] = f"{type(exc).__name__}: {exc}"
+                    broken[plugin_package(impl.plugin, plugin_name)] = f"{type(exc).__name__}: {exc}"
                     log.warning("plugin '%s' failed in %s and is skipped: %s", plugin_name, hook, exc)
                     continue
                 for record in found:
@@ -136,7 +136,7 @@ class Registry:
         raise RknnError(f"{loader} needs {install_hint(package)}{reason}")
 
 
-def _package_of(plugin: Any, fallback: str) -> str:
+def plugin_package(plugin: Any, fallback: str) -> str:
     """The top-level import package of a plugin module or object (``rknn_onnx``)."""
     module = getattr(plugin, "__name__", None) if isinstance(plugin, types.ModuleType) else None
     module = module or getattr(type(plugin), "__module__", None) or fallback
@@ -231,7 +231,7 @@ def _register(pm: PluginManager, broken: dict[str, str], name: str, load: Any,
         log.warning("plugin '%s'%s failed to load and is skipped: %s", name, where, exc)
         return
     if problem is not None:
-        broken[_package_of(plugin, name)] = problem
+        broken[plugin_package(plugin, name)] = problem
         log.warning("%s", problem)
         return
     pm.register(plugin, name=name)
@@ -239,7 +239,7 @@ def _register(pm: PluginManager, broken: dict[str, str], name: str, load: Any,
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         pm.unregister(name=name)
-        broken[_package_of(plugin, name)] = f"{type(exc).__name__}: {exc}"
+        broken[plugin_package(plugin, name)] = f"{type(exc).__name__}: {exc}"
         log.warning("plugin '%s'%s failed to load and is skipped: %s", name, where, exc)
 
 
