@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import logging
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -22,6 +23,7 @@ from rknn_core.hookspecs import hookimpl
 from rknn_core.ir import TensorInfo
 from rknn_core.plugins import KINDS, RECORD_TYPES, Registry, default_registry, new_plugin_manager
 from rknn_core.records import Converter, Cost, Frontend, OpDef, PassSpec, Quantizer, Target, Transport
+from rknn_core.testing import source_packages
 from rknn_core.toolkit import Toolkit
 
 HAVE_OP_EXAMPLE = importlib.util.find_spec("rknn_op_example") is not None
@@ -115,8 +117,11 @@ def test_installed_entry_points_are_found():
 
 
 def test_default_registry_loads_every_installed_plugin():
+    """This repository's plugins all load (a broken plugin installed from elsewhere is not judged here)."""
     registry = default_registry()
-    assert not registry.broken, registry.broken
+    ours = source_packages(pathlib.Path(__file__).resolve().parents[1])
+    broken = {package: why for package, why in registry.broken.items() if package in ours}
+    assert not broken, broken
     for name, module in INSTALLED.items():
         plugin = registry.pm.get_plugin(name)
         assert plugin is not None and plugin.__name__ == module

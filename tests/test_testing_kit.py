@@ -20,7 +20,7 @@ from rknn_core.testing import (
     check_quant_kernel,
     check_random_shapes,
     make_model,
-    plugin_package,
+    record_package,
     random_shape,
     records_from,
     registry_with,
@@ -133,8 +133,8 @@ def test_registry_with_an_installed_plugin_module_replaces_its_entry_point():
 def test_records_from_keeps_the_records_of_the_named_packages():
     probe = OpDef("KitProbe", _same_shape, lambda inputs, attrs: [inputs[0]], domain="com.kit")
     registry = registry_with(OpsPlugin(probe), name="probe")
-    assert plugin_package(registry, "ops", "Conv") == "rknn_core"
-    assert plugin_package(registry, "ops", "com.kit:KitProbe") == __name__.split(".")[0]
+    assert record_package(registry, "ops", "Conv") == "rknn_core"
+    assert record_package(registry, "ops", "com.kit:KitProbe") == __name__.split(".")[0]
     core_ops = records_from(registry, "ops", ["rknn_core"])
     assert "Conv" in core_ops and "com.kit:KitProbe" not in core_ops
     assert set(records_from(registry, "ops", [__name__.split(".")[0]])) == {"com.kit:KitProbe"}

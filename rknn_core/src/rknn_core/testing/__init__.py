@@ -5,7 +5,7 @@
   random shapes and values (``random_shape``, ``random_array``);
 - quantized kernel within the documented bound: ``check_quant_kernel`` (1 output LSB by default);
 - a registry for the plugin under test: ``registry_with``; the records a set of packages supplied:
-  ``records_from``;
+  ``records_from`` (``source_packages(root)``: the packages whose source is in a repository);
 - the vendor flow round trip: ``vendor_flow`` (``write_dataset`` for calibration samples).
 
 Importing it needs neither pytest, onnx nor onnxruntime; the helpers that use onnx/onnxruntime import
@@ -23,10 +23,10 @@ from rknn_core.testing.reference import (
     random_shape,
     run_ort,
 )
-from rknn_core.testing.registry import plugin_package, records_from, registry_with
+from rknn_core.testing.registry import record_package, records_from, registry_with, source_packages
 
 __all__ = [
     "assert_close", "check_against_ort", "check_quant_kernel", "check_random_shapes", "make_model",
-    "plugin_package", "random_array", "random_shape", "records_from", "registry_with", "run_ort", "save_model",
-    "single_op", "using_registry", "vendor_flow", "write_dataset",
+    "record_package", "random_array", "random_shape", "records_from", "registry_with", "run_ort", "save_model",
+    "single_op", "source_packages", "using_registry", "vendor_flow", "write_dataset",
 ]
