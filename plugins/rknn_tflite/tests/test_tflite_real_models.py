@@ -75,6 +75,7 @@ def test_custom_op_is_refused_with_its_name(capsys):
     rknn = RKNN()
     assert rknn.load_tflite(model=path) == -1
     err = capsys.readouterr().err
-    assert "E unsupported TFLite op CUSTOM:Convolution2DTransposeBias at operator 244" in err
+    assert "E unsupported TFLite op custom:Convolution2DTransposeBias at operator 244" in err
+    assert "no installed plugin converts it" in err and "Converter('tflite', 'custom:Convolution2DTransposeBias'" in err
     assert "output 'segment'" in err and "rknn-tflite 0.1.0" in err and "Traceback" not in err
     rknn.release()

@@ -15,8 +15,8 @@ import numpy as np
 
 from rknn_core.errors import RknnError
 from rknn_core.ir import Graph, Node, Tensor
-from rknn_core.ops import builtin_ops
-from rknn_core.shape_inference import infer_node
+from rknn_core.plugins import Registry
+from rknn_core.shape_inference import infer_node, op_for
 
 TF, NCHW = "tf", "nchw"
 TO_NCHW, TO_NHWC = (0, 3, 1, 2), (0, 2, 3, 1)
@@ -27,9 +27,9 @@ FOLD_LIMIT = 1 << 24  # eagerly folded results above this many elements stay nod
 class Context:
     """Builds one Graph from converted TF nodes."""
 
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, registry: Registry):
         self.graph = graph
-        self.ops = {op.name: op for op in builtin_ops()}
+        self.registry = registry  # the ops emit() may use: the core's and every installed plugin's
         self.values: dict[str, np.ndarray] = {}
         self.held: dict[str, tuple[str, str]] = {}  # TF tensor key -> (IR name, layout)
         self.converted: dict[tuple[str, str], str] = {}  # (IR name, layout) -> IR name
@@ -110,7 +110,7 @@ class Context:
         for o in outs:
             self.graph.add_tensor(Tensor(o))
         node = Node(outs[0], op, list(inputs), outs, dict(attrs or {}))
-        opdef = self.ops[op]
+        opdef = op_for(node, self.registry)
         infer_node(self.graph, node, opdef, self.values)
         if not self._fold(node, opdef):
             self.graph.nodes.append(node)

@@ -12,16 +12,23 @@ import numpy as np
 from rknn_core.cut import input_shape
 from rknn_core.errors import RknnError
 from rknn_core.ir import Graph, Tensor
-from rknn_tf import __version__, ops_math, ops_nn, ops_tensor
+from rknn_core.plugins import Registry, default_registry
+from rknn_tf import __version__, ops_nn
 from rknn_tf.context import TF, Context
 from rknn_tf.graphdef import attrs_of, np_dtype, read_graphdef, shape_of, split_input, tensor_key, tensor_to_numpy
 from rknn_tf.select import dilated_patterns, select_nodes
 from rknn_tf.tfnode import TfNode
 
 log = logging.getLogger("rknn")
-CONVERTERS = {**ops_math.CONVERTERS, **ops_nn.CONVERTERS, **ops_tensor.CONVERTERS}
+FRONTEND = "tensorflow"  # the frontend name converters register under
 IGNORED = {"NoOp"}
-SUPPORTED = sorted({*CONVERTERS, "Const", "Placeholder", "SpaceToBatchND", "BatchToSpaceND", *IGNORED})
+# handled by the importer itself: constants, placeholders, the dilated-convolution pattern
+OWN_OPS = ("Const", "Placeholder", "SpaceToBatchND", "BatchToSpaceND", *IGNORED)
+
+
+def supported_ops(registry: Registry | None = None) -> list[str]:
+    """The TensorFlow op types the importer and the installed converters cover."""
+    return sorted({*(registry or default_registry()).converters(FRONTEND), *OWN_OPS})
 
 
 def _names(value: Any, what: str) -> list[str]:
@@ -58,8 +65,12 @@ def _mean_std(values: Any, count: int, what: str) -> list[list[float]] | None:
 
 
 def load_tensorflow(tf_pb: str, inputs: Sequence[str], input_size_list: Sequence, outputs: Sequence[str],
-                    predef_file: str | None = None, mean_values: Any = None, std_values: Any = None) -> Graph:
-    """Import the part of a frozen GraphDef between ``inputs`` and ``outputs``; NHWC in and out."""
+                    predef_file: str | None = None, mean_values: Any = None, std_values: Any = None,
+                    registry: Registry | None = None) -> Graph:
+    """Import the part of a frozen GraphDef between ``inputs`` and ``outputs``; NHWC in and out. Ops convert
+    with the registry's converters (the installed plugins' by default)."""
+    registry = registry or default_registry()
+    converters = registry.converters(FRONTEND)
     inputs, outputs = _names(inputs, "inputs"), _names(outputs, "outputs")
     if not isinstance(input_size_list, (list, tuple)) or len(input_size_list) != len(inputs):
         raise RknnError(f"load_tensorflow input_size_list must hold one size per input ({len(inputs)}), "
@@ -76,14 +87,14 @@ def load_tensorflow(tf_pb: str, inputs: Sequence[str], input_size_list: Sequence
     if means or stds:
         graph.metadata["input_mean_std"] = {
             name: {"mean": means[i] if means else [0.0], "std": stds[i] if stds else [1.0]} for i, name in enumerate(inputs)}
-    ctx = Context(graph)
+    ctx = Context(graph, registry)
     ctx.nodes = {n.name: TfNode(n.name, n.op, [tensor_key(i) for i in n.input if not i.startswith("^")],
                                 {} if n.op == "Const" else attrs_of(n)) for n in selected}
     for tnode in ctx.nodes.values():
         for key in tnode.inputs:
             ctx.consumers[key] = ctx.consumers.get(key, 0) + 1
     ctx.outputs = {tensor_key(o) for o in outputs}
-    _check_ops(selected, ctx, inputs, where)
+    _check_ops(selected, inputs, where, {*converters, *OWN_OPS})
     skip, alias, fused = dilated_patterns(ctx)
     for i, name in enumerate(inputs):
         _add_input(ctx, by_name.get(split_input(name)[0]), tensor_key(name), input_size_list[i], where)
@@ -102,7 +113,7 @@ def load_tensorflow(tf_pb: str, inputs: Sequence[str], input_size_list: Sequence
                 dtype = np_dtype(ndef.attr["dtype"].type, ndef.name)
                 ctx.bind(ndef.name, ctx.add_const(ndef.name, predef[ndef.name].astype(dtype)))
             else:
-                (ops_nn.dilated_conv if ndef.name in fused else CONVERTERS[ndef.op])(ctx, tnode)
+                (ops_nn.dilated_conv if ndef.name in fused else converters[ndef.op])(ctx, tnode)
         except RknnError as exc:
             raise RknnError(f"node '{ndef.name}' ({ndef.op}) in {where}: {exc}") from None
         except Exception as exc:
@@ -114,14 +125,16 @@ def load_tensorflow(tf_pb: str, inputs: Sequence[str], input_size_list: Sequence
     return graph
 
 
-def _check_ops(selected, ctx: Context, inputs: list[str], where: str) -> None:
+def _check_ops(selected, inputs: list[str], where: str, supported: set[str]) -> None:
     cut = {split_input(n)[0] for n in inputs}
-    bad = [n for n in selected if n.name not in cut and n.op not in SUPPORTED]
+    bad = [n for n in selected if n.name not in cut and n.op not in supported]
     if bad:
         listed = ", ".join(f"'{n.op}' at node '{n.name}'" for n in bad[:8])
         more = f" and {len(bad) - 8} more" if len(bad) > 8 else ""
-        raise RknnError(f"{where} uses TensorFlow op(s) that rknn-tf {__version__} does not support: {listed}{more}. "
-                        f"Cut the graph before/after them with inputs/outputs, or register a custom op")
+        raise RknnError(f"{where} uses TensorFlow op(s) that rknn-tf {__version__} and the installed plugins do not "
+                        f"support: {listed}{more}. Cut the graph before/after them with inputs/outputs, or install a "
+                        f"plugin that converts them (an rknn_converters hook returning "
+                        f"Converter('{FRONTEND}', '{bad[0].op}', ...))")
 
 
 def _add_input(ctx: Context, ndef, key: str, size: Sequence[int], where: str) -> None:

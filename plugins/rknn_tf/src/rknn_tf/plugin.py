@@ -1,13 +1,23 @@
-"""Registers the TensorFlow frontend (``load_tensorflow``) with the toolkit."""
+"""Registers the TensorFlow frontend (``load_tensorflow``) and its op converters with the toolkit."""
 
 from rknn_core.hookspecs import hookimpl
-from rknn_core.records import Frontend
+from rknn_core.records import Converter, Frontend
+
+RKNN_PLUGIN_API = (1, 1)  # the rknn-core plugin API versions this plugin works with
 
 
-def _load(**kwargs):
+def _load(registry=None, **kwargs):
     from rknn_tf.importer import load_tensorflow  # protobuf and the schema load only when used
 
-    return load_tensorflow(**kwargs)
+    return load_tensorflow(registry=registry, **kwargs)
+
+
+@hookimpl
+def rknn_converters():
+    from rknn_tf import ops_math, ops_nn, ops_tensor
+
+    return [Converter("tensorflow", op, convert, doc=f"TensorFlow {op}")
+            for op, convert in {**ops_math.CONVERTERS, **ops_nn.CONVERTERS, **ops_tensor.CONVERTERS}.items()]
 
 
 @hookimpl

@@ -138,7 +138,7 @@ class Ctx:
     # ------------------------------------------------------------------ nodes
     def emit(self, op: str, inputs: list[str], outputs: list[str] | None = None, **attrs) -> str:
         """Append one node; returns its (first) output name (a fresh temporary when none is given)."""
-        base = f"{self.op.code.lower()}_{self.op.index}" if self.op else op.lower()
+        base = f"{self.op.code.lower().replace(':', '_')}_{self.op.index}" if self.op else op.lower()
         outputs = outputs or [self.tmp(f"{base}_{op.lower()}")]
         self._count += 1
         name = f"{base}_{op}_{self._count}"

@@ -8,20 +8,19 @@ import numpy as np
 
 from rknn_core.errors import RknnError
 from rknn_core.ir import Graph, Tensor
+from rknn_core.plugins import Registry, default_registry
 from rknn_tflite import __version__
 from rknn_tflite.context import Ctx
-from rknn_tflite.ops_nn import CONVERTERS as NN
-from rknn_tflite.ops_tensor import CONVERTERS as TENSOR
 from rknn_tflite.reader import read_model
 
 log = logging.getLogger("rknn")
-CONVERTERS = {**NN, **TENSOR}
+FRONTEND = "tflite"  # the frontend name converters register under
 _INT = ("int8", "uint8", "int16")
 
 
-def supported_ops() -> list[str]:
-    """The TFLite builtin op names this plugin converts."""
-    return sorted(CONVERTERS)
+def supported_ops(registry: Registry | None = None) -> list[str]:
+    """The TFLite op names (builtin names, ``custom:<custom_code>``) the installed converters cover."""
+    return sorted((registry or default_registry()).converters(FRONTEND))
 
 
 def _qconsts(ctx: Ctx, q, base: str) -> tuple[str, str]:
@@ -67,18 +66,20 @@ def _outputs(ctx: Ctx) -> list[tuple[str, str, object]]:
     return pending
 
 
-def _convert(ctx: Ctx, path: str) -> None:
+def _convert(ctx: Ctx, path: str, registry: Registry) -> None:
+    converters = registry.converters(FRONTEND)
     for op in ctx.model.ops:
         ctx.op = op
         out_name = ctx.model.tensors[op.outputs[0]].name if op.outputs else "?"
         where = f"operator {op.index} ({op.code}, output '{out_name}') of '{path}'"
-        converter = CONVERTERS.get(op.code)
+        converter = converters.get(op.code)
         if converter is None:
-            raise RknnError(f"unsupported TFLite op {op.code} at {where}; rknn-tflite {__version__} supports "
-                            f"{', '.join(supported_ops())}")
+            raise RknnError(f"unsupported TFLite op {op.code} at {where}: no installed plugin converts it (a plugin "
+                            f"adds it with an rknn_converters hook returning Converter('{FRONTEND}', '{op.code}', "
+                            f"...)); rknn-tflite {__version__} supports {', '.join(sorted(converters))}")
         try:
             grids = _open_grids(ctx, op)
-            converter(ctx, op.options)
+            converter(ctx, op)
             _close_grids(ctx, grids)
         except RknnError as exc:
             raise RknnError(f"{where}: {exc} (rknn-tflite {__version__})") from None
@@ -114,12 +115,11 @@ def _close_grids(ctx: Ctx, grids: list[tuple[int, str, str]]) -> None:
         ctx.names[index] = final
 
 
-def _check_shapes(ctx: Ctx, path: str) -> None:
+def _check_shapes(ctx: Ctx, path: str, registry: Registry) -> None:
     """Every tensor the model declares must come out of shape inference with the model's shape."""
-    from rknn_core.plugins import default_registry
     from rknn_core.shape_inference import infer_shapes
 
-    infer_shapes(ctx.graph, default_registry())
+    infer_shapes(ctx.graph, registry)
     for t in ctx.model.tensors:
         ir = ctx.graph.tensors.get(ctx.names[t.index])
         if ir is not None and ir.shape is not None and t.shape and tuple(ir.shape) != tuple(t.shape):
@@ -127,14 +127,16 @@ def _check_shapes(ctx: Ctx, path: str) -> None:
                             f"declares {t.shape} (rknn-tflite {__version__})")
 
 
-def load_tflite(model: str) -> Graph:
-    """Import a .tflite model; raises RknnError naming the file, operator and op on any problem."""
+def load_tflite(model: str, registry: Registry | None = None) -> Graph:
+    """Import a .tflite model with the registry's converters (the installed plugins' by default); raises
+    RknnError naming the file, operator and op on any problem."""
+    registry = registry or default_registry()
     tf = read_model(model)
     ctx = Ctx(tf)
     ctx.graph.metadata.update(source_file=str(model), frontend_version=__version__)
     _inputs(ctx)
     pending = _outputs(ctx)
-    _convert(ctx, str(model))
+    _convert(ctx, str(model), registry)
     for real, name, t in pending:
         ctx.graph.add_tensor(Tensor(name, t.shape, t.dtype, quant=t.quant))
         if real not in ctx.graph.tensors:
@@ -144,6 +146,6 @@ def load_tflite(model: str) -> Graph:
         if name not in ctx.graph.tensors:
             raise RknnError(f"'{model}': output '{name}' is produced by no operator")
     ctx.graph.toposort()
-    _check_shapes(ctx, str(model))
+    _check_shapes(ctx, str(model), registry)
     log.debug("load_tflite: %d TFLite operators -> %d nodes", len(tf.ops), len(ctx.graph.nodes))
     return ctx.graph

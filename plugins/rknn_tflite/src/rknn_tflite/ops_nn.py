@@ -11,6 +11,7 @@ import tflite
 
 from rknn_core.errors import RknnError
 from rknn_tflite.context import EIGHT_BIT, TO_NHWC, Ctx, grid, one_grid, permute_quant
+from rknn_tflite.reader import TfOp
 
 
 def same_pads(size: int, kernel: int, stride: int, dilation: int, padding: int) -> tuple[int, int]:
@@ -73,7 +74,8 @@ def _conv(ctx: Ctx, opt, perm: list[int], **attrs) -> None:
     _nchw_op(ctx, "TFLiteQuantizedConv", inputs, opt.FusedActivationFunction(), **attrs, **quant)
 
 
-def conv_2d(ctx: Ctx, opt) -> None:
+def conv_2d(ctx: Ctx, op: TfOp) -> None:
+    opt = op.options
     w = ctx.inp(1)
     kh, kw, cin = w.shape[1], w.shape[2], w.shape[3]
     groups = ctx.inp(0).shape[3] // cin
@@ -82,7 +84,8 @@ def conv_2d(ctx: Ctx, opt) -> None:
     _conv(ctx, opt, [0, 3, 1, 2], kernel_shape=[kh, kw], group=groups, **attrs)
 
 
-def depthwise_conv_2d(ctx: Ctx, opt) -> None:
+def depthwise_conv_2d(ctx: Ctx, op: TfOp) -> None:
+    opt = op.options
     w = ctx.inp(1)
     kh, kw = w.shape[1], w.shape[2]
     channels = ctx.inp(0).shape[3]
@@ -93,7 +96,8 @@ def depthwise_conv_2d(ctx: Ctx, opt) -> None:
     _conv(ctx, opt, [3, 0, 1, 2], kernel_shape=[kh, kw], group=channels, **attrs)
 
 
-def transpose_conv(ctx: Ctx, opt) -> None:
+def transpose_conv(ctx: Ctx, op: TfOp) -> None:
+    opt = op.options
     w, x, out = ctx.inp(1), ctx.tensor(ctx.op.inputs[2]), ctx.out(0)
     kh, kw = w.shape[1], w.shape[2]
     strides = [opt.StrideH(), opt.StrideW()]
@@ -115,7 +119,8 @@ def transpose_conv(ctx: Ctx, opt) -> None:
     ctx.finish(fused, core)
 
 
-def fully_connected(ctx: Ctx, opt) -> None:
+def fully_connected(ctx: Ctx, op: TfOp) -> None:
+    opt = op.options
     w = ctx.inp(1)
     units, depth = w.shape
     x = ctx.emit("Reshape", [ctx.name(0), ctx.const("fc_shape", np.array([-1, depth], np.int64))])
@@ -137,15 +142,16 @@ def fully_connected(ctx: Ctx, opt) -> None:
     ctx.finish(opt.FusedActivationFunction(), core)
 
 
-def _pool(op: str):
-    def convert(ctx: Ctx, opt) -> None:
+def _pool(ir_op: str):
+    def convert(ctx: Ctx, op: TfOp) -> None:
+        opt = op.options
         k = (opt.FilterHeight(), opt.FilterWidth())
         attrs = _spatial(ctx, k, (opt.StrideH(), opt.StrideW()), (1, 1), opt.Padding())
         attrs.pop("dilations")
-        extra = {"count_include_pad": 0} if op == "AveragePool" else {}
+        extra = {"count_include_pad": 0} if ir_op == "AveragePool" else {}
         x, y = ctx.inp(0), ctx.out(0)
-        name = op
-        if op == "AveragePool" and one_grid(x, y) and x.quant.scale == y.quant.scale \
+        name = ir_op
+        if ir_op == "AveragePool" and one_grid(x, y) and x.quant.scale == y.quant.scale \
                 and x.quant.zero_point == y.quant.zero_point:
             name = "TFLiteQuantizedAveragePool"
             extra.update(dtype=x.dtype, **grid(x, "in"))
@@ -154,7 +160,8 @@ def _pool(op: str):
 
 
 def _resize(mode: str):
-    def convert(ctx: Ctx, opt) -> None:
+    def convert(ctx: Ctx, op: TfOp) -> None:
+        opt = op.options
         n, _, _, c = ctx.inp(0).shape
         h, w = (int(v) for v in ctx.require(1, "size"))
         align, half = bool(opt and opt.AlignCorners()), bool(opt and opt.HalfPixelCenters())
@@ -169,13 +176,14 @@ def _resize(mode: str):
     return convert
 
 
-def _space(op: str):
-    def convert(ctx: Ctx, opt) -> None:
-        _nchw_op(ctx, op, [], 0, blocksize=int(opt.BlockSize()), **({"mode": "DCR"} if op == "DepthToSpace" else {}))
+def _space(ir_op: str):
+    def convert(ctx: Ctx, op: TfOp) -> None:
+        opt = op.options
+        _nchw_op(ctx, ir_op, [], 0, blocksize=int(opt.BlockSize()), **({"mode": "DCR"} if ir_op == "DepthToSpace" else {}))
     return convert
 
 
-def space_to_batch_nd(ctx: Ctx, opt) -> None:
+def space_to_batch_nd(ctx: Ctx, op: TfOp) -> None:
     """NHWC SpaceToBatchND as Pad + Reshape + Transpose + Reshape (static shapes)."""
     n, h, w, c = ctx.inp(0).shape
     (bh, bw), pads = ctx.require(1, "block_shape").tolist(), ctx.require(2, "paddings").reshape(2, 2)
@@ -187,7 +195,7 @@ def space_to_batch_nd(ctx: Ctx, opt) -> None:
     ctx.emit("Reshape", [t, ctx.const("s2b_out", np.array(ctx.out(0).shape, np.int64))], [ctx.output(0)])
 
 
-def batch_to_space_nd(ctx: Ctx, opt) -> None:
+def batch_to_space_nd(ctx: Ctx, op: TfOp) -> None:
     """NHWC BatchToSpaceND as Reshape + Transpose + Reshape + Slice (crops)."""
     n, h, w, c = ctx.inp(0).shape
     (bh, bw), crops = ctx.require(1, "block_shape").tolist(), ctx.require(2, "crops").reshape(2, 2)

@@ -1,13 +1,15 @@
-"""Registers the TFLite frontend (``load_tflite``) with the toolkit."""
+"""Registers the TFLite frontend (``load_tflite``), its integer ops and its op converters with the toolkit."""
 
 from rknn_core.hookspecs import hookimpl
-from rknn_core.records import Frontend
+from rknn_core.records import Converter, Frontend
+
+RKNN_PLUGIN_API = (1, 1)  # the rknn-core plugin API versions this plugin works with
 
 
-def _load(**kwargs):
+def _load(registry=None, **kwargs):
     from rknn_tflite.importer import load_tflite  # the schema package is imported only when a model is loaded
 
-    return load_tflite(**kwargs)
+    return load_tflite(registry=registry, **kwargs)
 
 
 @hookimpl
@@ -16,6 +18,14 @@ def rknn_ops():
 
     return (integer_elementwise.OPS + integer_hard_swish.OPS + integer_mean.OPS + integer_pool.OPS
             + integer_products.OPS)
+
+
+@hookimpl
+def rknn_converters():
+    from rknn_tflite import ops_nn, ops_tensor
+
+    return [Converter("tflite", op, convert, doc=f"TFLite builtin {op}")
+            for op, convert in {**ops_nn.CONVERTERS, **ops_tensor.CONVERTERS}.items()]
 
 
 @hookimpl

@@ -37,13 +37,15 @@ class TfTensor:
 
 @attrs.define
 class TfOp:
-    """One operator: builtin name (or ``CUSTOM:<code>``), tensor indices (-1 = absent), decoded options."""
+    """One operator: its converter key (the builtin name, ``custom:<custom_code>`` for a CUSTOM op), tensor
+    indices (-1 = absent), the decoded builtin options table and a custom op's raw option bytes (flexbuffers)."""
 
     index: int
     code: str
     inputs: list[int]
     outputs: list[int]
     options: object | None = None
+    custom_options: bytes | None = None
 
 
 @attrs.define
@@ -90,6 +92,13 @@ def _options(op: tflite.Operator):
     return obj
 
 
+def _custom_options(op: tflite.Operator, raw: bytes) -> bytes | None:
+    """A custom op's option bytes (large models keep them after the flatbuffer), or None."""
+    if op.LargeCustomOptionsOffset() > 1:
+        return raw[op.LargeCustomOptionsOffset(): op.LargeCustomOptionsOffset() + op.LargeCustomOptionsSize()]
+    return op.CustomOptionsAsNumpy().tobytes() if op.CustomOptionsLength() else None
+
+
 def _tensor(model: tflite.Model, raw: bytes, t: tflite.Tensor, index: int) -> TfTensor:
     name = (t.Name() or b"").decode("utf-8", "replace") or f"tensor_{index}"
     dtype = DTYPES.get(t.Type())
@@ -129,10 +138,10 @@ def read_model(path: str) -> TfModel:
             code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
             name = OP_NAMES.get(code, f"BUILTIN_{code}")
             if name == "CUSTOM":
-                name = "CUSTOM:" + (oc.CustomCode() or b"?").decode("utf-8", "replace")
+                name = "custom:" + (oc.CustomCode() or b"?").decode("utf-8", "replace")
             ins = [int(v) for v in op.InputsAsNumpy()] if op.InputsLength() else []
             outs = [int(v) for v in op.OutputsAsNumpy()] if op.OutputsLength() else []
-            ops.append(TfOp(i, name, ins, outs, _options(op)))
+            ops.append(TfOp(i, name, ins, outs, _options(op), _custom_options(op, raw)))
         inputs = [int(v) for v in sg.InputsAsNumpy()] if sg.InputsLength() else []
         outputs = [int(v) for v in sg.OutputsAsNumpy()] if sg.OutputsLength() else []
     except RknnError:
