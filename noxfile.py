@@ -4,9 +4,14 @@
     nox -s integration                    # everything installed together (what scripts/test.sh runs)
     nox -s heavy                          # rare, slow cases (marked @pytest.mark.heavy)
     nox -s explore                        # hypothesis with fresh random examples
+    nox -s wheels nocompiler pythons      # installed from built wheels: numpy 2.x, no C compiler, Python 3.10/3.13
 """
 
 from __future__ import annotations
+
+import shutil
+import zipfile
+from pathlib import Path
 
 import nox
 
@@ -92,3 +97,89 @@ def heavy(session: nox.Session) -> None:
 def explore(session: nox.Session) -> None:
     _install(session, "-e", "plugins/rknn_onnx", "-e", "plugins/examples/rknn_op_example")
     session.run("pytest", "-n", "2", "-m", "not heavy", "tests", *session.posargs, env={"HYPOTHESIS_PROFILE": "explore"})
+
+
+# ---- Installed from wheels: what `pip install rknn-core rknn-onnx` gives a user -------------------------
+WHEEL_SOURCES = ("rknn_core", "plugins/targets", "plugins/rknn_onnx")
+TEST_TOOLS = ("pytest", "pytest-xdist", "hypothesis", "onnxruntime")  # onnxruntime: the tests' reference
+NO_BUILD_LEFTOVERS = shutil.ignore_patterns("build", "dist", "*.so", "*.egg-info", "__pycache__")
+NO_COMPILER = "WARNING: the compiled kernels of rknn-core (rknn_core._native) could not be built"
+FROM_WHEELS = """
+import importlib.util, sys, numpy, rknn_core, rknn_onnx, rknn_targets
+stray = [m.__file__ for m in (rknn_core, rknn_onnx, rknn_targets) if "site-packages" not in m.__file__]
+compiled = importlib.util.find_spec("rknn_core._native") is not None
+print("python", sys.version.split()[0], "numpy", numpy.__version__, "compiled kernels:", compiled)
+sys.exit(f"imported from the source tree, not the wheels: {stray}" if stray else 0)
+"""
+
+
+def _interpreter(version: str) -> str:
+    """pyenv's build of ``version`` when it has one (its shims hide the versions not selected), else the name."""
+    found = sorted(Path.home().glob(f".pyenv/versions/{version}.*/bin/python"))
+    return str(found[-1]) if found else version
+
+
+def _build_wheels(session: nox.Session, env: dict | None = None) -> list[str]:
+    """``pip wheel --no-deps`` of the core, the simulator and the ONNX frontend, each from a copy of its
+    sources without earlier build output (an old build/ could slip a compiled module in); the wheels."""
+    work = Path(session.create_tmp()) / "wheels"
+    shutil.rmtree(work, ignore_errors=True)
+    for source in WHEEL_SOURCES:
+        copy = work / "src" / Path(source).name
+        shutil.copytree(source, copy, ignore=NO_BUILD_LEFTOVERS)
+        log = session.run("python", "-m", "pip", "wheel", "--no-deps", "-w", str(work / "dist"), str(copy), env=env,
+                          silent=True)
+        if env and source == "rknn_core" and NO_COMPILER not in (log or ""):
+            session.error(f"the core built without its warning about the missing compiler:\n{log}")
+    return sorted(str(w) for w in (work / "dist").glob("*.whl"))
+
+
+def _test_tree(session: nox.Session) -> Path:
+    """tests/ (with the benchmarks and docs some tests read) copied out of the source tree and with a pytest.ini
+    of their own, so that the tests import the installed wheels; the fetched models linked in."""
+    root = Path(session.create_tmp()) / "run"
+    shutil.rmtree(root, ignore_errors=True)
+    for folder in ("tests", "benchmarks", "docs"):
+        shutil.copytree(folder, root / folder, ignore=NO_BUILD_LEFTOVERS)
+    (root / ".cache").symlink_to(Path(".cache").resolve())
+    (root / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\nmarkers =\n"
+                                     "    heavy: slow cases on real full-size models\n")
+    return root
+
+
+def _from_wheels(session: nox.Session, *pytest_args: str, build_env: dict | None = None) -> None:
+    """Build the wheels, install them with their declared dependencies only (+ the test tools) and run the
+    vendor flow and ``pytest_args`` from outside the source tree."""
+    wheels = _build_wheels(session, build_env)
+    if build_env and any(n.startswith("rknn_core/_native") for n in zipfile.ZipFile(
+            next(w for w in wheels if Path(w).name.startswith("rknn_core"))).namelist()):
+        session.error("the core wheel holds a compiled module although the compiler was missing")
+    session.install(*wheels, *TEST_TOOLS)
+    session.run("python", "scripts/fetch_models.py")
+    root = _test_tree(session)
+    with session.chdir(root):
+        session.run("python", "-c", FROM_WHEELS)
+        session.run("python", "tests/vendor_flow.py", str(root / "flow"))
+        session.run("python", "-m", "pytest", *pytest_args, *session.posargs)
+
+
+@nox.session(reuse_venv=False)
+def wheels(session: nox.Session) -> None:
+    """The core, the simulator and the ONNX frontend from built wheels with their declared dependencies
+    (the newest, so numpy 2.x): the vendor flow and tests/ (tests of plugins not installed here skip)."""
+    _from_wheels(session, "-n", "2", "-m", "not heavy", "tests")
+    session.run("python", "-c", "import numpy, sys; sys.exit(int(numpy.__version__.split('.')[0]) < 2 and 'numpy 1.x was installed')")
+
+
+@nox.session(reuse_venv=False)
+def nocompiler(session: nox.Session) -> None:
+    """`pip install` of the core where the C compiler is missing (CC=/bin/false): the build warns, the wheel
+    holds no compiled module, and the vendor flow and the fallback test run on the numpy kernels."""
+    _from_wheels(session, "tests/test_native_fallback.py", build_env={"CC": "/bin/false", "CXX": "/bin/false"})
+
+
+@nox.session(reuse_venv=False)
+@nox.parametrize("python", [_interpreter("3.10"), _interpreter("3.13")], ids=["3.10", "3.13"])
+def pythons(session: nox.Session) -> None:
+    """The wheels session on the oldest and the newest Python available."""
+    _from_wheels(session, "-n", "2", "-m", "not heavy", "tests")
