@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import pathlib
+import re
 import subprocess
 import sys
 
+import attrs
 import numpy as np
 import pytest
 from onnx import helper
@@ -20,8 +23,8 @@ from rknn_core.testing import (
     check_quant_kernel,
     check_random_shapes,
     make_model,
-    record_package,
     random_shape,
+    record_package,
     records_from,
     registry_with,
     run_ort,
@@ -184,3 +187,28 @@ def test_vendor_flow_runs_a_plugin_that_is_not_installed(tmp_path):
     (y,) = vendor_flow(path, [x], tmp_dir=str(tmp_path), registry=registry_with(OpsPlugin(op), name="kit"))
     np.testing.assert_allclose(y, x / (1 + np.abs(x)), rtol=1e-6)
     assert plugins._default is before and default_registry().op("com.kit:Softsign2") is None
+
+
+def test_the_quantized_kernel_examples_in_the_docs_keep_their_bound():
+    """The code blocks of docs/plugins.md, Quantized kernels, run and pass ``check_quant_kernel``."""
+    doc = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "plugins.md").read_text(encoding="utf-8")
+    section = re.search(r"^## Quantized kernels$(.*?)^## ", doc, re.M | re.S).group(1)
+    namespace = {"mish": np.tanh}
+    for block in re.findall(r"```python\n(.*?)```", section, re.S):
+        exec(block, namespace)
+    registry = default_registry()
+    rng = np.random.default_rng(6)
+    a, b = (rng.standard_normal((3, 8)) * 2).astype(np.float32), rng.standard_normal((3, 8)).astype(np.float32)
+    sum_on_attr = OpDef("ReduceSum", _same_shape, lambda inputs, a: [inputs[0].sum(axis=tuple(a["axes"]))])
+    cases = [(registry.op("Tanh"), "quant_kernel", [a], {}), (registry.op("Sub"), "sub_quant", [a, b], {}),
+             (registry.op("Max"), "max_quant", [a, b], {}),
+             (sum_on_attr, "reduce_sum_quant", [a], {"axes": [1], "keepdims": 0})]
+    for opdef, kernel, inputs, op_attrs in cases:
+        opdef = attrs.evolve(opdef, quant_kernel=namespace[kernel], quant_same_scale=False)
+        assert 0 < check_quant_kernel(opdef, inputs, op_attrs) <= 1.0, opdef.name
+
+
+def test_check_quant_kernel_passes_integer_inputs_through():
+    """ReduceMean (opset 18) reads its axes from an int64 input: it stays integer, the float data is quantized."""
+    x = (np.random.default_rng(7).standard_normal((3, 10)) * 2).astype(np.float32)
+    assert 0 < check_quant_kernel("ReduceMean", [x, np.array([1], np.int64)], {"keepdims": 1}) <= 1.0

@@ -39,6 +39,8 @@ def check_quant_kernel(op: OpDef | str, inputs: Sequence[np.ndarray], attrs: dic
     """Run ``op``'s integer form on quantized ``inputs`` and assert it is within ``lsb`` output LSBs of
     its float kernel on the same (dequantized) inputs; returns the largest error in LSBs.
 
+    Float inputs are quantized; integer inputs (axes, indices), ``None`` and the op's ``quant_param_inputs``
+    pass unchanged with ``None`` parameters, as the executor gives them.
     ``op`` is an ``OpDef`` or an op key looked up in ``registry`` (default: the installed plugins);
     ``quantized_dtype`` names an installed quantizer (``asymmetric_quantized-u8``,
     ``dynamic_fixed_point-8``, ``dynamic_fixed_point-16`` or a plugin's), which gives every tensor's
@@ -47,9 +49,11 @@ def check_quant_kernel(op: OpDef | str, inputs: Sequence[np.ndarray], attrs: dic
     registry = registry or default_registry()
     opdef, attrs = _opdef(op, registry), attrs or {}
     quantizer = registry.table("quantizers")[quantized_dtype]
-    in_q = [_params(quantizer, np.asarray(x)) for x in inputs]
-    stored = [quantize(np.asarray(x), q) for x, q in zip(inputs, in_q)]
-    expected = opdef.kernel([dequantize(s, q) for s, q in zip(stored, in_q)], attrs)
+    real = [i not in opdef.quant_param_inputs and x is not None and np.asarray(x).dtype.kind == "f"
+            for i, x in enumerate(inputs)]
+    in_q = [_params(quantizer, np.asarray(x)) if r else None for x, r in zip(inputs, real)]
+    stored = [quantize(np.asarray(x), q) if q else x for x, q in zip(inputs, in_q)]
+    expected = opdef.kernel([dequantize(s, q) if q else s for s, q in zip(stored, in_q)], attrs)
     if opdef.quant_kernel is None:  # same-scale op: the float kernel moves storage integers
         out_q = [in_q[0]] * len(expected)
         got = opdef.kernel(stored, attrs)
