@@ -149,7 +149,7 @@ def cost(inputs, outputs, attrs):
     return Cost(3 * outputs[0].size, inputs[0].nbytes + outputs[0].nbytes)
 
 
-OPS = [OpDef("ScaledSwish", infer, kernel, cost, 1, 1, doc="x * sigmoid(beta * x)")]
+OPS = [OpDef("ScaledSwish", infer, kernel, cost, 1, 1, doc="x * sigmoid(beta * x)", domain="com.example")]
 '''
 
 THRESHOLDED_RELU_FILE = '''
@@ -181,7 +181,7 @@ def _swish_model(x: np.ndarray, beta: float) -> onnx.ModelProto:
 
 
 def test_register_op_custom_domain_op_converts_and_runs(tmp_path):
-    assert default_registry().op("ScaledSwish") is None
+    assert default_registry().op("com.example:ScaledSwish") is None
     op_path = _write(tmp_path, "swish_ops.py", SWISH_FILE)
     x = (np.random.default_rng(2).standard_normal((1, 2, 3, 4)) * 4).astype(np.float32)
     model_path = save_model(_swish_model(x, 1.5), str(tmp_path))
@@ -205,7 +205,7 @@ def test_register_op_is_per_session(tmp_path, capsys):
     assert other.load_onnx(model_path) == -1
     assert "E unsupported op 'ScaledSwish' at node 'swish0'" in capsys.readouterr().err
     other.release()
-    assert default_registry().op("ScaledSwish") is None
+    assert default_registry().op("com.example:ScaledSwish") is None
 
 
 def test_register_op_onnx_op_matches_onnxruntime(tmp_path):
@@ -281,7 +281,7 @@ def test_register_op_twice_clashes_with_itself(tmp_path, capsys):
     assert rknn.register_op(path) == 0
     assert rknn.register_op(path) == -1
     rknn.release()
-    assert "op 'ScaledSwish' is provided twice" in capsys.readouterr().err
+    assert "op 'com.example:ScaledSwish' is provided twice" in capsys.readouterr().err
 
 
 def test_register_op_after_release_fails_cleanly(tmp_path, capsys):

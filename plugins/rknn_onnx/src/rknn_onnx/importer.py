@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 
 import numpy as np
@@ -12,9 +11,9 @@ from onnx import helper, numpy_helper
 from rknn_core.cut import cut_graph
 from rknn_core.errors import RknnError
 from rknn_core.ir import Graph, Node, Tensor
+from rknn_core.plugins import Registry, default_registry
+from rknn_core.records import DEFAULT_DOMAINS, op_key
 from rknn_onnx.legacy import upgrade_node
-
-log = logging.getLogger("rknn")
 
 
 def _attr_value(attr: onnx.AttributeProto):
@@ -67,18 +66,21 @@ def _read(model: str) -> onnx.ModelProto:
 
 def default_opset(proto: onnx.ModelProto) -> int:
     for imp in proto.opset_import:
-        if imp.domain in ("", "ai.onnx"):
+        if imp.domain in DEFAULT_DOMAINS:
             return int(imp.version)
     return 1
 
 
 def load_onnx(model: str, inputs: list[str] | None = None, input_size_list: list | None = None,
-              outputs: list[str] | None = None) -> Graph:
+              outputs: list[str] | None = None, registry: Registry | None = None) -> Graph:
     """Import an ONNX model; raises RknnError naming the file, node or op on any problem.
 
     ``input_size_list`` fixes input sizes (needed when the model's sizes are dynamic; the batch axis
-    may be left out); ``inputs``/``outputs`` cut the graph at inner tensors.
+    may be left out); ``inputs``/``outputs`` cut the graph at inner tensors. A node outside the default
+    domain gets the op key ``domain:op_type`` and must find an op registered for that domain in
+    ``registry`` (the installed plugins' by default).
     """
+    registry = registry or default_registry()
     proto = _read(model)
     opset = default_opset(proto)
     if opset < 7:
@@ -95,18 +97,21 @@ def load_onnx(model: str, inputs: list[str] | None = None, input_size_list: list
         shape, dtype = _value_info_shape(vi, model)
         graph.add_tensor(Tensor(vi.name, shape, dtype))
         graph.inputs.append(vi.name)
+    custom_nodes: dict[str, onnx.NodeProto] = {}
     for index, onode in enumerate(proto.graph.node):
         name = onode.name or f"{onode.op_type}_{index}"
         if onode.op_type == "Constant":
             data = _constant_value(onode)
             graph.add_tensor(Tensor(onode.output[0], tuple(data.shape), str(data.dtype), data))
             continue
-        if onode.domain not in ("", "ai.onnx"):
-            log.debug("node '%s' uses op %s from domain '%s'", name, onode.op_type, onode.domain)
+        custom = onode.domain not in DEFAULT_DOMAINS
+        if custom:
+            custom_nodes[name] = onode
         try:
             attrs = {a.name: _attr_value(a) for a in onode.attribute}
-            node = Node(name, onode.op_type, list(onode.input), list(onode.output), attrs)
-            upgrade_node(node, graph, opset)
+            node = Node(name, op_key(onode.op_type, onode.domain), list(onode.input), list(onode.output), attrs)
+            if not custom:  # older opsets of the default domain take the newest form
+                upgrade_node(node, graph, opset)
         except RknnError as exc:
             raise RknnError(f"node '{name}' ({onode.op_type}) in '{model}': {exc}") from None
         if node.op:
@@ -117,8 +122,19 @@ def load_onnx(model: str, inputs: list[str] | None = None, input_size_list: list
         cut_graph(graph, inputs, input_size_list, outputs)
     except RknnError as exc:
         raise RknnError(f"'{model}': {exc}; the model's inputs are {', '.join(graph.inputs)}") from None
+    for node in graph.nodes:  # only the nodes left after the cut
+        if node.name in custom_nodes:
+            _check_custom_op(custom_nodes[node.name], node.name, registry)
     _mark_input_layouts(graph)
     return graph
+
+
+def _check_custom_op(onode: onnx.NodeProto, name: str, registry: Registry) -> None:
+    """A node of another domain needs an op registered for that domain; the error names op, domain and node."""
+    if registry.op(op_key(onode.op_type, onode.domain)) is None:
+        raise RknnError(f"unsupported op '{onode.op_type}' at node '{name}' (domain '{onode.domain}'): no installed "
+                        f"plugin provides it for that domain (a plugin registers it as OpDef('{onode.op_type}', ..., "
+                        f"domain='{onode.domain}'), or call rknn.register_op() with one)")
 
 
 def _mark_input_layouts(graph: Graph) -> None:

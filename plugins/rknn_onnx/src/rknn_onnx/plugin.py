@@ -4,10 +4,10 @@ from rknn_core.hookspecs import hookimpl
 from rknn_core.records import Frontend
 
 
-def _load(**kwargs):
+def _load(registry=None, **kwargs):
     from rknn_onnx.importer import load_onnx  # onnx is imported only when a model is loaded
 
-    return load_onnx(**kwargs)
+    return load_onnx(registry=registry, **kwargs)
 
 
 @hookimpl
