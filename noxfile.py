@@ -106,8 +106,9 @@ TEST_TOOLS = ("pytest", "pytest-xdist", "hypothesis", "onnxruntime")  # onnxrunt
 NO_BUILD_LEFTOVERS = shutil.ignore_patterns("build", "dist", "*.so", "*.egg-info", "__pycache__")
 NO_COMPILER = "WARNING: the compiled kernels of rknn-core (rknn_core._native) could not be built"
 FROM_WHEELS = """
-import importlib.util, sys, numpy, rknn_core, rknn_onnx, rknn_targets
-stray = [m.__file__ for m in (rknn_core, rknn_onnx, rknn_targets) if "site-packages" not in m.__file__]
+import importlib.util, sys, numpy, rknn.api, rknn_core.toolkit, rknn_onnx.plugin, rknn_targets.plugin
+modules = (rknn.api, rknn_core.toolkit, rknn_onnx.plugin, rknn_targets.plugin)
+stray = [m.__file__ for m in modules if "site-packages" not in m.__file__]
 compiled = importlib.util.find_spec("rknn_core._native") is not None
 print("python", sys.version.split()[0], "numpy", numpy.__version__, "compiled kernels:", compiled)
 sys.exit(f"imported from the source tree, not the wheels: {stray}" if stray else 0)
@@ -128,7 +129,7 @@ def _build_wheels(session: nox.Session, env: dict | None = None) -> list[str]:
     for source in WHEEL_SOURCES:
         copy = work / "src" / Path(source).name
         shutil.copytree(source, copy, ignore=NO_BUILD_LEFTOVERS)
-        log = session.run("python", "-m", "pip", "wheel", "--no-deps", "-w", str(work / "dist"), str(copy), env=env,
+        log = session.run("python", "-m", "pip", "wheel", "-v", "--no-deps", "-w", str(work / "dist"), str(copy), env=env,
                           silent=True)
         if env and source == "rknn_core" and NO_COMPILER not in (log or ""):
             session.error(f"the core built without its warning about the missing compiler:\n{log}")
@@ -152,8 +153,8 @@ def _from_wheels(session: nox.Session, *pytest_args: str, build_env: dict | None
     """Build the wheels, install them with their declared dependencies only (+ the test tools) and run the
     vendor flow and ``pytest_args`` from outside the source tree."""
     wheels = _build_wheels(session, build_env)
-    if build_env and any(n.startswith("rknn_core/_native") for n in zipfile.ZipFile(
-            next(w for w in wheels if Path(w).name.startswith("rknn_core"))).namelist()):
+    core = zipfile.ZipFile(next(w for w in wheels if Path(w).name.startswith("rknn_core"))).namelist()
+    if build_env and any(n.startswith("rknn_core/_native.") and n.endswith((".so", ".pyd")) for n in core):
         session.error("the core wheel holds a compiled module although the compiler was missing")
     session.install(*wheels, *TEST_TOOLS)
     session.run("python", "scripts/fetch_models.py")
