@@ -17,7 +17,7 @@ class TfliteWriter:
         self.tensors: list[dict] = []
         self.buffers: list[bytes] = [b""]
         self.ops: list[tuple] = []
-        self.codes: list[int] = []
+        self.codes: list[tuple[int, str | None]] = []
         self.inputs: list[int] = []
 
     def tensor(self, shape, dtype: str = "float32", quant: dict | None = None, data: np.ndarray | None = None,
@@ -40,7 +40,11 @@ class TfliteWriter:
         return self.tensor(data.shape, dtype or str(data.dtype), quant, data)
 
     def op(self, code: str, inputs: list[int], outputs: list[int], options: str | None = None, **fields) -> None:
-        self.ops.append((getattr(tflite.BuiltinOperator, code), inputs, outputs, options, fields))
+        self.ops.append(((getattr(tflite.BuiltinOperator, code), None), inputs, outputs, options, fields, None))
+
+    def custom_op(self, custom_code: str, inputs: list[int], outputs: list[int], custom_options: bytes = b"") -> None:
+        """A CUSTOM operator ``custom_code`` with its raw option bytes (flexbuffers, as TFLite writes them)."""
+        self.ops.append(((tflite.BuiltinOperator.CUSTOM, custom_code), inputs, outputs, None, {}, custom_options))
 
     # ------------------------------------------------------------------ serialization
     def _vector(self, b: flatbuffers.Builder, start, offsets: list[int]) -> int:
@@ -80,7 +84,7 @@ class TfliteWriter:
                 tflite.TensorAddQuantization(b, quant)
             tensors.append(tflite.TensorEnd(b))
         ops = []
-        for code, ins, outs, options, fields in self.ops:
+        for code, ins, outs, options, fields, custom_options in self.ops:
             if code not in self.codes:
                 self.codes.append(code)
             opt = None
@@ -91,6 +95,7 @@ class TfliteWriter:
                 opt = getattr(tflite, f"{options}End")(b)
             in_vec = b.CreateNumpyVector(np.asarray(ins, np.int32))
             out_vec = b.CreateNumpyVector(np.asarray(outs, np.int32))
+            custom_vec = b.CreateNumpyVector(np.frombuffer(custom_options, np.uint8)) if custom_options else None
             tflite.OperatorStart(b)
             tflite.OperatorAddOpcodeIndex(b, self.codes.index(code))
             tflite.OperatorAddInputs(b, in_vec)
@@ -98,13 +103,18 @@ class TfliteWriter:
             if opt is not None:
                 tflite.OperatorAddBuiltinOptionsType(b, getattr(tflite.BuiltinOptions, options))
                 tflite.OperatorAddBuiltinOptions(b, opt)
+            if custom_vec is not None:
+                tflite.OperatorAddCustomOptions(b, custom_vec)
             ops.append(tflite.OperatorEnd(b))
         codes = []
-        for code in self.codes:
+        for code, custom_code in self.codes:
+            name = b.CreateString(custom_code) if custom_code else None
             tflite.OperatorCodeStart(b)
             tflite.OperatorCodeAddDeprecatedBuiltinCode(b, min(code, 127))
             tflite.OperatorCodeAddBuiltinCode(b, code)
             tflite.OperatorCodeAddVersion(b, 1)
+            if name is not None:
+                tflite.OperatorCodeAddCustomCode(b, name)
             codes.append(tflite.OperatorCodeEnd(b))
         t_vec = self._vector(b, tflite.SubGraphStartTensorsVector, tensors)
         o_vec = self._vector(b, tflite.SubGraphStartOperatorsVector, ops)
