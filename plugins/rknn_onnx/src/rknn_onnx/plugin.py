@@ -3,6 +3,8 @@
 from rknn_core.hookspecs import hookimpl
 from rknn_core.records import Frontend
 
+RKNN_PLUGIN_API = (1, 1)  # the rknn-core plugin API versions this plugin works with
+
 
 def _load(registry=None, **kwargs):
     from rknn_onnx.importer import load_onnx  # onnx is imported only when a model is loaded

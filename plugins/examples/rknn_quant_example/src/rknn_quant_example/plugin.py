@@ -8,6 +8,7 @@ from __future__ import annotations
 from rknn_core.hookspecs import hookimpl
 from rknn_core.records import Quantizer
 
+RKNN_PLUGIN_API = (1, 1)  # the rknn-core plugin API versions this plugin works with
 NAME = "asymmetric_quantized-i8"
 
 
