@@ -18,6 +18,7 @@ from onnx_util import assert_close, make_model, save_model
 import rknn_core.plugins as plugins
 from rknn.api import RKNN
 from rknn_core import fileformat, hookspecs
+from rknn_core.ir_dump import dump_model
 from rknn_core.plugins import Registry, new_plugin_manager
 
 SWISH_PLUGIN = """
@@ -132,6 +133,8 @@ def test_a_plugin_op_is_recorded_and_the_model_reloads_with_the_plugin(tmp_path,
     exported, x = _export_swish(tmp_path, monkeypatch, eps)
     assert fileformat.load(exported).provenance["ops"][SWISH] == {
         "plugin": "fake_swish", "distribution": "rknn-fake-swish", "version": "0.2.0"}
+    expected = sorted(["rknn-fake-swish 0.2.0", f"rknn-targets {_version('rknn-targets')}"])
+    assert f"\nplugins: {', '.join(expected)}\n" in dump_model(fileformat.load(exported))
     rknn = RKNN()
     assert rknn.load_rknn(exported) == 0 and rknn.init_runtime() == 0
     assert_close(rknn.inference([x], data_type="float32", data_format="nchw"), [x / (1 + np.exp(-x))])

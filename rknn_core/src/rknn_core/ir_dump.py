@@ -98,6 +98,13 @@ def _preprocess_lines(model: RknnModel) -> list[str]:
     return lines or ["none"]
 
 
+def _suppliers(model: RknnModel) -> str:
+    """The distributions (with versions) a model's provenance names, each once."""
+    names = {f"{e['distribution']} {e['version']}" if e.get("distribution") else f"plugin '{e.get('plugin')}'"
+             for entries in model.provenance.values() for e in entries.values()}
+    return ", ".join(sorted(names))
+
+
 def dump_model(model: RknnModel, registry: Any = None, format_version: int | None = None) -> str:
     """The model as text: header, inputs/outputs, one line per node, constants and totals.
 
@@ -124,6 +131,8 @@ def dump_model(model: RknnModel, registry: Any = None, format_version: int | Non
     ]
     if "optimization_level" in cfg:
         lines.append(f"optimization_level: {cfg['optimization_level']}")
+    if model.provenance:
+        lines.append(f"plugins: {_suppliers(model)}")
     lines.append("preprocessing: " + "; ".join(_preprocess_lines(model)))
     if model.extra.get("sync_uids"):
         lines.append(f"sync after layers: {model.extra['sync_uids']}")
