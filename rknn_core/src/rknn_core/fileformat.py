@@ -5,7 +5,9 @@ Layout (little endian)::
     magic "RKNNOPEN" | u32 format version | u32 flags | u64 meta length | u64 data length
     | 32-byte SHA-256 of meta + data | meta (UTF-8 JSON) | zero padding to 64 | data
 
-Constants are read as read-only views into a memory map of the file (zero copy).
+Constants are read as read-only views into a memory map of the file (zero copy). The description's
+``provenance`` names the plugin distribution and version that supplied each op, quantizer and target
+platform the model uses (``rknn_core.provenance``); files written before it have none and still load.
 """
 
 from __future__ import annotations
