@@ -43,8 +43,10 @@ def input_channels(model: RknnModel) -> tuple[int | None, ...]:
 
 
 def _feed(model: RknnModel, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """One dataset line as executor feeds: a single sample, also for a model built with rknn_batch_size > 1
+    (the simulator runs the batch-1 graph on each sample of a batch)."""
     data_type = "uint8" if all(a.dtype == np.uint8 for a in arrays) else "float32"
-    return prepare_inputs(model, arrays, data_type=data_type, data_format="nhwc")
+    return prepare_inputs(model, arrays, data_type=data_type, data_format="nhwc", batch=1)
 
 
 def sample_feeds(model: RknnModel, dataset: Dataset, cfg: Config, desc: str = "calibration") -> Iterator[dict[str, np.ndarray]]:

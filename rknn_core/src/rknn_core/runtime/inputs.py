@@ -12,11 +12,13 @@ DATA_FORMATS = ("nhwc", "nchw")
 
 
 def prepare_inputs(model: RknnModel, inputs: list, data_type: str = "uint8", data_format: str = "nhwc",
-                   inputs_pass_through: list | None = None) -> dict[str, np.ndarray]:
+                   inputs_pass_through: list | None = None, batch: int | None = None) -> dict[str, np.ndarray]:
     """Feeds for the executor: checks count, dtype and shape; NHWC data goes to NCHW inputs transposed.
 
-    A pass-through input is fed after the in-model preprocessing, exactly as given.
+    A pass-through input is fed after the in-model preprocessing, exactly as given. ``batch``: the
+    samples expected per input (default the model's ``rknn_batch_size``; calibration feeds single samples).
     """
+    batch = model.rknn_batch_size if batch is None else batch
     graph = model.graph
     if data_type not in DATA_TYPES:
         raise RknnError(f"inference data_type '{data_type}' is unknown; use one of {', '.join(DATA_TYPES)}")
@@ -40,8 +42,8 @@ def prepare_inputs(model: RknnModel, inputs: list, data_type: str = "uint8", dat
             arr = arr.astype(np.dtype(data_type), copy=False)  # data_type says what the image data is
         shape = tuple(tensor.shape)
         if tensor.layout and len(shape) == 4 and arr.ndim in (3, 4):
-            arr = _to_model_layout(arr, shape, tensor.layout, str(data_format).lower(), model.rknn_batch_size)
-        expected = (shape[0] * model.rknn_batch_size, *shape[1:]) if shape else ()
+            arr = _to_model_layout(arr, str(data_format).lower(), tensor.layout)
+        expected = (shape[0] * batch, *shape[1:]) if shape else ()
         if arr.shape != expected:
             if arr.size == int(np.prod(expected)) and arr.ndim != len(expected):
                 arr = arr.reshape(expected)
@@ -52,7 +54,7 @@ def prepare_inputs(model: RknnModel, inputs: list, data_type: str = "uint8", dat
     return feeds
 
 
-def _to_model_layout(arr: np.ndarray, shape: tuple, layout: str, data_format: str, batch: int) -> np.ndarray:
+def _to_model_layout(arr: np.ndarray, data_format: str, layout: str) -> np.ndarray:
     if arr.ndim == 3:
         arr = arr[None]
     if data_format == "nhwc" and layout == "NCHW":
