@@ -203,16 +203,16 @@ def test_config_refusals(kwargs, words, capsys):
     expect_error(capsys, *words)
 
 
-def test_bad_preprocessing_is_reported_at_build(onnx_path, capsys):
+def test_bad_preprocessing_is_refused_at_config_and_group_count_at_build(onnx_path, capsys):
     rknn = RKNN()
-    rknn.config(reorder_channel="0 0 1")  # checked against the model's inputs at build time
-    capsys.readouterr()
+    rknn.config(reorder_channel="0 0 1")  # not a permutation: refused by config itself
+    expect_error(capsys, "reorder_channel", "0 0 1")
+    rknn.config(channel_mean_value="1 2 3 0")
+    expect_error(capsys, "channel_mean_value", "scale")
+    rknn.config(channel_mean_value="1 2 3 4#1 2 3 4")  # valid, but the model has one input
     assert rknn.load_onnx(onnx_path) == 0
     assert rknn.build(do_quantization=False) == -1
-    expect_error(capsys, "reorder_channel", "0 0 1")
-    rknn.config(reorder_channel="0 1 2", channel_mean_value="1 2 3 0")
-    assert rknn.build(do_quantization=False) == -1
-    expect_error(capsys, "channel_mean_value")
+    expect_error(capsys, "channel_mean_value", "2 inputs")
 
 
 def test_config_error_keeps_previous_settings(onnx_path, capsys):

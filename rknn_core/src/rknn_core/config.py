@@ -5,26 +5,34 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+import numpy as np
 
+from rknn_core import validate
 from rknn_core.errors import RknnError
 
 # extensions beyond the vendor's 1.x API (the first as in its later releases)
 QUANTIZED_ALGORITHMS = ("normal", "kl_divergence", "mmse")
 
 
+def _scales(value: Any) -> list[float]:
+    """One scale for every channel (a number) or one per channel (a list)."""
+    return [float(v) for v in value] if isinstance(value, (list, tuple)) else [float(value)]
+
+
 @attrs.define
 class Preprocess:
-    """One input's preprocessing: ``out_c = (in[reorder[c]] - mean[c]) / scale``."""
+    """One input's preprocessing: ``out_c = (in[reorder[c]] - mean[c]) / scale[c]``; a single mean or
+    scale applies to every channel (``channel_mean_value`` has one scale, ``std_values`` one per channel)."""
 
     mean: list[float] | None = None
-    scale: float = 1.0
+    scale: list[float] = attrs.field(default=1.0, converter=_scales)
     reorder: list[int] | None = None
 
     @property
     def is_identity(self) -> bool:
         no_mean = self.mean is None or all(m == 0 for m in self.mean)
         no_reorder = self.reorder is None or self.reorder == sorted(self.reorder)
-        return no_mean and self.scale == 1.0 and no_reorder
+        return no_mean and all(s == 1.0 for s in self.scale) and no_reorder
 
 
 @attrs.define
@@ -35,6 +43,9 @@ class Config:
     epochs: int = -1
     channel_mean_value: str | None = None
     reorder_channel: str = "0 1 2"
+    # the later vendor releases' form of channel_mean_value: per input, the channels' means and stds
+    mean_values: list | None = None
+    std_values: list | None = None
     need_horizontal_merge: bool = False
     quantized_dtype: str = "asymmetric_quantized-u8"
     optimization_level: int = 3
@@ -45,33 +56,20 @@ class Config:
     bias_correction: bool = False
 
     def preprocess(self, n_inputs: int) -> list[Preprocess]:
-        """Per-input preprocessing from ``channel_mean_value`` and ``reorder_channel`` (``#``-split)."""
+        """Per-input preprocessing from ``channel_mean_value`` (or ``mean_values``/``std_values``) and
+        ``reorder_channel`` (``#``-split)."""
         means = _split_inputs(self.channel_mean_value, n_inputs, "channel_mean_value")
         orders = _split_inputs(self.reorder_channel, n_inputs, "reorder_channel")
+        stats = _mean_std(self.mean_values, self.std_values, n_inputs)
         result = []
-        for mean_text, order_text in zip(means, orders):
-            pre = Preprocess()
+        for mean_text, order_text, (mean, std) in zip(means, orders, stats):
+            pre = Preprocess(mean, std)
             if mean_text:
-                values = _floats(mean_text, "channel_mean_value")
-                if len(values) < 2:
-                    raise RknnError(f"channel_mean_value '{mean_text}' needs means then one scale, e.g. '128 128 128 128'")
-                if values[-1] == 0:
-                    raise RknnError("channel_mean_value: the scale (last value) must not be 0")
-                pre.mean, pre.scale = values[:-1], values[-1]
+                pre.mean, pre.scale = validate.mean_group(mean_text)
             if order_text:
-                order = [int(v) for v in _floats(order_text, "reorder_channel")]
-                if sorted(order) != list(range(len(order))):
-                    raise RknnError(f"reorder_channel '{order_text}' must be a permutation like '2 1 0'")
-                pre.reorder = order
+                pre.reorder = validate.reorder_group(order_text)
             result.append(pre)
         return result
-
-
-def _floats(text: str, what: str) -> list[float]:
-    try:
-        return [float(v) for v in text.split()]
-    except ValueError:
-        raise RknnError(f"{what} '{text}' must be numbers separated by spaces") from None
 
 
 def _split_inputs(text: str | None, n_inputs: int, what: str) -> list[str | None]:
@@ -83,6 +81,48 @@ def _split_inputs(text: str | None, n_inputs: int, what: str) -> list[str | None
     if len(parts) != n_inputs:
         raise RknnError(f"{what} gives {len(parts)} inputs ('#'-separated) but the model has {n_inputs}")
     return parts
+
+
+def _mean_std(mean_values: list | None, std_values: list | None, n_inputs: int) -> list[tuple[list[float] | None, Any]]:
+    """Per input: (means, stds) from ``mean_values``/``std_values`` (no mean, std 1 where not given)."""
+    means = _per_input(mean_values, n_inputs, "mean_values")
+    stds = _per_input(std_values, n_inputs, "std_values")
+    return [(mean, 1.0 if std is None else std) for mean, std in zip(means, stds)]
+
+
+def _per_input(values: list | None, n_inputs: int, name: str) -> list[list[float] | None]:
+    """One list of per-channel values per input (a bare number: one value for every channel)."""
+    if values is None:
+        return [None] * n_inputs
+    if len(values) != n_inputs:
+        raise RknnError(f"config {name} gives {len(values)} input(s) but the model has {n_inputs}; "
+                        f"give one list of per-channel values per input")
+    return [[float(v) for v in (entry if isinstance(entry, (list, tuple)) else [entry])] for entry in values]
+
+
+def check_mean_std(cfg: Config) -> None:
+    """``mean_values``/``std_values``: one entry per input, each a finite number or a list of them per
+    channel (std never 0); not together with ``channel_mean_value``, which says the same thing."""
+    if cfg.channel_mean_value is not None and (cfg.mean_values is not None or cfg.std_values is not None):
+        raise RknnError("config: channel_mean_value and mean_values/std_values both describe the input "
+                        "normalization; give one of them (pass channel_mean_value=None to switch)")
+    for name in ("mean_values", "std_values"):
+        value = getattr(cfg, name)
+        if value is None:
+            continue
+        example = "[[123.68, 116.78, 103.94]]" if name == "mean_values" else "[[58.82, 58.82, 58.82]]"
+        entries = [e if isinstance(e, (list, tuple)) else [e] for e in value] if isinstance(value, (list, tuple)) else []
+        numbers = [v for entry in entries for v in entry]
+        if not entries or not all(entries) or not all(_is_finite_number(v) for v in numbers):
+            raise RknnError(f"config {name} must be a list with one list of finite per-channel numbers per "
+                            f"input, e.g. {example}; got {value!r}")
+        if name == "std_values" and any(float(v) == 0 for v in numbers):
+            raise RknnError(f"config std_values must not hold 0 (inputs are divided by them); got {value!r}")
+
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)) \
+        and bool(np.isfinite(value))
 
 
 def make_config(current: Config, **kwargs: Any) -> Config:
@@ -110,4 +150,5 @@ def make_config(current: Config, **kwargs: Any) -> Config:
     for name in ("cross_layer_equalization", "bias_correction", "need_horizontal_merge"):
         if not isinstance(getattr(cfg, name), bool):
             raise RknnError(f"config {name} must be True or False, got {getattr(cfg, name)!r}")
+    check_mean_std(cfg)
     return cfg  # target_platform is checked against the installed targets (platforms.check_platforms)
