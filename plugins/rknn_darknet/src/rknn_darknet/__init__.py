@@ -1,0 +1,3 @@
+"""Darknet (.cfg + .weights) frontend for the rknn toolkit."""
+
+__version__ = "0.1.0"
