@@ -235,7 +235,7 @@ def test_register_op_missing_file(tmp_path, capsys):
 
 
 def test_register_op_not_a_path(capsys):
-    assert "E register_op: op definition file" in _register_fails(None, capsys)
+    assert "E register_op: op_path must be a file path" in _register_fails(None, capsys)
 
 
 def test_register_op_file_without_ops(tmp_path, capsys):

@@ -26,6 +26,7 @@ from rknn_core.atomic import write_atomic
 from rknn_core.errors import RknnError
 from rknn_core.ir import Graph, Node, QuantParams, Tensor
 from rknn_core.model import RknnModel
+from rknn_core.rknn_check import check_description
 
 MAGIC = b"RKNNOPEN"
 FORMAT_VERSION = 1
@@ -119,7 +120,8 @@ def file_version(path: str) -> int | None:
 
 
 def load(path: str) -> RknnModel:
-    """Read a .rknn file; refuses missing, truncated, corrupted or newer-version files clearly."""
+    """Read a .rknn file; refuses missing, truncated, corrupted or newer-version files and malformed
+    descriptions clearly (the graph itself is checked by ``rknn_check.check_model``, which needs the ops)."""
     if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
         raise RknnError(f"RKNN model file '{path}' does not exist")
     with open(path, "rb") as f:
@@ -142,8 +144,12 @@ def load(path: str) -> RknnModel:
     if check.digest() != digest:
         raise RknnError(f"'{path}' is corrupted: its checksum does not match its content")
     try:
-        return model_from_description(json.loads(meta_bytes), mm, head_len)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        meta = json.loads(meta_bytes)
+        check_description(meta, data_len)
+        return model_from_description(meta, mm, head_len)
+    except RknnError as exc:
+        raise RknnError(f"'{path}' has a malformed model description: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
         raise RknnError(f"'{path}' has a malformed model description ({type(exc).__name__}: {exc}); "
                         f"it was not written by a compatible toolkit") from None
 

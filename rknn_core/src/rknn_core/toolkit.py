@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from rknn_core import fileformat, provenance
+from rknn_core import fileformat, provenance, rknn_check
 from rknn_core.config import Config, make_config
 from rknn_core.custom_ops import ops_from_file
 from rknn_core.errors import RknnError
@@ -27,7 +27,7 @@ from rknn_core.quant import analysis, hybrid, snapshot
 from rknn_core.quant.build import quantize_model, quantized_tensor
 from rknn_core.quant.schemes import find_quantizer
 from rknn_core.runtime.inputs import prepare_inputs
-from rknn_core.shape_inference import infer_shapes, op_for
+from rknn_core.shape_inference import infer_shapes
 
 log = logging.getLogger("rknn")
 
@@ -134,8 +134,10 @@ class Toolkit:
     def load_rknn(self, path: str) -> RknnModel:
         model = fileformat.load(path)
         provenance.check_installed(model, self.registry, path, "load_rknn")
-        for node in model.graph.nodes:  # every op must be installed (a custom op's plugin, say)
-            op_for(node, self.registry)
+        try:  # every op installed, the graph well formed: an edited file fails here, not at inference
+            rknn_check.check_model(model, self.registry)
+        except RknnError as exc:
+            raise RknnError(f"load_rknn: '{path}' describes an inconsistent model: {exc}") from None
         self.model, self.graph, self.runtime, self.float_graph = model, None, None, None
         return self.model
 
