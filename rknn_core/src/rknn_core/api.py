@@ -265,8 +265,12 @@ class RKNN:
     def list_support_target_platform(self, rknn_model: str | None = None) -> dict:
         rknn_model = validate.path("list_support_target_platform", "rknn_model", rknn_model, optional=True)
         result = list_platforms(self._tk.registry, rknn_model)
-        for key, values in result.items():
-            print(f"{key}: {', '.join(values)}")
+        if rknn_model is None:
+            for key, values in result.items():
+                print(f"{key}: {', '.join(values)}")
+        else:  # the guide's two lines
+            print(f"Target platforms filled in RKNN model: {[p.upper() for p in result['filled_target_platform']]}")
+            print(f"Target platforms supported by this RKNN model: {[p.upper() for p in result['support_target_platform']]}")
         return result
 
     def release(self) -> None:

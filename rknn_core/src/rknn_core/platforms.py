@@ -70,6 +70,15 @@ def targets_for(platform: str, registry: Registry) -> list[Target]:
     return sorted(found, key=lambda t: (t.create_runtime is None, t.name))
 
 
+def chip_for(platforms: list[str], registry: Registry) -> Any:
+    """The chip model (``Target.chip``) of the first of ``platforms`` an installed target models, or None."""
+    for platform in platforms:
+        for target in targets_for(platform, registry):
+            if target.chip is not None:
+                return target.chip
+    return None
+
+
 def runtime_target(target: str | None, model_platforms: list[str], registry: Registry) -> Target:
     """The target ``init_runtime(target=...)`` runs on: the simulator for ``None``, else the one runnable
     target declaring that platform, whose family must be the model's."""
@@ -110,4 +119,5 @@ def list_platforms(registry: Registry, rknn_model: str | None = None) -> dict[st
 
     model = fileformat.load(rknn_model)
     check_installed(model, registry, rknn_model, "list_support_target_platform")
-    return {"support_target_platform": family_members(family_of(model.target_platform[0], registry), registry)}
+    return {"filled_target_platform": list(model.target_platform),
+            "support_target_platform": family_members(family_of(model.target_platform[0], registry), registry)}

@@ -138,6 +138,9 @@ class Target:
     ``create_runtime(model, registry, device_id=..., **options)`` returns an object with
     ``run(feeds)``/``perf(feeds)``/``memory()``/``sdk_version()`` (and optionally ``close()``);
     ``None`` declares chips that models can be built for but that this target cannot run.
+    ``chip`` is the chip's model (facts, supported ops, performance, memory, lowering; see
+    docs/plugins.md): build warns of CPU fallbacks and pre-compiles with it, the simulator models
+    eval_perf / eval_memory with it.
     """
 
     name: str
@@ -145,6 +148,7 @@ class Target:
     platforms: tuple[str, ...]
     create_runtime: Callable[..., Any] | None = None
     doc: str = ""
+    chip: Any = None
 
 
 @attrs.frozen

@@ -20,7 +20,7 @@ from rknn_core.errors import RknnError
 from rknn_core.ir import Graph
 from rknn_core.model import RknnModel
 from rknn_core.passes.manager import PassContext, run_passes
-from rknn_core.platforms import check_platforms, runtime_target
+from rknn_core.platforms import check_platforms, chip_for, runtime_target
 from rknn_core.plugins import Registry, default_registry
 from rknn_core.preprocess import insert_preprocess
 from rknn_core.quant import analysis, hybrid, snapshot
@@ -82,6 +82,7 @@ class Toolkit:
             do_quantization = False
         # accuracy_analysis's reference: the float graph exactly as quantized
         float_graph = quantize_model(model, self.registry, self.cfg, dataset) if do_quantization else None
+        _lower_for_chip(model, self.registry)
         self.model, self.runtime, self.float_graph = model, None, float_graph
         return model
 
@@ -200,6 +201,20 @@ class Toolkit:
         if self.runtime is not None and hasattr(self.runtime, "close"):
             self.runtime.close()
         self.graph = self.model = self.runtime = self.float_graph = None
+
+
+def _lower_for_chip(model: RknnModel, registry: Registry) -> None:
+    """Warn of the layers the configured chip runs on its CPU; with pre_compile, store the chip's program."""
+    chip = chip_for(model.target_platform, registry)
+    if chip is None:
+        if model.pre_compile:
+            raise RknnError(f"build pre_compile=True needs a target plugin that models {model.target_platform[0]}; "
+                            f"none of the installed ones does")
+        return
+    for layer, op, reason in chip.fallback_layers(model.graph):
+        log.warning("build: layer '%s' (%s) falls back to the CPU on %s: %s", layer, op, chip.name, reason)
+    if model.pre_compile:
+        model.extra["program"] = chip.lower(model)
 
 
 def _source_stem(load_kwargs: dict, fallback: str) -> str:

@@ -14,8 +14,7 @@ def _simulator(model, registry, **options):
 
 @hookimpl
 def rknn_targets():
-    from rknn_targets.chips import chip_families
-
+    # the chips live in their own distributions (rknn-target-rk18xx, rknn-target-rv11xx), which use rknn_targets.npu
     return [Target("simulator", "host", (), _simulator,
-                   doc="Runs the model on the PC with the core's reference kernels (init_runtime(target=None))."),
-            *chip_families()]
+                   doc="Runs the model on the PC with the core's reference kernels (init_runtime(target=None)); "
+                       "eval_perf / eval_memory model the model's chip")]

@@ -1,4 +1,5 @@
-"""The PC simulator: runs a built model with the core's kernels and measures per-layer times."""
+"""The PC simulator: runs a built model with the core's kernels; eval_perf / eval_memory answer with the
+model's chip model (``Target.chip``) and keep the PC's own measured times beside them."""
 
 from __future__ import annotations
 
@@ -8,11 +9,26 @@ import numpy as np
 
 from rknn_core.errors import RknnError
 from rknn_core.model import RknnModel
+from rknn_core.platforms import chip_for
 from rknn_core.plugins import Registry
 from rknn_core.runtime.executor import Executor
 from rknn_core.runtime.qexecutor import QuantExecutor
 
 PERF_RUNS = 5
+DEFAULT_CHIP = "rk1808"  # the vendor guide's default target platform
+
+
+def operator_statistics(result: dict) -> dict[str, dict]:
+    """perf_debug's per-operator table: layers, modelled time and share of the total per operation."""
+    stats: dict[str, dict] = {}
+    for layer in result["layers"].values():
+        entry = stats.setdefault(layer["operation"].split(".")[0], {"count": 0, "time": 0})
+        entry["count"] += 1
+        entry["time"] += layer["time"]
+    total = max(sum(e["time"] for e in stats.values()), 1)
+    for entry in stats.values():
+        entry["ratio"] = round(100.0 * entry["time"] / total, 2)
+    return dict(sorted(stats.items(), key=lambda kv: -kv[1]["time"]))
 
 
 class SimulatorRuntime:
@@ -29,6 +45,8 @@ class SimulatorRuntime:
         executor_type = QuantExecutor if model.quantized_dtype else Executor
         self.executor = executor_type(model.graph, registry)
         self.async_mode = async_mode
+        self.perf_debug = perf_debug
+        self.registry = registry
         self._pending: list[np.ndarray] | None = None
 
     def _run_batch(self, feeds: dict[str, np.ndarray], times: list | None = None) -> list[np.ndarray]:
@@ -53,7 +71,25 @@ class SimulatorRuntime:
         return previous if previous is not None else result
 
     def perf(self, feeds: dict[str, np.ndarray] | None) -> dict:
-        """Median per-layer wall time over a few runs, in microseconds."""
+        """The chip's modelled per-layer NPU time (the model's first target platform, rk1808 by default),
+        with this PC's own measured time beside it as ``pc_time`` / ``pc_total_time``; without a chip model
+        installed, only the PC's time (``chip`` None)."""
+        measured = self._measure(feeds)
+        chip = chip_for(self.model.target_platform or [DEFAULT_CHIP], self.registry)
+        if chip is None:
+            for layer in measured["layers"].values():
+                layer["pc_time"] = layer["time"]
+            return {**measured, "chip": None, "pc_total_time": measured["total_time"]}
+        result = chip.perf(self.model)
+        for layer in result["layers"].values():
+            layer["pc_time"] = sum(measured["layers"].get(i, {}).get("time", 0) for i in layer["nodes"])
+        result["pc_total_time"] = measured["total_time"]
+        if self.perf_debug:
+            result["operators"] = operator_statistics(result)
+        return result
+
+    def _measure(self, feeds: dict[str, np.ndarray] | None) -> dict:
+        """Median per-layer wall time of this PC over a few runs, in microseconds."""
         if feeds is None:
             feeds = self._zero_feeds()
         self._run_batch(feeds)  # warm up caches and allocators
@@ -81,8 +117,13 @@ class SimulatorRuntime:
                                 *graph.tensor(name).shape[1:]), graph.tensor(name).dtype) for name in graph.inputs}
 
     def memory(self) -> dict:
-        raise RknnError("eval_memory measures memory on a device: call init_runtime(target='rk1808' or "
-                        "another chip, eval_mem=True) with a connected device")
+        """The model's memory on its chip, estimated by the chip's memory model (a device measures it)."""
+        chip = chip_for(self.model.target_platform or [DEFAULT_CHIP], self.registry)
+        if chip is None:
+            raise RknnError(f"eval_memory on the PC needs a target plugin that models {self.model.target_platform[0]} "
+                            f"(pip install plugins/targets/rk18xx or plugins/targets/rv11xx); measuring needs "
+                            f"init_runtime(target=<chip>, eval_mem=True) with a connected device")
+        return chip.memory(self.model)
 
     def sdk_version(self) -> str:
         raise RknnError("get_sdk_version reports the driver of a connected device; the simulator has none")
