@@ -19,7 +19,8 @@ nox.options.sessions = ["lint", "onnx", "op_example", "quant_example"]
 nox.options.reuse_existing_virtualenvs = True
 
 PINS = "requirements-dev.txt"
-CORE = ("-e", "rknn_core", "-e", "plugins/targets")
+# the chip plugins come with the core in every session: the vendor's default target_platform (rk1808) needs one
+CORE = ("-e", "rknn_core", "-e", "plugins/targets", "-e", "plugins/targets/rk18xx", "-e", "plugins/targets/rv11xx")
 EVERY_PLUGIN = ("-e", "plugins/rknn_onnx", "-e", "plugins/examples/rknn_op_example", "-e",
                 "plugins/examples/rknn_quant_example", "-e", "plugins/rknn_tf", "-e", "plugins/rknn_tflite")
 
@@ -73,6 +74,14 @@ def quant_example(session: nox.Session) -> None:
 
 
 @nox.session
+def chips(session: nox.Session) -> None:
+    """The chip target plugins (rknn-target-rk18xx, rknn-target-rv11xx) and the shared NPU model in rknn-targets,
+    with the ONNX frontend their tests build models with."""
+    _install(session, "-e", "plugins/rknn_onnx")
+    session.run("pytest", "plugins/targets", "tests/test_plugin_targets.py", *session.posargs)
+
+
+@nox.session
 def tf(session: nox.Session) -> None:
     """The TensorFlow frontend on its own (it reads .pb files without tensorflow; tensorflow-cpu
     generates the test models and TensorFlow's reference outputs, cached in .cache/models/tf)."""
@@ -102,7 +111,7 @@ def explore(session: nox.Session) -> None:
 
 
 # ---- Installed from wheels: what `pip install rknn-core rknn-onnx` gives a user -------------------------
-WHEEL_SOURCES = ("rknn_core", "plugins/targets", "plugins/rknn_onnx")
+WHEEL_SOURCES = ("rknn_core", "plugins/targets", "plugins/targets/rk18xx", "plugins/targets/rv11xx", "plugins/rknn_onnx")
 TEST_TOOLS = ("pytest", "pytest-xdist", "hypothesis", "onnxruntime")  # onnxruntime: the tests' reference
 NO_BUILD_LEFTOVERS = shutil.ignore_patterns("build", "dist", "*.so", "*.egg-info", "__pycache__")
 NO_COMPILER = "WARNING: the compiled kernels of rknn-core (rknn_core._native) could not be built"
