@@ -220,7 +220,10 @@ def test_config_error_keeps_previous_settings(onnx_path, capsys):
     rknn.config(target_platform=["rv1126"])
     rknn.config(target_platform=["rk1808", "rv1109"])
     expect_error(capsys, "famil")
-    assert rknn.load_onnx(onnx_path) == 0 and rknn.build(do_quantization=False) == 0
+    assert rknn.load_onnx(onnx_path) == 0 and rknn.build(do_quantization=False) == -1  # not on a failed config
+    expect_error(capsys, "config failed: config target_platform")
+    rknn.config(batch_size=10)  # a call that succeeds: the settings before the failed one hold
+    assert rknn.build(do_quantization=False) == 0
     assert rknn._tk.model.target_platform == ["rv1126"]
 
 

@@ -72,8 +72,7 @@ class RKNN:
     # configuration and import -------------------------------------------------------------
     @_guarded(fail=None)
     def config(self, **kwargs: Any) -> None:
-        validate.preprocessing(kwargs.get("channel_mean_value"), kwargs.get("reorder_channel"))
-        self._tk.config(**kwargs)
+        self._tk.config(**kwargs)  # checked there as a whole: a failed call also makes build refuse
 
     @_guarded()
     def load_onnx(self, model: str, inputs: list | None = None, input_size_list: list | None = None,
@@ -161,7 +160,7 @@ class RKNN:
     def load_rknn(self, path: str, load_model_in_npu: bool = False) -> int:
         path = validate.path("load_rknn", "path", path)
         load_model_in_npu = validate.flag("load_rknn", "load_model_in_npu", load_model_in_npu)
-        self._tk.load_rknn(path)
+        self._tk.load_rknn(path, load_model_in_npu)
         return 0
 
     @_guarded()
@@ -220,12 +219,16 @@ class RKNN:
 
     @_guarded(fail=None)
     def inference(self, inputs: list, data_type: str = "uint8", data_format: str = "nhwc",
-                  inputs_pass_through: list | None = None) -> list:
+                  inputs_pass_through: list | None = None, want_float: bool = True) -> list:
+        """Outputs as float32, quantized ones dequantized with their own parameters (as the vendor
+        runtime); ``want_float=False`` (an extension, named as the C runtime's ``rknn_output.want_float``)
+        returns quantized outputs as their stored integers."""
         inputs = validate.arrays("inference", "inputs", inputs)
         data_type = validate.text_choice("inference", "data_type", data_type, DATA_TYPES)
         data_format = validate.text_choice("inference", "data_format", data_format, DATA_FORMATS)
         inputs_pass_through = validate.pass_through(inputs_pass_through, len(inputs))
-        return self._tk.inference(inputs, data_type, data_format, inputs_pass_through)
+        want_float = validate.flag("inference", "want_float", want_float)
+        return self._tk.inference(inputs, data_type, data_format, inputs_pass_through, want_float)
 
     @_guarded(fail=None)
     def eval_perf(self, inputs: list | None = None, is_print: bool = True) -> dict:

@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from rknn_core import fileformat, provenance, rknn_check
+from rknn_core import fileformat, provenance, rknn_check, validate
 from rknn_core.config import Config, make_config
 from rknn_core.custom_ops import ops_from_file
 from rknn_core.errors import RknnError
@@ -27,6 +27,7 @@ from rknn_core.quant import analysis, hybrid, snapshot
 from rknn_core.quant.build import quantize_model, quantized_tensor
 from rknn_core.quant.schemes import find_quantizer
 from rknn_core.runtime.inputs import prepare_inputs
+from rknn_core.runtime.outputs import finish_outputs
 from rknn_core.shape_inference import infer_shapes
 
 log = logging.getLogger("rknn")
@@ -43,16 +44,30 @@ class Toolkit:
         self.runtime: Any = None
         self.source_stem: str | None = None  # file stem of the loaded model (hybrid quantization file names)
         self.float_graph: Graph | None = None  # float graph behind the quantized model (build / hybrid step2)
+        self.config_error: str | None = None  # why the latest config() call failed (build then refuses)
 
     def config(self, **kwargs: Any) -> None:
-        cfg = make_config(self.cfg, **kwargs)
-        if "target_platform" in kwargs:  # the default needs no target plugin until a model is built for it
-            cfg.target_platform = check_platforms(cfg.target_platform, self.registry)
+        """Apply ``config(**kwargs)`` as a whole or not at all; a failed call makes build refuse to run
+        until a later config() call succeeds (a script ignoring the E line must not build without it)."""
+        self.config_error = None
         try:
-            find_quantizer(self.registry, cfg.quantized_dtype)
+            validate.preprocessing(kwargs.get("channel_mean_value"), kwargs.get("reorder_channel"))
+            cfg = make_config(self.cfg, **kwargs)
+            if "target_platform" in kwargs:  # the default needs no target plugin until a model is built for it
+                cfg.target_platform = check_platforms(cfg.target_platform, self.registry)
+            try:
+                find_quantizer(self.registry, cfg.quantized_dtype)
+            except RknnError as exc:
+                raise RknnError(f"config {exc}") from None
         except RknnError as exc:
-            raise RknnError(f"config {exc}") from None
+            self.config_error = str(exc)
+            raise
         self.cfg = cfg
+
+    def _check_config(self, what: str) -> None:
+        if self.config_error is not None:
+            raise RknnError(f"{what} refuses to run: config failed: {self.config_error}. Fix that config() "
+                            f"call (nothing of it was applied) and call it again")
 
     def load(self, loader: str, **kwargs: Any) -> Graph:
         """Import a model with the frontend that serves ``loader`` (``load_onnx`` ...)."""
@@ -68,6 +83,7 @@ class Toolkit:
 
     def build(self, do_quantization: bool = True, dataset: str | None = None, pre_compile: bool = False,
               rknn_batch_size: int = 1) -> RknnModel:
+        self._check_config("build")
         if self.graph is None:
             raise RknnError("build needs a model: call one of the load_* methods first")
         if not isinstance(rknn_batch_size, int) or rknn_batch_size < 1:
@@ -92,7 +108,8 @@ class Toolkit:
         preprocessed = insert_preprocess(graph, self.cfg.preprocess(len(graph.inputs)))
         infer_shapes(graph, self.registry)
         changed = run_passes(graph, PassContext(self.registry, self.cfg.optimization_level,
-                                                {"protected": set(preprocessed.values())}))
+                                                {"protected": set(preprocessed.values()),
+                                                 "horizontal_merge": self.cfg.need_horizontal_merge}))
         log.info("build: optimization level %d, passes applied: %s", self.cfg.optimization_level,
                  ", ".join(changed) or "none")
         return RknnModel(graph, list(self.cfg.target_platform), bool(pre_compile), rknn_batch_size,
@@ -100,6 +117,7 @@ class Toolkit:
 
     def hybrid_step1(self, dataset: str | None) -> list[str]:
         """Write {model}.json, {model}.data and {model}.quantization.cfg to the working directory."""
+        self._check_config("hybrid_quantization_step1")
         if self.graph is None:
             raise RknnError("hybrid_quantization_step1 needs a model: call one of the load_* methods first")
         return hybrid.step1(self._float_model(), self.registry, self.cfg, dataset, self.source_stem or "model")
@@ -107,6 +125,7 @@ class Toolkit:
     def hybrid_step2(self, model_input: str, data_input: str, model_quantization_cfg: str, dataset: str | None,
                      pre_compile: bool = False) -> RknnModel:
         """Build the hybrid-quantized model from step 1's files and the edited cfg."""
+        self._check_config("hybrid_quantization_step2")
         model, float_graph = hybrid.step2(self.registry, self.cfg, model_input, data_input, model_quantization_cfg,
                                           dataset, pre_compile)
         self.model, self.float_graph, self.runtime = model, float_graph, None
@@ -132,7 +151,11 @@ class Toolkit:
         self.model.provenance = provenance.collect(self.model, self.registry)
         fileformat.save(self.model, export_path)
 
-    def load_rknn(self, path: str) -> RknnModel:
+    def load_rknn(self, path: str, load_model_in_npu: bool = False) -> RknnModel:
+        if load_model_in_npu:
+            raise RknnError(f"load_rknn(load_model_in_npu=True) loads '{path}' from the storage of a connected NPU "
+                            f"device, so it needs a device (a device target and transport plugin; none is "
+                            f"installed); give load_model_in_npu=False to load a .rknn file of this computer")
         model = fileformat.load(path)
         provenance.check_installed(model, self.registry, path, "load_rknn")
         try:  # every op installed, the graph well formed: an edited file fails here, not at inference
@@ -154,10 +177,12 @@ class Toolkit:
         return self.runtime
 
     def inference(self, inputs: list, data_type: str = "uint8", data_format: str = "nhwc",
-                  inputs_pass_through: list | None = None) -> list[np.ndarray]:
+                  inputs_pass_through: list | None = None, want_float: bool = True) -> list[np.ndarray]:
+        """Outputs as float32 (quantized ones dequantized with their own parameters); with
+        ``want_float=False`` quantized outputs come back as their stored integers."""
         runtime = self._require_runtime("inference")
         feeds = prepare_inputs(self.model, inputs, data_type, data_format, inputs_pass_through)
-        return runtime.run(feeds)
+        return finish_outputs(self.model.graph, runtime.run(feeds), want_float)
 
     def eval_perf(self, inputs: list | None = None, data_type: str = "uint8", data_format: str = "nhwc") -> dict:
         runtime = self._require_runtime("eval_perf")

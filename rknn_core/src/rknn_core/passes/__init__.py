@@ -7,7 +7,7 @@ import importlib
 from rknn_core.records import PassSpec
 
 MODULES = ("fold_constants", "remove_identity", "eliminate_transposes", "fold_batchnorm", "fold_channel_affine",
-           "fuse_activation")
+           "fuse_activation", "merge_horizontal")
 
 
 def builtin_passes() -> list[PassSpec]:
