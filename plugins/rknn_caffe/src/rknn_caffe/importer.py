@@ -101,7 +101,7 @@ def _set_outputs(ctx: Ctx, layers: list[CaffeLayer], path: str) -> None:
     graph = ctx.graph
     for blob in open_blobs:
         ir = ctx.blobs[blob]
-        if ir in graph.inputs:
+        if blob in graph.inputs:  # an input no layer reads
             continue
         if graph.tensors[ir].is_const:
             log.warning("'%s': output '%s' is a constant (it does not depend on the inputs); it is left out", path, blob)
