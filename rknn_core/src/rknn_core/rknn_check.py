@@ -167,9 +167,21 @@ def _check_fields(meta: dict) -> None:
     pre = meta.get("preprocessed")
     if not isinstance(pre, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in pre.items()):
         raise _bad("preprocessed", "must map input names to tensor names", pre)
-    for key in ("extra", "provenance"):
-        if not isinstance(meta.get(key, {}), dict):
-            raise _bad(key, "must be an object", meta.get(key))
+    if not isinstance(meta.get("extra", {}), dict):
+        raise _bad("extra", "must be an object", meta.get("extra"))
+    _check_provenance(meta.get("provenance", {}))
+
+
+def _check_provenance(provenance: Any) -> None:
+    """``{kind: {name: {"plugin": ..., "distribution": ..., "version": ...}}}`` (``rknn_core.provenance``)."""
+    if not isinstance(provenance, dict) or not all(isinstance(entries, dict) for entries in provenance.values()):
+        raise _bad("provenance", "must map kinds to objects of suppliers", provenance)
+    for kind, entries in provenance.items():
+        for name, entry in entries.items():
+            if not isinstance(entry, dict) or not all(
+                    entry.get(key) is None or isinstance(entry[key], str) for key in ("plugin", "distribution", "version")):
+                raise _bad(f"provenance of {kind} '{name}'", "must be an object naming plugin, distribution and version",
+                           entry)
 
 
 def check_model(model: RknnModel, registry: Registry) -> None:

@@ -6,13 +6,14 @@ import os
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import helper
 
 from rknn_core.cut import cut_graph
 from rknn_core.errors import RknnError
 from rknn_core.ir import Graph, Node, Tensor
 from rknn_core.plugins import Registry, default_registry
 from rknn_core.records import DEFAULT_DOMAINS, op_key
+from rknn_onnx.checks import check_names, np_dtype, tensor_array
 from rknn_onnx.legacy import upgrade_node
 
 
@@ -21,7 +22,7 @@ def _attr_value(attr: onnx.AttributeProto):
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, onnx.TensorProto):
-        return numpy_helper.to_array(value)
+        return tensor_array(value, f"attribute '{attr.name}'")
     if isinstance(value, list) and value and isinstance(value[0], bytes):
         return [v.decode("utf-8", "replace") for v in value]
     if isinstance(value, onnx.GraphProto):
@@ -49,7 +50,7 @@ def _value_info_shape(vi: onnx.ValueInfoProto, model: str) -> tuple[tuple[int, .
     dims = [int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else -1 for d in ttype.shape.dim]
     if dims and dims[0] == -1:
         dims[0] = 1  # a symbolic batch dimension runs with batch 1
-    return tuple(dims), str(helper.tensor_dtype_to_np_dtype(ttype.elem_type))
+    return tuple(dims), np_dtype(ttype.elem_type, f"input '{vi.name}' of '{model}'")
 
 
 def _read(model: str) -> onnx.ModelProto:
@@ -82,6 +83,7 @@ def load_onnx(model: str, inputs: list[str] | None = None, input_size_list: list
     """
     registry = registry or default_registry()
     proto = _read(model)
+    check_names(proto, model)
     opset = default_opset(proto)
     if opset < 7:
         raise RknnError(f"'{model}' uses opset {opset}; opset 7 or newer is supported")
@@ -89,7 +91,7 @@ def load_onnx(model: str, inputs: list[str] | None = None, input_size_list: list
     graph = Graph(name=g.name or os.path.splitext(os.path.basename(model))[0])
     graph.metadata.update(source="onnx", source_file=os.path.basename(model), opset=opset)
     for init in g.initializer:
-        data = numpy_helper.to_array(init)
+        data = tensor_array(init, f"initializer '{init.name}' in '{model}'")
         graph.add_tensor(Tensor(init.name, tuple(data.shape), str(data.dtype), data))
     for vi in g.input:
         if vi.name in graph.tensors:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
 import numpy as np
 
 from rknn_core.errors import RknnError
+from rknn_core.validate import MAX_ELEMENTS
 from rknn_tf.proto import tf_graph_pb2 as pb
 
 DTYPES = {
@@ -55,18 +57,26 @@ def tensor_to_numpy(t: pb.TensorProto, where: str = "tensor") -> np.ndarray:
     """The values of a TensorProto: raw content or the typed value list (a single value broadcasts)."""
     dtype = np_dtype(t.dtype, where)
     shape = shape_of(t.tensor_shape) or ()
+    size = math.prod(shape)
+    if any(d < 0 for d in shape) or size > MAX_ELEMENTS:
+        raise RknnError(f"{where}: a constant tensor's shape {list(shape)} must hold sizes >= 0 and at most "
+                        f"{MAX_ELEMENTS} elements")
     if t.tensor_content:
+        if len(t.tensor_content) != size * dtype.itemsize:
+            raise RknnError(f"{where}: a constant tensor of shape {list(shape)} {dtype} needs {size * dtype.itemsize} "
+                            f"bytes but holds {len(t.tensor_content)} (the file is damaged)")
         return np.frombuffer(t.tensor_content, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)
     values = list(getattr(t, _VALUE_FIELDS[dtype.type]))
     if dtype == np.float16:
         flat = np.asarray(values, dtype=np.uint16).view(np.float16)
     else:
         flat = np.asarray(values, dtype=dtype)
-    size = int(np.prod(shape, dtype=np.int64))
     if flat.size == size:
         return flat.reshape(shape)
     if flat.size == 0:
         return np.zeros(shape, dtype)
+    if flat.size > size:
+        raise RknnError(f"{where}: a constant tensor of shape {list(shape)} holds {flat.size} values (the file is damaged)")
     # TensorFlow stores repeated trailing values once: pad with the last value
     return np.concatenate([flat, np.full(size - flat.size, flat[-1], dtype)]).reshape(shape)
 

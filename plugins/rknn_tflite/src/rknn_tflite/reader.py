@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import attrs
@@ -10,6 +11,7 @@ import tflite
 
 from rknn_core.errors import RknnError
 from rknn_core.ir import QuantParams
+from rknn_core.validate import MAX_ELEMENTS
 from rknn_tflite.densify import densify
 
 DTYPES = {
@@ -105,6 +107,9 @@ def _tensor(model: tflite.Model, raw: bytes, t: tflite.Tensor, index: int) -> Tf
     if dtype is None:
         raise RknnError(f"tensor '{name}' has type {t.Type()} which the toolkit does not support")
     shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
+    if any(d < -1 for d in shape) or math.prod(d for d in shape if d > 0) > MAX_ELEMENTS:
+        raise RknnError(f"tensor '{name}' has shape {list(shape)}: sizes must be >= 0 (-1: dynamic) and hold at "
+                        f"most {MAX_ELEMENTS} elements")
     data = _buffer(model, raw, t.Buffer())
     array = None
     if data is not None:
@@ -148,5 +153,20 @@ def read_model(path: str) -> TfModel:
         raise
     except Exception as exc:  # a damaged flatbuffer fails with IndexError, struct.error ...
         raise RknnError(f"'{path}' is a damaged TFLite model: {type(exc).__name__}: {exc}") from None
+    _check_indices(path, len(tensors), ops, inputs, outputs)
     name = os.path.splitext(os.path.basename(os.fspath(path)))[0]
     return TfModel(name, tensors, ops, inputs, outputs)
+
+
+def _check_indices(path: str, count: int, ops: list[TfOp], inputs: list[int], outputs: list[int]) -> None:
+    """Every tensor index an operator or the subgraph names is one of its ``count`` tensors (-1: absent input)."""
+    if not inputs or not outputs:
+        raise RknnError(f"'{path}' is a damaged TFLite model: its subgraph lists no inputs or no outputs")
+    named = [("subgraph input", i) for i in inputs] + [("subgraph output", i) for i in outputs]
+    for op in ops:
+        named += [(f"operator {op.index} ({op.code}) input", i) for i in op.inputs if i != -1]
+        named += [(f"operator {op.index} ({op.code}) output", i) for i in op.outputs]
+    for what, index in named:
+        if not 0 <= index < count:
+            raise RknnError(f"'{path}' is a damaged TFLite model: {what} names tensor {index}, but the model has "
+                            f"tensors 0..{count - 1}")
