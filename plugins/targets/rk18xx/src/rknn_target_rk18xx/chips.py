@@ -24,8 +24,9 @@ from rknn_targets.npu.constraints import standard_rules
 
 FAMILY = "rk1808"
 MACS = {"int8": 1920, "int16": 192, "fp16": 64}
-CALIBRATION = Calibration(utilisation=0.3, depthwise_efficiency=0.1, layer_overhead_cycles=20000,
-                          ddr_efficiency=0.6)
+# fitted by benchmarks/bench_chip.py --fit
+CALIBRATION = Calibration(utilisation=0.143, depthwise_efficiency=0.023, layer_overhead_cycles=519,
+                          ddr_efficiency=0.662)
 RULES = standard_rules()
 COMMON = dict(family=FAMILY, macs_per_cycle=MACS, ddr_bus_bits=32, sram_kib=512, kernel_lanes=16,
               tensor_ops_per_cycle=64, cpu_fallback_us=300.0, cpu_bytes_per_us=500.0, runtime_base_mib=18.0,

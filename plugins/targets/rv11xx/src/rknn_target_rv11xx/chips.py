@@ -21,8 +21,9 @@ from rknn_targets.npu.constraints import standard_rules
 
 FAMILY = "rv1126"
 MACS = {"int8": 1024, "int16": 96, "fp16": 32}
-CALIBRATION = Calibration(utilisation=0.3, depthwise_efficiency=0.1, layer_overhead_cycles=20000,
-                          ddr_efficiency=0.6)
+# fitted by benchmarks/bench_chip.py --fit
+CALIBRATION = Calibration(utilisation=0.193, depthwise_efficiency=0.081, layer_overhead_cycles=500,
+                          ddr_efficiency=0.996)
 RULES = standard_rules()
 COMMON = dict(family=FAMILY, macs_per_cycle=MACS, ddr_type="LPDDR4/DDR4", ddr_mhz=924, ddr_bus_bits=32,
               sram_kib=512, kernel_lanes=16, tensor_ops_per_cycle=64, cpu_fallback_us=250.0,

@@ -1,8 +1,8 @@
 """Layers as the NPU runs them: a convolution or fully connected anchor with what the hardware fuses into it.
 
 The NPU fuses bias, BatchNormalization, Relu/Relu6/LeakyRelu, one residual Add and one pooling that
-follow a convolution (each read by nothing else) into the convolution's layer, and views (Reshape,
-Flatten ...) into their producer; the fused nodes' own DDR traffic and start-up cost disappear. A
+follow a convolution (each read by nothing else) into the convolution's layer, views (Reshape,
+Flatten ...) into their producer, and ``x * Sigmoid(x)`` (SiLU/swish) into one tensor-unit pass; the fused nodes' own DDR traffic and start-up cost disappear. A
 node that falls back to the CPU is a layer of its own and fuses nothing.
 """
 
@@ -57,6 +57,17 @@ def _consumers(graph: Graph) -> dict[str, list[int]]:
     return found
 
 
+def _swish_mul(graph: Graph, index: int, consumers: dict[str, list[int]]) -> int | None:
+    """The Mul of ``x * Sigmoid(x)`` when node ``index`` is that Sigmoid (read by nothing else)."""
+    node = graph.nodes[index]
+    if node.op != "Sigmoid" or node.outputs[0] in graph.outputs:
+        return None
+    users = consumers.get(node.outputs[0], [])
+    if len(users) != 1 or graph.nodes[users[0]].op != "Mul":
+        return None
+    return users[0] if set(graph.nodes[users[0]].inputs) == {node.inputs[0], node.outputs[0]} else None
+
+
 def fuse_layers(graph: Graph, chip) -> list[Layer]:
     """The layers of ``graph`` on ``chip`` in execution order (each at its anchor's position)."""
     consumers = _consumers(graph)
@@ -67,7 +78,10 @@ def fuse_layers(graph: Graph, chip) -> list[Layer]:
         if index in taken:
             continue
         members = [index]
-        if not reasons[index]:
+        swish = _swish_mul(graph, index, consumers)
+        if swish is not None and not reasons[index] and not reasons[swish] and swish not in taken:
+            members.append(swish)  # x * Sigmoid(x): one pass of the tensor unit over x
+        elif not reasons[index]:
             anchor = base_op(node.op) in ANCHORS
             absorbed: list[str] = []
             tail = node

@@ -1,0 +1,279 @@
+"""The architectures of the published NPU benchmarks, written as ONNX graphs with onnx.helper (no hub).
+
+The performance model needs shapes, not weights: every weight is zero. Each builder follows the
+published architecture: MobileNetV2 1.0 and ResNet50 v2 (the ONNX model zoo's mobilenetv2-12 and
+resnet50-v2-7, pre-activation blocks with their standalone BatchNormalization), MobileNet v1 1.0 and
+ResNet50 v1 (Paddle-Lite's rows), YOLOv5 v6 (n/s/m, SiLU or ReLU) and YOLOv8 (n/s/m) as Rockchip's
+model zoo exports them (detection heads without decoding), RetinaFace (MobileNet-0.25 and ResNet50
+backbones, FPN, SSH, heads) at 320x320.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+class Net:
+    """A small ONNX graph builder that tracks channel counts."""
+
+    def __init__(self, channels: int, height: int, width: int, act: str = "relu"):
+        self.nodes, self.inits, self.channels, self.count = [], [], {"input": channels}, 0
+        self.shape, self.act = (1, channels, height, width), act
+
+    def _name(self, stem: str) -> str:
+        self.count += 1
+        return f"{stem}_{self.count}"
+
+    def _const(self, stem: str, array: np.ndarray) -> str:
+        name = self._name(stem)
+        self.inits.append(numpy_helper.from_array(array, name))
+        return name
+
+    def node(self, op: str, inputs: list[str], channels: int, **attrs) -> str:
+        out = self._name(op.lower())
+        self.nodes.append(helper.make_node(op, inputs, [out], **attrs))
+        self.channels[out] = channels
+        return out
+
+    def activation(self, x: str, act: str | None) -> str:
+        c = self.channels[x]
+        if act == "relu":
+            return self.node("Relu", [x], c)
+        if act == "leaky":
+            return self.node("LeakyRelu", [x], c, alpha=0.1)
+        if act == "silu":
+            return self.node("Mul", [x, self.node("Sigmoid", [x], c)], c)
+        return x
+
+    def conv(self, x: str, cout: int, k: int = 1, s: int = 1, act: str | None = "default", group: int = 1,
+             pad: int | None = None, dilation: int = 1) -> str:
+        cin = self.channels[x]
+        pad = (k // 2) * dilation if pad is None else pad
+        w = self._const("w", np.zeros((cout, cin // group, k, k), np.float32))
+        b = self._const("b", np.zeros(cout, np.float32))
+        y = self.node("Conv", [x, w, b], cout, kernel_shape=[k, k], strides=[s, s], pads=[pad] * 4, group=group,
+                      dilations=[dilation, dilation])
+        return self.activation(y, self.act if act == "default" else act)
+
+    def bn(self, x: str) -> str:
+        c = self.channels[x]
+        params = [self._const("bn", np.full(c, v, np.float32)) for v in (1.0, 0.0, 0.0, 1.0)]
+        return self.node("BatchNormalization", [x, *params], c)
+
+    def add(self, a: str, b: str) -> str:
+        return self.node("Add", [a, b], self.channels[a])
+
+    def concat(self, xs: list[str]) -> str:
+        return self.node("Concat", xs, sum(self.channels[x] for x in xs), axis=1)
+
+    def maxpool(self, x: str, k: int, s: int) -> str:
+        return self.node("MaxPool", [x], self.channels[x], kernel_shape=[k, k], strides=[s, s], pads=[k // 2] * 4)
+
+    def upsample(self, x: str) -> str:
+        scales = self._const("scales", np.array([1, 1, 2, 2], np.float32))
+        return self.node("Resize", [x, "", scales], self.channels[x], mode="nearest")
+
+    def classifier(self, x: str, classes: int = 1000) -> str:
+        pooled = self.node("Flatten", [self.node("GlobalAveragePool", [x], self.channels[x])], self.channels[x])
+        w = self._const("fc", np.zeros((classes, self.channels[x]), np.float32))
+        return self.node("Gemm", [pooled, w, self._const("fcb", np.zeros(classes, np.float32))], classes, transB=1)
+
+    def model(self, outputs: list[str]) -> onnx.ModelProto:
+        graph = helper.make_graph(self.nodes, "net", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                                                                    self.shape)],
+                                  [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
+                                  self.inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        model.ir_version = 8
+        return model
+
+
+# ---------------------------------------------------------------- classification (calibration)
+def mobilenet_v2(size: int = 224) -> onnx.ModelProto:
+    net = Net(3, size, size)
+    x = net.conv("input", 32, 3, 2)
+    for t, c, n, s in ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+                       (6, 320, 1, 1)):
+        for i in range(n):
+            cin, stride = net.channels[x], s if i == 0 else 1
+            y = net.conv(x, cin * t, 1) if t != 1 else x
+            y = net.conv(y, cin * t, 3, stride, group=cin * t)
+            y = net.conv(y, c, 1, act=None)
+            x = net.add(x, y) if stride == 1 and cin == c else y
+    return net.model([net.classifier(net.conv(x, 1280, 1))])
+
+
+def mobilenet_v1(size: int = 224, alpha: float = 1.0) -> onnx.ModelProto:
+    net = Net(3, size, size)
+    x = net.conv("input", int(32 * alpha), 3, 2)
+    for c, s in ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), *[(512, 1)] * 5, (1024, 2), (1024, 1)):
+        x = net.conv(net.conv(x, net.channels[x], 3, s, group=net.channels[x]), int(c * alpha), 1)
+    return net.model([net.classifier(x)])
+
+
+def _bottleneck(net: Net, x: str, width: int, stride: int) -> str:
+    out = width * 4
+    shortcut = net.conv(x, out, 1, stride, act=None) if stride != 1 or net.channels[x] != out else x
+    y = net.conv(net.conv(net.conv(x, width, 1), width, 3, stride), out, 1, act=None)
+    return net.activation(net.add(y, shortcut), "relu")
+
+
+def resnet_stages(net: Net, x: str) -> list[str]:
+    """ResNet50 v1 stages 2..5 (bottlenecks 3, 4, 6, 3); the stage outputs."""
+    outs = []
+    for width, blocks, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
+        for i in range(blocks):
+            x = _bottleneck(net, x, width, stride if i == 0 else 1)
+        outs.append(x)
+    return outs
+
+
+def resnet50_v1(size: int = 224) -> onnx.ModelProto:
+    net = Net(3, size, size)
+    x = net.maxpool(net.conv("input", 64, 7, 2), 3, 2)
+    return net.model([net.classifier(resnet_stages(net, x)[-1])])
+
+
+def resnet50_v2(size: int = 224) -> onnx.ModelProto:
+    """Pre-activation ResNet50 (gluon v2, the ONNX zoo's resnet50-v2-7): BN + ReLU before each block."""
+    net = Net(3, size, size)
+    x = net.maxpool(net.conv(net.bn("input"), 64, 7, 2), 3, 2)
+    for width, blocks, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
+        for i in range(blocks):
+            s = stride if i == 0 else 1
+            pre = net.activation(net.bn(x), "relu")
+            shortcut = net.conv(pre, width * 4, 1, s, act=None) if i == 0 else x
+            y = net.conv(net.conv(pre, width, 1), width, 3, s)
+            x = net.add(net.conv(y, width * 4, 1, act=None), shortcut)
+    return net.model([net.classifier(net.activation(net.bn(x), "relu"))])
+
+
+# ---------------------------------------------------------------- detection and faces (validation)
+def _c3(net: Net, x: str, c2: int, n: int, shortcut: bool = True) -> str:
+    c = c2 // 2
+    a, b = net.conv(x, c, 1), net.conv(x, c, 1)
+    for _ in range(n):
+        y = net.conv(net.conv(a, c, 1), c, 3)
+        a = net.add(a, y) if shortcut else y
+    return net.conv(net.concat([a, b]), c2, 1)
+
+
+def _sppf(net: Net, x: str, c2: int) -> str:
+    y = [net.conv(x, net.channels[x] // 2, 1)]
+    for _ in range(3):
+        y.append(net.maxpool(y[-1], 5, 1))
+    return net.conv(net.concat(y), c2, 1)
+
+
+def yolov5(width: float, depth: float, act: str = "silu", size: int = 640) -> onnx.ModelProto:
+    net = Net(3, size, size, act)
+    ch = [max(8, math.ceil(c * width / 8) * 8) for c in (64, 128, 256, 512, 1024)]
+
+    def rep(n: int) -> int:
+        return max(round(n * depth), 1)
+
+    x = net.conv(net.conv("input", ch[0], 6, 2, pad=2), ch[1], 3, 2)
+    p3 = _c3(net, net.conv(_c3(net, x, ch[1], rep(3)), ch[2], 3, 2), ch[2], rep(6))
+    p4 = _c3(net, net.conv(p3, ch[3], 3, 2), ch[3], rep(9))
+    p5 = _sppf(net, _c3(net, net.conv(p4, ch[4], 3, 2), ch[4], rep(3)), ch[4])
+    h10 = net.conv(p5, ch[3], 1)
+    h14 = net.conv(_c3(net, net.concat([net.upsample(h10), p4]), ch[3], rep(3), False), ch[2], 1)
+    o3 = _c3(net, net.concat([net.upsample(h14), p3]), ch[2], rep(3), False)
+    o4 = _c3(net, net.concat([net.conv(o3, ch[2], 3, 2), h14]), ch[3], rep(3), False)
+    o5 = _c3(net, net.concat([net.conv(o4, ch[3], 3, 2), h10]), ch[4], rep(3), False)
+    return net.model([net.conv(o, 255, 1, act=None) for o in (o3, o4, o5)])
+
+
+def _c2f(net: Net, x: str, c2: int, n: int, shortcut: bool) -> str:
+    c = c2 // 2
+    y = net.conv(x, 2 * c, 1)
+    halves = [net.node("Slice", [y, *[net._const("s", np.array([v], np.int64)) for v in (lo, lo + c, 1)]], c)
+              for lo in (0, c)]
+    for _ in range(n):
+        z = net.conv(net.conv(halves[-1], c, 3), c, 3)
+        halves.append(net.add(halves[-1], z) if shortcut else z)
+    return net.conv(net.concat(halves), c2, 1)
+
+
+def yolov8(width: float, depth: float, max_channels: int, size: int = 640) -> onnx.ModelProto:
+    net = Net(3, size, size, "silu")
+    ch = [min(c, max_channels) * width for c in (64, 128, 256, 512, 1024)]
+    ch = [int(math.ceil(c / 8) * 8) for c in ch]
+
+    def rep(n: int) -> int:
+        return max(round(n * depth), 1)
+
+    x = _c2f(net, net.conv(net.conv("input", ch[0], 3, 2), ch[1], 3, 2), ch[1], rep(3), True)
+    p3 = _c2f(net, net.conv(x, ch[2], 3, 2), ch[2], rep(6), True)
+    p4 = _c2f(net, net.conv(p3, ch[3], 3, 2), ch[3], rep(6), True)
+    p5 = _sppf(net, _c2f(net, net.conv(p4, ch[4], 3, 2), ch[4], rep(3), True), ch[4])
+    h4 = _c2f(net, net.concat([net.upsample(p5), p4]), ch[3], rep(3), False)
+    o3 = _c2f(net, net.concat([net.upsample(h4), p3]), ch[2], rep(3), False)
+    o4 = _c2f(net, net.concat([net.conv(o3, ch[2], 3, 2), h4]), ch[3], rep(3), False)
+    o5 = _c2f(net, net.concat([net.conv(o4, ch[3], 3, 2), p5]), ch[4], rep(3), False)
+    c2, c3 = max(16, ch[2] // 4, 64), max(ch[2], 80)
+    outputs = []
+    for o in (o3, o4, o5):
+        outputs.append(net.conv(net.conv(net.conv(o, c2, 3), c2, 3), 64, 1, act=None))
+        cls = net.conv(net.conv(net.conv(o, c3, 3), c3, 3), 80, 1, act=None)
+        outputs.append(net.node("Sigmoid", [cls], 80))
+    return net.model(outputs)
+
+
+def _ssh(net: Net, x: str, out: int, act: str) -> str:
+    c3 = net.conv(x, out // 2, 3, act=None)
+    c5 = net.conv(x, out // 4, 3, act=act)
+    c5b = net.conv(c5, out // 4, 3, act=None)
+    c7 = net.conv(net.conv(c5, out // 4, 3, act=act), out // 4, 3, act=None)
+    return net.activation(net.concat([c3, c5b, c7]), "relu")
+
+
+def retinaface(backbone: str, size: int = 320) -> onnx.ModelProto:
+    if backbone == "mobile0.25":
+        net, act, out = Net(3, size, size, "leaky"), "leaky", 64
+        x = net.conv("input", 8, 3, 2)
+        stages = []
+        blocks = ((16, 1), (32, 2), (32, 1), (64, 2), (64, 1), (128, 2), *[(128, 1)] * 5, (256, 2), (256, 1))
+        for index, (c, s) in enumerate(blocks):
+            x = net.conv(net.conv(x, net.channels[x], 3, s, group=net.channels[x]), c, 1)
+            if index in (4, 10, 12):  # the ends of the stages at strides 8, 16 and 32
+                stages.append(x)
+    else:
+        net, act, out = Net(3, size, size, "relu"), "relu", 256
+        stages = resnet_stages(net, net.maxpool(net.conv("input", 64, 7, 2), 3, 2))[1:]
+    lat = [net.conv(s, out, 1, act=act) for s in stages]
+    lat[1] = net.conv(net.add(lat[1], net.upsample(lat[2])), out, 3, act=act)
+    lat[0] = net.conv(net.add(lat[0], net.upsample(lat[1])), out, 3, act=act)
+    heads = {"cls": [], "box": [], "ldm": []}
+    for level in lat:
+        feature = _ssh(net, level, out, act)
+        for key, k in (("cls", 4), ("box", 8), ("ldm", 20)):
+            y = net.node("Transpose", [net.conv(feature, k, 1, act=None)], k, perm=[0, 2, 3, 1])
+            shape = net._const("shape", np.array([1, -1, k // 2], np.int64))
+            heads[key].append(net.node("Reshape", [y, shape], k // 2))
+    cls = net.node("Softmax", [net.node("Concat", heads["cls"], 2, axis=1)], 2, axis=-1)
+    return net.model([net.node("Concat", heads["box"], 4, axis=1), cls, net.node("Concat", heads["ldm"], 10, axis=1)])
+
+
+CALIBRATION = {  # published int8 NPU-only latencies (ms), issue 9: fitted
+    "mobilenetv2-12": (mobilenet_v2, {"rk1808": 1000 / 170.3, "rv1109": 1000 / 212.9, "rv1126": 1000 / 322.3}),
+    "resnet50-v2-7": (resnet50_v2, {"rk1808": 1000 / 37.1, "rv1109": 1000 / 24.4, "rv1126": 1000 / 36.2}),
+    "mobilenet_v1": (mobilenet_v1, {"rk1808": 6.98, "rv1109": 7.49}),
+    "resnet50": (resnet50_v1, {"rk1808": 19.39, "rv1109": 30.80}),
+}
+VALIDATION = {  # rknn_model_zoo README (v2.3.2) "Model performance benchmark (FPS)", INT8: never fitted
+    "yolov5s_relu": (lambda: yolov5(0.5, 0.33, "relu"), {"rk1808": 37.2, "rv1109": 20.2, "rv1126": 29.2}),
+    "yolov5n": (lambda: yolov5(0.25, 0.33), {"rk1808": 61.2, "rv1109": 36.3, "rv1126": 53.2}),
+    "yolov5s": (lambda: yolov5(0.5, 0.33), {"rk1808": 28.2, "rv1109": 13.6, "rv1126": 20.0}),
+    "yolov5m": (lambda: yolov5(0.75, 0.67), {"rk1808": 13.3, "rv1109": 5.8, "rv1126": 8.5}),
+    "yolov8n": (lambda: yolov8(0.25, 0.33, 1024), {"rk1808": 42.3, "rv1109": 24.0, "rv1126": 35.4}),
+    "yolov8s": (lambda: yolov8(0.5, 0.33, 1024), {"rk1808": 19.1, "rv1109": 8.9, "rv1126": 13.1}),
+    "yolov8m": (lambda: yolov8(0.75, 0.67, 768), {"rk1808": 9.1, "rv1109": 3.9, "rv1126": 5.8}),
+    "RetinaFace_mobile320": (lambda: retinaface("mobile0.25"), {"rk1808": 198.5, "rv1109": 144.8, "rv1126": 212.5}),
+    "RetinaFace_resnet50_320": (lambda: retinaface("resnet50"), {"rk1808": 24.6, "rv1109": 14.6, "rv1126": 20.8}),
+}
+VALIDATION = {name: (build, {chip: 1000 / fps for chip, fps in rows.items()}) for name, (build, rows) in VALIDATION.items()}
