@@ -15,6 +15,7 @@ from rknn_core.plugins import Registry, default_registry
 from rknn_core.records import DEFAULT_DOMAINS, op_key
 from rknn_onnx.checks import check_names, np_dtype, tensor_array
 from rknn_onnx.legacy import upgrade_node
+from rknn_onnx.upgrade import upgrade_opset
 
 
 def _attr_value(attr: onnx.AttributeProto):
@@ -47,7 +48,7 @@ def _value_info_shape(vi: onnx.ValueInfoProto, model: str) -> tuple[tuple[int, .
     if not vi.type.HasField("tensor_type"):
         raise RknnError(f"input '{vi.name}' of '{model}' is not a tensor")
     ttype = vi.type.tensor_type
-    dims = [int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else -1 for d in ttype.shape.dim]
+    dims = [int(d.dim_value) if d.HasField("dim_value") and d.dim_value >= 0 else -1 for d in ttype.shape.dim]
     if dims and dims[0] == -1:
         dims[0] = 1  # a symbolic batch dimension runs with batch 1
     return tuple(dims), np_dtype(ttype.elem_type, f"input '{vi.name}' of '{model}'")
@@ -84,9 +85,8 @@ def load_onnx(model: str, inputs: list[str] | None = None, input_size_list: list
     registry = registry or default_registry()
     proto = _read(model)
     check_names(proto, model)
+    proto = upgrade_opset(proto, model)
     opset = default_opset(proto)
-    if opset < 7:
-        raise RknnError(f"'{model}' uses opset {opset}; opset 7 or newer is supported")
     g = proto.graph
     graph = Graph(name=g.name or os.path.splitext(os.path.basename(model))[0])
     graph.metadata.update(source="onnx", source_file=os.path.basename(model), opset=opset)

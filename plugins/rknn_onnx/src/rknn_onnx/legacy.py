@@ -38,6 +38,23 @@ def _upgrade_upsample(node: Node, graph: Graph, opset: int) -> None:
                   "coordinate_transformation_mode": "asymmetric", "nearest_mode": "simple"}
 
 
+def _inference_dropout(node: Node, graph: Graph) -> None:
+    """Dropout at inference, any opset: the output is the input (ratio ignored) and the optional mask
+    output is all true, made by Shape + ConstantOfShape."""
+    training = graph.tensors.get(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
+    if training is not None and training.is_const and bool(np.asarray(training.data).any()):
+        raise RknnError("Dropout in training mode (training_mode is true) drops values at random; "
+                        "export the model for inference")
+    source = node.inputs[0]
+    node.op, node.inputs, node.attrs = "Identity", [source], {}
+    if len(node.outputs) > 1 and node.outputs[1]:
+        shape = f"{node.name}_mask_shape"
+        graph.nodes.append(Node(shape, "Shape", [source], [shape]))
+        graph.nodes.append(Node(f"{node.name}_mask", "ConstantOfShape", [shape], [node.outputs[1]],
+                                {"value": np.ones(1, dtype=bool)}))
+    node.outputs = node.outputs[:1]
+
+
 def upgrade_node(node: Node, graph: Graph, opset: int) -> None:
     """Bring ``node`` to the newest-opset signature in place."""
     op = node.op
@@ -80,10 +97,7 @@ def upgrade_node(node: Node, graph: Graph, opset: int) -> None:
         node.attrs["coerce_2d"] = True  # opset < 13 flattens to 2-D at axis (default 1)
         node.attrs.setdefault("axis", 1)
     elif op == "Dropout":
-        node.op, node.inputs, node.attrs = "Identity", node.inputs[:1], {}
-        if len(node.outputs) > 1 and node.outputs[1]:
-            raise RknnError("the Dropout mask output is not supported at inference")
-        node.outputs = node.outputs[:1]
+        _inference_dropout(node, graph)
     elif op == "MaxPool" and len(node.outputs) > 1 and node.outputs[1]:
         node.attrs["_indices"] = True  # the kernel computes the optional Indices output only on request
     elif op == "BatchNormalization" and len(node.outputs) > 1 and any(node.outputs[1:]):

@@ -14,4 +14,4 @@ def _load(registry=None, **kwargs):
 
 @hookimpl
 def rknn_frontends():
-    return [Frontend("onnx", "load_onnx", _load, doc="ONNX .onnx models, opsets 9 to the newest onnx ships.")]
+    return [Frontend("onnx", "load_onnx", _load, doc="ONNX .onnx models of every opset (1 to 8 upgraded with onnx's version converter).")]
