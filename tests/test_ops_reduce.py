@@ -1,6 +1,7 @@
 """Reduce* and ArgMax/ArgMin against onnxruntime, across the opsets where their signatures changed."""
 
 import numpy as np
+import onnxruntime
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -50,6 +51,8 @@ def test_reduce(op, sa, keepdims, opset, seed):
     assert out[0].ndim == (len(shape) if keepdims else len(shape) - len(axes or shape))
 
 
+@pytest.mark.skipif(tuple(map(int, onnxruntime.__version__.split(".")[:2])) < (1, 24),
+                    reason="onnxruntime before 1.24 (the newest for Python 3.10 is 1.23) refuses empty axes")
 @pytest.mark.parametrize("op", ["ReduceMean", "ReduceSum", "ReduceMax"])
 def test_reduce_noop_with_empty_axes(op):
     x = _data(0, (2, 3, 4), op)
