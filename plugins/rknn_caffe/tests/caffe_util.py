@@ -7,6 +7,7 @@ OpenCV's DNN module (``cv2.dnn.readNetFromCaffe``) is the independent reference.
 from __future__ import annotations
 
 import pathlib
+import zlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -62,3 +63,28 @@ def header(*shape: int, name: str = "data") -> str:
     """An Input layer of ``shape``."""
     dims = " ".join(f"dim: {d}" for d in shape)
     return f'layer {{ name: "{name}" type: "Input" top: "{name}" input_param {{ shape {{ {dims} }} }} }}\n'
+
+
+def invented(layer, k: int, shape: tuple[int, ...], what: str) -> np.ndarray:
+    """Trained-looking values for a learned blob: He-scaled weights, positive variances, unit factors."""
+    rng = np.random.default_rng(zlib.crc32(f"{layer.name}/{k}".encode()))
+    if what == "moving-average factor":
+        return np.ones(shape, np.float32)
+    if what in ("variance", "scale"):
+        return rng.uniform(0.5, 1.5, shape).astype(np.float32)
+    if "weights" in what and len(shape) > 1:
+        fan_in = int(np.prod(shape[1:]))
+        if layer.type == "Deconvolution":
+            fan_in = int(shape[0] * np.prod(shape[2:]))
+        return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+    return rng.uniform(-0.1, 0.1, shape).astype(np.float32)
+
+
+def write_public_net(folder: pathlib.Path, name: str, proto: str = "caffe", make=invented) -> tuple[str, str]:
+    """A copy of ``data/<name>.prototxt`` and a .caffemodel with weights from ``make``; their paths."""
+    from rknn_caffe.importer import invent_blobs
+
+    prototxt, caffemodel = folder / f"{name}.prototxt", folder / f"{name}.caffemodel"
+    prototxt.write_text((DATA / f"{name}.prototxt").read_text())
+    write_caffemodel(caffemodel, prototxt.read_text(), invent_blobs(str(prototxt), make, proto))
+    return str(prototxt), str(caffemodel)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from rknn_core.ir import Graph, Node, Tensor
 from rknn_core.plugins import Registry
 from rknn_core.shape_inference import infer_node, op_for
 
+log = logging.getLogger("rknn")
 FOLD_LIMIT = 1 << 24  # eagerly folded results above this many elements stay nodes
 
 
@@ -28,6 +30,9 @@ class Ctx:
         self.layer: CaffeLayer | None = None
         self.index = -1
         self.values: dict[str, np.ndarray] = {}
+        # when set, blob() asks it for every learned blob instead of the .caffemodel (invent_blobs)
+        self.invent: Callable[[CaffeLayer, int, tuple[int, ...], str], np.ndarray] | None = None
+        self.invented: dict[str, list[np.ndarray]] = {}
 
     # reading the layer --------------------------------------------------------------------------
     def bottom(self, k: int = 0) -> str:
@@ -51,6 +56,11 @@ class Ctx:
         """The layer's k-th learned blob as an array of ``shape``; errors name both shapes."""
         blobs = self.layer.blobs
         shape = tuple(int(d) for d in shape)
+        if self.invent is not None:
+            made = self.invented.setdefault(self.layer.name, [])
+            if len(made) <= k:
+                made.append(np.asarray(self.invent(self.layer, k, shape, what), np.float32).reshape(shape))
+            return made[k]
         if k >= len(blobs):
             raise RknnError(f"needs its {what} (blob {k}, shape {list(shape)}), but the .caffemodel has "
                             f"{len(blobs)} blob(s) for it" + ("" if blobs else " (is the layer name in the .caffemodel?)"))
@@ -119,11 +129,15 @@ class Ctx:
         self.blobs[self.layer.tops[k]] = ir_name
 
     def add_input(self, k: int, shape: Sequence[int]) -> None:
-        """Top k of the layer is a net input of ``shape`` (NCHW for 4-D)."""
+        """Top k of the layer is a net input of ``shape`` (NCHW for 4-D; a deploy batch becomes 1)."""
         shape = tuple(int(d) for d in shape)
-        if not shape or min(shape) < 1:
-            raise RknnError(f"input '{self.layer.tops[k]}' has the invalid shape {list(shape)}")
         name = self.layer.tops[k]
+        if not shape or min(shape) < 1:
+            raise RknnError(f"input '{name}' has the invalid shape {list(shape)}")
+        if len(shape) == 4 and shape[0] > 1:
+            log.info("input '%s': the .prototxt's batch of %d is imported as 1 (build(rknn_batch_size=%d) runs "
+                     "%d at a time)", name, shape[0], shape[0], shape[0])
+            shape = (1, *shape[1:])
         if name in self.graph.tensors:
             raise RknnError(f"input '{name}' is defined twice")
         self.graph.add_tensor(Tensor(name, shape, "float32", layout="NCHW" if len(shape) == 4 else None))

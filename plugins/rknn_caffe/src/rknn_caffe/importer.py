@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
+
+import numpy as np
 
 from rknn_caffe import __version__
 from rknn_caffe.context import Ctx
@@ -33,7 +36,17 @@ def supported_layers(registry: Registry | None = None) -> list[str]:
 def load_caffe(model: str, proto: str = "caffe", blobs: str | None = None, registry: Registry | None = None) -> Graph:
     """Import a Caffe net with the registry's converters (the installed plugins' by default); errors name
     the file, the layer, its line and the problem."""
-    registry = registry or default_registry()
+    return _import(model, proto, blobs, registry or default_registry())[0]
+
+
+def invent_blobs(model: str, make: Callable[[CaffeLayer, int, tuple[int, ...], str], np.ndarray],
+                 proto: str = "caffe", registry: Registry | None = None) -> dict[str, list[np.ndarray]]:
+    """Learned blobs for every layer of ``model`` that needs some, each made by ``make(layer, index, shape,
+    what)`` with the shape the .prototxt implies (layer name -> arrays): weights for ``write_caffemodel``."""
+    return _import(model, proto, None, registry or default_registry(), make)[1].invented
+
+
+def _import(model: str, proto: str, blobs: str | None, registry: Registry, invent=None) -> tuple[Graph, Ctx]:
     if proto not in PROTOS:
         raise RknnError(f"load_caffe proto must be 'caffe' or 'lstm_caffe', got {proto!r}")
     net, sources = read_prototxt(model)
@@ -46,6 +59,7 @@ def load_caffe(model: str, proto: str = "caffe", blobs: str | None = None, regis
     graph = Graph(name=net.name or os.path.splitext(path)[0])
     graph.metadata.update(source="caffe", source_file=path, plugin=f"rknn-caffe {__version__}", caffe_proto=proto)
     ctx = Ctx(graph, registry, proto)
+    ctx.invent = invent
     for i, layer in enumerate(layers):
         for top in layer.tops:
             ctx.final_writer[top] = i
@@ -62,7 +76,7 @@ def load_caffe(model: str, proto: str = "caffe", blobs: str | None = None, regis
         raise RknnError(f"'{path}' declares no input (an Input layer, a data layer or 'input' fields)")
     graph.remove_unused()
     log.debug("load_caffe: %d Caffe layers -> %d nodes", len(layers), len(graph.nodes))
-    return graph
+    return graph, ctx
 
 
 def _check_types(layers: list[CaffeLayer], converters: dict, path: str) -> None:
