@@ -55,7 +55,7 @@ def write_caffemodel(path: str | os.PathLike, net: pb.NetParameter | str,
     """Write ``net`` (a NetParameter or its .prototxt text) with ``blobs`` (layer name -> arrays, float32)
     to ``path``. A net in the legacy ``layers`` format gets legacy 4-D blobs (num/channels/height/width)."""
     if isinstance(net, str):
-        net = text_format.Parse(net, pb.NetParameter())
+        net = text_format.Parse(net, pb.NetParameter(), allow_unknown_field=True)
     legacy = bool(net.layers)
     field, blob_field = (2, 6) if legacy else (100, 7)
     with open(path, "wb") as f:
