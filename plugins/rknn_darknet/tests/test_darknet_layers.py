@@ -124,3 +124,36 @@ def test_connected_with_batch_norm(tmp_path):
     scales, mean, var = tail[-30:].reshape(3, 10)
     want = (w @ features - mean) / np.sqrt(var + 1e-6) * scales + biases
     np.testing.assert_allclose(got.reshape(-1), want, rtol=1e-4, atol=1e-5)
+
+
+def _opencv_maps(cfg: str, weights: str, x: np.ndarray, names: list[str]) -> list[np.ndarray]:
+    net = cv2.dnn.readNetFromDarknet(cfg, weights)
+    net.setInput(x)
+    return [np.asarray(m) for m in net.forward(names)]
+
+
+def test_shortcut_from_a_larger_map(tmp_path):
+    """ResNet's downsampling shortcut (Debian's resnet*.cfg): darknet samples the larger map with the size
+    ratio as stride and zero-pads the channels; OpenCV cannot load it, so darknet's formula on OpenCV's maps
+    of the same layers without the shortcut is the reference."""
+    body = NET + conv() + "[convolutional]\nbatch_normalize=1\nfilters=16\nsize=3\nstride=2\npad=1\nactivation=leaky\n"
+    cfg, weights = write_model(tmp_path, body + "[shortcut]\nfrom=-2\nactivation=leaky\n")
+    plain = tmp_path / "plain.cfg"
+    plain.write_text(body)
+    x = random_input(cfg)
+    (got,) = ours(cfg, weights, x, tmp_path)
+    earlier, previous = _opencv_maps(str(plain), weights, x, ["leaky_1", "leaky_2"])
+    total = previous.copy()
+    total[:, :8] += earlier[:, :, ::2, ::2]
+    np.testing.assert_allclose(got, np.where(total > 0, total, 0.1 * total), rtol=1e-4, atol=1e-5)
+
+
+def test_softmax_temperature(tmp_path):
+    """``temperature`` divides the input (Debian's cifar.test.cfg uses 3; OpenCV ignores it)."""
+    body = NET + conv() + "[avgpool]\n"
+    cfg, weights = write_model(tmp_path, body + "[softmax]\ntemperature=3\n")
+    x = random_input(cfg)
+    (got,) = ours(cfg, weights, x, tmp_path)
+    (pooled,) = _opencv_maps(cfg, weights, x, ["avgpool_1"])
+    e = np.exp(pooled.astype(np.float64) / 3)
+    np.testing.assert_allclose(got, e / e.sum(), rtol=1e-4, atol=1e-6)

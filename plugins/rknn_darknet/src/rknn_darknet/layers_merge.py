@@ -46,15 +46,23 @@ def route(ctx: Ctx, s: Section) -> str:
     return parts[0] if len(parts) == 1 else ctx.emit("Concat", parts, axis=1)
 
 
-def _fit_channels(ctx: Ctx, x: str, channels: int) -> str:
-    """``x`` cut to, or zero-padded to, ``channels`` channels (darknet adds the overlapping ones)."""
-    have = ctx.shape(x)[1]
-    if have > channels:
-        consts = [ctx.const(what, np.asarray([v], np.int64)) for what, v in (("starts", 0), ("ends", channels),
-                                                                            ("axes", 1))]
-        return ctx.emit("Slice", [x, *consts])
-    if have < channels:
-        return ctx.emit("Pad", [x, ctx.const("pads", np.asarray([0, 0, 0, 0, 0, channels - have, 0, 0], np.int64))])
+def _fit(ctx: Ctx, s: Section, x: str, shape: tuple[int, ...]) -> str:
+    """``x`` made to add onto a map of ``shape`` as darknet does: a larger map is sampled with the size
+    ratio as stride (ResNet's downsampling shortcuts); channels are cut, or zero-padded, to ``shape``'s."""
+    have = ctx.shape(x)
+    stride = have[2] // shape[2]
+    if have[2:] != shape[2:]:
+        if stride < 2 or have[2:] != (shape[2] * stride, shape[3] * stride):
+            raise s.error(f"adds a {_size(ctx, x)} map to a {'x'.join(map(str, shape[1:]))} one: the sizes must "
+                          f"match, or be a whole multiple of it", "from")
+    channels = min(have[1], shape[1])
+    if have[2:] != shape[2:] or have[1] > shape[1]:
+        consts = [ctx.const(what, np.asarray(v, np.int64)) for what, v in
+                  (("starts", [0, 0, 0]), ("ends", [channels, have[2], have[3]]), ("axes", [1, 2, 3]),
+                   ("steps", [1, stride, stride]))]
+        x = ctx.emit("Slice", [x, *consts])
+    if channels < shape[1]:
+        x = ctx.emit("Pad", [x, ctx.const("pads", np.asarray([0, 0, 0, 0, 0, shape[1] - channels, 0, 0], np.int64))])
     return x
 
 
@@ -79,24 +87,22 @@ def _shortcut_weights(ctx: Ctx, s: Section, count: int, channels: int) -> np.nda
 
 
 def shortcut(ctx: Ctx, s: Section) -> str:
-    """The previous layer plus the ``from`` layers (channels cut or zero-padded to the previous
-    layer's), each optionally weighted, then the activation."""
-    s.refuse("beta", 0)
+    """The previous layer plus the ``from`` layers (fitted to the previous layer's shape by ``_fit``),
+    each weighted by the file's shortcut weights, or the previous one by ``alpha`` and the others by
+    ``beta`` (darknet's unweighted form), then the activation."""
     x = ctx.input()
     shape = ctx.shape(x)
     sources = [x] + [ctx.layer(i, "from") for i in s.ints("from")]
-    for other in sources[1:]:
-        if ctx.shape(other)[2:] != shape[2:]:
-            raise s.error(f"adds a {_size(ctx, other)} map to a {_size(ctx, x)} one: the sizes must match", "from")
     weights = _shortcut_weights(ctx, s, len(sources), shape[1])
-    alpha = s.float("alpha", 1.0)  # OpenCV's name for a weight on the previous layer
+    if weights is None:
+        alpha, beta = s.float("alpha", 1.0), s.float("beta", 1.0)
+        weights = np.asarray([alpha] + [beta] * (len(sources) - 1), np.float32).reshape(-1, 1)
     total = None
     for i, source in enumerate(sources):
-        term = _fit_channels(ctx, source, shape[1])
-        if weights is not None:
-            term = ctx.emit("Mul", [term, ctx.const("weight", weights[i].reshape(1, -1, 1, 1))])
-        elif i == 0 and alpha != 1.0:
-            term = ctx.emit("Mul", [term, ctx.const("alpha", np.asarray(alpha, np.float32))])
+        term = _fit(ctx, s, source, shape)
+        if np.any(weights[i] != 1.0):
+            factor = weights[i].reshape(1, -1, 1, 1) if weights.shape[1] > 1 else weights[i].reshape(())
+            term = ctx.emit("Mul", [term, ctx.const("weight", factor)])
         total = term if total is None else ctx.emit("Add", [total, term])
     return activate(ctx, total, s, "linear")
 

@@ -59,10 +59,15 @@ def reorg(ctx: Ctx, s: Section) -> str:
 
 
 def softmax(ctx: Ctx, s: Section) -> str:
-    """Softmax over all values of each of ``groups`` equal parts of the flattened input."""
-    s.refuse("temperature", 1)
+    """Softmax (of the input divided by ``temperature``) over all values of each of ``groups`` equal
+    parts of the flattened input."""
     s.refuse("spatial", 0)
     x = ctx.input()
+    temperature = s.float("temperature", 1.0)
+    if temperature <= 0:
+        raise s.error(f"temperature={temperature} must be positive", "temperature")
+    if temperature != 1.0:
+        x = ctx.emit("Mul", [x, ctx.const("inverse_temperature", np.asarray(1 / temperature, np.float32))])
     shape = ctx.shape(x)
     groups = s.int("groups", 1)
     total = int(np.prod(shape))
