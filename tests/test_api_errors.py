@@ -287,10 +287,11 @@ def test_bad_runtime_target(onnx_path, capsys):
     expect_error(capsys, "device_id")
 
 
-def test_eval_memory_needs_a_device(onnx_path, capsys):
+def test_eval_memory_on_the_pc_is_the_chips_estimate(onnx_path, capsys):
     rknn = _ready(onnx_path)
-    assert rknn.eval_memory() is None
-    expect_error(capsys, "device")
+    memory = rknn.eval_memory()
+    assert memory["estimate"] is True and memory["chip"] == "rk1808"
+    assert "an estimate of the memory model for rk1808" in capsys.readouterr().out
 
 
 def test_pre_compile_refused_by_simulator(onnx_path, tmp_path, capsys):
@@ -356,7 +357,7 @@ def test_eval_perf_returns_and_prints_table(onnx_path, x, capsys):
         assert {"name", "operation", "time"} <= set(layer)
         assert layer["name"] in out
     assert result["total_time"] == sum(layer["time"] for layer in layers.values())
-    for header in ("Layer ID", "Name", "Time(us)", "Total Time(us)", "FPS(800MHz)"):
+    for header in ("Layer ID", "Name", "Time(us)", "Total Time(us)", "FPS(792MHz)", "modelled NPU time on rk1808"):
         assert header in out
     assert rknn.eval_perf(is_print=False) is not None  # no inputs: zeros
     assert capsys.readouterr().out == ""
@@ -386,7 +387,7 @@ def test_list_support_target_platform(onnx_path, tmp_path, capsys):
     rknn = RKNN()
     families = rknn.list_support_target_platform()
     out = capsys.readouterr().out
-    assert sorted(p for ps in families.values() for p in ps) == ["rk1808", "rk3399pro", "rv1109", "rv1126"]
+    assert sorted(p for ps in families.values() for p in ps) == ["rk1806", "rk1808", "rk3399pro", "rv1109", "rv1126"]
     assert len(families) == 2 and "rk3399pro" in out and "rv1109" in out
     built = _built(onnx_path, target_platform=["RV1126"])
     path = str(tmp_path / "rv.rknn")
@@ -394,7 +395,7 @@ def test_list_support_target_platform(onnx_path, tmp_path, capsys):
     capsys.readouterr()
     result = rknn.list_support_target_platform(rknn_model=path)
     assert sorted(result["support_target_platform"]) == ["rv1109", "rv1126"]
-    assert "rv1109" in capsys.readouterr().out
+    assert "Target platforms supported by this RKNN model: ['RV1109', 'RV1126']" in capsys.readouterr().out
     assert rknn.list_support_target_platform(rknn_model=str(tmp_path / "nope.rknn")) is None
     expect_error(capsys, "nope.rknn")
 

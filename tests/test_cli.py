@@ -127,7 +127,7 @@ def test_run_image_with_preprocessing(work, tmp_path):
 
 def test_perf_prints_table(work):
     out = rknn_cli("perf", work["rknn"], "--input", work["folder"] / "x.npy", "--format", "nchw").stdout
-    assert "Total Time(us)" in out and "FPS(800MHz)" in out
+    assert "Total Time(us)" in out and "FPS(792MHz)" in out
     for node in fileformat.load(str(work["rknn"])).graph.nodes:
         assert node.name in out
     assert "Total Time(us)" in rknn_cli("perf", work["rknn"], "-q").stdout  # zeros as input

@@ -60,11 +60,13 @@ def _error(capsys) -> str:
     return lines[-1]
 
 
-def test_installed_chips_come_from_the_targets_plugin():
-    registry = Registry(*new_plugin_manager(entry_points=_eps("core", "targets")))
-    assert platform_families(registry) == {"rk1808": "rk1808", "rk3399pro": "rk1808", "rv1109": "rv1126",
-                                           "rv1126": "rv1126"}
-    assert {registry.origin("targets", n) for n in ("rk1808-family", "rv1126-family")} == {"targets"}
+def test_installed_chips_come_from_the_chip_plugins():
+    registry = Registry(*new_plugin_manager(entry_points=_eps("core", "targets", "target_rk18xx", "target_rv11xx")))
+    assert platform_families(registry) == {"rk1806": "rk1808", "rk1808": "rk1808", "rk3399pro": "rk1808",
+                                           "rv1109": "rv1126", "rv1126": "rv1126"}
+    assert {registry.origin("targets", n) for n in ("rk1806", "rk1808", "rk3399pro")} == {"target_rk18xx"}
+    assert {registry.origin("targets", n) for n in ("rv1109", "rv1126")} == {"target_rv11xx"}
+    assert platform_families(Registry(*new_plugin_manager(entry_points=_eps("core", "targets")))) == {}
     without = Registry(*new_plugin_manager(entry_points=_eps("core", "onnx")))
     assert platform_families(without) == {}
     with pytest.raises(RknnError, match=r"config target_platform \['rk1808'\] is unknown; no installed target "
@@ -94,10 +96,10 @@ def test_unknown_platform_lists_the_installed_ones(capsys):
     rknn = RKNN()
     rknn.config(target_platform=["rk9999"])
     assert _error(capsys) == ("E config target_platform ['rk9999'] is unknown; the installed target plugins serve "
-                              "rk1808, rk3399pro, rv1109, rv1126")
+                              "rk1806, rk1808, rk3399pro, rv1109, rv1126")
     rknn.config(target_platform=["rk1808", "rv1126"])
     assert _error(capsys) == ("E config target_platform ['rk1808', 'rv1126'] mixes incompatible chip families "
-                              "(rk1808 family: rk1808, rk3399pro; rv1126 family: rv1109, rv1126); "
+                              "(rk1808 family: rk1806, rk1808, rk3399pro; rv1126 family: rv1109, rv1126); "
                               "one model serves one family")
 
 
@@ -107,7 +109,7 @@ def test_a_target_plugin_adds_a_chip_without_editing_the_core(relu, tmp_path, mo
     path, x = relu
     rknn = RKNN()
     families = rknn.list_support_target_platform()
-    assert families == {"rk1808 family": ["rk1808", "rk3399pro"], "rk3588 family": ["rk3588", "rk3588s"],
+    assert families == {"rk1808 family": ["rk1806", "rk1808", "rk3399pro"], "rk3588 family": ["rk3588", "rk3588s"],
                         "rv1126 family": ["rv1109", "rv1126"]}
     assert "rk3588 family: rk3588, rk3588s" in capsys.readouterr().out
     rknn.config(target_platform=["RK3588S"])
@@ -115,7 +117,8 @@ def test_a_target_plugin_adds_a_chip_without_editing_the_core(relu, tmp_path, mo
     exported = str(tmp_path / "rk3588.rknn")
     assert rknn.export_rknn(exported) == 0
     assert fileformat.load(exported).target_platform == ["rk3588s"]
-    assert rknn.list_support_target_platform(rknn_model=exported) == {"support_target_platform": ["rk3588", "rk3588s"]}
+    assert rknn.list_support_target_platform(rknn_model=exported) == {"filled_target_platform": ["rk3588s"],
+                                                                      "support_target_platform": ["rk3588", "rk3588s"]}
     assert rknn.init_runtime(target="rk3588", device_id="board-7") == 0
     assert target.created == ["board-7"]
     out = rknn.inference([x], data_type="float32", data_format="nchw")

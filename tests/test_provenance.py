@@ -123,8 +123,8 @@ def test_export_records_the_supplier_of_every_op_quantizer_and_platform(tmp_path
     assert loaded.provenance == {
         "ops": {op: core for op in used},
         "quantizers": {"asymmetric_quantized-u8": core},
-        "targets": {"rv1109": {"plugin": "targets", "distribution": "rknn-targets", "version": _version("rknn-targets"),
-                               "target": "rv1126-family", "family": "rv1126"}},
+        "targets": {"rv1109": {"plugin": "target_rv11xx", "distribution": "rknn-target-rv11xx",
+                               "version": _version("rknn-target-rv11xx"), "target": "rv1109", "family": "rv1126"}},
     }
 
 
@@ -133,7 +133,7 @@ def test_a_plugin_op_is_recorded_and_the_model_reloads_with_the_plugin(tmp_path,
     exported, x = _export_swish(tmp_path, monkeypatch, eps)
     assert fileformat.load(exported).provenance["ops"][SWISH] == {
         "plugin": "fake_swish", "distribution": "rknn-fake-swish", "version": "0.2.0"}
-    expected = sorted(["rknn-fake-swish 0.2.0", f"rknn-targets {_version('rknn-targets')}"])
+    expected = sorted(["rknn-fake-swish 0.2.0", f"rknn-target-rk18xx {_version('rknn-target-rk18xx')}"])
     assert f"\nplugins: {', '.join(expected)}\n" in dump_model(fileformat.load(exported))
     rknn = RKNN()
     assert rknn.load_rknn(exported) == 0 and rknn.init_runtime() == 0
@@ -176,7 +176,7 @@ def test_load_with_the_plugin_broken_says_why(tmp_path, monkeypatch, swish_dist,
 
 
 def test_every_missing_supplier_is_named(tmp_path, monkeypatch, swish_dist, capsys):
-    """Without rknn-targets and the op plugin, both are named (the quantizer and core ops remain)."""
+    """Without the chip plugin and the op plugin, both are named (the quantizer and core ops remain)."""
     eps, site = swish_dist
     exported, _ = _export_swish(tmp_path, monkeypatch, eps)
     _uninstall(site, monkeypatch)
@@ -184,8 +184,8 @@ def test_every_missing_supplier_is_named(tmp_path, monkeypatch, swish_dist, caps
     assert RKNN().load_rknn(exported) == -1
     message = _error(capsys)
     assert f"uses op '{SWISH}' from rknn-fake-swish 0.2.0, which is not installed" in message
-    assert (f"; target platform 'rk1808' from rknn-targets {_version('rknn-targets')}, which is installed but does not "
-            f"provide it (is its plugin 'targets' disabled?)") in message
+    assert (f"; target platform 'rk1808' from rknn-target-rk18xx {_version('rknn-target-rk18xx')}, which is installed "
+            f"but does not provide it (is its plugin 'target_rk18xx' disabled?)") in message
 
 
 def _rewrite_description(path: str, edit) -> None:
