@@ -1,6 +1,6 @@
 """Test sessions, one per installable package, plus lint, heavy and exploratory runs.
 
-    nox -s lint onnx op_example tf tflite # each plugin package in its own virtualenv
+    nox -s lint onnx op_example tf tflite darknet  # each plugin package in its own virtualenv
     nox -s integration                    # everything installed together (what scripts/test.sh runs)
     nox -s heavy                          # rare, slow cases (marked @pytest.mark.heavy)
     nox -s explore                        # hypothesis with fresh random examples
@@ -22,7 +22,8 @@ PINS = "requirements-dev.txt"
 # the chip plugins come with the core in every session: the vendor's default target_platform (rk1808) needs one
 CORE = ("-e", "rknn_core", "-e", "plugins/targets", "-e", "plugins/targets/rk18xx", "-e", "plugins/targets/rv11xx")
 EVERY_PLUGIN = ("-e", "plugins/rknn_onnx", "-e", "plugins/examples/rknn_op_example", "-e",
-                "plugins/examples/rknn_quant_example", "-e", "plugins/rknn_tf", "-e", "plugins/rknn_tflite")
+                "plugins/examples/rknn_quant_example", "-e", "plugins/rknn_tf", "-e", "plugins/rknn_tflite",
+                "-e", "plugins/rknn_darknet")
 
 
 def _install(session: nox.Session, *packages: str) -> None:
@@ -88,6 +89,14 @@ def tf(session: nox.Session) -> None:
     _install(session, "-e", "plugins/rknn_tf")
     session.install("tensorflow-cpu==2.21.0")
     session.run("pytest", "-m", "not heavy", "plugins/rknn_tf/tests", *session.posargs)
+
+
+@nox.session
+def darknet(session: nox.Session) -> None:
+    """The Darknet frontend on its own (it reads .cfg/.weights itself; no darknet anywhere): OpenCV's
+    cv2.dnn, pinned in requirements-dev.txt, is the reference; Debian's public cfgs come from fetch_models."""
+    _install(session, "-e", "plugins/rknn_darknet")
+    session.run("pytest", "-m", "not heavy", "plugins/rknn_darknet/tests", *session.posargs)
 
 
 @nox.session
