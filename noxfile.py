@@ -1,6 +1,6 @@
 """Test sessions, one per installable package, plus lint, heavy and exploratory runs.
 
-    nox -s lint onnx op_example tf tflite darknet  # each plugin package in its own virtualenv
+    nox -s lint onnx op_example tf tflite darknet caffe  # each plugin package in its own virtualenv
     nox -s integration                    # everything installed together (what scripts/test.sh runs)
     nox -s heavy                          # rare, slow cases (marked @pytest.mark.heavy)
     nox -s explore                        # hypothesis with fresh random examples
@@ -23,7 +23,7 @@ PINS = "requirements-dev.txt"
 CORE = ("-e", "rknn_core", "-e", "plugins/targets", "-e", "plugins/targets/rk18xx", "-e", "plugins/targets/rv11xx")
 EVERY_PLUGIN = ("-e", "plugins/rknn_onnx", "-e", "plugins/examples/rknn_op_example", "-e",
                 "plugins/examples/rknn_quant_example", "-e", "plugins/rknn_tf", "-e", "plugins/rknn_tflite",
-                "-e", "plugins/rknn_darknet")
+                "-e", "plugins/rknn_darknet", "-e", "plugins/rknn_caffe")
 
 
 def _install(session: nox.Session, *packages: str) -> None:
@@ -97,6 +97,14 @@ def darknet(session: nox.Session) -> None:
     cv2.dnn, pinned in requirements-dev.txt, is the reference; Debian's public cfgs come from fetch_models."""
     _install(session, "-e", "plugins/rknn_darknet")
     session.run("pytest", "-m", "not heavy", "plugins/rknn_darknet/tests", *session.posargs)
+
+
+@nox.session
+def caffe(session: nox.Session) -> None:
+    """The Caffe frontend on its own (it reads .prototxt/.caffemodel itself; no caffe anywhere): OpenCV's
+    cv2.dnn, pinned in requirements-dev.txt, is the reference (onnxruntime for the LSTM and Resize cases)."""
+    _install(session, "-e", "plugins/rknn_caffe")
+    session.run("pytest", "-m", "not heavy", "plugins/rknn_caffe/tests", *session.posargs)
 
 
 @nox.session
