@@ -45,8 +45,10 @@ def family_of(platform: str, registry: Registry) -> str:
 
 def check_platforms(platforms: Any, registry: Registry) -> list[str]:
     """``config(target_platform=...)``: lower-case names that installed targets declare, all of one family."""
-    names = [platforms] if isinstance(platforms, str) else list(platforms or ())
-    names = [str(p).lower() for p in names]
+    names = [platforms] if isinstance(platforms, str) else platforms
+    if not isinstance(names, (list, tuple)) or not all(isinstance(p, str) for p in names):
+        raise RknnError(f"config target_platform must be a list of platform names, e.g. ['rk1808'], got {platforms!r}")
+    names = [p.lower() for p in names]
     families = platform_families(registry)
     bad = [p for p in names if p not in families]
     if not names or bad:
