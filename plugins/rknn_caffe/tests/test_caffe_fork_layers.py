@@ -9,6 +9,7 @@ import tempfile
 import numpy as np
 from caffe_util import header, ours, write_net
 
+from rknn_core.plugins import default_registry
 from rknn_core.testing import assert_close, run_ort, save_model, single_op
 
 RNG = np.random.default_rng(11)
@@ -40,6 +41,14 @@ layer {{ name: "lstm" type: "LSTM" bottom: "x" bottom: "cont" top: "h" recurrent
     prototxt, caffemodel = write_net(tmp_path, proto, {"lstm": blobs})
     x = RNG.standard_normal((T, N, SIZE)).astype(np.float32)
     got = ours(prototxt, caffemodel, [x], proto="lstm_caffe", tmp_dir=str(tmp_path))
+    assert_close(got, [_ort_lstm(x, blobs)])
+
+
+def test_lstm_op_kernel_matches_onnxruntime():
+    """The op "CaffeLSTM" alone, without cont: one sequence from a zero state."""
+    blobs = _lstm_blobs()
+    x = RNG.standard_normal((T, N, SIZE)).astype(np.float32)
+    got = default_registry().op("CaffeLSTM").kernel([x, *blobs, None], {})
     assert_close(got, [_ort_lstm(x, blobs)])
 
 

@@ -8,6 +8,8 @@ from caffe_util import invented, opencv_outputs, ours
 
 from rknn_caffe.importer import invent_blobs
 from rknn_caffe.writer import write_caffemodel
+from rknn_core.ir import TensorInfo
+from rknn_core.plugins import default_registry
 from rknn_core.testing import assert_close
 
 CLASSES = 4
@@ -98,3 +100,18 @@ def test_ssd_quantized_build_runs_in_the_quantized_simulator(tmp_path):
         return bool(np.any(np.all(np.abs(same[:, 2:] - row[2:]) < 0.06, axis=1)))
 
     assert np.mean([found(row) for row in quants]) >= 0.7, (quants, floats)
+
+
+def test_detection_output_op_decodes_suppresses_and_pads():
+    """The op "CaffeDetectionOutput" on hand-made priors: zero offsets decode to the priors, the second box
+    (IoU 0.82 with the first) is suppressed, the third kept, the last row is padding (-1)."""
+    op = default_registry().op("CaffeDetectionOutput")
+    boxes = np.array([[0.1, 0.1, 0.3, 0.3], [0.12, 0.1, 0.32, 0.3], [0.6, 0.6, 0.9, 0.9]], np.float32)
+    variances = np.tile(np.float32([0.1, 0.1, 0.2, 0.2]), 3)
+    prior = np.stack([boxes.reshape(-1), variances])[None]
+    conf = np.array([[0.1, 0.9, 0.2, 0.8, 0.3, 0.7]], np.float32)  # (background, class 1) per prior
+    attrs = {"num_classes": 2, "code_type": 2, "nms_threshold": 0.45, "keep_top_k": 5, "confidence_threshold": 0.5}
+    out = op.kernel([np.zeros((1, 12), np.float32), conf, prior], attrs)[0]
+    assert out.shape == (1, 1, 3, 7) == op.infer([TensorInfo((1, 12)), TensorInfo((1, 6)), TensorInfo((1, 2, 12))],
+                                                 attrs)[0].shape
+    np.testing.assert_allclose(out[0, 0], [[0, 1, 0.9, *boxes[0]], [0, 1, 0.7, *boxes[2]], [-1] * 7], atol=1e-6)
