@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from rknn_caffe.net import CaffeLayer, blob_array, expected
+from rknn_caffe.net import CaffeLayer, expected
 from rknn_core.errors import RknnError
 from rknn_core.ir import Graph, Node, Tensor
 from rknn_core.plugins import Registry
@@ -49,9 +49,6 @@ class Ctx:
         """The shape of bottom k."""
         return tuple(self.graph.tensor(self.bottom(k)).shape)
 
-    def const_value(self, name: str) -> np.ndarray | None:
-        return self.graph.tensors[name].data
-
     def blob(self, k: int, shape: Sequence[int], what: str) -> np.ndarray:
         """The layer's k-th learned blob as an array of ``shape``; errors name both shapes."""
         blobs = self.layer.blobs
@@ -70,7 +67,7 @@ class Ctx:
                             f"implies {list(shape)}")
         if blob.data.size != int(np.prod(shape, dtype=np.int64)):
             raise RknnError(f"the .caffemodel's {what} (blob {k}) holds {blob.data.size} values for shape {list(shape)}")
-        return blob_array(blob, shape)
+        return blob.data.reshape(shape)
 
     # writing the graph ---------------------------------------------------------------------------
     def const(self, base: str, data: Any) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-import numpy as np
 
 from rknn_caffe.proto import caffe_pb2 as pb
 from rknn_caffe.prototxt import LayerSource
@@ -98,6 +97,3 @@ def expected(blob: Blob, shape: tuple[int, ...]) -> bool:
         return tuple(blob.shape) == tuple(shape)
     return len(shape) <= 4 and tuple(blob.shape) == (1,) * (4 - len(shape)) + tuple(shape)
 
-
-def blob_array(blob: Blob, shape: tuple[int, ...]) -> np.ndarray:
-    return blob.data.reshape(shape)
