@@ -4,6 +4,7 @@
     nox -s integration                    # everything installed together (what scripts/test.sh runs)
     nox -s heavy                          # rare, slow cases (marked @pytest.mark.heavy)
     nox -s explore                        # hypothesis with fresh random examples
+    nox -s fuzz                           # the fuzz suite with a 10x corpus and more examples
     nox -s wheels nocompiler pythons      # installed from built wheels: numpy 2.x, no C compiler, Python 3.10/3.13
 """
 
@@ -125,6 +126,18 @@ def heavy(session: nox.Session) -> None:
 def explore(session: nox.Session) -> None:
     _install(session, "-e", "plugins/rknn_onnx", "-e", "plugins/examples/rknn_op_example")
     session.run("pytest", "-n", "2", "-m", "not heavy", "tests", *session.posargs, env={"HYPOTHESIS_PROFILE": "explore"})
+
+
+FUZZ_TESTS = ("tests/test_fuzz_files.py", "tests/test_fuzz_arguments.py", "tests/test_arguments.py")
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """The fuzz suite, heavier: 10x the mutation corpus (another seed with RKNN_FUZZ_SEED=n) and 300 fresh
+    hypothesis examples per public method, every frontend installed."""
+    _install(session, *EVERY_PLUGIN)
+    env = {"RKNN_FUZZ_SCALE": "10", "RKNN_FUZZ_EXAMPLES": "300", "HYPOTHESIS_PROFILE": "explore"}
+    session.run("pytest", "-n", "2", *FUZZ_TESTS, *session.posargs, env=env)
 
 
 # ---- Installed from wheels: what `pip install rknn-core rknn-onnx` gives a user -------------------------

@@ -4,7 +4,7 @@ Every mutated .onnx, .tflite, .pb and .rknn (raw, and with an edited description
 checksum) must end each step in 0 or -1 with a specific ``E`` line: never the facade's catch-all
 ("failed unexpectedly"), never a traceback, hang or crash. The cases run in a child process
 (tests/fuzz_runner.py) with faulthandler, so a crash or hang fails the test naming the case.
-``nox -s fuzz`` runs the same with ``RKNN_FUZZ_SCALE`` times more cases.
+``nox -s fuzz`` runs the same with ``RKNN_FUZZ_SCALE`` times more cases (``RKNN_FUZZ_SEED`` picks another corpus).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def run_corpus(kind: str, folder: str, seed: int, count: int) -> tuple[list[dict
 def test_mutated_files_end_in_clear_errors(kind, tmp_path):
     plugin, count = FORMATS[kind]
     pytest.importorskip(plugin, reason=f"{plugin} is not installed")
-    results, stderr = run_corpus(kind, str(tmp_path), seed=1, count=count)
+    results, stderr = run_corpus(kind, str(tmp_path), seed=int(os.environ.get("RKNN_FUZZ_SEED", "1")), count=count)
     assert len(results) == count * int(os.environ.get("RKNN_FUZZ_SCALE", "1"))
     bad = {r["case"]: r["problems"] for r in results if r["problems"]}
     assert not bad, f"{len(bad)} of {len(results)} {kind} cases in {tmp_path}: {json.dumps(bad, indent=1)[:6000]}"
