@@ -50,6 +50,24 @@ def const_ints(info: TensorInfo | None, what: str) -> list[int] | None:
     return [int(v) for v in np.asarray(info.data).reshape(-1)]
 
 
+CONST_LIMIT = 4096  # largest tensor (elements) whose value shape inference computes
+
+
+def with_values(infer: Callable, kernel: Callable) -> Callable:
+    """Wrap ``infer`` so that outputs of small, all-constant inputs carry their values."""
+
+    def wrapped(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]:
+        outs = infer(inputs, attrs)
+        present = [i for i in inputs if i is not None]
+        if (present and all(i.data is not None and i.size <= CONST_LIMIT for i in present)
+                and all(o.data is None and o.size <= CONST_LIMIT for o in outs)):
+            values = kernel([None if i is None else np.asarray(i.data) for i in inputs], attrs)
+            outs = [TensorInfo(tuple(v.shape), str(v.dtype), v) for v in values]
+        return outs
+
+    return wrapped
+
+
 def broadcast(*shapes: Sequence[int]) -> tuple[int, ...]:
     try:
         return tuple(int(d) for d in np.broadcast_shapes(*[tuple(s) for s in shapes]))
@@ -84,24 +102,26 @@ def unary(name: str, fn: Callable[..., np.ndarray], doc: str = "", **defaults: A
 
         return lut_kernel(lambda real: kernel([real], attrs)[0])(inputs, in_q, out_q, attrs)
 
-    return OpDef(name, same_as_first, kernel, default_cost, 1, 1, quant_kernel=quant_kernel,
+    return OpDef(name, with_values(same_as_first, kernel), kernel, default_cost, 1, 1, quant_kernel=quant_kernel,
                  doc=doc or f"Elementwise {name}.")
 
 
 def binary(name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray], out_dtype: str | None = None,
-           doc: str = "", quant_kernel: Callable | None = None) -> OpDef:
-    """A broadcasting op of two inputs; ``out_dtype`` fixes the result type (``bool`` for compares)."""
+           doc: str = "", quant_kernel: Callable | None = None, base_dtype: bool = False) -> OpDef:
+    """A broadcasting op of two inputs; ``out_dtype`` fixes the result type (``bool`` for compares),
+    ``base_dtype`` keeps the first input's (Pow); otherwise the inputs' types are promoted."""
 
     def infer(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]:
         a, b = inputs
-        return [TensorInfo(broadcast(a.shape, b.shape), out_dtype or promote(a.dtype, b.dtype))]
+        return [TensorInfo(broadcast(a.shape, b.shape), out_dtype or (a.dtype if base_dtype else promote(a.dtype, b.dtype)))]
 
     def kernel(inputs: list[np.ndarray], attrs: dict) -> list[np.ndarray]:
         a, b = inputs
         out = fn(a, b)
-        return [np.asarray(out).astype(out_dtype or np.result_type(a, b), copy=False)]
+        return [np.asarray(out).astype(out_dtype or (a.dtype if base_dtype else np.result_type(a, b)), copy=False)]
 
-    return OpDef(name, infer, kernel, default_cost, 2, 2, quant_kernel=quant_kernel, doc=doc or f"Broadcasting {name}.")
+    return OpDef(name, with_values(infer, kernel), kernel, default_cost, 2, 2, quant_kernel=quant_kernel,
+                 doc=doc or f"Broadcasting {name}.")
 
 
 def variadic(name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray], finish: Callable | None = None,
@@ -120,4 +140,5 @@ def variadic(name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray], fini
         shape = np.broadcast_shapes(*[x.shape for x in inputs])
         return [np.broadcast_to(acc, shape).astype(np.result_type(*inputs), copy=True)]
 
-    return OpDef(name, infer, kernel, default_cost, 1, None, doc=doc or f"Elementwise {name} of all inputs.")
+    return OpDef(name, with_values(infer, kernel), kernel, default_cost, 1, None,
+                 doc=doc or f"Elementwise {name} of all inputs.")

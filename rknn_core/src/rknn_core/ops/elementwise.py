@@ -10,7 +10,7 @@ from attrs import evolve
 
 from rknn_core.errors import RknnError
 from rknn_core.ir import TensorInfo
-from rknn_core.ops._common import binary, default_cost, same_as_first, unary, variadic
+from rknn_core.ops._common import binary, default_cost, same_as_first, unary, variadic, with_values
 from rknn_core.ops._quant import centered, lut_kernel, quantized_add, rescale
 from rknn_core.quant.fixedpoint import requantize
 from rknn_core.quant.params import QTYPES, dequantize, quantize
@@ -79,6 +79,10 @@ def _where_infer(inputs, attrs):
 def _where_kernel(inputs, attrs):
     c, a, b = inputs
     return [np.where(c.astype(bool), a, b).astype(np.result_type(a, b), copy=False)]
+
+
+def _copy(inputs, attrs):
+    return [inputs[0].copy()]
 
 
 def _pow(a, b):
@@ -205,7 +209,7 @@ OPS: list[OpDef] = [
     binary("Sub", np.subtract, quant_kernel=_sub_quant),
     binary("Mul", np.multiply, quant_kernel=_mul_quant),
     attrs.evolve(binary("Div", _div, quant_kernel=_div_quant), quant_param_inputs=(1,)),
-    binary("Pow", lambda a, b: _pow(a, b).astype(a.dtype), doc="Broadcasting power; the result has the base's dtype."),
+    binary("Pow", _pow, base_dtype=True, doc="Broadcasting power; the result has the base's dtype."),
     binary("Equal", np.equal, out_dtype="bool"),
     binary("Greater", np.greater, out_dtype="bool"),
     binary("Less", np.less, out_dtype="bool"),
@@ -231,7 +235,7 @@ OPS: list[OpDef] = [
     unary("Elu", _elu, alpha=1.0),
     unary("Selu", _selu, alpha=1.67326319217681884765625, gamma=1.05070102214813232421875),
     unary("Softplus", _softplus),
-    OpDef("Identity", same_as_first, lambda inputs, attrs: [inputs[0].copy()], default_cost, 1, 1,
+    OpDef("Identity", with_values(same_as_first, _copy), _copy, default_cost, 1, 1,
           quant_same_scale=True, doc="A copy of the input."),
     OpDef("Clip", lambda i, a: [TensorInfo(i[0].shape, i[0].dtype)], _clip_kernel, default_cost, 1, 3,
           quant_kernel=_clip_quant, quant_param_inputs=(1, 2),

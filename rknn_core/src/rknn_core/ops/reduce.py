@@ -52,11 +52,21 @@ def _sum_square(x, axes, keepdims):
 
 def _log_sum_exp(x, axes, keepdims):
     w = _wide(x)
-    m = np.max(w, axis=axes, keepdims=True)
+    m = np.max(w, axis=axes, keepdims=True, initial=-np.inf)  # an empty set sums to 0: log gives -inf
     m = np.where(np.isfinite(m), m, 0)
     with np.errstate(divide="ignore"):
         out = np.log(np.sum(np.exp(w - m), axis=axes, keepdims=True)) + m
     return out if keepdims else np.squeeze(out, axis=axes)
+
+
+def _extreme(dtype: np.dtype, lowest: bool):
+    """The type's lowest (highest) value: ReduceMax (ReduceMin) of an empty set, as ONNX defines it."""
+    if dtype == np.bool_:
+        return not lowest
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return info.min if lowest else info.max
+    return -np.inf if lowest else np.inf
 
 
 def _log(v):
@@ -67,8 +77,8 @@ def _log(v):
 _REDUCERS: dict[str, Callable] = {
     "ReduceSum": _sum,
     "ReduceMean": lambda x, a, k: np.mean(_wide(x), axis=a, keepdims=k),
-    "ReduceMax": lambda x, a, k: np.max(x, axis=a, keepdims=k),
-    "ReduceMin": lambda x, a, k: np.min(x, axis=a, keepdims=k),
+    "ReduceMax": lambda x, a, k: np.max(x, axis=a, keepdims=k, initial=_extreme(x.dtype, lowest=True)),
+    "ReduceMin": lambda x, a, k: np.min(x, axis=a, keepdims=k, initial=_extreme(x.dtype, lowest=False)),
     "ReduceProd": lambda x, a, k: np.prod(_wide(x), axis=a, keepdims=k),
     "ReduceSumSquare": _sum_square,
     "ReduceL1": lambda x, a, k: np.sum(np.abs(_wide(x)), axis=a, keepdims=k),
@@ -112,8 +122,6 @@ def _reduce(name: str, fn: Callable) -> OpDef:
         axes = _axes(x.ndim, None if given is None else [int(v) for v in np.asarray(given).reshape(-1)], attrs)
         if axes is None:
             return [x.copy()]
-        if 0 in x.shape and name in ("ReduceMax", "ReduceMin") and any(x.shape[a] == 0 for a in axes):
-            raise RknnError(f"{name} over an empty axis has no value")
         out = np.asarray(fn(x, axes, bool(attrs.get("keepdims", 1))))
         if np.issubdtype(x.dtype, np.integer) and not np.issubdtype(out.dtype, np.integer):
             out = np.trunc(out)  # integer mean / L2 truncate like the reference

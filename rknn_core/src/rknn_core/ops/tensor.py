@@ -12,12 +12,10 @@ import numpy as np
 
 from rknn_core.errors import RknnError
 from rknn_core.ir import TensorInfo
-from rknn_core.ops._common import broadcast, const_ints, norm_axis
+from rknn_core.ops._common import broadcast, const_ints, norm_axis, with_values
 from rknn_core.ops._quant import rescale
 from rknn_core.quant.params import dequantize, quantize
 from rknn_core.records import Cost, OpDef
-
-CONST_LIMIT = 4096  # largest tensor (elements) whose value shape inference computes
 
 
 def move_cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict) -> Cost:
@@ -34,27 +32,12 @@ def meta_cost(inputs, outputs, attrs):
     return Cost(0, sum(o.nbytes for o in outputs))
 
 
-def _with_values(infer: Callable, kernel: Callable) -> Callable:
-    """Wrap ``infer`` so that outputs of small, all-constant inputs carry their values."""
-
-    def wrapped(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]:
-        outs = infer(inputs, attrs)
-        present = [i for i in inputs if i is not None]
-        if (present and all(i.data is not None and i.size <= CONST_LIMIT for i in present)
-                and all(o.data is None and o.size <= CONST_LIMIT for o in outs)):
-            values = kernel([None if i is None else np.asarray(i.data) for i in inputs], attrs)
-            outs = [TensorInfo(tuple(v.shape), str(v.dtype), v) for v in values]
-        return outs
-
-    return wrapped
-
-
 def tensor_op(name: str, infer: Callable, kernel: Callable, lo: int, hi: int | None, doc: str,
         cost: Callable = move_cost, fold: bool = True, shape_only: bool = False, same_scale: bool = False,
         quant_kernel: Callable | None = None, param_inputs: tuple[int, ...] = ()) -> OpDef:
     """An op of this module; ``same_scale`` marks pure data movement (quantized: the float kernel moves
     storage integers and the outputs keep input 0's parameters)."""
-    return OpDef(name, _with_values(infer, kernel) if fold else infer, kernel, cost, lo, hi,
+    return OpDef(name, with_values(infer, kernel) if fold else infer, kernel, cost, lo, hi,
                  shape_only=shape_only, doc=doc, quant_same_scale=same_scale, quant_kernel=quant_kernel,
                  quant_param_inputs=param_inputs)
 
@@ -453,7 +436,8 @@ def _s2d_kernel(inputs, attrs):
     x = inputs[0]
     bs = int(attrs["blocksize"])
     n, c, h, w = x.shape
-    y = x.reshape(n, c, h // bs, bs, w // bs, bs).transpose(0, 3, 5, 1, 2, 4)
+    order = (0, 1, 3, 5, 2, 4) if str(attrs.get("mode", "DCR")).upper() == "CRD" else (0, 3, 5, 1, 2, 4)
+    y = x.reshape(n, c, h // bs, bs, w // bs, bs).transpose(order)
     return [y.reshape(n, c * bs * bs, h // bs, w // bs)]
 
 
@@ -487,5 +471,6 @@ OPS: list[OpDef] = [
     tensor_op("Tile", _tile_infer, _tile_kernel, 2, 2, "Repeat the input along each axis.", same_scale=True),
     tensor_op("DepthToSpace", _d2s_infer, _d2s_kernel, 1, 1, "Move channel blocks into space (DCR or CRD order).",
         same_scale=True),
-    tensor_op("SpaceToDepth", _s2d_infer, _s2d_kernel, 1, 1, "Move spatial blocks into channels.", same_scale=True),
+    tensor_op("SpaceToDepth", _s2d_infer, _s2d_kernel, 1, 1, "Move spatial blocks into channels (DCR or CRD order).",
+        same_scale=True),
 ]
