@@ -116,9 +116,13 @@ def load_onnx(model: str, inputs: list[str] | None = None, input_size_list: list
                 upgrade_node(node, graph, opset)
         except RknnError as exc:
             raise RknnError(f"node '{name}' ({onode.op_type}) in '{model}': {exc}") from None
+        except (KeyError, ValueError, TypeError) as exc:  # a damaged node: an attribute missing or of the wrong type
+            raise RknnError(f"node '{name}' ({onode.op_type}) in '{model}' has a missing or malformed attribute "
+                            f"for opset {opset}: {type(exc).__name__}: {exc}") from None
         if node.op:
             graph.nodes.append(node)
     graph.outputs = [o.name for o in g.output]
+    _computed_outputs(graph)
     graph.toposort()
     try:
         cut_graph(graph, inputs, input_size_list, outputs)
@@ -129,6 +133,18 @@ def load_onnx(model: str, inputs: list[str] | None = None, input_size_list: list
             _check_custom_op(custom_nodes[node.name], node.name, registry)
     _mark_input_layouts(graph)
     return graph
+
+
+def _computed_outputs(graph: Graph) -> None:
+    """A graph output that is a constant (an initializer, a Constant node) gets a node that copies it,
+    so the runtime computes every output."""
+    for name in graph.outputs:
+        tensor = graph.tensors.get(name)
+        if tensor is not None and tensor.is_const:
+            source = graph.add_const(f"{name}_value", tensor.data)
+            del graph.tensors[name]
+            graph.add_tensor(Tensor(name, tensor.shape, tensor.dtype))
+            graph.nodes.append(Node(f"{name}_output", "Identity", [source], [name]))
 
 
 def _check_custom_op(onode: onnx.NodeProto, name: str, registry: Registry) -> None:
