@@ -66,6 +66,8 @@ def test_parser_errors_name_the_line(text, expected):
     (CONV + "[local]\nfilters=3\n[crop]\n", ["layer 1 [local] (line 12 of 'model.cfg')", "layer 2 [crop] (line 14",
                                              "Converter('darknet', 'local', ...)"]),
     (CONV + "[convolutional]\nfilters=4\nsize=1\nflipped=1\n", ["layer 1 [convolutional]", "'flipped=1' is not supported"]),
+    (CONV + "[yolo]\nmask=0,1,2\nclasses=80\nnum=6\n",
+     ["layer 1 [yolo] (line 12", "its input has 8 channels, but 3 anchors with 80 classes need 255"]),
 ])
 def test_cfg_errors_name_layer_line_and_problem(body, expected, tmp_path, capsys):
     cfg = tmp_path / "model.cfg"

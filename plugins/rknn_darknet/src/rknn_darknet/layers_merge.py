@@ -127,7 +127,18 @@ def sam(ctx: Ctx, s: Section) -> str:
 
 
 def detection(ctx: Ctx, s: Section) -> str:
-    """``[yolo]``/``[region]``: the raw feature map becomes a model output."""
+    """``[yolo]``/``[region]``: the raw feature map becomes a model output. Its channels must hold
+    every anchor's box, objectness and class scores."""
     x = ctx.input()
+    classes = s.int("classes", 20)
+    if s.type == "yolo":
+        anchors = len(s.ints("mask")) if s.has("mask") else s.int("num", 1)
+        expected = anchors * (classes + 5)
+    else:
+        anchors = s.int("num", 1)
+        expected = anchors * (classes + s.int("coords", 4) + 1)
+    if ctx.shape(x)[1] != expected:
+        raise s.error(f"its input has {ctx.shape(x)[1]} channels, but {anchors} anchors with {classes} classes need "
+                      f"{expected}")
     ctx.mark_output(x)
     return x
