@@ -166,8 +166,8 @@ def test_pad_planes_is_bit_identical(compiled, threads, kind):
     assert (want[:, 0] == 0).all() and (want[:, :, :2] == 0).all() and (want[:, 6:] == 0).all()
 
 
-def _gemm_case(rng, m: int, k: int, n: int):
-    """Implicit im2col offsets into a flat b of len(b) >= max(koff) + max(poff) + 1."""
+def _gemm_case(rng, k: int, n: int):
+    """Implicit im2col offsets (k taps, n origins) into a flat b, and the length of b."""
     koff = rng.integers(0, 40, k).astype(np.int64)
     poff = rng.integers(0, 60, n).astype(np.int64)
     return koff, poff, 100
@@ -177,7 +177,7 @@ def _gemm_case(rng, m: int, k: int, n: int):
 def test_qconv_gemm_is_bit_identical(compiled, threads, seed):
     rng = np.random.default_rng(seed)
     m, k, n = int(rng.integers(1, 40)), int(rng.integers(1, 80)), int(rng.integers(1, 300))
-    koff, poff, size = _gemm_case(rng, m, k, n)
+    koff, poff, size = _gemm_case(rng, k, n)
     b_kind, out_kind = "fBb"[seed % 3], "Bbh"[seed % 3]
     a = rng.integers(-127, 128, (m, k)).astype(np.float32)
     b = rng.integers(-255, 256, size).astype(np.float32) if b_kind == "f" else storage(rng, b_kind, size)
@@ -199,7 +199,7 @@ def test_conv_gemm_matches(compiled, threads, seed):
     """Exactly on integer-valued data (sums exact in any order); to float32 rounding on random floats."""
     rng = np.random.default_rng(seed)
     m, k, n = int(rng.integers(1, 50)), int(rng.integers(1, 90)), int(rng.integers(1, 300))
-    koff, poff, size = _gemm_case(rng, m, k, n)
+    koff, poff, size = _gemm_case(rng, k, n)
     lo, hi = (-np.inf, np.inf) if seed % 2 else (-3.0, 5.0)
     for integers in (True, False):
         draw = (lambda *s: rng.integers(-9, 10, s).astype(np.float32)) if integers else \

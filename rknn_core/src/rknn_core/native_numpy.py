@@ -58,8 +58,7 @@ def _requantize_rows(total: np.ndarray, bias, mult, shift, pot: bool, out: np.nd
 def _gathered(b, dtype, koff, poff, k: int, n: int, name: str) -> np.ndarray:
     """The implicit im2col matrix (k, n): b[koff[j] + poff[p]]."""
     index = _flat(koff, np.int64, k, name)[:, None] + _flat(poff, np.int64, n, name)[None, :]
-    flat = np.frombuffer(memoryview(b).cast("B"), dtype=np.uint8)
-    flat = flat[:flat.size // np.dtype(dtype).itemsize * np.dtype(dtype).itemsize].view(dtype)
+    flat = _flat(b, dtype, memoryview(b).nbytes // np.dtype(dtype).itemsize, name)
     if index.size and (index.min() < 0 or index.max() >= flat.size):
         raise ValueError(f"{name}: koff/poff index out of range of b")
     return flat[index]
