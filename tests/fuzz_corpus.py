@@ -87,7 +87,7 @@ def _onnx_structural(model: onnx.ModelProto, rng: random.Random) -> None:
     node = rng.choice(list(g.node))
     if kind == "init_data" and g.initializer:
         init = rng.choice(list(g.initializer))
-        raw = init.raw_data or numpy_helper.to_array(init).tobytes()
+        raw = init.raw_data or bytes(16)  # (an earlier edit may have emptied it)
         init.ClearField("float_data"), init.ClearField("int64_data")
         init.raw_data = raw[: rng.randrange(max(len(raw), 1))]
     elif kind == "init_type" and g.initializer:

@@ -75,7 +75,9 @@ class Toolkit:
         # a frontend that declares a ``registry`` parameter gets this session's (converters, register_op ops)
         session = {"registry": self.registry} if "registry" in inspect.signature(frontend.load).parameters else {}
         graph = frontend.load(**kwargs, **session)
+        validate.tensor_sizes(graph, loader)  # declared sizes, then inferred ones
         infer_shapes(graph, self.registry)
+        validate.tensor_sizes(graph, loader)
         self.graph, self.model, self.runtime, self.float_graph = graph, None, None, None
         self.source_stem = _source_stem(kwargs, graph.name)
         log.info("%s: %d nodes, inputs %s, outputs %s", loader, len(graph.nodes), graph.inputs, graph.outputs)

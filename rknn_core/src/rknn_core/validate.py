@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from rknn_core.errors import RknnError
+from rknn_core.ir import Graph
 
 MAX_RANK = 6  # tensors of more dimensions than this are not something an NPU of this family runs
 MAX_DIM = 1 << 20  # one axis longer than this is a typing error, not a model
@@ -130,6 +131,15 @@ def _check_dims(method: str, what: str, dims: Sequence[int]) -> None:
     if math.prod(dims) > MAX_ELEMENTS:
         raise RknnError(f"{method}: {what} {list(dims)} has {math.prod(dims)} elements; at most {MAX_ELEMENTS} "
                         f"are supported")
+
+
+def tensor_sizes(graph: Graph, what: str) -> None:
+    """No tensor of an imported model has more than MAX_ELEMENTS elements, nor one axis longer (absurd sizes)."""
+    for tensor in graph.tensors.values():
+        dims = [max(int(d), 0) for d in tensor.shape or ()]
+        if dims and (max(dims) > MAX_ELEMENTS or math.prod(dims) > MAX_ELEMENTS):  # (one axis too: zero-size tensors)
+            raise RknnError(f"{what}: tensor '{tensor.name}' has shape {list(tensor.shape)}; at most {MAX_ELEMENTS} "
+                            f"elements (and as many along one axis) can run (is a size in the file damaged?)")
 
 
 def int_list(method: str, name: str, value: Any) -> list[int]:

@@ -112,9 +112,10 @@ class SimulatorRuntime:
         return {"total_time": sum(layer["time"] for layer in layers.values()), "layers": layers}
 
     def _zero_feeds(self) -> dict[str, np.ndarray]:
-        graph = self.model.graph
-        return {name: np.zeros((graph.tensor(name).shape[0] * self.model.rknn_batch_size,
-                                *graph.tensor(name).shape[1:]), graph.tensor(name).dtype) for name in graph.inputs}
+        graph, batch = self.model.graph, self.model.rknn_batch_size
+        shapes = {name: tuple(graph.tensor(name).shape) for name in graph.inputs}
+        return {name: np.zeros((shape[0] * batch, *shape[1:]) if shape else (), graph.tensor(name).dtype)
+                for name, shape in shapes.items()}  # (a scalar input has no batch axis)
 
     def memory(self) -> dict:
         """The model's memory on its chip, estimated by the chip's memory model (a device measures it)."""
