@@ -7,6 +7,7 @@ them offline afterwards; a test whose files are missing skips. Run by scripts/se
 
 from __future__ import annotations
 
+import fnmatch
 import pathlib
 import shutil
 import subprocess
@@ -37,6 +38,8 @@ PACKAGES = {
 # Debian package -> (folder inside the package, files to take there, folder under .cache/models)
 DEBIAN = {
     "darknet": ("usr/share/darknet/cfg", "*.cfg", "darknet/cfg"),  # 45 real darknet .cfg files, no weights
+    # OpenCV's samples: Caffe SqueezeNet and SqueezeDet (deploy, train_test, solver) and TextBoxes, no weights
+    "opencv-doc": ("usr/share/doc/opencv-doc/examples", "*.prototxt", "caffe"),
 }
 
 
@@ -50,13 +53,26 @@ def fetch_debian(package: str, folder: str, pattern: str, target: pathlib.Path) 
             reason = "apt-get is missing" if got is None else (got.stderr.strip().splitlines() or ["no .deb"])[-1]
             print(f"skipped Debian package {package} ({reason}); its tests will skip")
             return False
-        subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(pathlib.Path(tmp) / "x")], check=True)
-        files = sorted((pathlib.Path(tmp) / "x" / folder).glob(pattern))
-        target.mkdir(parents=True, exist_ok=True)
-        for file in files:
-            shutil.copyfile(file, target / file.name)
-    print(f"fetched {len(files)} files of Debian package {package}")
+        count = extract_matching(debs[0], f"{folder}/{pattern}", target)
+    print(f"fetched {count} files of Debian package {package}")
     return True
+
+
+def extract_matching(deb: pathlib.Path, pattern: str, target: pathlib.Path) -> int:
+    """Copy the files of ``deb`` whose path matches ``pattern`` (``*`` also crosses folders) flat into
+    ``target``, streaming the package's data archive so nothing else reaches the disk; how many."""
+    target.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE) as unpack:
+        with tarfile.open(fileobj=unpack.stdout, mode="r|") as tar:
+            for info in tar:
+                if info.isfile() and fnmatch.fnmatch(info.name.removeprefix("./"), pattern):
+                    (target / pathlib.PurePosixPath(info.name).name).write_bytes(tar.extractfile(info).read())
+                    count += 1
+        unpack.stdout.read()  # the archive's end padding, so dpkg-deb finishes writing
+    if unpack.returncode:
+        raise subprocess.CalledProcessError(unpack.returncode, unpack.args)
+    return count
 
 
 def read_member(archive: pathlib.Path, member: str) -> bytes:
