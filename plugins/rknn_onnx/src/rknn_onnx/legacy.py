@@ -8,6 +8,7 @@ from onnx import helper
 from rknn_core.errors import RknnError
 from rknn_core.ir import Graph, Node
 
+REWRITTEN_OPS = ("Dropout", "Upsample")  # ops upgrade_node turns into others (Identity, Resize)
 _REDUCE_AXES_INPUT_SINCE = {"ReduceSum": 13}  # the other Reduce* ops moved axes to an input in 18
 _REDUCE_OPS = ("ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum", "ReduceProd", "ReduceL1", "ReduceL2",
                "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare")
