@@ -49,9 +49,9 @@ def path(method: str, name: str, value: Any, optional: bool = False) -> str | No
     """A file or folder path (str or os.PathLike); ``None`` only when ``optional``."""
     if value is None and optional:
         return None
-    accepted = "a file path (str)" + (" or None" if optional else "")
+    accepted = "file path (str)" + (" or None" if optional else "")
     if not isinstance(value, (str, os.PathLike)):
-        raise _fail(method, name, accepted, value)
+        raise _fail(method, name, f"a {accepted}", value)
     text = os.fspath(value)
     if not isinstance(text, str) or not text.strip():
         raise _fail(method, name, f"a non-empty {accepted}", value)
@@ -91,7 +91,7 @@ def names(method: str, name: str, value: Any, optional: bool = False) -> list[st
     """A list of tensor or node names; a bare string is refused (it is not split into characters)."""
     if value is None and optional:
         return None
-    accepted = "a list of names, e.g. ['input']" + (" or None" if optional else "")
+    accepted = "list of names, e.g. ['input']" + (" or None" if optional else "")
     if isinstance(value, str):
         raise RknnError(f"{method}: {name} must be a list of names; got the string {value!r} "
                         f"(write [{value!r}])")
