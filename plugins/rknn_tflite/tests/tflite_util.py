@@ -21,14 +21,16 @@ def run_litert(path: str, inputs: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def run_rknn(path: str, inputs: list[np.ndarray], optimization_level: int = 3) -> list[np.ndarray]:
-    """load_tflite -> build (float) -> simulator; inputs are the model's own NHWC arrays (batch included)."""
+    """load_tflite -> build (float) -> simulator; inputs are the model's own NHWC arrays (batch included).
+    Integer outputs come back as stored integers (``want_float=False``), as LiteRT gives them."""
     rknn = RKNN()
     rknn.config(optimization_level=optimization_level)
     assert rknn.load_tflite(path) == 0, "load_tflite failed"
     assert rknn.build(do_quantization=False) == 0, "build failed"
     assert rknn.init_runtime() == 0
     dtype = str(inputs[0].dtype)
-    outs = rknn.inference([x[0] if x.ndim == 4 else x for x in inputs], data_type=dtype, data_format="nhwc")
+    outs = rknn.inference([x[0] if x.ndim == 4 else x for x in inputs], data_type=dtype, data_format="nhwc",
+                          want_float=False)
     rknn.release()
     assert outs is not None, "inference failed"
     return outs

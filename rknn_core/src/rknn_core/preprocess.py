@@ -31,17 +31,21 @@ def insert_preprocess(graph: Graph, settings: list[Preprocess]) -> dict[str, str
     """Insert Gather (reorder), Sub (mean) and Div (scale) nodes; returns input -> preprocessed tensor."""
     result: dict[str, str] = {}
     for name, pre in zip(list(graph.inputs), settings):
-        if pre.is_identity:
-            continue
         tensor = graph.tensor(name)
+        normalizes = pre.mean is not None or any(s != 1.0 for s in pre.scale)  # even '0 0 0 1' says something
+        if pre.is_identity and not (normalizes and is_quantized_input(tensor)):
+            continue
         axis = channel_axis(tensor)
         if axis is None:
             raise RknnError(f"input '{name}' has shape {tensor.shape}; channel_mean_value/reorder_channel "
                             f"apply to 4-D image inputs only")
         channels = tensor.shape[axis]
         if is_quantized_input(tensor):
-            check_quantized_input(tensor, pre, channels)
+            if normalizes:
+                check_quantized_input(tensor, pre, channels)
             pre = Preprocess(reorder=pre.reorder)  # the input's own quantization normalizes it
+            if pre.is_identity:
+                continue
         bshape = [1] * 4
         bshape[axis] = channels
         current = name
@@ -84,8 +88,8 @@ def check_quantized_input(tensor: Tensor, pre: Preprocess, channels: int) -> Non
     scale = _per_channel(pre.scale, channels, tensor.name, "scales").astype(np.float64)
     worst = max(float(np.max(np.abs((v - mean) / scale - (v - zero) * step) / step)) for v in (lo, hi))
     if worst > QUANTIZED_INPUT_TOLERANCE_STEPS:
-        own = " ".join(f"{z:g}" for z in zero) + " " + " ".join(f"{1 / s:.6g}" for s in step)
-        given = " ".join(f"{m:g}" for m in mean) + " / " + " ".join(f"{s:g}" for s in scale)
+        own = f"{' '.join(f'{z:g}' for z in zero)} {_listed(1 / step, '.6g')}"
+        given = f"{' '.join(f'{m:g}' for m in mean)} / {_listed(scale)}"
         raise RknnError(
             f"input '{tensor.name}' is already quantized ({tensor.dtype}: real = (q - {_listed(zero)}) * "
             f"{_listed(step, '.6g')}), so its normalization is mean {_listed(zero)}, scale "
