@@ -40,8 +40,8 @@ _LISTS = {
 
 
 def _number(value: Any) -> Any:
-    """A 0-d array as a Python number (``Int(tensor)`` and friends)."""
-    return value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
+    """A one-element array as a Python number (``Int(tensor)`` and friends)."""
+    return value.item() if isinstance(value, np.ndarray) and value.size == 1 else value
 
 
 def python_fold(node: TorchNode, args: list[Any]) -> tuple[bool, Any]:

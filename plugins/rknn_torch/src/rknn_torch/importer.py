@@ -1,8 +1,9 @@
 """``load_pytorch``: a TorchScript .pt file -> the toolkit's Graph.
 
-The frozen, inlined TorchScript graph is walked node by node with the input sizes fixed: nodes whose
+The inlined TorchScript graph of the module's ``forward`` is walked node by node with the input sizes fixed: nodes whose
 inputs are all known (sizes, shape arithmetic, constants) are evaluated at once, control flow on known
-conditions is resolved (``prim::If``) or unrolled (``prim::Loop``), and every other node is converted
+conditions is resolved (``prim::If``) or unrolled (``prim::Loop``), module attributes are read
+(``prim::GetAttr``: weights become constants, ``self.training`` is False), and every other node is converted
 by the converter registered for its kind (``aten::conv2d``) through the ``rknn_converters`` hook.
 """
 
@@ -12,6 +13,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
 import numpy as np
 
 from rknn_core.errors import RknnError
@@ -25,7 +27,7 @@ from rknn_torch.script import TorchNode, describe, load_graph, torch_module
 FRONTEND = "pytorch"  # the frontend name converters register under
 MAX_UNROLL = 10_000  # loop iterations unrolled at most
 # TorchScript's own node kinds, handled by the importer itself
-OWN_OPS = ("prim::Constant", "prim::ListConstruct", "prim::TupleConstruct", "prim::ListUnpack",
+OWN_OPS = ("prim::Constant", "prim::GetAttr", "prim::ListConstruct", "prim::TupleConstruct", "prim::ListUnpack",
            "prim::TupleUnpack", "prim::TupleIndex", "prim::NumToTensor", "prim::If", "prim::Loop",
            "prim::RaiseException", "prim::Uninitialized", "prim::unchecked_cast", "prim::device", "prim::dtype",
            "aten::append", "aten::warn", "prim::Print", "aten::__getitem__", "aten::len")
@@ -90,7 +92,7 @@ class _Walk:
             raise RknnError(f"op '{kind}' is not supported by rknn-torch {__version__} or the installed plugins: "
                             f"install a plugin that converts it (an rknn_converters hook returning "
                             f"Converter('{FRONTEND}', '{kind}', ...))")
-        convert(self.ctx, tnode)
+        convert(self.ctx, attrs.evolve(tnode, kind=kind[:-1]) if in_place else tnode)
         missing = [o for o in tnode.outputs if o not in self.ctx.values]
         if missing:
             raise RknnError(f"the converter of {kind} bound no value to output(s) {missing}")
@@ -127,6 +129,13 @@ class _Walk:
     # TorchScript's own nodes ----------------------------------------------------------------
     def _prim_Constant(self, node: Any, tnode: TorchNode) -> None:
         value = node.output().toIValue()
+        if isinstance(value, self.torch.Tensor):
+            value = value.detach().cpu().numpy().copy()
+        self.ctx.bind(tnode.outputs[0], value)
+
+    def _prim_GetAttr(self, node: Any, tnode: TorchNode) -> None:
+        """A module attribute: a submodule, a parameter or buffer (as a constant), a flag (``training``)."""
+        value = getattr(self.ctx.value(tnode.inputs[0]), node.s("name"))
         if isinstance(value, self.torch.Tensor):
             value = value.detach().cpu().numpy().copy()
         self.ctx.bind(tnode.outputs[0], value)
@@ -200,13 +209,13 @@ def load_pytorch(model: str, input_size_list: Sequence, registry: Registry | Non
     registry = registry or default_registry()
     path = os.fspath(model)
     where = f"'{os.path.basename(path)}'"
-    script, _frozen = load_graph(path)
+    script, module = load_graph(path)
     stem = os.path.splitext(os.path.basename(path))[0]
     graph = Graph(name=stem)
     graph.metadata.update(source="pytorch", source_file=os.path.basename(path), plugin=f"rknn-torch {__version__}")
     ctx = Context(graph, registry)
     walk = _Walk(ctx, registry.converters(FRONTEND), where)
-    _add_inputs(ctx, walk.torch, list(script.inputs()), input_size_list, where)
+    _add_inputs(ctx, walk.torch, module, list(script.inputs()), input_size_list, where)
     returned = walk.block(script)
     _set_outputs(ctx, returned, where)
     graph.toposort()
@@ -214,8 +223,9 @@ def load_pytorch(model: str, input_size_list: Sequence, registry: Registry | Non
     return graph
 
 
-def _add_inputs(ctx: Context, torch: Any, values: list, sizes: Any, where: str) -> None:
-    values = [v for v in values if not isinstance(v.type(), torch._C.ClassType)]  # the module itself
+def _add_inputs(ctx: Context, torch: Any, module: Any, values: list, sizes: Any, where: str) -> None:
+    ctx.bind(values[0].debugName(), module)  # self: the graph reads the module's attributes from it
+    values = values[1:]
     if not isinstance(sizes, (list, tuple)) or len(sizes) != len(values):
         raise RknnError(f"load_pytorch input_size_list must hold one size per input of {where} ({len(values)}: "
                         f"{', '.join(v.debugName() for v in values)}), got {sizes!r}")

@@ -1,4 +1,4 @@
-"""The TorchScript side: load a .pt file, freeze and simplify its graph with torch's own passes, and
+"""The TorchScript side: load a .pt file, inline and simplify its graph with torch's own passes, and
 describe its nodes (kind, schema, source line) for the importer. The only module that touches torch
 objects besides the constant folder (``fold``)."""
 
@@ -40,30 +40,30 @@ def torch_module():
 
 
 def load_graph(path: str) -> tuple[Any, Any]:
-    """The frozen, inlined and simplified TorchScript graph of ``path`` and the frozen module."""
+    """The inlined and simplified TorchScript graph of ``path``'s ``forward`` and the module (in eval mode),
+    whose attributes the graph's ``prim::GetAttr`` nodes read.
+
+    Not ``torch.jit.freeze``: it gives the same graph with the attributes as constants, but takes tens of
+    seconds on a DenseNet; the importer reads the attributes itself.
+    """
     torch = torch_module()
     where = f"'{os.path.basename(path)}'"
     if not os.path.isfile(path):
         raise RknnError(f"load_pytorch: model file {where} does not exist")
     try:
-        module = torch.jit.load(path, map_location="cpu")
+        module = torch.jit.load(path, map_location="cpu").eval()
+        graph = module.forward.graph.copy()
     except Exception as exc:
-        raise RknnError(f"load_pytorch: {where} is not a TorchScript model (save it with torch.jit.trace or "
-                        f"torch.jit.script, then torch.jit.save): {_first_line(exc)}") from None
-    try:
-        frozen = torch.jit.freeze(module.eval())
-    except Exception as exc:
-        raise RknnError(f"load_pytorch: {where} could not be frozen for inference: {_first_line(exc)}") from None
-    graph = frozen.graph
+        raise RknnError(f"load_pytorch: {where} is not a TorchScript model with a forward method (save it with "
+                        f"torch.jit.trace or torch.jit.script, then torch.jit.save): {_first_line(exc)}") from None
     c = torch._C
     c._jit_pass_inline(graph)
-    c._jit_pass_remove_dropout(frozen._c)
     c._jit_pass_remove_mutation(graph)
     c._jit_pass_lower_all_tuples(graph)
     c._jit_pass_constant_propagation(graph)
     c._jit_pass_peephole(graph)
     c._jit_pass_dce(graph)
-    return graph, frozen
+    return graph, module
 
 
 def _first_line(exc: Exception) -> str:
