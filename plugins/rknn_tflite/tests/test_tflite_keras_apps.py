@@ -52,13 +52,14 @@ def keras_tflite():
 
 
 def _vendor_flow(path: pathlib.Path, x: np.ndarray) -> np.ndarray:
-    """config -> load_tflite -> build(float) -> init_runtime -> inference, data_type = the model's input."""
+    """config -> load_tflite -> build(float) -> init_runtime -> inference, data_type = the model's input;
+    int8 outputs as stored integers (want_float=False), as LiteRT gives them."""
     rknn = RKNN()
     rknn.config()
     assert rknn.load_tflite(model=str(path)) == 0
     assert rknn.build(do_quantization=False) == 0
     assert rknn.init_runtime() == 0
-    outputs = rknn.inference(inputs=[x[0]], data_type=str(x.dtype), data_format="nhwc")
+    outputs = rknn.inference(inputs=[x[0]], data_type=str(x.dtype), data_format="nhwc", want_float=False)
     rknn.release()
     assert outputs is not None and len(outputs) == 1
     return outputs[0]
