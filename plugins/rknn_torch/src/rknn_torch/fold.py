@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from rknn_core.errors import RknnError
+from rknn_torch.context import SCALAR_TYPES
 from rknn_torch.script import TorchNode
 
 NOT_FOLDED = {  # never evaluated at import: random, side effects, or handled by the importer itself
@@ -47,6 +48,10 @@ def _number(value: Any) -> Any:
 def python_fold(node: TorchNode, args: list[Any]) -> tuple[bool, Any]:
     """(True, result) when Python's own operators give the node's result, else (False, None)."""
     kind = node.kind
+    if kind == "aten::tensor":  # (data, dtype, device, requires_grad): a literal such as torch.tensor([1.0, 2.0])
+        data = np.asarray(args[0])
+        dtype = SCALAR_TYPES.get(args[1]) or ("float32" if data.dtype.kind == "f" else str(data.dtype))
+        return True, data.astype(dtype)
     if kind in _LISTS and (args and isinstance(args[0], (list, tuple, str, type(None)))):
         return True, _LISTS[kind](*args)
     if kind in ("aten::Int", "aten::Float", "aten::Bool", "aten::ScalarImplicit") and len(args) == 1:

@@ -45,7 +45,8 @@ def convolution(ctx: Context, node: TorchNode) -> None:
 
 
 def conv(ctx: Context, node: TorchNode) -> None:
-    """conv1d / conv2d / conv3d: (x, w, b, stride, padding, dilation, groups)."""
+    """conv1d / conv2d / conv3d / _convolution_mode (padding "same" / "valid"): (x, w, b, stride, padding,
+    dilation, groups)."""
     s = [ctx.static(k, "a convolution parameter") for k in node.inputs[3:7]]
     _conv(ctx, node, s[0], s[1], s[2], s[3])
 
@@ -212,7 +213,7 @@ def pixel_shuffle(ctx: Context, node: TorchNode) -> None:
 
 CONVERTERS = {
     "aten::_convolution": convolution, "aten::convolution": convolution,
-    "aten::conv1d": conv, "aten::conv2d": conv, "aten::conv3d": conv,
+    "aten::conv1d": conv, "aten::conv2d": conv, "aten::conv3d": conv, "aten::_convolution_mode": conv,
     "aten::conv_transpose1d": conv_transpose, "aten::conv_transpose2d": conv_transpose,
     "aten::linear": linear, "aten::addmm": addmm, "aten::matmul": matmul, "aten::mm": matmul, "aten::bmm": matmul,
     "aten::batch_norm": batch_norm,

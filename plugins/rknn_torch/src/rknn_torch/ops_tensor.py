@@ -199,6 +199,16 @@ def expand(ctx: Context, node: TorchNode) -> None:
     ctx.result(node, "Expand", [ctx.tensor(node.inputs[0]), ctx.add_const("shape", np.asarray(sizes, np.int64))])
 
 
+def filled_like(ctx: Context, node: TorchNode) -> None:
+    """zeros_like / ones_like / full_like: a constant of the input's (known) shape."""
+    shape, dtype = ctx.shape(node.inputs[0]), ctx.dtype(node.inputs[0])
+    fill = {"aten::zeros_like": 0, "aten::ones_like": 1}.get(node.kind)
+    if fill is None:
+        fill = ctx.static(node.inputs[1], "the fill value")
+    code = ctx.static(node.inputs[2 if node.kind == "aten::full_like" else 1], "the dtype")
+    ctx.bind(node.outputs[0], np.full(shape, fill, SCALAR_TYPES.get(code, dtype)))
+
+
 CONVERTERS = {
     "aten::size": size, "aten::dim": dim, "aten::numel": numel,
     "aten::contiguous": same, "aten::detach": same, "aten::clone": same, "aten::alias": same,
@@ -212,4 +222,5 @@ CONVERTERS = {
     "aten::split_with_sizes": split, "aten::unbind": split,
     "aten::slice": slice_, "aten::select": select, "aten::squeeze": squeeze, "aten::unsqueeze": unsqueeze,
     "aten::expand": expand, "aten::expand_as": expand,
+    "aten::zeros_like": filled_like, "aten::ones_like": filled_like, "aten::full_like": filled_like,
 }
