@@ -12,10 +12,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from rknn_caffe.importer import invent_blobs
 from rknn_caffe.writer import write_caffemodel
 from rknn_core.testing import assert_close, vendor_flow
-
-DATA = pathlib.Path(__file__).parent / "data"
 
 
 def random_blobs(shapes: Mapping[str, Sequence[tuple[int, ...]]], seed: int = 0) -> dict[str, list[np.ndarray]]:
@@ -80,11 +79,15 @@ def invented(layer, k: int, shape: tuple[int, ...], what: str) -> np.ndarray:
     return rng.uniform(-0.1, 0.1, shape).astype(np.float32)
 
 
-def write_public_net(folder: pathlib.Path, name: str, proto: str = "caffe", make=invented) -> tuple[str, str]:
-    """A copy of ``data/<name>.prototxt`` and a .caffemodel with weights from ``make``; their paths."""
-    from rknn_caffe.importer import invent_blobs
+def invent_caffemodel(prototxt: str, folder: pathlib.Path, make=invented) -> str:
+    """A .caffemodel in ``folder`` for the net ``prototxt`` with weights from ``make``; its path."""
+    caffemodel = folder / (pathlib.Path(prototxt).stem + ".caffemodel")
+    write_caffemodel(caffemodel, pathlib.Path(prototxt).read_text(), invent_blobs(prototxt, make))
+    return str(caffemodel)
 
-    prototxt, caffemodel = folder / f"{name}.prototxt", folder / f"{name}.caffemodel"
-    prototxt.write_text((DATA / f"{name}.prototxt").read_text())
-    write_caffemodel(caffemodel, prototxt.read_text(), invent_blobs(str(prototxt), make, proto))
-    return str(prototxt), str(caffemodel)
+
+def write_invented_net(folder: pathlib.Path, name: str, proto_text: str, make=invented) -> tuple[str, str]:
+    """``name.prototxt`` holding ``proto_text`` and a .caffemodel with weights from ``make``; their paths."""
+    prototxt = folder / f"{name}.prototxt"
+    prototxt.write_text(proto_text)
+    return str(prototxt), invent_caffemodel(str(prototxt), folder, make)
