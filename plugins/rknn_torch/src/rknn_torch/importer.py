@@ -228,7 +228,7 @@ def _add_inputs(ctx: Context, torch: Any, module: Any, values: list, sizes: Any,
     values = values[1:]
     if not isinstance(sizes, (list, tuple)) or len(sizes) != len(values):
         raise RknnError(f"load_pytorch input_size_list must hold one size per input of {where} ({len(values)}: "
-                        f"{', '.join(v.debugName() for v in values)}), got {sizes!r}")
+                        f"{', '.join(_input_name(v) for v in values)}), got {sizes!r}")
     for value, size in zip(values, sizes):
         if not isinstance(value.type(), torch._C.TensorType):
             raise RknnError(f"input '{value.debugName()}' of {where} is a {value.type()}, not a tensor")
@@ -237,10 +237,15 @@ def _add_inputs(ctx: Context, torch: Any, module: Any, values: list, sizes: Any,
             raise RknnError(f"input_size_list entry {size!r} for input '{value.debugName()}' must be a list of "
                             f"positive sizes without the batch axis, e.g. [3, 224, 224]")
         shape = (1, *(int(d) for d in size))
-        name = ctx.graph.unique_name(value.debugName().split(".")[0] or "input")
+        name = ctx.graph.unique_name(_input_name(value))
         ctx.graph.add_tensor(Tensor(name, shape, "float32", layout="NCHW" if len(shape) == 4 else None))
         ctx.graph.inputs.append(name)
         ctx.bind(value.debugName(), Ref(name))
+
+
+def _input_name(value: Any) -> str:
+    """The forward argument's name (TorchScript's debug name without its ``.1`` suffix)."""
+    return value.debugName().split(".")[0] or "input"
 
 
 def _flatten(value: Any) -> list[Any]:

@@ -15,7 +15,8 @@ UNARY = {"aten::relu": "Relu", "aten::sigmoid": "Sigmoid", "aten::tanh": "Tanh",
          "aten::reciprocal": "Reciprocal", "aten::floor": "Floor", "aten::ceil": "Ceil", "aten::erf": "Erf"}
 BINARY = {"aten::add": "Add", "aten::sub": "Sub", "aten::mul": "Mul", "aten::div": "Div", "aten::pow": "Pow",
           "aten::rsub": "Sub", "aten::maximum": "Max", "aten::minimum": "Min", "aten::true_divide": "Div",
-          "aten::multiply": "Mul", "aten::subtract": "Sub"}
+          "aten::multiply": "Mul", "aten::subtract": "Sub", "aten::gt": "Greater", "aten::lt": "Less",
+          "aten::eq": "Equal"}
 
 
 def _operand(ctx: Context, key: str, like: str) -> str:
@@ -31,7 +32,7 @@ def binary(ctx: Context, node: TorchNode) -> None:
     """add / sub / rsub (with alpha), mul, div (with rounding_mode), pow, maximum, minimum."""
     a, b = node.inputs[:2]
     tensor = a if ctx.is_tensor(a) else b
-    x, y = _operand(ctx, a, tensor), _operand(ctx, b, tensor)
+    x, y = _operand(ctx, a, tensor), _operand(ctx, b, tensor)  # comparisons give bool tensors
     if node.kind in ("aten::add", "aten::sub", "aten::subtract", "aten::rsub") and len(node.inputs) > 2:
         alpha = ctx.static(node.inputs[2], "alpha")
         if alpha != 1:

@@ -27,6 +27,13 @@ def numel(ctx: Context, node: TorchNode) -> None:
     ctx.bind(node.outputs[0], math.prod(ctx.shape(node.inputs[0])))
 
 
+def to_python(ctx: Context, node: TorchNode) -> None:
+    """Bool / Int / Float / item of a tensor computed from the inputs: the model's control flow or sizes
+    would depend on the data."""
+    raise RknnError("a Python value is taken from a tensor computed from the model inputs (data-dependent control "
+                    "flow or sizes), which a static graph cannot hold")
+
+
 def same(ctx: Context, node: TorchNode) -> None:
     """contiguous, detach, clone ...: the value itself."""
     ctx.same(node, node.inputs[0])
@@ -211,6 +218,8 @@ def filled_like(ctx: Context, node: TorchNode) -> None:
 
 CONVERTERS = {
     "aten::size": size, "aten::dim": dim, "aten::numel": numel,
+    "aten::Bool": to_python, "aten::Int": to_python, "aten::Float": to_python, "aten::item": to_python,
+    "aten::ScalarImplicit": to_python,
     "aten::contiguous": same, "aten::detach": same, "aten::clone": same, "aten::alias": same,
     "aten::dropout": dropout, "aten::feature_dropout": dropout, "aten::alpha_dropout": dropout,
     "aten::feature_alpha_dropout": dropout,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from typing import Any
 
 import attrs
@@ -51,7 +52,9 @@ def load_graph(path: str) -> tuple[Any, Any]:
     if not os.path.isfile(path):
         raise RknnError(f"load_pytorch: model file {where} does not exist")
     try:
-        module = torch.jit.load(path, map_location="cpu").eval()
+        with warnings.catch_warnings():  # TorchScript is deprecated in torch, but it is what .pt models are
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(path, map_location="cpu").eval()
         graph = module.forward.graph.copy()
     except Exception as exc:
         raise RknnError(f"load_pytorch: {where} is not a TorchScript model with a forward method (save it with "
