@@ -1,6 +1,6 @@
 """Test sessions, one per installable package, plus lint, heavy and exploratory runs.
 
-    nox -s lint onnx op_example tf tflite darknet caffe  # each plugin package in its own virtualenv
+    nox -s lint onnx op_example tf tflite darknet caffe torch  # each plugin package in its own virtualenv
     nox -s integration                    # everything installed together (what scripts/test.sh runs)
     nox -s heavy                          # rare, slow cases (marked @pytest.mark.heavy)
     nox -s explore                        # hypothesis with fresh random examples
@@ -24,7 +24,7 @@ PINS = "requirements-dev.txt"
 CORE = ("-e", "rknn_core", "-e", "plugins/targets", "-e", "plugins/targets/rk18xx", "-e", "plugins/targets/rv11xx")
 EVERY_PLUGIN = ("-e", "plugins/rknn_onnx", "-e", "plugins/examples/rknn_op_example", "-e",
                 "plugins/examples/rknn_quant_example", "-e", "plugins/rknn_tf", "-e", "plugins/rknn_tflite",
-                "-e", "plugins/rknn_darknet", "-e", "plugins/rknn_caffe")
+                "-e", "plugins/rknn_darknet", "-e", "plugins/rknn_caffe", "-e", "plugins/rknn_torch")
 
 
 def _install(session: nox.Session, *packages: str) -> None:
@@ -106,6 +106,14 @@ def caffe(session: nox.Session) -> None:
     cv2.dnn, pinned in requirements-dev.txt, is the reference (onnxruntime for the LSTM and Resize cases)."""
     _install(session, "-e", "plugins/rknn_caffe")
     session.run("pytest", "-m", "not heavy", "plugins/rknn_caffe/tests", *session.posargs)
+
+
+@nox.session
+def torch(session: nox.Session) -> None:
+    """The PyTorch frontend on its own: core + targets + rknn_torch, with torch==2.13.0 (the CPU wheel, pinned in
+    requirements-dev.txt) as the reference and torchvision's architectures as test models."""
+    _install(session, "-e", "plugins/rknn_torch")
+    session.run("pytest", "-m", "not heavy", "plugins/rknn_torch/tests", *session.posargs)
 
 
 @nox.session

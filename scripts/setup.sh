@@ -9,7 +9,7 @@ PY=${PYTHON:-python3}
 python -m pip install --quiet --upgrade pip
 python -m pip install --quiet -r requirements-tf.txt  # the dev stack plus tensorflow-cpu for the TF plugin's tests
 python -m pip install --quiet --no-deps --no-build-isolation \
-    -e rknn_core -e plugins/rknn_onnx -e plugins/rknn_tflite -e plugins/targets -e plugins/targets/rk18xx -e plugins/targets/rv11xx -e plugins/examples/rknn_op_example -e plugins/examples/rknn_quant_example -e plugins/rknn_tf -e plugins/rknn_darknet -e plugins/rknn_caffe
+    -e rknn_core -e plugins/rknn_onnx -e plugins/rknn_tflite -e plugins/targets -e plugins/targets/rk18xx -e plugins/targets/rv11xx -e plugins/examples/rknn_op_example -e plugins/examples/rknn_quant_example -e plugins/rknn_tf -e plugins/rknn_darknet -e plugins/rknn_caffe -e plugins/rknn_torch
 python -m pip check
 # package lists for the Debian packages whose model files fetch_models.py unpacks (apt-get download)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
