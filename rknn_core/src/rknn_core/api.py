@@ -253,16 +253,21 @@ class RKNN:
 
     @_guarded()
     def get_sdk_version(self) -> str:
-        return self._tk.sdk_version()
+        """The device's API and driver versions (the guide's ``RKNN VERSION:`` block), also printed."""
+        version = self._tk.sdk_version()
+        print(version)
+        return version
 
     @_guarded(fail=([], []))
     def list_devices(self) -> tuple[list, list]:
-        adb, ntb = self._tk.list_devices()
+        """Prints every transport's device ids (as the guide, plus e.g. ``tcp``); returns (adb, ntb)."""
+        found = self._tk.list_devices()
         print("*" * 25)
-        print("all device(s) with adb mode:" + (" " + ", ".join(adb) if adb else "\nNone devices connected."))
-        print("all device(s) with ntb mode:" + (" " + ", ".join(ntb) if ntb else "\nNone devices connected."))
+        for mode, ids in found.items():
+            print(f"all device(s) with {mode} mode:")
+            print(ids)
         print("*" * 25)
-        return adb, ntb
+        return found["adb"], found["ntb"]
 
     @_guarded(fail=None)
     def list_support_target_platform(self, rknn_model: str | None = None) -> dict:

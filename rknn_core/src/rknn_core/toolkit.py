@@ -16,6 +16,7 @@ import numpy as np
 from rknn_core import fileformat, provenance, rknn_check, validate
 from rknn_core.config import Config, make_config
 from rknn_core.custom_ops import ops_from_file
+from rknn_core.devices import reachable
 from rknn_core.errors import RknnError
 from rknn_core.ir import Graph
 from rknn_core.model import RknnModel
@@ -197,13 +198,9 @@ class Toolkit:
     def sdk_version(self) -> str:
         return self._require_runtime("get_sdk_version").sdk_version()
 
-    def list_devices(self) -> tuple[list[str], list[str]]:
-        """Device ids reachable through the adb and ntb transports (empty without those plugins)."""
-        transports = self.registry.table("transports")
-        found = {name: transports[name].list_devices() if name in transports else [] for name in ("adb", "ntb")}
-        if not transports:
-            log.warning("no device transport plugin is installed; only the simulator is available")
-        return found["adb"], found["ntb"]
+    def list_devices(self) -> dict[str, list[str]]:
+        """Device ids by transport (``adb`` and ``ntb`` always, then e.g. ``tcp``; empty without plugins)."""
+        return reachable(self.registry)
 
     def register_op(self, op_path: str) -> None:
         for opdef in ops_from_file(op_path):
