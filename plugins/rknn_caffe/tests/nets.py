@@ -144,13 +144,13 @@ def resnet50(classes: int = 1000) -> str:
             if b == 0:
                 layers += _rconv(f"{r}_branch1", blob, 4 * width, 1, stride, with_relu=False)
                 shortcut = f"{r}_branch1"
-            layers += [*_rconv(f"{r}_branch2a", blob, width, 1, stride), *_rconv(f"{r}_branch2b", f"{r}_branch2a",
-                                                                                 width, 3, 1, 1),
+            layers += [*_rconv(f"{r}_branch2a", blob, width, 1, stride),
+                       *_rconv(f"{r}_branch2b", f"{r}_branch2a", width, 3, 1, 1),
                        *_rconv(f"{r}_branch2c", f"{r}_branch2b", 4 * width, 1, with_relu=False),
                        layer(r, "Eltwise", [shortcut, f"{r}_branch2c"]), relu(f"{r}_relu", r)]
             blob = r
-    layers += [pool("pool5", blob, AVE, 7, 1), layer("fc1000", "InnerProduct", "pool5",
-                                                     inner_product_param={"num_output": classes}),
+    layers += [pool("pool5", blob, AVE, 7, 1),
+               layer("fc1000", "InnerProduct", "pool5", inner_product_param={"num_output": classes}),
                layer("prob", "Softmax", "fc1000")]
     header = [("name", "ResNet-50"), ("input", "data"), ("input_dim", [1, 3, 224, 224])]
     return net_text(header, layers, Style(indent="\t"))
