@@ -39,9 +39,15 @@ def _upgrade_upsample(node: Node, graph: Graph, opset: int) -> None:
                   "coordinate_transformation_mode": "asymmetric", "nearest_mode": "simple"}
 
 
-def _inference_dropout(node: Node, graph: Graph) -> None:
+def _dtype(graph: Graph, name: str) -> str:
+    tensor = graph.tensors.get(name)
+    return tensor.dtype if tensor is not None else "float32"
+
+
+def _inference_dropout(node: Node, graph: Graph, opset: int) -> None:
     """Dropout at inference, any opset: the output is the input (ratio ignored) and the optional mask
-    output is all true, made by Shape + ConstantOfShape."""
+    output is all true, made by Shape + ConstantOfShape (bool from opset 10, ones of the input's type
+    before: float32 unless the input is a graph input or constant of another type)."""
     training = graph.tensors.get(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
     if training is not None and training.is_const and bool(np.asarray(training.data).any()):
         raise RknnError("Dropout in training mode (training_mode is true) drops values at random; "
@@ -52,7 +58,7 @@ def _inference_dropout(node: Node, graph: Graph) -> None:
         shape = f"{node.name}_mask_shape"
         graph.nodes.append(Node(shape, "Shape", [source], [shape]))
         graph.nodes.append(Node(f"{node.name}_mask", "ConstantOfShape", [shape], [node.outputs[1]],
-                                {"value": np.ones(1, dtype=bool)}))
+                                {"value": np.ones(1, dtype=bool if opset >= 10 else _dtype(graph, source))}))
     node.outputs = node.outputs[:1]
 
 
@@ -98,7 +104,7 @@ def upgrade_node(node: Node, graph: Graph, opset: int) -> None:
         node.attrs["coerce_2d"] = True  # opset < 13 flattens to 2-D at axis (default 1)
         node.attrs.setdefault("axis", 1)
     elif op == "Dropout":
-        _inference_dropout(node, graph)
+        _inference_dropout(node, graph, opset)
     elif op == "MaxPool" and len(node.outputs) > 1 and node.outputs[1]:
         node.attrs["_indices"] = True  # the kernel computes the optional Indices output only on request
     elif op == "BatchNormalization" and len(node.outputs) > 1 and any(node.outputs[1:]):

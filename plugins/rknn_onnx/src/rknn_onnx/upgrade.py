@@ -27,38 +27,65 @@ def _alone(proto: onnx.ModelProto, node: onnx.NodeProto) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=proto.opset_import, ir_version=proto.ir_version)
 
 
+def _with_shapes(proto: onnx.ModelProto) -> onnx.ModelProto:
+    try:
+        return onnx.shape_inference.infer_shapes(proto)
+    except Exception:  # a model onnx cannot infer is converted as it is
+        return proto
+
+
+def _convert(proto: onnx.ModelProto, opset: int) -> onnx.ModelProto:
+    """Convert one opset at a time, inferring shapes before each step: the converter's broadcasting
+    adapters need the shapes of intermediate tensors, which old opsets' ops do not infer."""
+    for version in range(opset + 1, UPGRADE_TO + 1):
+        proto = _with_shapes(proto)
+        if version == 7:
+            _explicit_broadcasts(proto)
+        proto = version_converter.convert_version(proto, version)
+    return proto
+
+
 def _culprit(proto: onnx.ModelProto) -> str:
     """Which node the converter cannot take: the first one that fails on its own (empty if none does)."""
     for index, node in enumerate(proto.graph.node):
         if node.domain not in DEFAULT_DOMAINS:
             continue
         try:
-            version_converter.convert_version(_alone(proto, node), UPGRADE_TO)
+            _convert(_alone(proto, node), _default_opset(proto))
         except Exception:  # the converter raises RuntimeError/IndexError/...: any of them marks the node
             return f"node '{node.name or f'{node.op_type}_{index}'}' ({node.op_type}): "
     return ""
 
 
-def _channel_slopes(proto: onnx.ModelProto) -> None:
-    """PRelu before opset 7 applies a 1-D slope per channel (axis 1); from 7 on it broadcasts from the
-    right, which the converter does not adapt: such slopes are reshaped to (C, 1, ...)."""
-    slopes = {init.name: init for init in proto.graph.initializer}
-    if not any(n.op_type == "PRelu" and len(n.input) > 1 and n.input[1] in slopes for n in proto.graph.node):
-        return
-    try:
-        inferred = onnx.shape_inference.infer_shapes(proto).graph.value_info
-    except Exception:  # a model onnx cannot infer: only the declared input ranks are known
-        inferred = []
-    ranks = {vi.name: len(vi.type.tensor_type.shape.dim) for vi in (*proto.graph.input, *inferred)
+_AXIS_BROADCAST_OPS = ("Add", "Sub", "Mul", "Div", "Pow", "And", "Or", "Xor", "Equal", "Greater", "Less")
+
+
+def _explicit_broadcasts(proto: onnx.ModelProto) -> None:
+    """Opset-6 broadcasts the converter gets wrong, made explicit with Unsqueeze nodes: a binary op's
+    ``broadcast=1, axis=k`` (B aligned at axis k of A, not at its end) and PRelu's 1-D slope (per
+    channel, axis 1). Needs the shapes of the opset-6 graph (``_with_shapes``)."""
+    g = proto.graph
+    ranks = {vi.name: len(vi.type.tensor_type.shape.dim) for vi in (*g.input, *g.value_info)
              if vi.type.tensor_type.HasField("shape")}
-    for node in proto.graph.node:
-        slope = slopes.get(node.input[1]) if node.op_type == "PRelu" and len(node.input) > 1 else None
-        rank = ranks.get(node.input[0], 0)
-        if slope is not None and len(slope.dims) == 1 and slope.dims[0] > 1 and rank > 2:
-            slope.dims[:] = [slope.dims[0], *[1] * (rank - 2)]
-            for vi in proto.graph.input:  # old files list initializers as inputs too
-                if vi.name == slope.name:
-                    vi.type.CopyFrom(helper.make_tensor_type_proto(slope.data_type, slope.dims))
+    ranks.update({init.name: len(init.dims) for init in g.initializer})
+    nodes = []
+    for node in g.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        rank_a = ranks.get(node.input[0]) if node.input else None
+        rank_b = ranks.get(node.input[1]) if len(node.input) > 1 else None
+        axes: list[int] = []
+        if rank_a and rank_b and node.op_type in _AXIS_BROADCAST_OPS and attrs.get("broadcast") and "axis" in attrs:
+            axes = list(range(rank_b, rank_a - int(attrs["axis"]) % rank_a))
+            node.attribute.remove(next(a for a in node.attribute if a.name == "axis"))
+        elif node.op_type == "PRelu" and rank_b == 1 and rank_a and rank_a > 2:
+            axes = list(range(1, rank_a - 1))
+        if axes:
+            aligned = f"{node.input[1]}_aligned_{len(nodes)}"
+            nodes.append(helper.make_node("Unsqueeze", [node.input[1]], [aligned], axes=axes))
+            node.input[1] = aligned
+        nodes.append(node)
+    del g.node[:]
+    g.node.extend(nodes)
 
 
 def _list_initializers(proto: onnx.ModelProto) -> None:
@@ -77,10 +104,8 @@ def upgrade_opset(proto: onnx.ModelProto, model: str) -> onnx.ModelProto:
     work = onnx.ModelProto()
     work.CopyFrom(proto)
     _list_initializers(work)
-    if opset < 7:
-        _channel_slopes(work)
     try:
-        return version_converter.convert_version(work, UPGRADE_TO)
+        return _convert(work, opset)
     except Exception as exc:  # the converter's C++ assertions arrive as several exception types
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise RknnError(f"'{model}' uses opset {opset}; onnx's version converter could not bring it to opset "
