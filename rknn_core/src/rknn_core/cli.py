@@ -366,6 +366,25 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_devices(args: argparse.Namespace) -> int:
+    """Print the devices every installed transport reaches (``RKNN.list_devices``)."""
+    rknn = _new_rknn(args)
+    try:
+        rknn.list_devices()
+    finally:
+        rknn.release()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the device agent of the rknn-server plugin; every option after ``serve`` is the agent's."""
+    try:
+        from rknn_server.agent import main as serve_main
+    except ImportError:
+        raise CliError("rknn serve needs the rknn-server plugin: pip install plugins/rknn_server") from None
+    return serve_main(args.agent_args)
+
+
 # argument parsing ----------------------------------------------------------------------------------
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
@@ -426,6 +445,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="an .rknn file (or a source model, shown after a float build)")
     p.set_defaults(func=cmd_inspect)
 
+    p = sub.add_parser("devices", parents=[common], help="list the connected devices (list_devices)",
+                       description="The device ids each installed transport reaches: adb, ntb (USB), tcp "
+                                   "(RKNN_DEVICES); see docs/devices.md.")
+    p.set_defaults(func=cmd_devices)
+
+    p = sub.add_parser("serve", help="run the device agent (rknn-server); `rknn serve --help` lists its options",
+                       add_help=False, description="The rknn device agent (needs the rknn-server plugin).")
+    p.add_argument("agent_args", nargs=argparse.REMAINDER, help="options of the agent, e.g. --emulate rk1808 --port 7808")
+    p.set_defaults(func=cmd_serve)
+
     p = sub.add_parser("plugins", parents=[common], help="list the installed plugins and what they provide",
                        description="Every installed plugin with its distribution, version, plugin API range and "
                                    "records, then the skipped ones with why.")
@@ -436,7 +465,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rknn`` console script; returns the exit code."""
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:  # the agent parses its own options (`rknn serve --help`)
+        args = argparse.Namespace(func=cmd_serve, agent_args=argv[1:], verbose=False)
+    else:
+        args = _parser().parse_args(argv)
     try:
         return args.func(args)
     except CliError as exc:
