@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Union
-
-Value = Union[int, float, bool, str, "Enum", Mapping, Sequence]
 
 
 class Enum(str):
