@@ -6,6 +6,7 @@ processing agrees with LiteRT on every picture."""
 
 from __future__ import annotations
 
+import importlib.util
 import pathlib
 import shutil
 import subprocess
@@ -100,21 +101,55 @@ def classifier(tmp_path) -> pathlib.Path:
     return tmp_path
 
 
-def test_vendor_script_top1_agrees_with_litert(classifier):
-    shutil.copy(VENDOR / "quantized_classifier_script.py", classifier / "test.py")
-    run = subprocess.run([sys.executable, "test.py"], cwd=classifier, capture_output=True, text=True, timeout=300)
+def run_vendor_script(folder: pathlib.Path, mean: str) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Run the vendor-style script in ``folder`` (model.tflite, images.txt, dataset.txt); returns our float
+    outputs, LiteRT's uint8 outputs and the top-1 class the script printed for every picture."""
+    shutil.copy(VENDOR / "quantized_classifier_script.py", folder / "test.py")
+    run = subprocess.run([sys.executable, "test.py", mean], cwd=folder, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
-    ours = np.load(classifier / "outputs.npy")
-    names = (classifier / "images.txt").read_text().split()
-    ref = np.concatenate([run_litert(str(classifier / "model.tflite"),
-                                     [np.asarray(Image.open(classifier / n).convert("RGB"))[None]])[0] for n in names])
+    assert "E " not in run.stdout + run.stderr
+    names = (folder / "images.txt").read_text().split()
+    ref = np.concatenate([run_litert(str(folder / "model.tflite"),
+                                     [np.asarray(Image.open(folder / n).convert("RGB"))[None]])[0] for n in names])
+    printed = {line.split(":")[0]: int(line.split("[")[1].split("]")[0]) for line in run.stdout.splitlines()
+               if line.split(":")[0] in names}
+    return np.load(folder / "outputs.npy"), ref, [printed[n] for n in names]
+
+
+def test_vendor_script_top1_agrees_with_litert(classifier):
+    ours, ref, top1 = run_vendor_script(classifier, "128 128 128 128")
     assert ours.dtype == np.float32 and ref.dtype == np.uint8
     np.testing.assert_array_equal(ours, _dequantized(ref))  # dequantized with the output's own parameters
     assert len(set(ref.argmax(1).tolist())) > 1  # the pictures are told apart
-    printed = {line.split(":")[0]: int(line.split("[")[1].split("]")[0]) for line in run.stdout.splitlines()
-               if line.startswith("pic")}
-    assert [printed[n] for n in names] == ref.argmax(1).tolist()  # top-1 of every picture, after softmax
-    assert "E " not in run.stdout + run.stderr
+    assert top1 == ref.argmax(1).tolist()  # top-1 of every picture, after softmax
+
+
+@pytest.mark.heavy
+def test_vendor_script_on_a_trained_uint8_digits_model(tmp_path):
+    """A Keras CNN trained on digits, quantized by TFLite's converter (uint8 in/out, input zero point 127,
+    scale 1/127.5); the script's '127.5 127.5 127.5 127.5' fits it within the tolerance."""
+    import digits_uint8
+
+    if not digits_uint8.MODEL.is_file():
+        if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("sklearn") is None:
+            pytest.skip(f"{digits_uint8.MODEL} is not generated and tensorflow/scikit-learn are not installed "
+                        f"to generate it (run plugins/rknn_tflite/tests/digits_uint8.py where they are)")
+        digits_uint8.generate()
+    shutil.copy(digits_uint8.MODEL, tmp_path / "model.tflite")
+    test = np.load(digits_uint8.TEST)
+    names = [f"digit{i:02d}.png" for i in range(len(test["labels"]))]
+    for name, picture in zip(names, test["pictures"]):
+        Image.fromarray(picture).save(tmp_path / name)
+    calib = sorted(digits_uint8.CALIB.glob("*.png"))
+    for path in calib:
+        shutil.copy(path, tmp_path / path.name)
+    (tmp_path / "images.txt").write_text("\n".join(names) + "\n")
+    (tmp_path / "dataset.txt").write_text("".join(f"{p.name}\n" for p in calib))
+    ours, ref, top1 = run_vendor_script(tmp_path, "127.5 127.5 127.5 127.5")
+    assert top1 == ref.argmax(1).tolist() == ours.argmax(1).tolist()
+    correct = int((np.array(top1) == test["labels"]).sum())
+    print(f"digits: {correct}/{len(names)} correct, top-1 as LiteRT on all")
+    assert correct >= 14  # a trained model (16/20 when generated), not noise
 
 
 def _session(folder: pathlib.Path, **config) -> RKNN:

@@ -1,6 +1,9 @@
 """A vendor-style script for an already-quantized (uint8 in/out) classifier: the config the vendor's
-examples set for it, build with a dataset, export, run each picture listed in images.txt and print
-top-5 after a softmax of the float outputs. The outputs go to outputs.npy."""
+examples set for it (channel_mean_value from the command line, '128 128 128 128' by default), build
+with a dataset, export, run each picture listed in images.txt and print top-5 after a softmax of the
+float outputs. The outputs go to outputs.npy."""
+
+import sys
 
 import numpy as np
 from PIL import Image
@@ -22,7 +25,8 @@ def show_top5(name, output):
 if __name__ == "__main__":
     rknn = RKNN()
     print("--> config model")
-    rknn.config(channel_mean_value="128 128 128 128", reorder_channel="0 1 2")
+    mean = sys.argv[1] if len(sys.argv) > 1 else "128 128 128 128"
+    rknn.config(channel_mean_value=mean, reorder_channel="0 1 2")
     print("--> Loading model")
     ret = rknn.load_tflite(model="./model.tflite")
     if ret != 0:
