@@ -186,3 +186,16 @@ def test_inconsistent_normalization_is_an_error_naming_both(classifier, caplog, 
     assert "already quantized" in errors[0] and "input_0" in errors[0]
     assert "channel_mean_value '128 128 128 128'" in errors[0]  # the model's own
     assert f"the config gives mean / scale {given}" in errors[0]  # the script's
+
+
+def test_data_outside_an_int8_input_is_refused_not_wrapped(tmp_path, caplog):
+    from test_tflite_quantized import int8_model
+
+    rknn = RKNN()
+    assert rknn.load_tflite(model=int8_model(str(tmp_path / "int8.tflite"))) == 0
+    assert rknn.build(do_quantization=False) == 0 and rknn.init_runtime() == 0
+    assert rknn.inference(inputs=[np.full((8, 8, 4), 200, np.uint8)]) is None  # 200 would wrap to -56
+    assert "is int8 (already quantized)" in caplog.text and "from 200 to 200" in caplog.text
+    picture = np.random.default_rng(1).integers(-128, 128, (8, 8, 4)).astype(np.int8)
+    wide = rknn.inference(inputs=[picture.astype(np.int32)], data_type="int8", want_float=False)[0]
+    np.testing.assert_array_equal(wide, run_litert(str(tmp_path / "int8.tflite"), [picture[None]])[0])

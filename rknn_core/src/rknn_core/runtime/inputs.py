@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from rknn_core.errors import RknnError
+from rknn_core.ir import Tensor
 from rknn_core.model import RknnModel
 
 DATA_TYPES = ("float32", "float16", "int8", "uint8", "int16")
@@ -50,8 +51,21 @@ def prepare_inputs(model: RknnModel, inputs: list, data_type: str = "uint8", dat
             else:
                 raise RknnError(f"input {index} ('{name}') has shape {arr.shape}; the model expects {expected}")
         target = model.preprocessed.get(name, name) if through else name
-        feeds[target] = arr.astype(graph.tensor(target).dtype, copy=False)
+        feeds[target] = _stored(arr, graph.tensor(target), index, name)
     return feeds
+
+
+def _stored(arr: np.ndarray, tensor: Tensor, index: int, name: str) -> np.ndarray:
+    """``arr`` in the input's storage type; for an already-quantized integer input, values outside its
+    range are refused rather than wrapped (uint8 pictures fed to an int8 input)."""
+    kind, dtype = np.dtype(tensor.dtype), tensor.dtype
+    if tensor.quant is not None and kind.kind in "iu" and arr.dtype != kind and arr.size:
+        info, low, high = np.iinfo(kind), arr.min(), arr.max()
+        if low < info.min or high > info.max or (arr.dtype.kind == "f" and not np.all(arr == np.round(arr))):
+            raise RknnError(f"input {index} ('{name}') is {dtype} (already quantized) but the data given holds "
+                            f"{arr.dtype} values from {low} to {high}; give {dtype} values {info.min}..{info.max} "
+                            f"(the picture as the model's own quantization expects it)")
+    return arr.astype(kind, copy=False)
 
 
 def _to_model_layout(arr: np.ndarray, data_format: str, layout: str) -> np.ndarray:
