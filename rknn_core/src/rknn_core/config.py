@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-import numpy as np
 
 from rknn_core import validate
 from rknn_core.errors import RknnError
@@ -107,22 +106,10 @@ def check_mean_std(cfg: Config) -> None:
         raise RknnError("config: channel_mean_value and mean_values/std_values both describe the input "
                         "normalization; give one of them (pass channel_mean_value=None to switch)")
     for name in ("mean_values", "std_values"):
-        value = getattr(cfg, name)
-        if value is None:
-            continue
-        example = "[[123.68, 116.78, 103.94]]" if name == "mean_values" else "[[58.82, 58.82, 58.82]]"
-        entries = [e if isinstance(e, (list, tuple)) else [e] for e in value] if isinstance(value, (list, tuple)) else []
-        numbers = [v for entry in entries for v in entry]
-        if not entries or not all(entries) or not all(_is_finite_number(v) for v in numbers):
-            raise RknnError(f"config {name} must be a list with one list of finite per-channel numbers per "
-                            f"input, e.g. {example}; got {value!r}")
+        value = validate.finite_values("config", name, getattr(cfg, name), optional=True)
+        numbers = [v for entry in value or () for v in (entry if isinstance(entry, (list, tuple)) else [entry])]
         if name == "std_values" and any(float(v) == 0 for v in numbers):
             raise RknnError(f"config std_values must not hold 0 (inputs are divided by them); got {value!r}")
-
-
-def _is_finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)) \
-        and bool(np.isfinite(value))
 
 
 def make_config(current: Config, **kwargs: Any) -> Config:
