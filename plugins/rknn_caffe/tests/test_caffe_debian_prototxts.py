@@ -55,9 +55,6 @@ def test_squeezedet_deploy_matches_opencv(tmp_path):
     assert_close(got, [ref[o.shape] for o in got])
 
 
-@pytest.mark.xfail(strict=True, raises=RknnError, reason="rknn-caffe bug: a Data layer's label top, read only by "
-                   "the skipped loss/accuracy layers, is reported as 'the converter did not produce top(s) "
-                   "['label']' although the importer's docs say it is dropped")
 def test_squeezenet_train_test_net_runs_its_test_phase(tmp_path):
     """The training definition (Data layers per phase, crop 227, SoftmaxWithLoss and Accuracy) imports as its TEST
     phase: the net up to pool10, equal to the deploy net's pool10 with the same weights."""

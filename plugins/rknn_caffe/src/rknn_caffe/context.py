@@ -26,6 +26,7 @@ class Ctx:
         self.registry = registry
         self.proto = proto  # 'caffe' or 'lstm_caffe', as load_caffe was called
         self.blobs: dict[str, str] = {}  # Caffe blob name -> the IR tensor holding its current value
+        self.dropped: dict[str, str] = {}  # blob name -> why inference has no such blob (a Data layer's label)
         self.final_writer: dict[str, int] = {}  # blob name -> index of the last layer that writes it
         self.layer: CaffeLayer | None = None
         self.index = -1
@@ -41,6 +42,8 @@ class Ctx:
         if k >= len(layer.bottoms):
             raise RknnError(f"needs at least {k + 1} bottom(s), the layer has {len(layer.bottoms)}")
         name = layer.bottoms[k]
+        if name in self.dropped:
+            raise RknnError(f"bottom '{name}' is {self.dropped[name]}, which inference does not have")
         if name not in self.blobs:
             raise RknnError(f"bottom '{name}' is produced by no earlier layer and is not a net input")
         return self.blobs[name]

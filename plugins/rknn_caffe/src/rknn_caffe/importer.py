@@ -94,7 +94,7 @@ def _convert(ctx: Ctx, layer: CaffeLayer, convert, path: str, blobs: str | None)
         if len(set(layer.tops)) != len(layer.tops):
             raise RknnError(f"the tops {layer.tops} repeat a name")
         convert(ctx, layer)
-        missing = [top for top in layer.tops if top not in ctx.blobs]
+        missing = [top for top in layer.tops if top not in ctx.blobs and top not in ctx.dropped]
         if missing:
             raise RknnError(f"the converter did not produce top(s) {missing}")
     except RknnError as exc:
@@ -111,7 +111,8 @@ def _set_outputs(ctx: Ctx, layers: list[CaffeLayer], path: str) -> None:
         for bottom in layer.bottoms:
             open_blobs.pop(bottom, None)
         for top in layer.tops:
-            open_blobs[top] = None
+            if top not in ctx.dropped:
+                open_blobs[top] = None
     graph = ctx.graph
     for blob in open_blobs:
         ir = ctx.blobs[blob]

@@ -18,10 +18,13 @@ def input_layer(ctx: Ctx, layer: CaffeLayer) -> None:
 
 
 def _image_input(ctx: Ctx, channels: int, height: int, width: int, source: str) -> None:
+    """The first top becomes the image input; a second top (the label) is dropped."""
     if not height or not width:
         raise RknnError(f"the input size is unknown: {source}; replace the layer with an Input layer "
                         f"(input_param {{ shape {{ dim: 1 dim: C dim: H dim: W }} }})")
     ctx.add_input(0, (1, channels, height, width))
+    for top in ctx.layer.tops[1:]:
+        ctx.dropped[top] = f"the label top of data layer '{ctx.layer.name}'"
 
 
 def data_layer(ctx: Ctx, layer: CaffeLayer) -> None:
