@@ -1,6 +1,6 @@
 """Test sessions, one per installable package, plus lint, heavy and exploratory runs.
 
-    nox -s lint onnx op_example tf tflite darknet caffe torch  # each plugin package in its own virtualenv
+    nox -s lint onnx op_example tf tflite darknet caffe torch mxnet  # each plugin package in its own virtualenv
     nox -s integration                    # everything installed together (what scripts/test.sh runs)
     nox -s heavy                          # rare, slow cases (marked @pytest.mark.heavy)
     nox -s explore                        # hypothesis with fresh random examples
@@ -24,7 +24,8 @@ PINS = "requirements-dev.txt"
 CORE = ("-e", "rknn_core", "-e", "plugins/targets", "-e", "plugins/targets/rk18xx", "-e", "plugins/targets/rv11xx")
 EVERY_PLUGIN = ("-e", "plugins/rknn_onnx", "-e", "plugins/examples/rknn_op_example", "-e",
                 "plugins/examples/rknn_quant_example", "-e", "plugins/rknn_tf", "-e", "plugins/rknn_tflite",
-                "-e", "plugins/rknn_darknet", "-e", "plugins/rknn_caffe", "-e", "plugins/rknn_torch")
+                "-e", "plugins/rknn_darknet", "-e", "plugins/rknn_caffe", "-e", "plugins/rknn_torch",
+                "-e", "plugins/rknn_mxnet")
 
 
 def _install(session: nox.Session, *packages: str) -> None:
@@ -114,6 +115,24 @@ def torch(session: nox.Session) -> None:
     requirements-dev.txt) as the reference and torchvision's architectures as test models."""
     _install(session, "-e", "plugins/rknn_torch")
     session.run("pytest", "-m", "not heavy", "plugins/rknn_torch/tests", *session.posargs)
+
+
+@nox.session
+def mxnet(session: nox.Session) -> None:
+    """The MXNet frontend on its own: core + targets + rknn_mxnet, without mxnet (installing the plugin must not
+    pull it in). Real mxnet 1.9.1 with numpy 1.23.5, in a virtualenv of its own, writes the reference cases
+    (plugins/rknn_mxnet/tests/make_reference.py, cached in .cache/models/mxnet); the plugin's tests compare with them."""
+    _install(session, "-e", "plugins/rknn_mxnet")
+    listed = session.run("python", "-m", "pip", "list", "--format=freeze", silent=True)
+    if any(line.lower().startswith("mxnet==") for line in listed.splitlines()):
+        session.error("the mxnet session must not have mxnet installed beside the plugin")
+    reference = Path(session.create_tmp()) / "mxnet-venv"
+    if not (reference / "bin" / "python").exists():
+        session.run("python", "-m", "venv", str(reference))
+    python = str(reference / "bin" / "python")
+    session.run(python, "-m", "pip", "install", "--quiet", "mxnet==1.9.1", "numpy==1.23.5", external=True)
+    session.run(python, "plugins/rknn_mxnet/tests/make_reference.py", external=True)
+    session.run("pytest", "-m", "not heavy", "plugins/rknn_mxnet/tests", *session.posargs)
 
 
 @nox.session
