@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -169,3 +170,21 @@ def test_importing_the_plugin_does_not_import_torch():
     code = ("import sys, rknn_torch.plugin as p; p.rknn_converters(); p.rknn_frontends(); "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_command_line_converts_and_runs_a_torchscript_file(tmp_path, capsys):
+    from rknn_core.cli import main
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5))
+    save(net.eval(), [torch.zeros(1, 3, 6, 6)], "script", tmp_path / "net.pt")
+    x = np.random.default_rng(7).standard_normal((1, 3, 6, 6)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["convert", str(tmp_path / "net.pt"), "-o", str(tmp_path / "net.rknn"), "--input-size-list", "3,6,6"]) == 0
+    capsys.readouterr()
+    assert main(["run", str(tmp_path / "net.rknn"), "--input", str(tmp_path / "x.npy"), "--format", "nchw",
+                 "--top", "5"]) == 0
+    (ref,) = torch_outputs(tmp_path / "net.pt", [x])
+    top = [(int(i), float(v)) for i, v in re.findall(r"^\[(\d+)\]: (\S+)$", capsys.readouterr().out, re.M)]
+    assert [i for i, _ in top] == list(np.argsort(-ref.reshape(-1), kind="stable"))
+    np.testing.assert_allclose([v for _, v in top], np.sort(ref.reshape(-1))[::-1], rtol=1e-4, atol=1e-4)
