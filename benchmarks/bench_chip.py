@@ -1,12 +1,15 @@
-"""The chip performance model against published NPU latencies, and what pre_compile saves.
+"""The chip performance model against published NPU latencies: fit, cross-validation, chip order, pre_compile.
 
-    .venv/bin/python benchmarks/bench_chip.py          # predicted vs published, errors, chip order, pre_compile
-    .venv/bin/python benchmarks/bench_chip.py --fit    # fit each NPU design's calibration to the CALIBRATION rows
+    .venv/bin/python benchmarks/bench_chip.py          # rows, leave-one-model-out CV, in-sample, pre_compile
+    .venv/bin/python benchmarks/bench_chip.py --fit    # only the calibration fitted on all rows (for chips.py)
 
 The models are the published architectures written with onnx.helper (benchmarks/chip_models.py),
-imported and built with this toolkit, and modelled as int8 builds (the published rows are int8).
-Fitting uses only the CALIBRATION rows (issue 9); the VALIDATION rows (Rockchip model zoo: detection
-and face models) are never fitted: their median absolute error and chip order are the model's test.
+imported and built with this toolkit, and modelled as int8 builds (the published rows are int8). The
+published rows and their sources are benchmarks/chip_published.py. Each NPU design (RK18xx; RV11xx:
+RV1109 and RV1126 share one) has one Calibration of five physical parameters, fitted by least squares
+on log latency. Generalisation is measured by leave-one-model-out cross-validation: every model's
+rows are predicted by parameters fitted without that model. The shipped parameters (chips.py) are
+the fit on all rows; the in-sample table uses them.
 """
 
 from __future__ import annotations
@@ -23,85 +26,130 @@ import numpy as np
 import onnx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from chip_models import CALIBRATION, VALIDATION  # noqa: E402
+from chip_models import BUILDERS  # noqa: E402
+from chip_published import PUBLISHED  # noqa: E402
 
 from rknn.api import RKNN  # noqa: E402
 from rknn_core import fileformat  # noqa: E402
 from rknn_core.platforms import chip_for  # noqa: E402
-from rknn_targets.npu.perf import layer_features, layer_time  # noqa: E402
+from rknn_targets.npu.chip import Calibration  # noqa: E402
+from rknn_targets.npu.perf import feature_matrix, layer_features, layer_times  # noqa: E402
 from rknn_targets.npu.program import load_program  # noqa: E402
 
 DESIGNS = {"rk18xx": ("rk1808",), "rv11xx": ("rv1109", "rv1126")}  # chips sharing one NPU design (one calibration)
+START = [0.3, 0.1, 20000.0, 4.0, 8.0]  # Calibration.FIELDS
+LOWER = [0.01, 0.002, 100.0, 0.25, 0.1]
+UPPER = [1.0, 1.0, 500000.0, 64.0, 256.0]
 
 
-def built_models(table: dict, folder: str) -> dict:
-    """name -> (RknnModel, published {chip: ms}) for every row of ``table``."""
-    found = {}
-    for name, (build, rows) in table.items():
+@attrs.frozen
+class ChipRows:
+    """Every published model on one chip: the layers' feature rows, which model each belongs to, the published ms."""
+
+    chip: object
+    names: tuple[str, ...]
+    rows: np.ndarray
+    owner: np.ndarray
+    published: np.ndarray
+
+    def predict(self, calibration: Calibration) -> np.ndarray:
+        """Modelled ms of every model at ``calibration``."""
+        chip = attrs.evolve(self.chip, calibration=calibration)
+        times = layer_times(self.rows, chip, "int8")[0]
+        return np.bincount(self.owner, weights=times, minlength=len(self.names)) / 1000
+
+
+def built_graphs(folder: str) -> tuple[dict, object]:
+    """name -> built graph of every published model with an architecture; the session registry."""
+    graphs, registry = {}, None
+    for name in PUBLISHED:
+        if name not in BUILDERS:
+            continue
         path = os.path.join(folder, f"{name}.onnx")
-        onnx.save(build(), path)
-        rknn = RKNN()
+        onnx.save(BUILDERS[name](), path)
+        rknn = RKNN(verbose=False)
         if rknn.load_onnx(path) != 0 or rknn.build(do_quantization=False) != 0:
             raise SystemExit(f"{name}: the model could not be built")
-        found[name] = (rknn._tk.model, rows, rknn._tk.registry)
+        graphs[name], registry = rknn._tk.model.graph, rknn._tk.registry
+    return graphs, registry
+
+
+def chip_rows(graphs: dict, registry) -> dict[str, ChipRows]:
+    """Per chip: the feature rows of every model published for it."""
+    found = {}
+    for chips in DESIGNS.values():
+        for name in chips:
+            chip = chip_for([name], registry)
+            models = [m for m in graphs if name in PUBLISHED[m][1]]
+            matrices = [feature_matrix(layer_features(graphs[m], chip, "int8")) for m in models]
+            owner = np.concatenate([np.full(len(x), i) for i, x in enumerate(matrices)])
+            found[name] = ChipRows(chip, tuple(models), np.concatenate(matrices), owner,
+                                   np.array([PUBLISHED[m][1][name] for m in models]))
     return found
 
 
-def predict(model, chip) -> float:
-    """Modelled int8 latency in ms."""
-    return sum(layer_time(f, chip, "int8")[0] for f in layer_features(model.graph, chip, "int8")) / 1000
-
-
-def fit(models: dict) -> None:
-    """Least squares on log(predicted / published) over the CALIBRATION rows, per NPU design."""
+def fit(rows: dict[str, ChipRows], chips: tuple[str, ...], leave_out: str | None = None) -> Calibration:
+    """Least squares on log(predicted / published) over the chips' rows (without model ``leave_out``)."""
     from scipy.optimize import least_squares
 
-    registry = next(iter(models.values()))[2]
-    for design, chips in DESIGNS.items():
-        base = {c: chip_for([c], registry) for c in chips}
-        cases = [(base[c], layer_features(m.graph, base[c], "int8"), rows[c])
-                 for m, rows, _ in models.values() for c in chips if c in rows]
+    keep = {c: np.array([n != leave_out for n in rows[c].names]) for c in chips}
 
-        def residuals(p, base=base, cases=cases):
-            cal = attrs.evolve(next(iter(base.values())).calibration, utilisation=p[0], depthwise_efficiency=p[1],
-                               layer_overhead_cycles=p[2], ddr_efficiency=p[3])
-            out = []
-            for chip, feats, ms in cases:
-                tuned = attrs.evolve(chip, calibration=cal)
-                out.append(np.log(sum(layer_time(f, tuned, "int8")[0] for f in feats) / 1000 / ms))
-            return out
+    def residuals(logp):
+        cal = Calibration(*np.exp(logp))
+        return np.concatenate([np.log(rows[c].predict(cal) / rows[c].published)[keep[c]] for c in chips])
 
-        result = least_squares(residuals, [0.3, 0.1, 20000, 0.6], x_scale=[0.1, 0.05, 5000, 0.1],
-                               bounds=([0.02, 0.01, 500, 0.1], [1, 1, 200000, 1]))
-        u, d, o, e = result.x
-        print(f"{design}: Calibration(utilisation={u:.3f}, depthwise_efficiency={d:.3f}, layer_overhead_cycles={o:.0f}, "
-              f"ddr_efficiency={e:.3f})  rms log error {np.sqrt(np.mean(result.fun ** 2)):.3f}")
+    result = least_squares(residuals, np.log(START), bounds=(np.log(LOWER), np.log(UPPER)))
+    return Calibration(*(float(v) for v in np.exp(result.x)))
 
 
-def report(models: dict, title: str) -> list[float]:
-    """Print predicted vs published per model and chip, and whether the chips' order is right; the errors."""
+def table(title: str, rows: dict[str, ChipRows], predicted: dict[str, dict[str, float]]) -> tuple[float, int, int]:
+    """Print predicted vs published per model and chip and the chips' order; (median abs error, orders right, models)."""
     print(f"\n{title}\n| model | chip | published ms | predicted ms | error |\n|---|---|---|---|---|")
-    errors, orders = [], []
-    for name, (model, rows, registry) in models.items():
-        predicted = {c: predict(model, chip_for([c], registry)) for c in rows}
-        for c, ms in rows.items():
-            err = predicted[c] / ms - 1
+    errors, right, models = [], 0, 0
+    for name in PUBLISHED:
+        published = {c: r.published[r.names.index(name)] for c, r in rows.items() if name in r.names}
+        if not published:
+            continue
+        for c, ms in published.items():
+            err = predicted[name][c] / ms - 1
             errors.append(abs(err))
-            print(f"| {name} | {c} | {ms:.2f} | {predicted[c]:.2f} | {err:+.0%} |")
-        right = sorted(rows, key=rows.get) == sorted(predicted, key=predicted.get)
-        orders.append(right)
-        print(f"| {name} | order fastest first | {' < '.join(sorted(rows, key=rows.get))} | "
-              f"{' < '.join(sorted(predicted, key=predicted.get))} | {'right' if right else 'WRONG'} |")
-    print(f"median absolute error {statistics.median(errors):.1%} over {len(errors)} rows; chip order right on "
-          f"{sum(orders)} of {len(orders)} models")
-    return errors
+            print(f"| {name} | {c} | {ms:.2f} | {predicted[name][c]:.2f} | {err:+.0%} |")
+        order = sorted(published, key=published.get)
+        guess = sorted(published, key=predicted[name].get)
+        models, right = models + 1, right + (order == guess)
+        print(f"| {name} | order fastest first | {' < '.join(order)} | {' < '.join(guess)} | "
+              f"{'right' if order == guess else 'WRONG'} |")
+    median = statistics.median(errors)
+    print(f"median absolute error {median:.1%} over {len(errors)} rows; chip order right on {right} of {models} models")
+    return median, right, models
+
+
+def predictions(rows: dict[str, ChipRows], calibrations: dict[str, Calibration], only: str | None = None) -> dict:
+    out: dict[str, dict[str, float]] = {}
+    for design, chips in DESIGNS.items():
+        for c in chips:
+            for name, ms in zip(rows[c].names, rows[c].predict(calibrations[design])):
+                if only in (None, name):
+                    out.setdefault(name, {})[c] = float(ms)
+    return out
+
+
+def cross_validation(rows: dict[str, ChipRows]) -> dict:
+    """Leave-one-model-out: each model's rows predicted by the calibrations fitted without it."""
+    held: dict[str, dict[str, float]] = {}
+    for name in {n for r in rows.values() for n in r.names}:
+        calibrations = {d: fit(rows, chips, leave_out=name) for d, chips in DESIGNS.items()}
+        held.update(predictions(rows, calibrations, only=name))
+    return held
+
+
+def show(calibration: Calibration) -> str:
+    return ", ".join(f"{k}={getattr(calibration, k):.4g}" for k in Calibration.FIELDS)
 
 
 def pre_compile(folder: str) -> None:
     """Size of a pre-compiled .rknn and the time saved loading its program instead of compiling it."""
-    build, _rows = CALIBRATION["resnet50"]
-    path = os.path.join(folder, "r50.onnx")
-    onnx.save(build(), path)
+    path = os.path.join(folder, "resnet50.onnx")
     sizes, loads = {}, {}
     for flag in (False, True):
         rknn = RKNN()
@@ -123,15 +171,28 @@ def pre_compile(folder: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fit", action="store_true", help="fit the calibration of each NPU design")
+    parser.add_argument("--fit", action="store_true", help="only print the calibration fitted on all rows")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        calibration = built_models(CALIBRATION, folder)
+        graphs, registry = built_graphs(folder)
+        rows = chip_rows(graphs, registry)
+        fitted = {d: fit(rows, chips) for d, chips in DESIGNS.items()}
+        for design, chips in DESIGNS.items():
+            shipped = rows[chips[0]].chip.calibration
+            print(f"{design}: fitted on all rows Calibration({show(fitted[design])})\n"
+                  f"{' ' * len(design)}  shipped (chips.py)    Calibration({show(shipped)})")
         if args.fit:
-            fit(calibration)
             return
-        report(calibration, "Calibration rows (fitted)")
-        report(built_models(VALIDATION, folder), "Validation rows (held out, never fitted)")
+        skipped = [n for n in PUBLISHED if n not in BUILDERS]
+        print(f"{len(graphs)} published models, {sum(len(r.names) for r in rows.values())} rows"
+              + (f"; no architecture for {', '.join(skipped)}" if skipped else ""))
+        started = time.perf_counter()
+        cv = table("Leave-one-model-out cross-validation (each model predicted without its own rows)", rows,
+                   cross_validation(rows))
+        shipped = {d: rows[chips[0]].chip.calibration for d, chips in DESIGNS.items()}
+        fit_in = table("In-sample (the shipped calibration, fitted on all rows)", rows, predictions(rows, shipped))
+        print(f"\nsummary: CV median abs error {cv[0]:.1%}, order right on {cv[1]} of {cv[2]} models; in-sample "
+              f"{fit_in[0]:.1%}, {fit_in[1]} of {fit_in[2]} (cross-validation took {time.perf_counter() - started:.0f} s)")
         pre_compile(folder)
 
 

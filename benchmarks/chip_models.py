@@ -14,82 +14,7 @@ import math
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
-
-
-class Net:
-    """A small ONNX graph builder that tracks channel counts."""
-
-    def __init__(self, channels: int, height: int, width: int, act: str = "relu"):
-        self.nodes, self.inits, self.channels, self.count = [], [], {"input": channels}, 0
-        self.shape, self.act = (1, channels, height, width), act
-
-    def _name(self, stem: str) -> str:
-        self.count += 1
-        return f"{stem}_{self.count}"
-
-    def _const(self, stem: str, array: np.ndarray) -> str:
-        name = self._name(stem)
-        self.inits.append(numpy_helper.from_array(array, name))
-        return name
-
-    def node(self, op: str, inputs: list[str], channels: int, **attrs) -> str:
-        out = self._name(op.lower())
-        self.nodes.append(helper.make_node(op, inputs, [out], **attrs))
-        self.channels[out] = channels
-        return out
-
-    def activation(self, x: str, act: str | None) -> str:
-        c = self.channels[x]
-        if act == "relu":
-            return self.node("Relu", [x], c)
-        if act == "leaky":
-            return self.node("LeakyRelu", [x], c, alpha=0.1)
-        if act == "silu":
-            return self.node("Mul", [x, self.node("Sigmoid", [x], c)], c)
-        return x
-
-    def conv(self, x: str, cout: int, k: int = 1, s: int = 1, act: str | None = "default", group: int = 1,
-             pad: int | None = None, dilation: int = 1) -> str:
-        cin = self.channels[x]
-        pad = (k // 2) * dilation if pad is None else pad
-        w = self._const("w", np.zeros((cout, cin // group, k, k), np.float32))
-        b = self._const("b", np.zeros(cout, np.float32))
-        y = self.node("Conv", [x, w, b], cout, kernel_shape=[k, k], strides=[s, s], pads=[pad] * 4, group=group,
-                      dilations=[dilation, dilation])
-        return self.activation(y, self.act if act == "default" else act)
-
-    def bn(self, x: str) -> str:
-        c = self.channels[x]
-        params = [self._const("bn", np.full(c, v, np.float32)) for v in (1.0, 0.0, 0.0, 1.0)]
-        return self.node("BatchNormalization", [x, *params], c)
-
-    def add(self, a: str, b: str) -> str:
-        return self.node("Add", [a, b], self.channels[a])
-
-    def concat(self, xs: list[str]) -> str:
-        return self.node("Concat", xs, sum(self.channels[x] for x in xs), axis=1)
-
-    def maxpool(self, x: str, k: int, s: int) -> str:
-        return self.node("MaxPool", [x], self.channels[x], kernel_shape=[k, k], strides=[s, s], pads=[k // 2] * 4)
-
-    def upsample(self, x: str) -> str:
-        scales = self._const("scales", np.array([1, 1, 2, 2], np.float32))
-        return self.node("Resize", [x, "", scales], self.channels[x], mode="nearest")
-
-    def classifier(self, x: str, classes: int = 1000) -> str:
-        pooled = self.node("Flatten", [self.node("GlobalAveragePool", [x], self.channels[x])], self.channels[x])
-        w = self._const("fc", np.zeros((classes, self.channels[x]), np.float32))
-        return self.node("Gemm", [pooled, w, self._const("fcb", np.zeros(classes, np.float32))], classes, transB=1)
-
-    def model(self, outputs: list[str]) -> onnx.ModelProto:
-        graph = helper.make_graph(self.nodes, "net", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
-                                                                                    self.shape)],
-                                  [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
-                                  self.inits)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-        model.ir_version = 8
-        return model
+from chip_nets import Net
 
 
 # ---------------------------------------------------------------- classification (calibration)
@@ -169,7 +94,9 @@ def _sppf(net: Net, x: str, c2: int) -> str:
     return net.conv(net.concat(y), c2, 1)
 
 
-def yolov5(width: float, depth: float, act: str = "silu", size: int = 640) -> onnx.ModelProto:
+def yolov5(width: float, depth: float, act: str = "silu", seg: bool = False, size: int = 640) -> onnx.ModelProto:
+    """YOLOv5 v6 as rknn_model_zoo exports it: three raw head convolutions (no decoding); ``seg`` adds the 32
+    mask coefficients per anchor and the prototype branch (yolov5-seg)."""
     net = Net(3, size, size, act)
     ch = [max(8, math.ceil(c * width / 8) * 8) for c in (64, 128, 256, 512, 1024)]
 
@@ -185,13 +112,18 @@ def yolov5(width: float, depth: float, act: str = "silu", size: int = 640) -> on
     o3 = _c3(net, net.concat([net.upsample(h14), p3]), ch[2], rep(3), False)
     o4 = _c3(net, net.concat([net.conv(o3, ch[2], 3, 2), h14]), ch[3], rep(3), False)
     o5 = _c3(net, net.concat([net.conv(o4, ch[3], 3, 2), h10]), ch[4], rep(3), False)
-    return net.model([net.conv(o, 255, 1, act=None) for o in (o3, o4, o5)])
+    per_anchor = 85 + 32 if seg else 85
+    outputs = [net.conv(o, 3 * per_anchor, 1, act=None) for o in (o3, o4, o5)]
+    if seg:  # Proto: 3x3, nearest 2x, 3x3, 1x1 to 32 prototypes at stride 4
+        c = math.ceil(256 * width / 8) * 8
+        outputs.append(net.conv(net.conv(net.upsample(net.conv(o3, c, 3)), c, 3), 32, 1))
+    return net.model(outputs)
 
 
 def _c2f(net: Net, x: str, c2: int, n: int, shortcut: bool) -> str:
     c = c2 // 2
     y = net.conv(x, 2 * c, 1)
-    halves = [net.node("Slice", [y, *[net._const("s", np.array([v], np.int64)) for v in (lo, lo + c, 1)]], c)
+    halves = [net.node("Slice", [y, *[net.const("s", np.array([v], np.int64)) for v in (lo, lo + c, 1)]], c)
               for lo in (0, c)]
     for _ in range(n):
         z = net.conv(net.conv(halves[-1], c, 3), c, 3)
@@ -199,8 +131,12 @@ def _c2f(net: Net, x: str, c2: int, n: int, shortcut: bool) -> str:
     return net.conv(net.concat(halves), c2, 1)
 
 
-def yolov8(width: float, depth: float, max_channels: int, size: int = 640) -> onnx.ModelProto:
+def yolov8(width: float, depth: float, max_channels: int, task: str = "detect", size: int = 640) -> onnx.ModelProto:
+    """YOLOv8 as rknn_model_zoo exports it: per level the box convolution (64 = 4 x 16 DFL bins), the class
+    scores through Sigmoid and their ReduceSum + Clip; ``task`` ``seg`` adds mask coefficients and the
+    prototype branch, ``obb`` (DOTA, 15 classes) the angle branch."""
     net = Net(3, size, size, "silu")
+    classes = 15 if task == "obb" else 80
     ch = [min(c, max_channels) * width for c in (64, 128, 256, 512, 1024)]
     ch = [int(math.ceil(c / 8) * 8) for c in ch]
 
@@ -215,12 +151,21 @@ def yolov8(width: float, depth: float, max_channels: int, size: int = 640) -> on
     o3 = _c2f(net, net.concat([net.upsample(h4), p3]), ch[2], rep(3), False)
     o4 = _c2f(net, net.concat([net.conv(o3, ch[2], 3, 2), h4]), ch[3], rep(3), False)
     o5 = _c2f(net, net.concat([net.conv(o4, ch[3], 3, 2), p5]), ch[4], rep(3), False)
-    c2, c3 = max(16, ch[2] // 4, 64), max(ch[2], 80)
+    c2, c3 = max(16, ch[2] // 4, 64), max(ch[2], min(classes, 100))
     outputs = []
     for o in (o3, o4, o5):
         outputs.append(net.conv(net.conv(net.conv(o, c2, 3), c2, 3), 64, 1, act=None))
-        cls = net.conv(net.conv(net.conv(o, c3, 3), c3, 3), 80, 1, act=None)
-        outputs.append(net.node("Sigmoid", [cls], 80))
+        cls = net.activation(net.conv(net.conv(net.conv(o, c3, 3), c3, 3), classes, 1, act=None), "sigmoid")
+        axes = net.const("axes", np.array([1], np.int64))
+        total = net.node("ReduceSum", [cls, axes], 1, keepdims=1)
+        outputs += [cls, net.node("Clip", [total, net.const("lo", np.array(0, np.float32)),
+                                           net.const("hi", np.array(1, np.float32))], 1)]
+        if task in ("seg", "obb"):  # 32 mask coefficients or one angle per anchor
+            extra, c4 = (32, max(ch[2] // 4, 32)) if task == "seg" else (1, max(ch[2] // 4, 1))
+            outputs.append(net.conv(net.conv(net.conv(o, c4, 3), c4, 3), extra, 1, act=None))
+    if task == "seg":  # Proto: 3x3, ConvTranspose 2x2 s2, 3x3, 1x1 to 32 prototypes at stride 4
+        c = math.ceil(min(256, max_channels) * width / 8) * 8
+        outputs.append(net.conv(net.conv(net.deconv(net.conv(o3, c, 3), c), c, 3), 32, 1))
     return net.model(outputs)
 
 
@@ -253,27 +198,40 @@ def retinaface(backbone: str, size: int = 320) -> onnx.ModelProto:
         feature = _ssh(net, level, out, act)
         for key, k in (("cls", 4), ("box", 8), ("ldm", 20)):
             y = net.node("Transpose", [net.conv(feature, k, 1, act=None)], k, perm=[0, 2, 3, 1])
-            shape = net._const("shape", np.array([1, -1, k // 2], np.int64))
+            shape = net.const("shape", np.array([1, -1, k // 2], np.int64))
             heads[key].append(net.node("Reshape", [y, shape], k // 2))
     cls = net.node("Softmax", [net.node("Concat", heads["cls"], 2, axis=1)], 2, axis=-1)
     return net.model([net.node("Concat", heads["box"], 4, axis=1), cls, net.node("Concat", heads["ldm"], 10, axis=1)])
 
 
-CALIBRATION = {  # published int8 NPU-only latencies (ms), issue 9: fitted
-    "mobilenetv2-12": (mobilenet_v2, {"rk1808": 1000 / 170.3, "rv1109": 1000 / 212.9, "rv1126": 1000 / 322.3}),
-    "resnet50-v2-7": (resnet50_v2, {"rk1808": 1000 / 37.1, "rv1109": 1000 / 24.4, "rv1126": 1000 / 36.2}),
-    "mobilenet_v1": (mobilenet_v1, {"rk1808": 6.98, "rv1109": 7.49}),
-    "resnet50": (resnet50_v1, {"rk1808": 19.39, "rv1109": 30.80}),
-}
-VALIDATION = {  # rknn_model_zoo README (v2.3.2) "Model performance benchmark (FPS)", INT8: never fitted
-    "yolov5s_relu": (lambda: yolov5(0.5, 0.33, "relu"), {"rk1808": 37.2, "rv1109": 20.2, "rv1126": 29.2}),
-    "yolov5n": (lambda: yolov5(0.25, 0.33), {"rk1808": 61.2, "rv1109": 36.3, "rv1126": 53.2}),
-    "yolov5s": (lambda: yolov5(0.5, 0.33), {"rk1808": 28.2, "rv1109": 13.6, "rv1126": 20.0}),
-    "yolov5m": (lambda: yolov5(0.75, 0.67), {"rk1808": 13.3, "rv1109": 5.8, "rv1126": 8.5}),
-    "yolov8n": (lambda: yolov8(0.25, 0.33, 1024), {"rk1808": 42.3, "rv1109": 24.0, "rv1126": 35.4}),
-    "yolov8s": (lambda: yolov8(0.5, 0.33, 1024), {"rk1808": 19.1, "rv1109": 8.9, "rv1126": 13.1}),
-    "yolov8m": (lambda: yolov8(0.75, 0.67, 768), {"rk1808": 9.1, "rv1109": 3.9, "rv1126": 5.8}),
-    "RetinaFace_mobile320": (lambda: retinaface("mobile0.25"), {"rk1808": 198.5, "rv1109": 144.8, "rv1126": 212.5}),
-    "RetinaFace_resnet50_320": (lambda: retinaface("resnet50"), {"rk1808": 24.6, "rv1109": 14.6, "rv1126": 20.8}),
-}
-VALIDATION = {name: (build, {chip: 1000 / fps for chip, fps in rows.items()}) for name, (build, rows) in VALIDATION.items()}
+
+
+def _catalogue() -> dict:
+    from chip_models_more import deeplabv3_mobilenet_v2, lprnet, ppocrv4_det, ppyoloe, yolo11, yolov6, yolov7, yolox
+
+    return {
+        "mobilenetv2-12": mobilenet_v2, "resnet50-v2-7": resnet50_v2,
+        "mobilenet_v1": mobilenet_v1, "resnet50": resnet50_v1,
+        "yolov5s_relu": lambda: yolov5(0.5, 0.33, "relu"), "yolov5n": lambda: yolov5(0.25, 0.33),
+        "yolov5s": lambda: yolov5(0.5, 0.33), "yolov5m": lambda: yolov5(0.75, 0.67),
+        "yolov5n-seg": lambda: yolov5(0.25, 0.33, seg=True), "yolov5s-seg": lambda: yolov5(0.5, 0.33, seg=True),
+        "yolov5m-seg": lambda: yolov5(0.75, 0.67, seg=True),
+        "yolov6n": lambda: yolov6(0.25, 0.33), "yolov6s": lambda: yolov6(0.5, 0.33),
+        "yolov6m": lambda: yolov6(0.75, 0.6, csp=True),
+        "yolov7-tiny": lambda: yolov7(True), "yolov7": lambda: yolov7(False),
+        "yolov8n": lambda: yolov8(0.25, 0.33, 1024), "yolov8s": lambda: yolov8(0.5, 0.33, 1024),
+        "yolov8m": lambda: yolov8(0.75, 0.67, 768),
+        "yolov8n-seg": lambda: yolov8(0.25, 0.33, 1024, "seg"), "yolov8s-seg": lambda: yolov8(0.5, 0.33, 1024, "seg"),
+        "yolov8m-seg": lambda: yolov8(0.75, 0.67, 768, "seg"), "yolov8n-obb": lambda: yolov8(0.25, 0.33, 1024, "obb"),
+        "yolo11n": lambda: yolo11(0.25, 0.5, 1024), "yolo11s": lambda: yolo11(0.5, 0.5, 1024),
+        "yolo11m": lambda: yolo11(1.0, 0.5, 512, True),
+        "yolox_s": lambda: yolox(0.5, 0.33), "yolox_m": lambda: yolox(0.75, 0.67),
+        "ppyoloe_s": lambda: ppyoloe(0.5, 0.33), "ppyoloe_m": lambda: ppyoloe(0.75, 0.67),
+        "deeplab-v3-plus-mobilenet-v2": deeplabv3_mobilenet_v2,
+        "RetinaFace_mobile320": lambda: retinaface("mobile0.25"),
+        "RetinaFace_resnet50_320": lambda: retinaface("resnet50"),
+        "lprnet": lprnet, "ppocrv4_det": ppocrv4_det,
+    }
+
+
+BUILDERS = _catalogue()  # published model name -> builder of its ONNX graph

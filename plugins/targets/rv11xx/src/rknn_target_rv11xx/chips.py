@@ -7,7 +7,9 @@ Sources (facts), each line marked ``estimate`` where no public source was found:
   Rockchip states only that the NPU computes 8 and 16 bit).
 - NPU 934 / 594 MHz and DDR 924 MHz: Rockchip's rknn_model_zoo/scaling_frequency.sh.
 - DDR bus 32 bits: estimate (one 32-bit DDR3/DDR4/LPDDR4 channel).
-- NPU on-chip SRAM 512 KiB, 16 kernel lanes, tensor unit 64 elements/cycle: estimates.
+- NPU on-chip SRAM 512 KiB, 16 kernel lanes x 16 input lanes: estimates.
+- CPU fallback throughput (fp32 NEON, ~1 MAC per cycle and core): RV1126 4 x Cortex-A7 at 1.5 GHz ->
+  6000 MACs/us, RV1109 2 x Cortex-A7 at 1.5 GHz -> 3000 (core counts: Rockchip product briefs): estimates.
 - Kernel, stride and pooling limits: the same NPU generation as RK1808 (estimate).
 - runtime base 16 MiB: estimate.
 - Calibration: fitted by ``benchmarks/bench_chip.py --fit`` to the published RV1109 and RV1126 rows of
@@ -21,16 +23,16 @@ from rknn_targets.npu.constraints import standard_rules
 
 FAMILY = "rv1126"
 MACS = {"int8": 1024, "int16": 96, "fp16": 32}
-# fitted by benchmarks/bench_chip.py --fit
-CALIBRATION = Calibration(utilisation=0.193, depthwise_efficiency=0.081, layer_overhead_cycles=500,
-                          ddr_efficiency=0.996)
+# fitted by benchmarks/bench_chip.py on all published rows (benchmarks/chip_published.py)
+CALIBRATION = Calibration(utilisation=0.546, depthwise_efficiency=0.171, layer_overhead_cycles=33590,
+                          bytes_per_cycle=3.34, tensor_per_cycle=256)
 RULES = standard_rules()
 COMMON = dict(family=FAMILY, macs_per_cycle=MACS, ddr_type="LPDDR4/DDR4", ddr_mhz=924, ddr_bus_bits=32,
-              sram_kib=512, kernel_lanes=16, tensor_ops_per_cycle=64, cpu_fallback_us=250.0,
+              sram_kib=512, kernel_lanes=16, input_lanes=16, cpu_fallback_us=250.0,
               cpu_bytes_per_us=800.0, runtime_base_mib=16.0, calibration=CALIBRATION, rules=RULES,
               limits=NpuLimits())
 
 CHIPS = (
-    Chip("rv1109", npu_mhz=594, **COMMON, doc="RV1109: 1.2 TOPS int8 NPU"),
-    Chip("rv1126", npu_mhz=934, **COMMON, doc="RV1126: 2.0 TOPS int8 NPU"),
+    Chip("rv1109", npu_mhz=594, cpu_macs_per_us=3000.0, **COMMON, doc="RV1109: 1.2 TOPS int8 NPU"),
+    Chip("rv1126", npu_mhz=934, cpu_macs_per_us=6000.0, **COMMON, doc="RV1126: 2.0 TOPS int8 NPU"),
 )

@@ -17,17 +17,23 @@ DTYPES = ("int8", "int16", "fp16")  # the MAC array's rates; u8/i8 run at int8, 
 class Calibration:
     """Physical parameters of one NPU design, fitted to published latencies by benchmarks/bench_chip.py.
 
-    ``utilisation``: fraction of the MAC array's peak a well-shaped convolution sustains;
-    ``depthwise_efficiency``: fraction of that a depthwise convolution reaches (one input channel per
-    output leaves most of the array's input lanes idle); ``layer_overhead_cycles``: NPU cycles to
-    start one fused layer (command fetch, descriptor set-up, pipeline fill and drain);
-    ``ddr_efficiency``: fraction of the DDR peak bandwidth the NPU's transfers reach.
+    ``utilisation``: fraction of the MAC array's peak a convolution sustains once its channels are padded
+    to the array's lanes; ``depthwise_efficiency``: fraction of that a depthwise convolution reaches (one
+    input channel per output leaves the array's input lanes idle); ``layer_overhead_cycles``: NPU cycles
+    to start one fused layer (command fetch, descriptor set-up, pipeline fill and drain);
+    ``bytes_per_cycle``: bytes the NPU's memory port moves per NPU cycle (its DMA and bus run at the NPU
+    clock, so a slower NPU clock also slows its transfers; capped by the DDR's peak);
+    ``tensor_per_cycle``: elements per NPU cycle of the tensor unit that runs the layers without MACs
+    (element-wise ops, SiLU's Sigmoid and Mul, pooling passes, resizing, concatenation copies).
     """
 
     utilisation: float
     depthwise_efficiency: float
     layer_overhead_cycles: float
-    ddr_efficiency: float
+    bytes_per_cycle: float
+    tensor_per_cycle: float
+
+    FIELDS = ("utilisation", "depthwise_efficiency", "layer_overhead_cycles", "bytes_per_cycle", "tensor_per_cycle")
 
 
 @attrs.frozen
@@ -60,9 +66,10 @@ class Chip:
     ddr_bus_bits: int
     sram_kib: int                    # on-chip buffer the NPU keeps activations and weight tiles in
     kernel_lanes: int                # output channels (kernels) computed in parallel: cout is padded to it
-    tensor_ops_per_cycle: int        # elements per cycle of the tensor/pooling unit (non-MAC layers)
+    input_lanes: int                 # input channels one step of the array consumes: cin is padded to it
     cpu_fallback_us: float           # switching a layer to the CPU and back (cache flush, format conversion)
     cpu_bytes_per_us: float          # CPU kernels' throughput on a fallback layer
+    cpu_macs_per_us: float           # CPU multiply-accumulates per microsecond (fp32 NEON, all cores)
     runtime_base_mib: float          # system memory of the runtime library and driver before any model
     calibration: Calibration
     rules: dict[str, Any] = attrs.field(factory=dict)  # op -> OpRule (rknn_targets.npu.constraints)

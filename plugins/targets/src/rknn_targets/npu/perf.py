@@ -29,11 +29,16 @@ class LayerFeatures:
     """What a layer asks of the chip, independent of the calibration."""
 
     layer: Layer
-    dense_macs: float = 0.0      # array MACs after channel padding
+    dense_macs: float = 0.0      # array MACs after padding input channels to the array's depth and outputs to its lanes
     depthwise_macs: float = 0.0  # depthwise MACs (run at the depthwise efficiency)
-    tensor_ops: float = 0.0      # elements the tensor unit processes (non-MAC layers, pooling passes)
+    tensor_ops: float = 0.0      # elements the tensor unit processes (element-wise layers, pooling passes, activations)
     dram_bytes: float = 0.0
     cpu_bytes: float = 0.0       # bytes a CPU fallback layer touches
+    cpu_macs: float = 0.0        # multiply-accumulates a CPU fallback layer computes (MatMul of two activations)
+
+    def row(self) -> list[float]:
+        return [self.dense_macs, self.depthwise_macs, self.tensor_ops, self.dram_bytes, self.cpu_bytes, self.cpu_macs,
+                float(self.layer.device == "CPU")]
 
 
 def model_dtype(quantized_dtype: str | None) -> str:
@@ -47,28 +52,37 @@ def _size(shape) -> int:
     return int(np.prod(shape, dtype=np.int64)) if shape is not None else 0
 
 
-def _conv_macs(node, graph: Graph, lanes: int) -> tuple[float, float]:
-    """(dense, depthwise) effective MACs of a Conv/ConvTranspose/Gemm/MatMul node."""
+def _padded(n: int, lanes: int) -> int:
+    return math.ceil(n / lanes) * lanes
+
+
+def _conv_macs(node, graph: Graph, chip) -> tuple[float, float]:
+    """(dense, depthwise) effective MACs of a Conv/ConvTranspose/Gemm/MatMul node: the array computes
+    ``kernel_lanes`` output channels from ``input_lanes`` input channels per step, so each is padded."""
     weight = graph.tensor(node.inputs[1]).shape
     out = graph.tensor(node.outputs[0]).shape
     if weight is None or out is None:
         return 0.0, 0.0
+    lanes, depth = chip.kernel_lanes, chip.input_lanes
     op = base_op(node.op)
     if op in ("Gemm", "MatMul"):
         n_out = out[-1]
         rows = _size(out) // max(n_out, 1)
         k = _size(weight) // max(n_out, 1)
-        return float(rows * math.ceil(n_out / lanes) * lanes * k), 0.0
+        return float(rows * _padded(n_out, lanes) * _padded(k, depth)), 0.0
     group = int(node.attrs.get("group", 1))
-    cout, per_output = weight[0], _size(weight[1:])
-    if op == "ConvTranspose":
-        cout, per_output = weight[1] * group, weight[0] // group * _size(weight[2:])
-    spatial = _size(out[2:])
-    if group > 1 and weight[1] == 1:  # depthwise: one input channel per output channel
-        return 0.0, float(spatial * cout * per_output)
-    per_group = cout // group
-    padded = math.ceil(per_group / lanes) * lanes * group
-    return float(spatial * padded * per_output), 0.0
+    cout, cin = weight[0], weight[1]
+    # a dilated kernel runs as the dense kernel it spans, zeros included (3x3 at dilation 2 = 5x5 taps)
+    dilations = [int(d) for d in node.attrs.get("dilations", [1] * len(weight[2:]))]
+    taps = int(np.prod([(k - 1) * d + 1 for k, d in zip(weight[2:], dilations)]))
+    if op == "ConvTranspose":  # each input pixel scatters a kernel: MACs over the input plane
+        cout, cin = weight[1] * group, weight[0] // group
+        spatial = _size(graph.tensor(node.inputs[0]).shape[2:])
+    else:
+        spatial = _size(out[2:])
+    if group > 1 and cin == 1:  # depthwise: one input channel per output channel
+        return 0.0, float(spatial * cout * taps)
+    return float(spatial * _padded(cout // group, lanes) * group * _padded(cin, depth) * taps), 0.0
 
 
 def layer_features(graph: Graph, chip, dtype: str, layers: list[Layer] | None = None) -> list[LayerFeatures]:
@@ -103,13 +117,14 @@ def layer_features(graph: Graph, chip, dtype: str, layers: list[Layer] | None = 
         activations = float(sum(moved))
         if layer.device == "CPU":
             touched = sum(_size(graph.tensor(t).shape) * element for t in inputs | outputs)
-            features.append(LayerFeatures(layer, cpu_bytes=float(touched)))
+            macs = sum(_cpu_macs(node, graph) for node in members)
+            features.append(LayerFeatures(layer, cpu_bytes=float(touched), cpu_macs=macs))
             continue
         dense = depthwise = tensor_ops = 0.0
         for node in members:
             op = base_op(node.op)
             if op in ANCHORS:
-                d, w = _conv_macs(node, graph, chip.kernel_lanes)
+                d, w = _conv_macs(node, graph, chip)
                 dense, depthwise = dense + d, depthwise + w
             elif op in POOLS and node is not members[0]:
                 continue  # a pooling fused after a convolution works on the convolution's output tiles
@@ -137,18 +152,43 @@ def _input_rereads(weight_bytes: float, input_bytes: float, half_sram: int) -> f
     return float(math.ceil(weight_bytes / half_sram))
 
 
-def layer_time(f: LayerFeatures, chip, dtype: str) -> tuple[float, float, float, float, str]:
-    """(time, compute, memory, overhead) in microseconds and the bound, for one layer's features."""
+def _cpu_macs(node, graph: Graph) -> float:
+    """MACs of a matrix product the CPU computes (two activations: attention's q^T k and its weighted sum)."""
+    if base_op(node.op) != "MatMul":
+        return 0.0
+    a, out = graph.tensor(node.inputs[0]).shape, graph.tensor(node.outputs[0]).shape
+    return float(_size(out) * a[-1]) if a is not None and out is not None else 0.0
+
+
+def feature_matrix(features: list[LayerFeatures]) -> np.ndarray:
+    """The features as rows (dense, depthwise, tensor, DDR bytes, CPU bytes, CPU MACs, on the CPU)."""
+    return np.array([f.row() for f in features], dtype=np.float64).reshape(-1, 7)
+
+
+def layer_times(rows: np.ndarray, chip, dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(time, compute, memory, overhead) in microseconds per layer for ``feature_matrix`` rows on ``chip``.
+
+    NPU layer: max(compute, memory) + overhead; compute = array MACs at the dtype's rate times the
+    utilisation (depthwise MACs also divided by the depthwise efficiency) + tensor-unit elements at
+    its rate; memory = DDR bytes at the NPU port's bytes per cycle (at most the DDR peak). CPU layer: the switch
+    plus its bytes and MACs at the CPU's throughputs."""
     cal = chip.calibration
-    if f.layer.device == "CPU":
-        return chip.cpu_fallback_us + f.cpu_bytes / chip.cpu_bytes_per_us, 0.0, 0.0, chip.cpu_fallback_us, "cpu"
+    dense, depthwise, tensor, dram, cpu_bytes, cpu_macs, on_cpu = rows.T
     rate = chip.macs_per_cycle[dtype] * cal.utilisation * chip.npu_mhz  # MACs per microsecond
-    compute = (f.dense_macs + f.depthwise_macs / cal.depthwise_efficiency) / rate
-    compute += f.tensor_ops / (chip.tensor_ops_per_cycle * chip.npu_mhz)
-    memory = f.dram_bytes / (chip.ddr_bytes_per_us * cal.ddr_efficiency)
-    overhead = cal.layer_overhead_cycles / chip.npu_mhz
-    bound = max((("compute", compute), ("memory", memory), ("overhead", overhead)), key=lambda kv: kv[1])[0]
-    return max(compute, memory) + overhead, compute, memory, overhead, bound
+    compute = (dense + depthwise / cal.depthwise_efficiency) / rate + tensor / (cal.tensor_per_cycle * chip.npu_mhz)
+    memory = dram / min(chip.ddr_bytes_per_us, cal.bytes_per_cycle * chip.npu_mhz)
+    overhead = np.full_like(dense, cal.layer_overhead_cycles / chip.npu_mhz)
+    npu = np.maximum(compute, memory) + overhead
+    cpu = chip.cpu_fallback_us + cpu_bytes / chip.cpu_bytes_per_us + cpu_macs / chip.cpu_macs_per_us
+    cpu_layer = on_cpu > 0
+    return (np.where(cpu_layer, cpu, npu), np.where(cpu_layer, 0.0, compute), np.where(cpu_layer, 0.0, memory),
+            np.where(cpu_layer, chip.cpu_fallback_us, overhead))
+
+
+def _bound(compute: float, memory: float, overhead: float, device: str) -> str:
+    if device == "CPU":
+        return "cpu"
+    return max((("compute", compute), ("memory", memory), ("overhead", overhead)), key=lambda kv: kv[1])[0]
 
 
 def model_perf(model, chip, dtype: str | None = None) -> dict:
@@ -156,13 +196,14 @@ def model_perf(model, chip, dtype: str | None = None) -> dict:
     time in whole microseconds, its operation, bound and device; the total; the chip's clocks."""
     dtype = dtype or model_dtype(model.quantized_dtype)
     features = layer_features(model.graph, chip, dtype)
+    times = layer_times(feature_matrix(features), chip, dtype)
     layers, total = {}, 0.0
-    for f in features:
-        time, compute, memory, overhead, bound = layer_time(f, chip, dtype)
+    for f, time, compute, memory, overhead in zip(features, *(t.tolist() for t in times)):
         time *= model.rknn_batch_size
         total += time
         layers[f.layer.layer_id] = {"name": f.layer.name, "operation": f.layer.operation, "time": int(round(time)),
-                                    "bound": bound, "device": f.layer.device, "nodes": list(f.layer.nodes),
+                                    "bound": _bound(compute, memory, overhead, f.layer.device),
+                                    "device": f.layer.device, "nodes": list(f.layer.nodes),
                                     "compute_us": round(compute, 2), "memory_us": round(memory, 2),
                                     "overhead_us": round(overhead, 2)}
     return {"total_time": int(round(total)), "layers": layers, "chip": chip.name, "npu_mhz": chip.npu_mhz,
