@@ -15,7 +15,7 @@ from rknn_core import fileformat
 from rknn_core.plugins import default_registry
 from rknn_core.testing import make_model, save_model
 from rknn_targets.npu.memory import Buffer, plan_buffers
-from rknn_targets.npu.perf import model_dtype
+from rknn_targets.npu.perf import feature_matrix, layer_features, layer_times, model_dtype
 from rknn_targets.npu.program import blocked, load_program, unblocked
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -83,7 +83,7 @@ def test_rk1808_and_rv1126_differ_as_the_chips_do(bignet):
     rv = _built(bignet, "rv1126").eval_perf(is_print=False)
     rv1109 = _built(bignet, "rv1109").eval_perf(is_print=False)
     assert {layer["bound"] for layer in rk["layers"].values()} == {"compute"}
-    # compute bound: time ~ 1 / (MACs per cycle x clock x utilisation): rk1808 1920 x 792 x 0.143, rv1126 1024 x 934 x 0.193
+    # compute bound: time ~ 1 / (MACs per cycle x clock x utilisation): rk1808 1920 x 792 x 0.588, rv1126 1024 x 934 x 0.546
     assert rk["total_time"] < rv["total_time"] < rv1109["total_time"]
     assert rv1109["total_time"] / rv["total_time"] == pytest.approx(934 / 594, rel=0.05)
 
@@ -179,3 +179,61 @@ def test_supported_ops_md_is_up_to_date():
     assert done.returncode == 0, done.stdout + done.stderr
     text = (ROOT / "SUPPORTED_OPS.md").read_text(encoding="utf-8")
     assert "## rk1808 family: rk1806, rk1808, rk3399pro" in text and "## rv1126 family: rv1109, rv1126" in text
+
+
+def _graph(tmp_path, nodes, x, weights):
+    folder = tmp_path / "graph"
+    folder.mkdir()
+    rknn = RKNN()
+    assert rknn.load_onnx(save_model(make_model(nodes, {"x": x}, ["y"], weights), str(folder))) == 0
+    assert rknn.build(do_quantization=False) == 0
+    return rknn._tk.model.graph
+
+
+def _total_us(graph, chip: str) -> float:
+    return float(layer_times(feature_matrix(layer_features(graph, _chip(chip), "int8")), _chip(chip), "int8")[0].sum())
+
+
+def test_depthwise_nets_run_faster_on_rv1126_dense_nets_on_rk1808(tmp_path, bignet):
+    # published: MobileNetV2 (depthwise) 3.1 ms on RV1126 vs 5.9 on RK1808; YOLOv5s (dense) 50.0 vs 35.5
+    x = np.zeros((1, 96, 112, 112), np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1], group=96)]
+    depthwise = _graph(tmp_path, nodes, x, {"w": np.zeros((96, 1, 3, 3), np.float32)})
+    assert _total_us(depthwise, "rv1126") < _total_us(depthwise, "rk1808") / 2
+    rk, rv = _built(bignet, "rk1808"), _built(bignet, "rv1126")
+    assert rk.eval_perf(is_print=False)["total_time"] < rv.eval_perf(is_print=False)["total_time"]
+
+
+def test_array_padding_and_dilated_span(tmp_path):
+    x = np.zeros((1, 3, 32, 32), np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["c", "w2"], ["y"], pads=[4, 4, 4, 4], dilations=[4, 4], group=20)]
+    graph = _graph(tmp_path, nodes, x, {"w1": np.zeros((20, 3, 3, 3), np.float32),
+                                        "w2": np.zeros((20, 1, 3, 3), np.float32)})
+    first, dilated = layer_features(graph, _chip("rk1808"), "int8")
+    # 20 outputs padded to 32 (2 x 16 kernel lanes), 3 inputs padded to 16 input lanes, 3x3 taps, 32x32 pixels
+    assert first.dense_macs == 32 * 16 * 9 * 32 * 32
+    assert dilated.depthwise_macs == 20 * 9 * 9 * 32 * 32  # 3x3 at dilation 4 spans 9x9
+
+
+def test_memory_port_runs_at_the_npu_clock(tmp_path):
+    # an element-wise Add of two 4 MB tensors is memory bound; the NPU port moves bytes_per_cycle per NPU cycle,
+    # so RV1109 (594 MHz) is slower than RV1126 (934 MHz) although both have the same DDR
+    x = np.zeros((1, 64, 256, 256), np.float32)
+    graph = _graph(tmp_path, [helper.make_node("Add", ["x", "x"], ["y"])], x, {})
+    features = layer_features(graph, _chip("rv1126"), "int8")
+    _, compute, memory, _ = layer_times(feature_matrix(features), _chip("rv1126"), "int8")
+    assert memory[0] > compute[0]
+    assert _total_us(graph, "rv1109") / _total_us(graph, "rv1126") == pytest.approx(934 / 594, rel=0.02)
+
+
+def test_cpu_fallback_matmul_costs_its_macs(tmp_path):
+    # attention's q^T k multiplies two activations: the CPU runs it, at 3000 MACs/us on RV1109, 6000 on RV1126
+    x = np.zeros((1, 2, 400, 64), np.float32)
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 1, 3, 2]), helper.make_node("MatMul", ["x", "t"], ["y"])]
+    graph = _graph(tmp_path, nodes, x, {})
+    rows = {c: feature_matrix(layer_features(graph, _chip(c), "int8")) for c in ("rv1109", "rv1126")}
+    macs = 2 * 400 * 400 * 64
+    assert rows["rv1126"][-1, 5] == macs and rows["rv1126"][-1, 6] == 1  # CPU MACs, on the CPU
+    cpu = {c: layer_times(rows[c], _chip(c), "int8")[0][-1] for c in rows}
+    assert cpu["rv1109"] - cpu["rv1126"] == pytest.approx(macs / 3000 - macs / 6000, rel=1e-9)

@@ -17,7 +17,9 @@ Sources (facts), each line marked ``estimate`` where no public source was found:
 - RK1806: estimate; Rockchip's rknpu_ddk lists it with RK1808 (same NPU assumed).
 - runtime base 18 MiB: the vendor guide's eval_memory example (mobilenet_v1 on RK1808: 22.65 MiB
   system peak with a 4.10 MiB model).
-- Calibration: fitted by ``benchmarks/bench_chip.py --fit`` to the published RK1808 rows of issue 9.
+- Calibration: fitted by ``benchmarks/bench_chip.py`` (least squares on log latency) to every published
+  row of this design in ``benchmarks/chip_published.py`` (rknn_model_zoo and Paddle-Lite).
+  Leave-one-model-out cross-validation in the same benchmark measures how well it generalises.
 """
 
 from __future__ import annotations

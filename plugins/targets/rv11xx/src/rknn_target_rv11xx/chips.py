@@ -12,8 +12,10 @@ Sources (facts), each line marked ``estimate`` where no public source was found:
   6000 MACs/us, RV1109 2 x Cortex-A7 at 1.5 GHz -> 3000 (core counts: Rockchip product briefs): estimates.
 - Kernel, stride and pooling limits: the same NPU generation as RK1808 (estimate).
 - runtime base 16 MiB: estimate.
-- Calibration: fitted by ``benchmarks/bench_chip.py --fit`` to the published RV1109 and RV1126 rows of
-  issue 9 (one NPU design, so one set of parameters for both chips).
+- Calibration: fitted by ``benchmarks/bench_chip.py`` (least squares on log latency) to every published
+  row of this design in ``benchmarks/chip_published.py`` (rknn_model_zoo and Paddle-Lite) -- one
+  NPU design, so one set of parameters for RV1109 and RV1126, which differ in NPU clock and CPU.
+  Leave-one-model-out cross-validation in the same benchmark measures how well it generalises.
 """
 
 from __future__ import annotations

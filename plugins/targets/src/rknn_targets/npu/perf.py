@@ -1,14 +1,18 @@
 """Per-layer NPU time: compute time against memory time, plus a fixed start-up cost per layer.
 
 compute = effective MACs / (MACs per cycle of the dtype x utilisation x NPU clock); effective MACs
-pad the output channels to the array's kernel lanes and divide depthwise work by the depthwise
-efficiency; layers without MACs run on the tensor unit at ``tensor_ops_per_cycle`` elements per cycle.
-memory = bytes over DDR / (peak bandwidth x DDR efficiency); the bytes are the layer's weights, the
-inputs it reads and the outputs it writes, except activations that stay in the on-chip SRAM (a
-tensor read only by the next layer that fits in half the SRAM) and the intermediate tensors of
-fused nodes. time = max(compute, memory) + overhead; the layer is ``compute``, ``memory`` or
-``overhead`` bound by the largest term. A CPU fallback layer costs the switch plus its bytes at the
-CPU's throughput. The features (MACs, bytes) do not depend on the calibration, so fitting it is cheap.
+pad the output channels to the array's ``kernel_lanes`` and the input channels to its
+``input_lanes`` (a first convolution with 3 input channels uses 3 of 16), count a dilated kernel
+at the span it covers (3x3 at dilation 4 = 9x9 taps), and divide depthwise work by the depthwise
+efficiency; layers without MACs run on the tensor unit at ``tensor_per_cycle`` elements per cycle.
+memory = bytes over DDR / bandwidth, the bandwidth being the NPU port's bytes per NPU cycle (at most
+the DDR's peak); the bytes are the layer's weights, the inputs it reads and the outputs it writes,
+except activations that stay in the on-chip SRAM (a tensor read only by the next layer that fits in
+half the SRAM) and the intermediate tensors of fused nodes; an input is re-read once per SRAM-sized
+slice of weights when neither fits. time = max(compute, memory) + overhead; the layer is
+``compute``, ``memory`` or ``overhead`` bound by the largest term. A CPU fallback layer costs the
+switch plus its bytes and MACs at the CPU's throughputs. The features (MACs, bytes) do not depend
+on the calibration, so fitting it is cheap (``feature_matrix`` + ``layer_times`` work on arrays).
 """
 
 from __future__ import annotations
