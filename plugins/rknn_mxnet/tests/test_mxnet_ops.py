@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from mxnet_util import SymbolWriter, run_ours, write_params
 
-from rknn_core.testing import assert_close, make_model, run_ort, save_model
+from rknn_core.testing import assert_close, make_model, run_ort, save_model, write_dataset
 
 RNG = np.random.default_rng(5)
 
@@ -135,3 +135,31 @@ def test_prelu_dense_without_flatten_and_batchnorm_on_the_last_axis_against_nump
     got = _ours(tmp_path, s, [prelu, fc, bn], params, [x])
     ref = [np.where(x > 0, x, gamma.reshape(3, 1, 1) * x), x @ w.T + b, (x - mean) / np.sqrt(var + 1e-5) * g + beta]
     assert_close(got, ref)
+
+
+def test_quantized_build_stays_near_the_float_model(tmp_path):
+    """load_mxnet -> build(do_quantization=True) with a calibration dataset: the u8 model's outputs stay within
+    a few output steps of the float model's."""
+    from rknn.api import RKNN
+
+    s = SymbolWriter()
+    conv = s.op("Convolution", "conv", [s.var("data"), s.var("conv_weight"), s.var("conv_bias")], kernel=(3, 3),
+                pad=(1, 1), num_filter=8)
+    relu = s.op("Activation", "relu", [conv], act_type="relu")
+    pool = s.op("Pooling", "pool", [relu], global_pool=True, pool_type="avg", kernel=(1, 1))
+    fc = s.op("FullyConnected", "fc", [pool, s.var("fc_weight"), s.var("fc_bias")], num_hidden=4)
+    symbol = s.save(tmp_path / "m-symbol.json", [fc])
+    params = write_params(tmp_path / "m-0000.params", {"arg:conv_weight": _rand(8, 3, 3, 3), "arg:conv_bias": _rand(8),
+                                                       "arg:fc_weight": _rand(4, 8), "arg:fc_bias": _rand(4)})
+    samples = [_rand(1, 3, 8, 8) for _ in range(4)]
+    dataset = write_dataset([[x] for x in samples], str(tmp_path))
+    float_out = run_ours(symbol, params, samples[:1], [[3, 8, 8]], str(tmp_path), via_file=False)[0]
+    rknn = RKNN()
+    assert rknn.load_mxnet(symbol, params, [[3, 8, 8]]) == 0
+    assert rknn.build(do_quantization=True, dataset=dataset) == 0
+    assert rknn.init_runtime() == 0
+    quant_out = rknn.inference(samples[:1], data_type="float32", data_format="nchw")[0]
+    rknn.release()
+    step = (float_out.max() - float_out.min()) / 255
+    assert np.abs(quant_out - float_out).max() <= 4 * max(step, 1e-3), (quant_out, float_out)
+    assert not np.array_equal(quant_out, float_out)  # the integer kernels ran
