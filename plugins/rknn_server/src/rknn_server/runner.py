@@ -96,9 +96,9 @@ class ModelRunner:
             result["pc_total_time"] = int(round(sum(measured.values())))
         else:
             nodes = self.model.graph.nodes
-            result = {"total_time": int(round(sum(measured.values()))), "chip": None,
-                      "layers": {i: {"name": nodes[i].name, "operation": nodes[i].op, "time": int(round(t))}
-                                 for i, t in sorted(measured.items())}}
+            layers = {i: {"name": nodes[i].name, "operation": nodes[i].op, "time": int(round(t))}
+                      for i, t in sorted(measured.items())}
+            result = {"total_time": sum(layer["time"] for layer in layers.values()), "chip": None, "layers": layers}
         if not perf_debug:
             return {"total_time": result["total_time"]}
         result["operators"] = operator_statistics(result)
