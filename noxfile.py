@@ -25,7 +25,7 @@ CORE = ("-e", "rknn_core", "-e", "plugins/targets", "-e", "plugins/targets/rk18x
 EVERY_PLUGIN = ("-e", "plugins/rknn_onnx", "-e", "plugins/examples/rknn_op_example", "-e",
                 "plugins/examples/rknn_quant_example", "-e", "plugins/rknn_tf", "-e", "plugins/rknn_tflite",
                 "-e", "plugins/rknn_darknet", "-e", "plugins/rknn_caffe", "-e", "plugins/rknn_torch",
-                "-e", "plugins/rknn_mxnet")
+                "-e", "plugins/rknn_mxnet", "-e", "plugins/rknn_server")
 
 
 def _install(session: nox.Session, *packages: str) -> None:
@@ -82,6 +82,14 @@ def chips(session: nox.Session) -> None:
     with the ONNX frontend their tests build models with."""
     _install(session, "-e", "plugins/rknn_onnx")
     session.run("pytest", "plugins/targets", "tests/test_plugin_targets.py", *session.posargs)
+
+
+@nox.session
+def devices(session: nox.Session) -> None:
+    """The device agent and transports (rknn-server): emulated agents on loopback, a stand-in adb server,
+    the vendor C API against a stand-in library; the ONNX frontend builds the test models."""
+    _install(session, "-e", "plugins/rknn_onnx", "-e", "plugins/rknn_server")
+    session.run("pytest", "-n", "2", "plugins/rknn_server/tests", "tests/test_plugin_targets.py", *session.posargs)
 
 
 @nox.session

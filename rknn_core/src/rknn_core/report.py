@@ -9,6 +9,10 @@ RULE = "=" * 104
 def format_perf(result: dict) -> str:
     """Layer ID, Name, Operation, Time(us), the bound each layer hits and the PC's own time; then Total
     Time(us) and FPS at the chip's NPU clock. Without a chip model the times are the PC's, and say so."""
+    if set(result) == {"total_time"}:  # a device without perf_debug reports only its total, as the vendor's
+        total = result["total_time"]
+        return "\n".join([RULE, f"{'Performance (on the device)':^104}", RULE, f"Total Time(us): {total}",
+                          f"FPS: {1e6 / total if total else float('inf'):.2f}", RULE])
     chip = result.get("chip")
     title = f"Performance (modelled NPU time on {chip})" if chip else "Performance (measured on this PC)"
     lines = [RULE, f"{title:^104}", RULE,
