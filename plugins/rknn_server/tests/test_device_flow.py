@@ -144,3 +144,17 @@ def test_an_agent_on_a_board_runs_our_runtime_and_measures_times(models, start_a
     assert perf["total_time"] == sum(layer["time"] for layer in perf["layers"].values())
     assert "CPU (the core's kernels)" in rknn.get_sdk_version()
     rknn.release()
+
+
+def test_rknn_devices_prints_every_transport(monkeypatch, capsys):
+    from rknn_core.cli import main
+
+    monkeypatch.setenv("RKNN_DEVICES", "lab=10.0.0.7:7808 127.0.0.1:7809")
+    assert main(["devices"]) == 0
+    out = capsys.readouterr().out
+    assert "all device(s) with adb mode:\n[]\nall device(s) with ntb mode:\n[]\n" in out
+    assert "all device(s) with tcp mode:\n['lab', '127.0.0.1:7809']" in out
+    monkeypatch.setenv("RKNN_DEVICES", "lab=nohost")
+    assert main(["devices"]) == 0
+    assert ("W list_devices (tcp): RKNN_DEVICES: 'lab=nohost' is not a device entry; write [id=]host:port"
+            in capsys.readouterr().err)

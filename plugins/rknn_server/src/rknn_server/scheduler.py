@@ -65,7 +65,6 @@ class Scheduler:
         self.trace, self.pace = trace, pace
         self.queue: collections.deque[Job] = collections.deque()
         self.ready = threading.Condition()
-        self.stopped = False
         self.clock_us = 0.0
         self.started = time.perf_counter()
         self.ids = itertools.count(1)
@@ -79,23 +78,18 @@ class Scheduler:
             self.ready.notify()
         return job
 
-    def stop(self) -> None:
+    def _next(self) -> Job:
         with self.ready:
-            self.stopped = True
-            self.ready.notify()
-
-    def _next(self) -> Job | None:
-        with self.ready:
-            while not self.stopped:
+            while True:
                 while self.queue and self.queue[0].cancelled:
                     self.queue.popleft().future.cancel()
                 if self.queue:
                     return self.queue.popleft()
                 self.ready.wait()
-        return None
 
-    def _loop(self) -> None:
-        while (job := self._next()) is not None:
+    def _loop(self) -> None:  # a daemon thread: it ends with the agent process
+        while True:
+            job = self._next()
             start = max(self.clock_us, (time.perf_counter() - self.started) * 1e6)
             try:
                 label, dur_us = next(job.steps)
