@@ -212,11 +212,11 @@ def _build_wheels(session: nox.Session, env: dict | None = None) -> list[str]:
 
 
 def _test_tree(session: nox.Session) -> Path:
-    """tests/ (with the benchmarks and docs some tests read) copied out of the source tree and with a pytest.ini
+    """tests/ (with the benchmarks, docs and scripts some tests read) copied out of the source tree and with a pytest.ini
     of their own, so that the tests import the installed wheels; the fetched models linked in."""
     root = Path(session.create_tmp()) / "run"
     shutil.rmtree(root, ignore_errors=True)
-    for folder in ("tests", "benchmarks", "docs"):
+    for folder in ("tests", "benchmarks", "docs", "scripts"):
         shutil.copytree(folder, root / folder, ignore=NO_BUILD_LEFTOVERS)
     (root / ".cache").symlink_to(Path(".cache").resolve())
     (root / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\nmarkers =\n"
