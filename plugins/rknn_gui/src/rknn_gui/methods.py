@@ -80,7 +80,7 @@ def config_fields(quantizers: list[str], platforms: list[str]) -> list[dict]:
             field("quantized_dtype", "choice", "asymmetric_quantized-u8", tuple(quantizers)),
             field("quantized_algorithm", "choice", "normal", ("normal", "kl_divergence", "mmse")),
             field("optimization_level", "choice", 3, (3, 2, 1, 0)),
-            field("target_platform", "choice", platforms[0] if platforms else None, tuple(platforms)),
+            field("target_platform", "choice", None, tuple(platforms)),
             field("batch_size", "int", 100), field("epochs", "int", -1)]
 
 

@@ -62,7 +62,14 @@ function follow(jobId) {
   });
 }
 
-async function runStep(method, values, start) {
+// body[data-step] is "running" from the click until the page shows the step's end (tests wait for it)
+async function runStep(method, start) {
+  document.body.dataset.step = "running";
+  const snap = await runAndShow(method, start);
+  document.body.dataset.step = snap ? snap.state : "failed";
+}
+
+async function runAndShow(method, start) {
   logLines([`> ${method}`]);
   setStatus("running", `${method}: starting`);
   let started;
@@ -169,7 +176,7 @@ function stepForm(method, fields) {
     event.preventDefault();
     const values = formValues(form, fields);
     if (values.dataset) ui.lastDataset = values.dataset;
-    runStep(method, values, () => api(`/api/call/${method}`, { method: "POST", headers: { "content-type": "application/json" },
+    runStep(method, () => api(`/api/call/${method}`, { method: "POST", headers: { "content-type": "application/json" },
                                                            body: JSON.stringify({ values }) }));
   });
   box.appendChild(form);
@@ -278,7 +285,7 @@ function wire() {
   });
   $("#keep-float").addEventListener("click", () => {
     const body = { layers: [...ui.selected], dataset: $("#float-dataset").value };
-    runStep("keep_float", body, () => api("/api/keep_float", { method: "POST", headers: { "content-type": "application/json" },
+    runStep("keep_float", () => api("/api/keep_float", { method: "POST", headers: { "content-type": "application/json" },
                                                              body: JSON.stringify(body) }));
   });
   $("#compare-a").addEventListener("change", () => ($("#compare-a").dataset.touched = "1"));
