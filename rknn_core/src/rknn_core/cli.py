@@ -385,6 +385,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve_main(args.agent_args)
 
 
+def cmd_gui(args: argparse.Namespace) -> int:
+    """Serve the visual workbench of the rknn-gui plugin; every option after ``gui`` is the GUI's."""
+    try:
+        from rknn_gui.cli import main as gui_main
+    except ImportError:
+        raise CliError("rknn gui needs the rknn-gui plugin: pip install plugins/rknn_gui") from None
+    return gui_main(args.gui_args)
+
+
 # argument parsing ----------------------------------------------------------------------------------
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
@@ -455,6 +464,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("agent_args", nargs=argparse.REMAINDER, help="options of the agent, e.g. --emulate rk1808 --port 7808")
     p.set_defaults(func=cmd_serve)
 
+    p = sub.add_parser("gui", help="the visual workbench in a browser (rknn-gui); `rknn gui --help` lists its options",
+                       add_help=False, description="The visual workbench (needs the rknn-gui plugin).")
+    p.add_argument("gui_args", nargs=argparse.REMAINDER, help="options of the GUI, e.g. --port 8808 --no-browser")
+    p.set_defaults(func=cmd_gui)
+
     p = sub.add_parser("plugins", parents=[common], help="list the installed plugins and what they provide",
                        description="Every installed plugin with its distribution, version, plugin API range and "
                                    "records, then the skipped ones with why.")
@@ -468,6 +482,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["serve"]:  # the agent parses its own options (`rknn serve --help`)
         args = argparse.Namespace(func=cmd_serve, agent_args=argv[1:], verbose=False)
+    elif argv[:1] == ["gui"]:  # the GUI parses its own options (`rknn gui --help`)
+        args = argparse.Namespace(func=cmd_gui, gui_args=argv[1:], verbose=False)
     else:
         args = _parser().parse_args(argv)
     try:
