@@ -1,0 +1,134 @@
+"""The speed passes (issue 13): each changes the graph and not the outputs. Float results are compared
+with the same model built without the pass (and with onnxruntime); quantized ones bit for bit with the
+unfused quantized graph."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import helper
+from onnx_util import make_model, save_model
+
+from rknn_core.plugins import default_registry
+from rknn_core.testing import run_ort, vendor_flow
+from rknn_core.toolkit import Toolkit
+
+F32 = np.float32
+
+
+@pytest.fixture(autouse=True)
+def _verify_every_pass(monkeypatch):
+    monkeypatch.setenv("RKNN_VERIFY_PASSES", "1")
+
+
+def randn(*shape, seed=0, scale=1.0):
+    return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(F32)
+
+
+def without(*passes: str):
+    """The installed plugins with the named passes left out: the unfused reference."""
+    registry = default_registry().copy()
+    for name in passes:
+        del registry.table("passes")[name]
+    return registry
+
+
+def built_ops(path: str, quantize: bool = False, dataset=None, **cfg) -> list[str]:
+    tk = Toolkit()
+    tk.config(optimization_level=3, **cfg)
+    tk.load("load_onnx", model=path)
+    return [n.op for n in tk.build(do_quantization=quantize, dataset=dataset).graph.nodes]
+
+
+def both(path, inputs, passes, quantize=False, samples=None, tmp_path=None, **cfg):
+    """Outputs with and without ``passes`` (float: also onnxruntime's)."""
+    kwargs = dict(quantize=quantize, dataset=samples, config={"optimization_level": 3, **cfg})
+    fused = vendor_flow(path, inputs, tmp_dir=str(tmp_path / "fused"), **kwargs)
+    plain = vendor_flow(path, inputs, tmp_dir=str(tmp_path / "plain"), registry=without(*passes), **kwargs)
+    return fused, plain
+
+
+def _dirs(tmp_path):
+    for sub in ("fused", "plain"):
+        (tmp_path / sub).mkdir(exist_ok=True)
+
+
+# ------------------------------------------------------------------------------------ fold_pad
+
+
+def pad_model(reader: str, pads, value=None, mode="constant", reader_attrs=None, channels=4, extra=()):
+    x = randn(1, channels, 9, 9)
+    inits = {"pads": np.asarray(pads, np.int64)}
+    pad_inputs = ["x", "pads"]
+    if value is not None:
+        inits["value"] = np.asarray(value, F32)
+        pad_inputs.append("value")
+    nodes = [helper.make_node("Pad", pad_inputs, ["p"], mode=mode)]
+    attrs = dict(reader_attrs or {})
+    if reader == "Conv":
+        inits.update(w=randn(6, channels, 3, 3, seed=1), b=randn(6, seed=2))
+        nodes.append(helper.make_node("Conv", ["p", "w", "b"], ["y"], kernel_shape=[3, 3], **attrs))
+    else:
+        nodes.append(helper.make_node(reader, ["p"], ["y"], kernel_shape=[3, 3], **attrs))
+    nodes += [helper.make_node(op, ["p"], [out]) for op, out in extra]
+    return make_model(nodes, {"x": x}, ["y", *(out for _, out in extra)], initializers=inits), {"x": x}
+
+
+FOLDED = [
+    ("Conv", [0, 0, 1, 2, 0, 0, 2, 1], None, {}),
+    ("Conv", [0, 0, 2, 2, 0, 0, 2, 2], 0.0, {"strides": [2, 2], "pads": [1, 0, 0, 1]}),
+    ("AveragePool", [0, 0, 1, 1, 0, 0, 1, 1], None, {"strides": [2, 2]}),
+    ("AveragePool", [0, 0, 0, 1, 0, 0, 2, 1], None, {"pads": [1, 1, 1, 1], "count_include_pad": 1}),
+    ("MaxPool", [0, 0, 1, 1, 0, 0, 1, 1], -np.inf, {"strides": [2, 2]}),
+]
+
+
+@pytest.mark.parametrize("reader, pads, value, attrs", FOLDED)
+def test_pad_folds_into_its_reader_with_the_same_outputs(tmp_path, reader, pads, value, attrs):
+    model, inputs = pad_model(reader, pads, value, reader_attrs=attrs)
+    path = save_model(model, str(tmp_path))
+    assert built_ops(path) == [reader]
+    _dirs(tmp_path)
+    fused, plain = both(path, inputs, ["fold_pad"], tmp_path=tmp_path)
+    np.testing.assert_allclose(fused[0], plain[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fused[0], run_ort(path, inputs)[0], rtol=1e-4, atol=1e-5)
+
+
+UNFOLDED = [
+    ("Conv", [0, 0, 1, 1, 0, 0, 1, 1], 1.5, "constant", {}),  # a non-zero pad is not the conv's padding
+    ("Conv", [0, 0, 1, 1, 0, 0, 1, 1], None, "reflect", {}),
+    ("MaxPool", [0, 1, 1, 1, 0, 0, 1, 1], -np.inf, "constant", {}),  # pads a channel
+    ("AveragePool", [0, 0, 1, 1, 0, 0, 1, 1], None, "constant", {"pads": [1, 1, 1, 1]}),  # own pads not counted
+    ("AveragePool", [0, 0, 1, 1, 0, 0, 1, 1], None, "constant", {"ceil_mode": 1, "strides": [2, 2]}),
+    ("MaxPool", [0, 0, 1, 1, 0, 0, 1, 1], 0.0, "constant", {}),  # a zero pad wins over negative values
+]
+
+
+@pytest.mark.parametrize("reader, pads, value, mode, attrs", UNFOLDED)
+def test_pad_stays_where_folding_would_change_the_values(tmp_path, reader, pads, value, mode, attrs):
+    model, inputs = pad_model(reader, pads, value, mode, attrs, channels=4)
+    path = save_model(model, str(tmp_path))
+    assert "Pad" in built_ops(path)
+    _dirs(tmp_path)
+    fused, _ = both(path, inputs, ["fold_pad"], tmp_path=tmp_path)
+    np.testing.assert_allclose(fused[0], run_ort(path, inputs)[0], rtol=1e-4, atol=1e-5)
+
+
+def test_pad_read_by_a_conv_and_another_op_folds_for_the_conv_only(tmp_path):
+    model, inputs = pad_model("Conv", [0, 0, 1, 1, 0, 0, 1, 1], extra=[("Relu", "r")])
+    path = save_model(model, str(tmp_path))
+    assert sorted(built_ops(path)) == ["Conv", "Pad", "Relu"]
+    _dirs(tmp_path)
+    fused, plain = both(path, inputs, ["fold_pad"], tmp_path=tmp_path)
+    for a, b in zip(fused, plain):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_quantized_conv_after_a_folded_pad_is_bit_exact(tmp_path):
+    model, inputs = pad_model("Conv", [0, 0, 0, 1, 0, 0, 1, 0], reader_attrs={"strides": [2, 2]})
+    path = save_model(model, str(tmp_path))
+    samples = [[randn(1, 4, 9, 9, seed=s)] for s in range(4)]
+    _dirs(tmp_path)
+    fused, plain = both(path, inputs, ["fold_pad"], quantize=True, samples=samples, tmp_path=tmp_path)
+    assert "Pad" not in built_ops(path, quantize=True, dataset=str(tmp_path / "fused" / "dataset.txt"))
+    np.testing.assert_array_equal(fused[0], plain[0])
