@@ -66,21 +66,23 @@ def randomize(net, seed: int):
 
 
 def save(net, example: Sequence, mode: str, path: pathlib.Path) -> None:
-    """Trace (with ``example``) or script ``net`` and save it as TorchScript."""
+    """Trace (with ``example``; dict outputs allowed) or script ``net`` and save it as TorchScript."""
     with torch.no_grad():
-        module = torch.jit.trace(net, tuple(example)) if mode == "trace" else torch.jit.script(net)
+        module = torch.jit.trace(net, tuple(example), strict=False) if mode == "trace" else torch.jit.script(net)
     module.save(str(path))
 
 
 def torch_outputs(path: pathlib.Path | str, feeds: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """The saved model's outputs in torch (tuples flattened, None left out)."""
+    """The saved model's outputs in torch (tuples, lists and dict values flattened, None left out)."""
     module = torch.jit.load(str(path)).eval()
     with torch.no_grad():
         out = module(*(torch.from_numpy(x) for x in feeds))
     flat: list[np.ndarray] = []
 
     def walk(v):
-        if isinstance(v, (list, tuple)):
+        if isinstance(v, dict):
+            walk(list(v.values()))
+        elif isinstance(v, (list, tuple)):
             for item in v:
                 walk(item)
         elif v is not None:
@@ -104,15 +106,32 @@ def cached(name: str, build: Callable[[pathlib.Path], None]) -> pathlib.Path:
 
 
 def torchvision_case(arch: str, mode: str, size: int, **kwargs) -> pathlib.Path:
-    """A torchvision architecture with random weights (10 classes), traced or scripted, with torch's output."""
+    """A torchvision classifier with random weights (10 classes), traced or scripted, with torch's output."""
+    return _case(f"{arch}-{mode}-{size}", lambda: getattr(torchvision_models(), arch)(weights=None, num_classes=10,
+                                                                                      **kwargs), mode, size)
+
+
+def fpn_case(backbone: str, mode: str, size: int) -> pathlib.Path:
+    """A torchvision detection backbone with a feature pyramid (random weights), its dict of feature maps."""
+    def make():
+        torchvision_models()
+        from torchvision.models.detection import backbone_utils
+
+        if backbone.startswith("resnet"):
+            return backbone_utils.resnet_fpn_backbone(backbone_name=backbone, weights=None, trainable_layers=5)
+        return backbone_utils.mobilenet_backbone(backbone_name=backbone, weights=None, fpn=True, trainable_layers=6)
+    return _case(f"fpn-{backbone}-{mode}-{size}", make, mode, size)
+
+
+def _case(name: str, make: Callable, mode: str, size: int) -> pathlib.Path:
     def build(folder: pathlib.Path) -> None:
-        models = torchvision_models()
         torch.manual_seed(0)
-        net = randomize(getattr(models, arch)(weights=None, num_classes=10, **kwargs), seed=1)
+        net = randomize(make(), seed=1)
         x = np.random.default_rng(2).standard_normal((1, 3, size, size)).astype(np.float32)
         save(net, [torch.from_numpy(x)], mode, folder / "model.pt")
-        np.savez(folder / "ref.npz", in0=x, **{f"out{i}": y for i, y in enumerate(torch_outputs(folder / "model.pt", [x]))})
-    return cached(f"{arch}-{mode}-{size}", build)
+        outputs = torch_outputs(folder / "model.pt", [x])
+        np.savez(folder / "ref.npz", in0=x, **{f"out{i}": y for i, y in enumerate(outputs)})
+    return cached(name, build)
 
 
 def load_ref(folder: pathlib.Path) -> tuple[list[np.ndarray], list[np.ndarray]]:

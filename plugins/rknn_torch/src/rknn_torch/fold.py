@@ -35,7 +35,6 @@ _UNARY = {
 _LISTS = {
     "aten::len": lambda a: len(a), "aten::__getitem__": lambda a, i: a[i], "aten::__is__": operator.is_,
     "aten::__isnot__": operator.is_not, "aten::format": lambda fmt, *args: str(fmt),
-    "aten::list": list, "aten::__contains__": lambda a, v: v in a,
     "aten::slice": lambda a, start=None, end=None, step=1: a[start:end:step],
 }
 

@@ -30,13 +30,18 @@ MAX_UNROLL = 10_000  # loop iterations unrolled at most
 OWN_OPS = ("prim::Constant", "prim::GetAttr", "prim::ListConstruct", "prim::TupleConstruct", "prim::ListUnpack",
            "prim::TupleUnpack", "prim::TupleIndex", "prim::NumToTensor", "prim::If", "prim::Loop",
            "prim::RaiseException", "prim::Uninitialized", "prim::unchecked_cast", "prim::device", "prim::dtype",
-           "aten::append", "aten::warn", "prim::Print", "aten::__getitem__", "aten::len")
+           "aten::append", "aten::warn", "prim::Print", "aten::__getitem__", "aten::len", "prim::DictConstruct",
+           "aten::__contains__", "aten::_set_item", "aten::list", "aten::insert", "aten::dict", "aten::values", "aten::keys", "aten::items")
 
 
 def supported_ops(registry: Registry | None = None) -> list[str]:
     """The TorchScript node kinds the importer and the installed converters cover (nodes on known
     values, such as shape arithmetic, are evaluated whatever their kind)."""
     return sorted({*(registry or default_registry()).converters(FRONTEND), *OWN_OPS})
+
+
+class _Located(RknnError):
+    """An error that already names its node."""
 
 
 class _Walk:
@@ -58,10 +63,12 @@ class _Walk:
         self.ctx.scope = tnode.name
         try:
             self._run(node, tnode)
+        except _Located:
+            raise  # from a node inside this one's blocks, which it names
         except RknnError as exc:
-            raise RknnError(f"{self._at(tnode)}: {exc}") from None
+            raise _Located(f"{self._at(tnode)}: {exc}") from None
         except Exception as exc:
-            raise RknnError(f"{self._at(tnode)} could not be converted: {type(exc).__name__}: {exc}") from exc
+            raise _Located(f"{self._at(tnode)} could not be converted: {type(exc).__name__}: {exc}") from exc
 
     def _at(self, tnode: TorchNode) -> str:
         source = f", {tnode.source}" if tnode.source else ""
@@ -183,13 +190,49 @@ class _Walk:
 
     def _aten___getitem__(self, node: Any, tnode: TorchNode) -> None:
         items = self.ctx.value(tnode.inputs[0])
-        if not isinstance(items, (list, tuple)):
-            raise RknnError("indexing is supported on lists only (tensor indexing is aten::select / aten::slice)")
-        self.ctx.bind(tnode.outputs[0], items[int(self.ctx.static(tnode.inputs[1], "the index"))])
+        key = self.ctx.static(tnode.inputs[1], "the index")
+        if not isinstance(items, (list, tuple, dict)):
+            raise RknnError("indexing is supported on lists and dicts (tensor indexing is aten::select / aten::slice)")
+        self.ctx.bind(tnode.outputs[0], items[key if isinstance(items, dict) else int(key)])
+
+    def _aten_insert(self, node: Any, tnode: TorchNode) -> None:
+        items = self.ctx.value(tnode.inputs[0])
+        items.insert(int(self.ctx.static(tnode.inputs[1], "the index")), self.ctx.value(tnode.inputs[2]))
+
+    def _aten_dict(self, node: Any, tnode: TorchNode) -> None:
+        """A dict from (key, value) pairs (an OrderedDict of feature maps), or an empty one."""
+        pairs = self.ctx.value(tnode.inputs[0]) if tnode.inputs else []
+        self.ctx.bind(tnode.outputs[0], dict(pairs.items() if isinstance(pairs, dict) else pairs))
+
+    def _aten_list(self, node: Any, tnode: TorchNode) -> None:
+        """A copy of a list (appending to it leaves the original alone)."""
+        self.ctx.bind(tnode.outputs[0], list(self.ctx.value(tnode.inputs[0])))
+
+    def _aten___contains__(self, node: Any, tnode: TorchNode) -> None:
+        container = self.ctx.value(tnode.inputs[0])
+        self.ctx.bind(tnode.outputs[0], self.ctx.static(tnode.inputs[1], "the key") in container)
+
+    def _prim_DictConstruct(self, node: Any, tnode: TorchNode) -> None:
+        values = [self.ctx.value(k) for k in tnode.inputs]
+        self.ctx.bind(tnode.outputs[0], {key: value for key, value in zip(values[::2], values[1::2])})
+
+    def _aten__set_item(self, node: Any, tnode: TorchNode) -> None:
+        """``d[key] = value`` on a dict (or list): the object is shared by every name of it."""
+        items = self.ctx.value(tnode.inputs[0])
+        items[self.ctx.static(tnode.inputs[1], "the key")] = self.ctx.value(tnode.inputs[2])
+
+    def _aten_values(self, node: Any, tnode: TorchNode) -> None:
+        self.ctx.bind(tnode.outputs[0], list(self.ctx.value(tnode.inputs[0]).values()))
+
+    def _aten_keys(self, node: Any, tnode: TorchNode) -> None:
+        self.ctx.bind(tnode.outputs[0], list(self.ctx.value(tnode.inputs[0]).keys()))
+
+    def _aten_items(self, node: Any, tnode: TorchNode) -> None:
+        self.ctx.bind(tnode.outputs[0], [tuple(item) for item in self.ctx.value(tnode.inputs[0]).items()])
 
     def _aten_len(self, node: Any, tnode: TorchNode) -> None:
         items = self.ctx.value(tnode.inputs[0])
-        self.ctx.bind(tnode.outputs[0], len(items) if isinstance(items, (list, tuple)) else
+        self.ctx.bind(tnode.outputs[0], len(items) if isinstance(items, (list, tuple, dict)) else
                       self.ctx.shape(tnode.inputs[0])[0])
 
     def _aten_append(self, node: Any, tnode: TorchNode) -> None:
@@ -249,6 +292,8 @@ def _input_name(value: Any) -> str:
 
 
 def _flatten(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return _flatten(list(value.values()))
     if isinstance(value, (list, tuple)):
         return [item for v in value for item in _flatten(v)]
     return [] if value is None else [value]

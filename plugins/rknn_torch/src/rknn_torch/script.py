@@ -62,7 +62,12 @@ def load_graph(path: str) -> tuple[Any, Any]:
     c = torch._C
     c._jit_pass_inline(graph)
     c._jit_pass_remove_mutation(graph)
-    c._jit_pass_lower_all_tuples(graph)
+    lowered = graph.copy()
+    try:  # tuples inside lists or dicts (a detection backbone's OrderedDict) stay; the importer holds them
+        c._jit_pass_lower_all_tuples(lowered)
+        graph = lowered
+    except RuntimeError:
+        pass
     c._jit_pass_constant_propagation(graph)
     c._jit_pass_peephole(graph)
     c._jit_pass_dce(graph)
