@@ -132,3 +132,63 @@ def test_quantized_conv_after_a_folded_pad_is_bit_exact(tmp_path):
     fused, plain = both(path, inputs, ["fold_pad"], quantize=True, samples=samples, tmp_path=tmp_path)
     assert "Pad" not in built_ops(path, quantize=True, dataset=str(tmp_path / "fused" / "dataset.txt"))
     np.testing.assert_array_equal(fused[0], plain[0])
+
+
+# ------------------------------------------------------------------------------------ fuse_epilogue
+
+
+def residual_model(activation: str = "Relu"):
+    """conv -> relu -> conv -> add(., first) -> activation, and a conv -> HardSwish branch."""
+    x = randn(1, 4, 8, 8)
+    inits = {"w1": randn(4, 4, 3, 3, seed=1, scale=0.3), "b1": randn(4, seed=2),
+             "w2": randn(4, 4, 3, 3, seed=3, scale=0.3), "b2": randn(4, seed=4),
+             "w3": randn(4, 4, 1, 1, seed=5), "b3": randn(4, seed=6)}
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["r1", "c2"], ["s"]),
+             helper.make_node(activation, ["s"], ["y"]),
+             helper.make_node("Conv", ["y", "w3", "b3"], ["c3"], kernel_shape=[1, 1]),
+             helper.make_node("HardSwish", ["c3"], ["z"])]
+    return make_model(nodes, {"x": x}, ["z"], initializers=inits, opset=14), {"x": x}
+
+
+def conv_attrs(path, quantize=False, dataset=None):
+    tk = Toolkit()
+    tk.config(optimization_level=3)
+    tk.load("load_onnx", model=path)
+    return [(n.op, n.attrs) for n in tk.build(do_quantization=quantize, dataset=dataset).graph.nodes]
+
+
+needs_epilogue = pytest.mark.skipif((default_registry().op("Conv").max_inputs or 0) < 4,
+                                    reason="the Conv op has no fused residual input yet (issue 13 part B)")
+
+
+@needs_epilogue
+@pytest.mark.parametrize("activation", ["Relu", "HardSwish"])
+def test_residual_add_and_activations_fuse_into_the_conv_float(tmp_path, activation):
+    model, inputs = residual_model(activation)
+    path = save_model(model, str(tmp_path))
+    nodes = conv_attrs(path)
+    assert [op for op, _ in nodes] == ["Conv", "Conv", "Conv"]
+    assert nodes[1][1]["fused_add"] == 1 and nodes[1][1]["activation"]["op"] == activation
+    assert nodes[2][1]["activation"] == {"op": "HardSwish"}
+    _dirs(tmp_path)
+    fused, plain = both(path, inputs, ["fuse_epilogue"], tmp_path=tmp_path)
+    np.testing.assert_allclose(fused[0], plain[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fused[0], run_ort(path, inputs)[0], rtol=1e-4, atol=1e-5)
+
+
+@needs_epilogue
+@pytest.mark.parametrize("activation", ["Relu", "HardSwish"])
+def test_residual_add_and_activations_fuse_bit_exact_when_quantized(tmp_path, activation):
+    model, inputs = residual_model(activation)
+    path = save_model(model, str(tmp_path))
+    samples = [[randn(1, 4, 8, 8, seed=s)] for s in range(4)]
+    _dirs(tmp_path)
+    fused, plain = both(path, inputs, ["fuse_epilogue"], quantize=True, samples=samples, tmp_path=tmp_path)
+    nodes = conv_attrs(path, quantize=True, dataset=str(tmp_path / "fused" / "dataset.txt"))
+    assert [op for op, _ in nodes].count("Add") == 0
+    fused_conv = next(attrs for op, attrs in nodes if attrs.get("fused_add"))
+    assert set(fused_conv["add_conv_q"]) == {"qtype", "scale", "zero_point"}
+    np.testing.assert_array_equal(fused[0], plain[0])

@@ -84,7 +84,9 @@ class PassSpec:
     """A graph rewrite ``run(graph, ctx) -> bool`` (True when it changed the graph).
 
     It runs when ``optimization_level >= min_level``; passes that may change numerics run only at
-    level 3. ``after`` names passes that must run before this one.
+    level 3. ``after`` names passes that must run before this one. A ``late`` pass runs at the end of
+    ``build``, after quantization when there is one, on the float or the quantized graph (epilogue
+    fusions that must copy the quantization parameters of the tensors they remove).
     """
 
     name: str
@@ -93,6 +95,7 @@ class PassSpec:
     changes_numerics: bool = False
     after: tuple[str, ...] = ()
     doc: str = ""
+    late: bool = False
 
 
 @attrs.frozen

@@ -101,6 +101,9 @@ class Toolkit:
             do_quantization = False
         # accuracy_analysis's reference: the float graph exactly as quantized
         float_graph = quantize_model(model, self.registry, self.cfg, dataset) if do_quantization else None
+        changed = run_passes(model.graph, PassContext(self.registry, self.cfg.optimization_level,
+                                                      {"protected": set(model.preprocessed.values())}), late=True)
+        log.info("build: late passes applied: %s", ", ".join(changed) or "none")
         _lower_for_chip(model, self.registry)
         self.model, self.runtime, self.float_graph = model, None, float_graph
         return model

@@ -54,22 +54,23 @@ def order_passes(passes: list[PassSpec]) -> list[PassSpec]:
     return ordered
 
 
-def selected_passes(registry: Registry, level: int) -> list[PassSpec]:
-    """The passes that run at ``optimization_level`` ``level``."""
+def selected_passes(registry: Registry, level: int, late: bool = False) -> list[PassSpec]:
+    """The passes that run at ``optimization_level`` ``level`` (the ``late`` ones, or the others)."""
     chosen = [p for p in registry.table("passes").values()
-              if level >= p.min_level and (level == 3 or not p.changes_numerics)]
+              if level >= p.min_level and (level == 3 or not p.changes_numerics) and p.late == late]
     return order_passes(chosen)
 
 
-def run_passes(graph: Graph, ctx: PassContext) -> list[str]:
-    """Apply every selected pass until it stops changing the graph; returns the names that changed it."""
+def run_passes(graph: Graph, ctx: PassContext, late: bool = False) -> list[str]:
+    """Apply every selected pass (``late``: those that run at the end of build, after quantization) until
+    it stops changing the graph; returns the names that changed it."""
     changed_by = []
     verify = bool(ctx.options.get("verify")) or os.environ.get("RKNN_VERIFY_PASSES", "") not in ("", "0")
     if verify:
         from rknn_core.verify import verify_graph
 
         verify_graph(graph, ctx.registry)
-    for spec in selected_passes(ctx.registry, ctx.level):
+    for spec in selected_passes(ctx.registry, ctx.level, late):
         for _ in range(MAX_ROUNDS):
             if not spec.run(graph, ctx):
                 break

@@ -1,0 +1,112 @@
+"""Fuse a residual ``Add`` and the activation after it into the convolution's epilogue (a late pass).
+
+``Conv -> Add(., r)`` becomes one Conv with input 3 = ``r`` and ``fused_add=1``; an activation after a
+Conv (Relu, Clip, LeakyRelu, and the table activations HardSwish / HardSigmoid) becomes its
+``activation``. The Conv kernels compute ``act(conv(x) + b + r)`` rounded as the unfused graph rounds.
+
+It runs after quantization (``late``) because a quantized epilogue keeps the grids of the tensors it
+removes: the old conv output's parameters as ``add_conv_q`` and a table activation's input parameters
+as ``act_in_q`` (dicts ``{"qtype", "scale", "zero_point"}``), so the result is bit-identical to the
+unfused quantized graph. A clamp activation (Relu, Clip) is fused into a quantized conv only when its
+output keeps its input's parameters (then it is the output bounds, as the standalone op computes it).
+Needs the Conv op that takes the residual input (``max_inputs >= 4``); with an older Conv it does nothing.
+"""
+
+from __future__ import annotations
+
+from rknn_core.ir import Graph, Node, QuantParams
+from rknn_core.passes._util import single_consumer
+from rknn_core.passes.fuse_activation import activation_of
+from rknn_core.quant.quantize_graph import FLOAT_NODES
+from rknn_core.records import PassSpec
+
+TABLE_ACTIVATIONS = ("HardSwish", "HardSigmoid")
+
+
+def params_dict(q: QuantParams) -> dict:
+    """A tensor's per-tensor parameters as a node attribute."""
+    return {"qtype": q.qtype, "scale": [float(s) for s in q.scale], "zero_point": [int(z) for z in q.zero_point]}
+
+
+def _quantized(graph: Graph) -> bool:
+    return "quantized_dtype" in graph.metadata
+
+
+def _fusable(graph: Graph, node: Node) -> bool:
+    """Computed like its neighbours: both float, or both quantized per tensor (not a hybrid float layer)."""
+    if node.name in set(graph.metadata.get(FLOAT_NODES, ())):
+        return False
+    if not _quantized(graph):
+        return True
+    quants = [graph.tensors[n].quant for n in [*node.inputs[:1], *node.outputs] if n]
+    return all(q is not None and len(q.scale) == 1 for q in quants)
+
+
+def _move_to(graph: Graph, conv: Node, other: Node) -> None:
+    """Put ``conv`` where ``other`` was (every input of both is computed before that) and drop ``other``."""
+    graph.nodes.remove(conv)
+    graph.nodes[graph.nodes.index(other)] = conv
+
+
+def fuse_residual(graph: Graph, conv: Node, add: Node) -> bool:
+    conv_out = conv.outputs[0]
+    if add.op != "Add" or len(add.inputs) != 2 or add.inputs.count(conv_out) != 1 or not _fusable(graph, add):
+        return False
+    residual = add.inputs[1] if add.inputs[0] == conv_out else add.inputs[0]
+    shapes = [graph.tensors[n].shape for n in (conv_out, residual, add.outputs[0])]
+    if graph.tensors[residual].is_const or shapes[0] is None or len(set(map(tuple, shapes))) != 1:
+        return False
+    attrs = {**conv.attrs, "fused_add": 1}
+    if _quantized(graph):
+        q = graph.tensors[residual].quant
+        if q is None or len(q.scale) != 1:
+            return False
+        attrs["add_conv_q"] = params_dict(graph.tensors[conv_out].quant)
+    conv.inputs = [*conv.inputs, *[""] * (3 - len(conv.inputs)), residual]
+    conv.attrs, conv.outputs = attrs, [add.outputs[0]]
+    _move_to(graph, conv, add)
+    return True
+
+
+def fuse_act(graph: Graph, conv: Node, act_node: Node) -> bool:
+    if not _fusable(graph, act_node) or act_node.inputs[0] != conv.outputs[0]:
+        return False
+    if act_node.op in TABLE_ACTIVATIONS:
+        act = {"op": act_node.op}
+        if act_node.op == "HardSigmoid":
+            act.update(alpha=float(act_node.attrs.get("alpha", 0.2)), beta=float(act_node.attrs.get("beta", 0.5)))
+    else:
+        act = activation_of(graph, act_node)
+    if act is None or (act["op"] == "LeakyRelu" and conv.attrs.get("fused_add")):
+        return False
+    attrs = {**conv.attrs, "activation": act}
+    if _quantized(graph):
+        before, after = (graph.tensors[n].quant for n in (conv.outputs[0], act_node.outputs[0]))
+        if act["op"] in TABLE_ACTIVATIONS:
+            attrs["act_in_q"] = params_dict(before)
+        elif before != after or act["op"] == "LeakyRelu":
+            return False  # the standalone op rescales (or, LeakyRelu, has its own quantized form)
+    conv.attrs, conv.outputs = attrs, [act_node.outputs[0]]
+    _move_to(graph, conv, act_node)
+    return True
+
+
+def run(graph: Graph, ctx) -> bool:
+    if (ctx.registry.op("Conv").max_inputs or 0) < 4:
+        return False
+    changed = False
+    for conv in [n for n in graph.nodes if n.op == "Conv"]:
+        if conv.attrs.get("activation") or len(conv.outputs) != 1 or not _fusable(graph, conv):
+            continue
+        reader = single_consumer(graph, conv.outputs[0], ctx)
+        if reader is None:
+            continue
+        if not conv.attrs.get("fused_add") and fuse_residual(graph, conv, reader):
+            changed = True
+        elif fuse_act(graph, conv, reader):
+            changed = True
+    return changed
+
+
+PASS = PassSpec("fuse_epilogue", run, min_level=1, changes_numerics=False, late=True,
+                doc="A residual Add and the activation after a Conv into the Conv's epilogue (after quantization).")
