@@ -25,7 +25,8 @@ CORE = ("-e", "rknn_core", "-e", "plugins/targets", "-e", "plugins/targets/rk18x
 EVERY_PLUGIN = ("-e", "plugins/rknn_onnx", "-e", "plugins/examples/rknn_op_example", "-e",
                 "plugins/examples/rknn_quant_example", "-e", "plugins/rknn_tf", "-e", "plugins/rknn_tflite",
                 "-e", "plugins/rknn_darknet", "-e", "plugins/rknn_caffe", "-e", "plugins/rknn_torch",
-                "-e", "plugins/rknn_mxnet", "-e", "plugins/rknn_server")
+                "-e", "plugins/rknn_mxnet", "-e", "plugins/rknn_server",
+                "-e", "plugins/rknn_gui")
 
 
 def _install(session: nox.Session, *packages: str) -> None:
@@ -141,6 +142,14 @@ def mxnet(session: nox.Session) -> None:
     session.run(python, "-m", "pip", "install", "--quiet", "mxnet==1.9.1", "numpy==1.23.5", external=True)
     session.run(python, "plugins/rknn_mxnet/tests/make_reference.py", external=True)
     session.run("pytest", "-m", "not heavy", "plugins/rknn_mxnet/tests", *session.posargs)
+
+
+@nox.session
+def gui(session: nox.Session) -> None:
+    """The visual workbench: core + targets + ONNX frontend + rknn-gui (Starlette, uvicorn); API tests with
+    Starlette's TestClient, end-to-end tests with Playwright driving Debian's chromium (they skip without it)."""
+    _install(session, "-e", "plugins/rknn_onnx", "-e", "plugins/rknn_gui")
+    session.run("pytest", "-m", "not heavy", "plugins/rknn_gui/tests", *session.posargs)
 
 
 @nox.session
