@@ -109,7 +109,7 @@ class Resizes(nn.Module):
 
 
 class Misc(nn.Module):
-    """Dropout in eval mode, a buffer, constants made in forward, a loop and a branch on sizes."""
+    """Dropout in eval mode, a buffer, constants made in forward, a loop and a branch on sizes, a list slice."""
 
     def __init__(self):
         super().__init__()
@@ -124,6 +124,8 @@ class Misc(nn.Module):
             y = y + float(i)
         if y.size(1) > 2:
             y = y * 0.5
+        features = [y, y * 2.0, y * 3.0]
+        y = torch.stack(features[1:], 0).sum(0) - features[0]
         return y, torch.ones_like(y) * x.size(3) + x
 
 

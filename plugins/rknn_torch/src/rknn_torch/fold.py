@@ -32,11 +32,11 @@ _UNARY = {
     "aten::neg": operator.neg, "aten::__not__": operator.not_, "aten::floor": math.floor, "aten::ceil": math.ceil,
     "aten::sqrt": math.sqrt, "aten::abs": abs,
 }
-_LISTS = {
-    "aten::len": lambda a: len(a), "aten::__getitem__": lambda a, i: a[i], "aten::__is__": operator.is_,
-    "aten::__isnot__": operator.is_not, "aten::format": lambda fmt, *args: str(fmt),
-    "aten::slice": lambda a, start=None, end=None, step=1: a[start:end:step],
-}
+
+
+def slice_list(items: list, start: int | None, end: int | None, step: int) -> list:
+    """``items[start:end:step]`` of a TorchScript list (aten::slice.t)."""
+    return items[start:end:step]
 
 
 def _number(value: Any) -> Any:
@@ -51,16 +51,14 @@ def python_fold(node: TorchNode, args: list[Any]) -> tuple[bool, Any]:
         data = np.asarray(args[0])
         dtype = SCALAR_TYPES.get(args[1]) or ("float32" if data.dtype.kind == "f" else str(data.dtype))
         return True, data.astype(dtype)
-    if kind in _LISTS and (args and isinstance(args[0], (list, tuple, str, type(None)))):
-        return True, _LISTS[kind](*args)
+    if kind == "aten::slice" and isinstance(args[0], list):
+        return True, slice_list(*args)
     if kind in ("aten::Int", "aten::Float", "aten::Bool", "aten::ScalarImplicit") and len(args) == 1:
         return True, _UNARY[kind](_number(args[0]))
     if kind in _UNARY and len(args) == 1 and isinstance(args[0], _NUMBERS):
         return True, _UNARY[kind](args[0])
     if kind in _BINARY and len(args) == 2 and all(isinstance(a, _NUMBERS) for a in args):
         return True, _BINARY[kind](*args)
-    if kind in ("aten::__is__", "aten::__isnot__"):
-        return True, _LISTS[kind](*args)
     return False, None
 
 

@@ -1,10 +1,10 @@
 """``load_pytorch``: a TorchScript .pt file -> the toolkit's Graph.
 
-The inlined TorchScript graph of the module's ``forward`` is walked node by node with the input sizes fixed: nodes whose
-inputs are all known (sizes, shape arithmetic, constants) are evaluated at once, control flow on known
-conditions is resolved (``prim::If``) or unrolled (``prim::Loop``), module attributes are read
-(``prim::GetAttr``: weights become constants, ``self.training`` is False), and every other node is converted
-by the converter registered for its kind (``aten::conv2d``) through the ``rknn_converters`` hook.
+The inlined TorchScript graph of the module's ``forward`` is walked node by node with the input sizes
+fixed: nodes whose inputs are all known (sizes, shape arithmetic, constants) are evaluated at once,
+control flow on known conditions is resolved (``prim::If``) or unrolled (``prim::Loop``), TorchScript's
+own nodes (module attributes, lists, dicts: ``own_nodes``) are handled here, and every other node is
+converted by the converter registered for its kind (``aten::conv2d``) through the ``rknn_converters`` hook.
 """
 
 from __future__ import annotations
@@ -20,18 +20,15 @@ from rknn_core.errors import RknnError
 from rknn_core.ir import Graph, Tensor
 from rknn_core.plugins import Registry, default_registry
 from rknn_torch import __version__
-from rknn_torch.context import SCALAR_TYPES, Context, Ref, is_known, unref
+from rknn_torch.context import Context, Ref, is_known, unref
 from rknn_torch.fold import NOT_FOLDED, python_fold, torch_fold
+from rknn_torch.own_nodes import OWN_NODES
 from rknn_torch.script import TorchNode, describe, load_graph, torch_module
 
 FRONTEND = "pytorch"  # the frontend name converters register under
 MAX_UNROLL = 10_000  # loop iterations unrolled at most
-# TorchScript's own node kinds, handled by the importer itself
-OWN_OPS = ("prim::Constant", "prim::GetAttr", "prim::ListConstruct", "prim::TupleConstruct", "prim::ListUnpack",
-           "prim::TupleUnpack", "prim::TupleIndex", "prim::NumToTensor", "prim::If", "prim::Loop",
-           "prim::RaiseException", "prim::Uninitialized", "prim::unchecked_cast", "prim::device", "prim::dtype",
-           "aten::append", "aten::warn", "prim::Print", "aten::__getitem__", "aten::len", "prim::DictConstruct",
-           "aten::__contains__", "aten::_set_item", "aten::list", "aten::insert", "aten::dict", "aten::values", "aten::keys", "aten::items")
+# TorchScript node kinds the importer handles itself
+OWN_OPS = ("prim::If", "prim::Loop", *OWN_NODES)
 
 
 def supported_ops(registry: Registry | None = None) -> list[str]:
@@ -78,12 +75,12 @@ class _Walk:
     def _run(self, node: Any, tnode: TorchNode) -> None:
         ctx, kind = self.ctx, tnode.kind
         if kind == "prim::If":
-            return self._bind_all(tnode.outputs, self.block(list(node.blocks())[0 if self._flag(tnode.inputs[0]) else 1]))
+            branch = list(node.blocks())[0 if self._flag(tnode.inputs[0]) else 1]
+            return self._bind_all(tnode.outputs, self.block(branch))
         if kind == "prim::Loop":
             return self._loop(node, tnode)
-        own = getattr(self, "_" + kind.replace("::", "_"), None)
-        if own is not None:
-            return own(node, tnode)
+        if kind in OWN_NODES:
+            return OWN_NODES[kind](ctx, node, tnode)
         args = [unref(ctx.graph, ctx.value(k)) for k in tnode.inputs]
         if kind not in NOT_FOLDED and is_known(args):
             folded, result = python_fold(tnode, args)
@@ -132,118 +129,6 @@ class _Walk:
                                 "counts are imported")
             go, i = bool(go_value), i + 1
         self._bind_all(tnode.outputs, carried)
-
-    # TorchScript's own nodes ----------------------------------------------------------------
-    def _prim_Constant(self, node: Any, tnode: TorchNode) -> None:
-        value = node.output().toIValue()
-        if isinstance(value, self.torch.Tensor):
-            value = value.detach().cpu().numpy().copy()
-        self.ctx.bind(tnode.outputs[0], value)
-
-    def _prim_GetAttr(self, node: Any, tnode: TorchNode) -> None:
-        """A module attribute: a submodule, a parameter or buffer (as a constant), a flag (``training``)."""
-        value = getattr(self.ctx.value(tnode.inputs[0]), node.s("name"))
-        if isinstance(value, self.torch.Tensor):
-            value = value.detach().cpu().numpy().copy()
-        self.ctx.bind(tnode.outputs[0], value)
-
-    def _prim_ListConstruct(self, node: Any, tnode: TorchNode) -> None:
-        self.ctx.bind(tnode.outputs[0], [self.ctx.value(k) for k in tnode.inputs])
-
-    def _prim_TupleConstruct(self, node: Any, tnode: TorchNode) -> None:
-        self.ctx.bind(tnode.outputs[0], tuple(self.ctx.value(k) for k in tnode.inputs))
-
-    def _prim_ListUnpack(self, node: Any, tnode: TorchNode) -> None:
-        items = self.ctx.value(tnode.inputs[0])
-        if isinstance(items, Ref) or not isinstance(unref(self.ctx.graph, items), (list, tuple)):
-            raise RknnError(f"'%{tnode.inputs[0]}' is not a list")
-        if len(items) != len(tnode.outputs):
-            raise RknnError(f"unpacks {len(tnode.outputs)} values from a list of {len(items)}")
-        self._bind_all(tnode.outputs, items)
-
-    _prim_TupleUnpack = _prim_ListUnpack
-
-    def _prim_TupleIndex(self, node: Any, tnode: TorchNode) -> None:
-        index = self.ctx.static(tnode.inputs[1], "the tuple index")
-        self.ctx.bind(tnode.outputs[0], self.ctx.value(tnode.inputs[0])[int(index)])
-
-    def _prim_NumToTensor(self, node: Any, tnode: TorchNode) -> None:
-        number = self.ctx.static(tnode.inputs[0], "the number")
-        self.ctx.bind(tnode.outputs[0], np.asarray(number, dtype=np.int64 if isinstance(number, int) else np.float64))
-
-    def _prim_RaiseException(self, node: Any, tnode: TorchNode) -> None:
-        message = self.ctx.value(tnode.inputs[0]) if tnode.inputs else ""
-        raise RknnError(f"the model raises an exception for these input sizes: {message}")
-
-    def _prim_Uninitialized(self, node: Any, tnode: TorchNode) -> None:
-        self.ctx.bind(tnode.outputs[0], None)
-
-    def _prim_unchecked_cast(self, node: Any, tnode: TorchNode) -> None:
-        self.ctx.same(tnode, tnode.inputs[0])
-
-    def _prim_device(self, node: Any, tnode: TorchNode) -> None:
-        self.ctx.bind(tnode.outputs[0], "cpu")
-
-    def _prim_dtype(self, node: Any, tnode: TorchNode) -> None:
-        dtype = self.ctx.dtype(tnode.inputs[0])
-        self.ctx.bind(tnode.outputs[0], next(code for code, name in SCALAR_TYPES.items() if name == dtype))
-
-    def _aten___getitem__(self, node: Any, tnode: TorchNode) -> None:
-        items = self.ctx.value(tnode.inputs[0])
-        key = self.ctx.static(tnode.inputs[1], "the index")
-        if not isinstance(items, (list, tuple, dict)):
-            raise RknnError("indexing is supported on lists and dicts (tensor indexing is aten::select / aten::slice)")
-        self.ctx.bind(tnode.outputs[0], items[key if isinstance(items, dict) else int(key)])
-
-    def _aten_insert(self, node: Any, tnode: TorchNode) -> None:
-        items = self.ctx.value(tnode.inputs[0])
-        items.insert(int(self.ctx.static(tnode.inputs[1], "the index")), self.ctx.value(tnode.inputs[2]))
-
-    def _aten_dict(self, node: Any, tnode: TorchNode) -> None:
-        """A dict from (key, value) pairs (an OrderedDict of feature maps), or an empty one."""
-        pairs = self.ctx.value(tnode.inputs[0]) if tnode.inputs else []
-        self.ctx.bind(tnode.outputs[0], dict(pairs.items() if isinstance(pairs, dict) else pairs))
-
-    def _aten_list(self, node: Any, tnode: TorchNode) -> None:
-        """A copy of a list (appending to it leaves the original alone)."""
-        self.ctx.bind(tnode.outputs[0], list(self.ctx.value(tnode.inputs[0])))
-
-    def _aten___contains__(self, node: Any, tnode: TorchNode) -> None:
-        container = self.ctx.value(tnode.inputs[0])
-        self.ctx.bind(tnode.outputs[0], self.ctx.static(tnode.inputs[1], "the key") in container)
-
-    def _prim_DictConstruct(self, node: Any, tnode: TorchNode) -> None:
-        values = [self.ctx.value(k) for k in tnode.inputs]
-        self.ctx.bind(tnode.outputs[0], {key: value for key, value in zip(values[::2], values[1::2])})
-
-    def _aten__set_item(self, node: Any, tnode: TorchNode) -> None:
-        """``d[key] = value`` on a dict (or list): the object is shared by every name of it."""
-        items = self.ctx.value(tnode.inputs[0])
-        items[self.ctx.static(tnode.inputs[1], "the key")] = self.ctx.value(tnode.inputs[2])
-
-    def _aten_values(self, node: Any, tnode: TorchNode) -> None:
-        self.ctx.bind(tnode.outputs[0], list(self.ctx.value(tnode.inputs[0]).values()))
-
-    def _aten_keys(self, node: Any, tnode: TorchNode) -> None:
-        self.ctx.bind(tnode.outputs[0], list(self.ctx.value(tnode.inputs[0]).keys()))
-
-    def _aten_items(self, node: Any, tnode: TorchNode) -> None:
-        self.ctx.bind(tnode.outputs[0], [tuple(item) for item in self.ctx.value(tnode.inputs[0]).items()])
-
-    def _aten_len(self, node: Any, tnode: TorchNode) -> None:
-        items = self.ctx.value(tnode.inputs[0])
-        self.ctx.bind(tnode.outputs[0], len(items) if isinstance(items, (list, tuple, dict)) else
-                      self.ctx.shape(tnode.inputs[0])[0])
-
-    def _aten_append(self, node: Any, tnode: TorchNode) -> None:
-        items = self.ctx.value(tnode.inputs[0])
-        items.append(self.ctx.value(tnode.inputs[1]))  # the list object is shared by every name of it
-        self.ctx.bind(tnode.outputs[0], items)
-
-    def _aten_warn(self, node: Any, tnode: TorchNode) -> None:
-        """Warnings the model emits while running are not part of the computation."""
-
-    _prim_Print = _aten_warn
 
 
 def load_pytorch(model: str, input_size_list: Sequence, registry: Registry | None = None) -> Graph:

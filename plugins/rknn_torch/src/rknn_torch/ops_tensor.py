@@ -8,6 +8,7 @@ import numpy as np
 
 from rknn_core.errors import RknnError
 from rknn_torch.context import SCALAR_TYPES, Context, Ref, norm_dim
+from rknn_torch.fold import slice_list
 from rknn_torch.script import TorchNode
 
 
@@ -121,6 +122,17 @@ def cat(ctx: Context, node: TorchNode) -> None:
     ctx.result(node, "Concat", names, {"axis": axis})
 
 
+def stack(ctx: Context, node: TorchNode) -> None:
+    """stack: each tensor unsqueezed at the new dimension, then concatenated."""
+    items = ctx.value(node.inputs[0])
+    if not isinstance(items, (list, tuple)) or not items:
+        raise RknnError("stack needs a non-empty list of tensors")
+    names = [ctx.as_tensor(v, f"{node.name}/{i}") for i, v in enumerate(items)]
+    axis = norm_dim(ctx.static(node.inputs[1], "the dimension"), len(ctx.graph.tensor(names[0]).shape) + 1)
+    axes = ctx.add_const("axes", np.asarray([axis], np.int64))
+    ctx.result(node, "Concat", [ctx.emit("Unsqueeze", [n, axes])[0] for n in names], {"axis": axis})
+
+
 def _split_into(ctx: Context, node: TorchNode, sizes: list[int], axis: int) -> list[Ref]:
     x = ctx.tensor(node.inputs[0])
     outs = ctx.emit("Split", [x, ctx.add_const("split", np.asarray(sizes, np.int64))], {"axis": axis},
@@ -153,6 +165,10 @@ def split(ctx: Context, node: TorchNode) -> None:
 
 
 def slice_(ctx: Context, node: TorchNode) -> None:
+    """A tensor slice along one dimension; on a list (of tensors), the Python slice."""
+    if isinstance(ctx.value(node.inputs[0]), list):
+        bounds = [ctx.static(k, "a slice bound") for k in node.inputs[1:4]]
+        return ctx.bind(node.outputs[0], slice_list(ctx.value(node.inputs[0]), *bounds))
     rank = ctx.rank(node.inputs[0])
     axis = norm_dim(ctx.static(node.inputs[1], "the dimension"), rank)
     start, end, step = (ctx.static(k, "a slice bound") for k in node.inputs[2:5])
@@ -226,7 +242,7 @@ CONVERTERS = {
     "aten::to": to, "aten::type_as": to,
     "aten::view": view, "aten::reshape": view, "aten::view_as": view, "aten::reshape_as": view,
     "aten::flatten": flatten, "aten::permute": permute, "aten::transpose": transpose, "aten::t": transpose,
-    "aten::cat": cat, "aten::concat": cat,
+    "aten::cat": cat, "aten::concat": cat, "aten::stack": stack,
     "aten::chunk": split, "aten::unsafe_chunk": split, "aten::split": split, "aten::unsafe_split": split,
     "aten::split_with_sizes": split, "aten::unbind": split,
     "aten::slice": slice_, "aten::select": select, "aten::squeeze": squeeze, "aten::unsqueeze": unsqueeze,
