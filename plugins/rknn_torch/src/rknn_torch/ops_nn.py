@@ -140,7 +140,7 @@ def adaptive_avg_pool(ctx: Context, node: TorchNode) -> None:
     shape = ctx.shape(x)
     rank = len(shape) - 2
     out = [shape[2 + i] if s is None else int(s)
-           for i, s in enumerate(ints_or_none(ctx.static(node.inputs[1], "output_size"), rank))]
+           for i, s in enumerate(_ints_or_none(ctx.static(node.inputs[1], "output_size"), rank))]
     in_size = list(shape[2:])
     if out == [1] * rank:
         return ctx.result(node, "GlobalAveragePool", [ctx.tensor(x)])
@@ -156,7 +156,8 @@ def adaptive_avg_pool(ctx: Context, node: TorchNode) -> None:
     ctx.result(node, "MatMul", [rows, ctx.emit("MatMul", [ctx.tensor(x), cols])[0]])
 
 
-def ints_or_none(value, count: int) -> list:
+def _ints_or_none(value, count: int) -> list:
+    """A per-axis list whose entries may be None (keep that size); one entry applies to every axis."""
     values = list(value) if isinstance(value, (list, tuple)) else [value]
     return values * count if len(values) == 1 else values
 
@@ -173,7 +174,7 @@ def _resize(ctx: Context, node: TorchNode, sizes, scales, mode: str, coord: str,
         ctx.result(node, "Resize", [ctx.tensor(x), "", "", ctx.add_const("sizes", np.asarray(target, np.int64))],
                    attrs)
     elif scales is not None and None not in scales:
-        factors = [1.0, 1.0, *(float(s) for s in ints_or_none(scales, rank))]
+        factors = [1.0, 1.0, *(float(s) for s in _ints_or_none(scales, rank))]
         ctx.result(node, "Resize", [ctx.tensor(x), "", ctx.add_const("scales", np.asarray(factors, np.float32))],
                    attrs)
     else:
@@ -202,7 +203,7 @@ def upsample_linear(ctx: Context, node: TorchNode) -> None:
     sizes, scales = _size_and_scales(ctx, node, 3)
     if align:  # torch's align_corners scale comes from the sizes, never from the factors
         scales, sizes = None, sizes or [int(math.floor(d * float(s))) for d, s in
-                                        zip(ctx.shape(node.inputs[0])[2:], ints_or_none(scales, ctx.rank(node.inputs[0]) - 2))]
+                                        zip(ctx.shape(node.inputs[0])[2:], _ints_or_none(scales, ctx.rank(node.inputs[0]) - 2))]
     _resize(ctx, node, sizes, scales, "linear", "align_corners" if align else "half_pixel")
 
 
