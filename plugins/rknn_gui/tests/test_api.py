@@ -196,7 +196,7 @@ def test_a_long_step_streams_its_lines_is_busy_and_can_be_cancelled(client, work
     cancelled_at = time.monotonic()
     job = client.get(f"/api/jobs/{started}", params={"wait": 30}).json()
     assert job["state"] == "cancelled" and job["error"] == "E cancelled by the user"
-    assert time.monotonic() - cancelled_at < 20
+    assert time.monotonic() - cancelled_at < 30
     assert client.post(f"/api/jobs/{started}/cancel").json() == {"cancelled": False}
     assert client.get("/api/graph").json()["graph"]["built"] is False  # the build never finished
     assert run(client, "build", {"dataset": "dataset.txt"})["state"] == "done"  # the session goes on

@@ -55,6 +55,8 @@ class Job:
         self._lock = threading.Lock()
         self._cancel_lock = threading.Lock()
         self._cancellable = False
+        self._cancel_requested = False  # a cancel that came before the worker started
+        self._step_over = False
 
     def add_line(self, line: str) -> None:
         with self._lock:
@@ -98,21 +100,26 @@ class Job:
 
     def _guarded_run(self) -> None:
         with self._cancel_lock:
+            if self._cancel_requested:
+                raise Cancelled
             self._cancellable = True
         try:
             self.result = self._run(self)
         finally:
             with self._cancel_lock:
-                self._cancellable = False
+                self._cancellable, self._step_over = False, True
                 _async_raise(self.thread_id, None)  # a cancel that came after the step ended is dropped
 
     def cancel(self) -> bool:
         """Raise :class:`Cancelled` in the worker; it takes effect at its next Python instruction
         (a numpy or compiled kernel call already running finishes first)."""
         with self._cancel_lock:
-            if not self._cancellable:
+            if self._step_over or self.finished.is_set():
                 return False
-            _async_raise(self.thread_id, Cancelled)
+            if self._cancellable:
+                _async_raise(self.thread_id, Cancelled)
+            else:
+                self._cancel_requested = True
             return True
 
 
