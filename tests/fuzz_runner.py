@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import faulthandler
 import json
-import logging
 import os
 import resource
 import sys
@@ -25,19 +24,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fuzz_corpus  # noqa: E402
 
 from rknn.api import RKNN  # noqa: E402
-from rknn_core.log import LOGGER_NAME  # noqa: E402
+from rknn_core.log import collect_errors  # noqa: E402
 
 CASE_TIMEOUT = float(os.environ.get("RKNN_FUZZ_CASE_TIMEOUT", "30"))
 CATCH_ALL = "failed unexpectedly"
-
-
-class ErrorLines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
 
 
 def _feeds(rknn: RKNN) -> tuple[list[np.ndarray], str]:
@@ -51,15 +41,15 @@ def _feeds(rknn: RKNN) -> tuple[list[np.ndarray], str]:
     return arrays, "nhwc" if layouts == {"NHWC"} else "nchw"
 
 
-def run_case(kind: str, path: str, work: str, errors: ErrorLines) -> dict:
+def run_case(kind: str, path: str, work: str, errors: list[str]) -> dict:
     steps: list[list] = []
     problems: list[str] = []
 
     def step(name: str, call, failed=lambda r: r != 0) -> bool:
-        before = len(errors.lines)
+        before = len(errors)
         result = call()
         bad = failed(result)
-        new = errors.lines[before:]
+        new = errors[before:]
         steps.append([name, "fail" if bad else "ok"])
         if bad and not new:
             problems.append(f"{name} failed without an E line")
@@ -87,20 +77,19 @@ def main(kind: str, folder: str, seed: int, count: int) -> None:
     limit = int(os.environ.get("RKNN_FUZZ_MEMORY", str(6 << 30)))
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     paths = fuzz_corpus.CASES[kind](folder, seed, count)
-    errors = ErrorLines()
-    logging.getLogger(LOGGER_NAME).addHandler(errors)
     work = os.path.join(folder, "work")
     os.makedirs(work, exist_ok=True)
-    for path in paths:
-        name = os.path.basename(path)
-        print(json.dumps({"start": name}), flush=True)
-        faulthandler.dump_traceback_later(CASE_TIMEOUT, exit=True)
-        try:
-            result = run_case(kind, path, work, errors)
-        except BaseException:  # the facade must never let anything out
-            result = {"steps": [], "problems": [f"raised: {traceback.format_exc()}"]}
-        faulthandler.cancel_dump_traceback_later()
-        print(json.dumps({"case": name, **result}), flush=True)
+    with collect_errors() as errors:
+        for path in paths:
+            name = os.path.basename(path)
+            print(json.dumps({"start": name}), flush=True)
+            faulthandler.dump_traceback_later(CASE_TIMEOUT, exit=True)
+            try:
+                result = run_case(kind, path, work, errors)
+            except BaseException:  # the facade must never let anything out
+                result = {"steps": [], "problems": [f"raised: {traceback.format_exc()}"]}
+            faulthandler.cancel_dump_traceback_later()
+            print(json.dumps({"case": name, **result}), flush=True)
 
 
 if __name__ == "__main__":

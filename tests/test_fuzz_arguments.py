@@ -9,7 +9,6 @@ directory (junk paths are relative names without '/', so everything written stay
 from __future__ import annotations
 
 import inspect
-import logging
 import os
 
 import numpy as np
@@ -19,7 +18,7 @@ from hypothesis import strategies as st
 from onnx import helper
 
 from rknn.api import RKNN
-from rknn_core.log import LOGGER_NAME
+from rknn_core.log import collect_errors
 from rknn_core.testing import make_model, save_model, write_dataset
 
 pytest.importorskip("rknn_onnx", reason="the ONNX frontend builds the models these calls use")
@@ -36,15 +35,6 @@ JUNK = st.one_of(
                      float("inf"), 10**20, "", ".", "..", [0, 1, 2], [[0, -1]], [[3, 6, 6, 1, 1, 1, 1, 1]]]))
 METHODS = sorted(name for name, _ in inspect.getmembers(RKNN, inspect.isfunction)
                  if not name.startswith("_") and name != "release")
-
-
-class ErrorLines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
 
 
 @pytest.fixture(scope="module")
@@ -111,25 +101,22 @@ FAILED = {"config": lambda r: False, "inference": lambda r: r is None, "eval_per
 
 @pytest.mark.parametrize("method", METHODS)
 def test_junk_arguments_end_in_clear_errors(method, scratch):
-    errors = ErrorLines()
-    logger = logging.getLogger(LOGGER_NAME)
     sessions = {state: _session(scratch, state) for state in ("fresh", "loaded", "ready")}
 
     @settings(max_examples=int(os.environ.get("RKNN_FUZZ_EXAMPLES", "25")), deadline=None,
               suppress_health_check=list(HealthCheck))
     @given(state=st.sampled_from(sorted(sessions)), kwargs=arguments(method, scratch))
     def call(state, kwargs):
-        before = len(errors.lines)
+        before = len(errors)
         result = getattr(sessions[state], method)(**kwargs)
-        new = errors.lines[before:]
+        new = errors[before:]
         assert not [line for line in new if "failed unexpectedly" in line], (kwargs, new)
         if FAILED.get(method, lambda r: r != 0)(result) and method != "config":
             assert new, f"{method}(**{kwargs!r}) returned {result!r} without an E line"
 
-    logger.addHandler(errors)
     try:
-        call()
+        with collect_errors() as errors:
+            call()
     finally:
-        logger.removeHandler(errors)
         for rknn in sessions.values():
             rknn.release()

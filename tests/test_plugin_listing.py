@@ -44,24 +44,6 @@ def rknn_ops():
 
 
 @pytest.fixture
-def rknn_log():
-    """Messages logged on the ``rknn`` logger (it does not propagate, so caplog cannot see them)."""
-    seen: list[logging.LogRecord] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            seen.append(record)
-
-    logger = logging.getLogger("rknn")
-    handler, level = Keep(logging.DEBUG), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield seen
-    logger.removeHandler(handler)
-    logger.setLevel(level)
-
-
-@pytest.fixture
 def site(tmp_path, monkeypatch):
     """A folder on ``sys.path`` for fake distributions; their modules are forgotten afterwards."""
     folder = tmp_path / "site"

@@ -33,24 +33,6 @@ needs_op_example = pytest.mark.skipif(not HAVE_OP_EXAMPLE, reason="rknn-op-examp
 
 
 @pytest.fixture
-def rknn_log():
-    """Records logged on the ``rknn`` logger (it does not propagate, so caplog cannot see them)."""
-    seen: list[logging.LogRecord] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            seen.append(record)
-
-    logger = logging.getLogger("rknn")
-    handler, level = Keep(logging.DEBUG), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield seen
-    logger.removeHandler(handler)
-    logger.setLevel(level)
-
-
-@pytest.fixture
 def plugin_dir(tmp_path, monkeypatch):
     """A folder on ``sys.path`` for plugin modules written by a test; they are forgotten afterwards."""
     monkeypatch.syspath_prepend(str(tmp_path))

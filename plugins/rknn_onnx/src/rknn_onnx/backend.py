@@ -16,7 +16,6 @@ built once per distinct set of input shapes (``load_onnx(input_size_list=...)``)
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -28,35 +27,20 @@ from onnx import numpy_helper
 from onnx.backend.base import Backend, BackendRep
 
 from rknn_core.errors import RknnError
-from rknn_core.log import LOGGER_NAME
+from rknn_core.log import collect_errors
 from rknn_core.runtime.inputs import DATA_TYPES
 
 _DEVICES = ("CPU",)
 
 
-class _ErrorLines(logging.Handler):
-    """Collects the ``E`` lines the toolkit logs while one step runs."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
 @contextlib.contextmanager
 def _step(what: str) -> Iterator[Any]:
     """Runs one vendor-flow step; a ``-1``/``None`` result or an ``E`` line becomes an RknnError."""
-    logger, handler = logging.getLogger(LOGGER_NAME), _ErrorLines()
-    logger.addHandler(handler)
     outcome: dict[str, Any] = {}
-    try:
+    with collect_errors() as lines:
         yield outcome
-    finally:
-        logger.removeHandler(handler)
-    if handler.lines or outcome.get("result", 0) in (-1, None):
-        raise RknnError(f"{what} failed: {'; '.join(handler.lines) or 'no error line was logged'}")
+    if lines or outcome.get("result", 0) in (-1, None):
+        raise RknnError(f"{what} failed: {'; '.join(lines) or 'no error line was logged'}")
 
 
 _SIZE_OPS = ("ConstantOfShape", "Range")  # ops whose every input is a size

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -13,29 +12,8 @@ from typing import Any
 import numpy as np
 
 from rknn_core import plugins
-from rknn_core.log import LOGGER_NAME
+from rknn_core.log import collect_errors
 from rknn_core.plugins import Registry
-
-
-class _ErrorLines(logging.Handler):
-    """Keeps the ``E`` lines the toolkit logs, to put them in a failure message."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(f"E {record.getMessage()}")
-
-
-@contextlib.contextmanager
-def _errors_logged() -> Iterator[_ErrorLines]:
-    logger, handler = logging.getLogger(LOGGER_NAME), _ErrorLines()
-    logger.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
 
 
 @contextlib.contextmanager
@@ -51,9 +29,9 @@ def using_registry(registry: Registry | None) -> Iterator[None]:
         plugins._default = saved
 
 
-def _check(step: str, result: Any, errors: _ErrorLines, ok: Any = 0) -> None:
-    if result != ok or errors.lines:
-        said = "; ".join(errors.lines) or "no E line was logged"
+def _check(step: str, result: Any, errors: list[str], ok: Any = 0) -> None:
+    if result != ok or errors:
+        said = "; ".join(f"E {line}" for line in errors) or "no E line was logged"
         raise AssertionError(f"{step} failed (returned {result!r}): {said}")
 
 
@@ -104,7 +82,7 @@ def vendor_flow(model_path: str, inputs: Sequence[np.ndarray] | dict[str, np.nda
             dataset = write_dataset(dataset, tmp_dir, data_format)
         rknn = RKNN()
         stack.callback(lambda: rknn.release())
-        errors = stack.enter_context(_errors_logged())
+        errors = stack.enter_context(collect_errors())
         _check("config", rknn.config(**(config or {})), errors, ok=None)
         _check(loader, getattr(rknn, loader)(model=model_path, **(load_options or {})), errors)
         _check("build", rknn.build(do_quantization=quantize, dataset=dataset), errors)
