@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from torch_models import check_module, randomize, torch
+from torch_models import check_module, randomize, save, torch
+
+from rknn_torch.importer import load_pytorch
 
 nn, F = torch.nn, torch.nn.functional
 
@@ -81,7 +83,7 @@ class Arithmetic(nn.Module):
         safe = y.abs() + 0.5
         return (x + y, x - 1.5, 2 * x, x / safe, x / 2, torch.add(x, y, alpha=0.5), 1 - x, x * self.scale,
                 torch.sub(x, y, alpha=2), torch.div(x, safe, rounding_mode="floor"), torch.log(safe),
-                x.mean([2, 3], keepdim=True), x.mean(1))
+                x.mean([2, 3], keepdim=True), x.mean(1), x * x.size(3) + x.size(2) / 2, x / x.shape[1])
 
 
 class Shapes(nn.Module):
@@ -153,3 +155,11 @@ def test_op_module_matches_torch(case, mode, tmp_path):
     rng = np.random.default_rng(4)
     feeds = [rng.standard_normal(s).astype(np.float32) for s in shapes]
     check_module(net, feeds, mode, tmp_path)
+
+
+@pytest.mark.parametrize("mode", ["trace", "script"])
+def test_sizes_in_arithmetic_keep_the_tensor_dtype(mode, tmp_path):
+    """A traced size is a 0-d int64 tensor: as in torch, it takes the float32 operand's dtype."""
+    save(Arithmetic(), [torch.zeros(1, 4, 5, 5), torch.zeros(1, 4, 5, 5)], mode, tmp_path / "m.pt")
+    graph = load_pytorch(str(tmp_path / "m.pt"), [[4, 5, 5], [4, 5, 5]])
+    assert {graph.tensors[o].dtype for node in graph.nodes for o in node.outputs} == {"float32"}

@@ -19,9 +19,18 @@ BINARY = {"aten::add": "Add", "aten::sub": "Sub", "aten::mul": "Mul", "aten::div
           "aten::eq": "Equal"}
 
 
-def _operand(ctx: Context, key: str, like: str) -> str:
-    """A tensor operand; a number becomes a constant of the other operand's dtype."""
-    return ctx.tensor(key, dtype=ctx.dtype(like) if ctx.is_tensor(like) else "float32")
+def _operand(ctx: Context, key: str, other: str) -> str:
+    """A tensor operand. As in torch's type promotion, a number, or a 0-d tensor (``x.size(2)`` in a traced
+    graph) beside a tensor of higher rank, takes that tensor's dtype unless it would lose a fraction."""
+    if not ctx.is_tensor(key):
+        return ctx.tensor(key, dtype=ctx.dtype(other) if ctx.is_tensor(other) else "float32")
+    name = ctx.tensor(key)
+    if key == other or not ctx.is_tensor(other) or ctx.rank(key) > 0 or ctx.rank(other) == 0:
+        return name
+    mine, theirs = np.dtype(ctx.dtype(key)), np.dtype(ctx.dtype(other))
+    if mine == theirs or (mine.kind == "f" and theirs.kind != "f"):
+        return name
+    return ctx.emit("Cast", [name], {"to": theirs.name})[0]
 
 
 def unary(ctx: Context, node: TorchNode) -> None:
@@ -31,8 +40,7 @@ def unary(ctx: Context, node: TorchNode) -> None:
 def binary(ctx: Context, node: TorchNode) -> None:
     """add / sub / rsub (with alpha), mul, div (with rounding_mode), pow, maximum, minimum."""
     a, b = node.inputs[:2]
-    tensor = a if ctx.is_tensor(a) else b
-    x, y = _operand(ctx, a, tensor), _operand(ctx, b, tensor)  # comparisons give bool tensors
+    x, y = _operand(ctx, a, b), _operand(ctx, b, a)  # comparisons give bool tensors
     if node.kind in ("aten::add", "aten::sub", "aten::subtract", "aten::rsub") and len(node.inputs) > 2:
         alpha = ctx.static(node.inputs[2], "alpha")
         if alpha != 1:
