@@ -10,12 +10,11 @@ import numpy as np
 
 from rknn_caffe.net import CaffeLayer, expected
 from rknn_core.errors import RknnError
-from rknn_core.ir import Graph, Node, Tensor
+from rknn_core.graph_builder import emit_node, fresh_names
+from rknn_core.ir import Graph, Tensor
 from rknn_core.plugins import Registry
-from rknn_core.shape_inference import infer_node, op_for
 
 log = logging.getLogger("rknn")
-FOLD_LIMIT = 1 << 24  # eagerly folded results above this many elements stay nodes
 
 
 class Ctx:
@@ -80,29 +79,10 @@ class Ctx:
              n_out: int = 1) -> list[str]:
         """Append an IR node (folded at once when its inputs are constants); returns its output names."""
         if outputs is None:
-            base = f"{self.layer.name}/{op}" if self.layer else op
-            outputs = [self.graph.unique_name(base if n_out == 1 else f"{base}:{i}") for i in range(n_out)]
+            outputs = fresh_names(self.graph, f"{self.layer.name}/{op}" if self.layer else op, n_out)
         outputs = list(outputs)
-        for o in outputs:
-            self.graph.add_tensor(Tensor(o))
-        node = Node(outputs[0], op, list(inputs), outputs, dict(attrs or {}))
-        opdef = op_for(node, self.registry)
-        infer_node(self.graph, node, opdef, self.values)
-        if not self._fold(node, opdef):
-            self.graph.nodes.append(node)
+        emit_node(self.graph, self.registry, self.values, op, inputs, attrs, outputs)
         return outputs
-
-    def _fold(self, node: Node, opdef) -> bool:
-        tensors = self.graph.tensors
-        if not node.inputs or not all(n and tensors[n].is_const for n in node.inputs):
-            return False
-        if sum(int(np.prod(tensors[o].shape)) for o in node.outputs) > FOLD_LIMIT:
-            return False
-        results = opdef.kernel([tensors[n].data for n in node.inputs], node.attrs)
-        for o, r in zip(node.outputs, results):
-            t = tensors[o]
-            t.data = np.asarray(r).astype(t.dtype, copy=False).reshape(t.shape)
-        return True
 
     def top_name(self, k: int = 0) -> str:
         """A fresh IR name for top k: the blob's own name when this layer writes its final value."""

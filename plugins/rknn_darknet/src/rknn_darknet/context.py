@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rknn_core.ir import Graph, Node, Tensor
+from rknn_core.graph_builder import emit_node
+from rknn_core.ir import Graph
 from rknn_core.plugins import Registry
-from rknn_core.shape_inference import infer_node, op_for
 from rknn_darknet.cfg import Section
 
 
@@ -64,14 +64,9 @@ class Ctx:
         return f"{self.section.type}_{self.section.index}"
 
     def emit(self, op: str, inputs: Sequence[str], **attrs) -> str:
-        """Append one IR node (shape-inferred at once); returns its output's name."""
+        """Append one IR node (shape-inferred at once, never folded); returns its output's name."""
         out = self.graph.unique_name(f"{self.scope()}/{op}")
-        self.graph.add_tensor(Tensor(out, layout="NCHW"))
-        node = Node(out, op, list(inputs), [out], attrs)
-        infer_node(self.graph, node, op_for(node, self.registry))
-        if len(self.graph.tensors[out].shape) != 4:
-            self.graph.tensors[out].layout = None
-        self.graph.nodes.append(node)
+        emit_node(self.graph, self.registry, None, op, inputs, attrs, [out], fold_limit=None, layout="NCHW")
         return out
 
     def reshape(self, name: str, shape: Sequence[int]) -> str:

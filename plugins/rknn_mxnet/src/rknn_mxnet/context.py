@@ -13,12 +13,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from rknn_core.errors import RknnError
-from rknn_core.ir import Graph, Node, Tensor
+from rknn_core.graph_builder import emit_node, fresh_names
+from rknn_core.ir import Graph
 from rknn_core.plugins import Registry
-from rknn_core.shape_inference import infer_node, op_for
 from rknn_mxnet.symbol import MxNode, MxSymbol
-
-FOLD_LIMIT = 1 << 24  # eagerly folded results above this many elements stay nodes
 
 
 class Ctx:
@@ -88,33 +86,9 @@ class Ctx:
     def emit(self, op: str, inputs: Sequence[str], attrs: dict | None = None, outputs: Sequence[str] | None = None,
              n_out: int = 1) -> list[str]:
         """Append an IR node (folded at once when its inputs are constants); returns its output names."""
-        if outputs is None:
-            base = f"{self.node.name}/{op}"
-            outputs = [self.graph.unique_name(base if n_out == 1 else f"{base}:{i}") for i in range(n_out)]
-        outputs = list(outputs)
-        for name in outputs:
-            self.graph.add_tensor(Tensor(name))
-        node = Node(outputs[0], op, list(inputs), outputs, dict(attrs or {}))
-        opdef = op_for(node, self.registry)
-        infer_node(self.graph, node, opdef, self.values)
-        if not self._fold(node, opdef):
-            self.graph.nodes.append(node)
-        for name in outputs:
-            tensor = self.graph.tensors[name]
-            tensor.layout = "NCHW" if tensor.shape is not None and len(tensor.shape) == 4 else None
+        outputs = list(outputs) if outputs is not None else fresh_names(self.graph, f"{self.node.name}/{op}", n_out)
+        emit_node(self.graph, self.registry, self.values, op, inputs, attrs, outputs, layout="NCHW")
         return outputs
-
-    def _fold(self, node: Node, opdef) -> bool:
-        tensors = self.graph.tensors
-        if not node.inputs or not all(n and tensors[n].is_const for n in node.inputs):
-            return False
-        if sum(int(np.prod(tensors[o].shape)) for o in node.outputs) > FOLD_LIMIT:
-            return False
-        results = opdef.kernel([tensors[n].data for n in node.inputs], node.attrs)
-        for name, result in zip(node.outputs, results):
-            tensor = tensors[name]
-            tensor.data = np.asarray(result).astype(tensor.dtype, copy=False).reshape(tensor.shape)
-        return True
 
     def result(self, op: str, inputs: Sequence[str], attrs: dict | None = None, index: int = 0) -> str:
         """Emit the node computing output ``index`` of the MXNet node and bind it."""

@@ -14,14 +14,13 @@ from typing import Any
 import numpy as np
 
 from rknn_core.errors import RknnError
+from rknn_core.graph_builder import emit_node, fresh_names
 from rknn_core.ir import Graph, Node, Tensor
 from rknn_core.plugins import Registry
-from rknn_core.shape_inference import infer_node, op_for
 
 TF, NCHW = "tf", "nchw"
 TO_NCHW, TO_NHWC = (0, 3, 1, 2), (0, 2, 3, 1)
 NCHW_AXIS = (0, 2, 3, 1)  # NHWC axis a is NCHW axis NCHW_AXIS[a]
-FOLD_LIMIT = 1 << 24  # eagerly folded results above this many elements stay nodes
 
 
 class Context:
@@ -102,36 +101,14 @@ class Context:
     def emit(self, op: str, inputs: Sequence[str], attrs: dict | None = None, out: str | Sequence[str] | None = None,
              n_out: int = 1, scope: str | None = None) -> list[str]:
         """Append an IR node (folded at once when its inputs are constants); returns its outputs."""
-        scope = scope or self.scope
         if out is None:
-            outs = [self.graph.unique_name(f"{scope}/{op}" if n_out == 1 else f"{scope}/{op}:{i}") for i in range(n_out)]
+            outs = fresh_names(self.graph, f"{scope or self.scope}/{op}", n_out)
         else:
             outs = [out] if isinstance(out, str) else list(out)
-        for o in outs:
-            self.graph.add_tensor(Tensor(o))
-        node = Node(outs[0], op, list(inputs), outs, dict(attrs or {}))
-        opdef = op_for(node, self.registry)
-        infer_node(self.graph, node, opdef, self.values)
-        if not self._fold(node, opdef):
-            self.graph.nodes.append(node)
+        node = emit_node(self.graph, self.registry, self.values, op, inputs, attrs, outs, fold_inferred=True)
+        if node is not None:
             self.producer.update((o, node) for o in outs)
         return outs
-
-    def _fold(self, node: Node, opdef) -> bool:
-        tensors = self.graph.tensors
-        if all(n and tensors[n].is_const for n in node.inputs) and node.inputs:
-            if sum(int(np.prod(tensors[o].shape)) for o in node.outputs) > FOLD_LIMIT:
-                return False
-            args = [tensors[n].data for n in node.inputs]
-            results = opdef.kernel(args, node.attrs)
-        elif node.outputs and all(o in self.values for o in node.outputs):
-            results = [self.values[o] for o in node.outputs]
-        else:
-            return False
-        for o, r in zip(node.outputs, results):
-            t = tensors[o]
-            t.data = np.asarray(r).astype(t.dtype, copy=False).reshape(t.shape)
-        return True
 
     def out(self, node_name: str, index: int, layout: str = TF) -> str:
         """A fresh IR name for output ``index`` of TF node ``node_name`` held in ``layout``."""
