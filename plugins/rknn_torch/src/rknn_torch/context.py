@@ -15,12 +15,11 @@ import attrs
 import numpy as np
 
 from rknn_core.errors import RknnError
-from rknn_core.ir import Graph, Node, Tensor
+from rknn_core.graph_builder import emit_node, fresh_names
+from rknn_core.ir import Graph
 from rknn_core.plugins import Registry
-from rknn_core.shape_inference import infer_node, op_for
 from rknn_torch.script import TorchNode
 
-FOLD_LIMIT = 1 << 24  # eagerly folded results above this many elements stay nodes
 SCALAR_TYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "float16", 6: "float32",
                 7: "float64", 11: "bool"}  # torch's ScalarType codes, as TorchScript graphs hold dtypes
 
@@ -104,28 +103,9 @@ class Context:
     def emit(self, op: str, inputs: Sequence[str], attrs: dict | None = None, n_out: int = 1,
              out: Sequence[str] | None = None) -> list[str]:
         """Append an IR node (folded at once when its inputs are constants); returns its outputs."""
-        outs = list(out) if out else [self.graph.unique_name(f"{self.scope}/{op}" if n_out == 1 else
-                                                            f"{self.scope}/{op}:{i}") for i in range(n_out)]
-        for o in outs:
-            self.graph.add_tensor(Tensor(o))
-        node = Node(outs[0], op, list(inputs), outs, dict(attrs or {}))
-        opdef = op_for(node, self.registry)
-        infer_node(self.graph, node, opdef)
-        if not self._fold(node, opdef):
-            self.graph.nodes.append(node)
+        outs = list(out) if out else fresh_names(self.graph, f"{self.scope}/{op}", n_out)
+        emit_node(self.graph, self.registry, None, op, inputs, attrs, outs)
         return outs
-
-    def _fold(self, node: Node, opdef) -> bool:
-        tensors = self.graph.tensors
-        if not node.inputs or not all(n == "" or tensors[n].is_const for n in node.inputs):
-            return False
-        if sum(int(np.prod(tensors[o].shape)) for o in node.outputs) > FOLD_LIMIT:
-            return False
-        results = opdef.kernel([tensors[n].data if n else None for n in node.inputs], node.attrs)
-        for o, r in zip(node.outputs, results):
-            t = tensors[o]
-            t.data = np.asarray(r).astype(t.dtype, copy=False).reshape(t.shape)
-        return True
 
     def result(self, node: TorchNode, op: str, inputs: Sequence[str], attrs: dict | None = None) -> str:
         """Emit the IR node computing the TorchScript node's (first) output and bind it."""
