@@ -14,7 +14,7 @@ from rknn_caffe.layers_io import net_inputs
 from rknn_caffe.net import CaffeLayer, attach_blobs, net_layers
 from rknn_caffe.prototxt import read_prototxt
 from rknn_caffe.weights import read_caffemodel
-from rknn_core.errors import RknnError
+from rknn_core.errors import RknnError, first_few
 from rknn_core.ir import Graph
 from rknn_core.plugins import Registry, default_registry
 
@@ -82,10 +82,9 @@ def _import(model: str, proto: str, blobs: str | None, registry: Registry, inven
 def _check_types(layers: list[CaffeLayer], converters: dict, path: str) -> None:
     bad = [layer for layer in layers if layer.type not in converters]
     if bad:
-        listed = ", ".join(f"'{layer.type}' (layer '{layer.name}', line {layer.line})" for layer in bad[:8])
-        more = f" and {len(bad) - 8} more" if len(bad) > 8 else ""
+        listed = first_few([f"'{layer.type}' (layer '{layer.name}', line {layer.line})" for layer in bad])
         raise RknnError(f"'{path}' uses Caffe layer type(s) that rknn-caffe {__version__} and the installed plugins "
-                        f"do not support: {listed}{more}. A plugin adds one with an rknn_converters hook returning "
+                        f"do not support: {listed}. A plugin adds one with an rknn_converters hook returning "
                         f"Converter('{FRONTEND}', '{bad[0].type}', ...)")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from rknn_core.errors import RknnError
+from rknn_core.errors import RknnError, first_few
 from rknn_core.ir import Graph, Tensor
 from rknn_core.plugins import Registry, default_registry
 from rknn_darknet import __version__
@@ -43,7 +43,7 @@ def build_graph(net: Section, layers: list[Section], weights, registry: Registry
     converters = registry.converters(FRONTEND)
     unknown = [s for s in layers if s.type not in converters]
     if unknown:
-        listed = ", ".join(s.where() for s in unknown[:6]) + (f" and {len(unknown) - 6} more" if len(unknown) > 6 else "")
+        listed = first_few([s.where() for s in unknown], 6)
         raise RknnError(f"'{net.file}' uses layer types that rknn-darknet {__version__} and the installed plugins do "
                         f"not support: {listed}. Supported: {', '.join(sorted(converters))}; a plugin can add one "
                         f"(an rknn_converters hook returning Converter('{FRONTEND}', '{unknown[0].type}', ...))")

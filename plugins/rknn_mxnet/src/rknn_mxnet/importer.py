@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from rknn_core.errors import RknnError
+from rknn_core.errors import RknnError, first_few
 from rknn_core.ir import Graph, Tensor
 from rknn_core.plugins import Registry, default_registry
 from rknn_mxnet import __version__
@@ -78,10 +78,9 @@ def _reachable(sym: MxSymbol) -> set[int]:
 def _check_ops(sym: MxSymbol, used: set[int], converters: dict, path: str) -> None:
     bad = [n for n in sym.nodes if n.index in used and not n.is_variable and n.op not in converters]
     if bad:
-        listed = ", ".join(f"'{n.op}' at node '{n.name}'" for n in bad[:8])
-        more = f" and {len(bad) - 8} more" if len(bad) > 8 else ""
+        listed = first_few([f"'{n.op}' at node '{n.name}'" for n in bad])
         raise RknnError(f"'{path}' uses MXNet op(s) that {PLUGIN} and the installed plugins do not convert: "
-                        f"{listed}{more}. A plugin adds one with an rknn_converters hook returning "
+                        f"{listed}. A plugin adds one with an rknn_converters hook returning "
                         f"Converter('{FRONTEND}', '{bad[0].op}', ...)")
 
 

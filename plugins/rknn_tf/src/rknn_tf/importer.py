@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from rknn_core.cut import input_shape
-from rknn_core.errors import RknnError
+from rknn_core.errors import RknnError, first_few
 from rknn_core.ir import Graph, Tensor
 from rknn_core.plugins import Registry, default_registry
 from rknn_tf import __version__, ops_nn
@@ -129,10 +129,9 @@ def _check_ops(selected, inputs: list[str], where: str, supported: set[str]) -> 
     cut = {split_input(n)[0] for n in inputs}
     bad = [n for n in selected if n.name not in cut and n.op not in supported]
     if bad:
-        listed = ", ".join(f"'{n.op}' at node '{n.name}'" for n in bad[:8])
-        more = f" and {len(bad) - 8} more" if len(bad) > 8 else ""
+        listed = first_few([f"'{n.op}' at node '{n.name}'" for n in bad])
         raise RknnError(f"{where} uses TensorFlow op(s) that rknn-tf {__version__} and the installed plugins do not "
-                        f"support: {listed}{more}. Cut the graph before/after them with inputs/outputs, or install a "
+                        f"support: {listed}. Cut the graph before/after them with inputs/outputs, or install a "
                         f"plugin that converts them (an rknn_converters hook returning "
                         f"Converter('{FRONTEND}', '{bad[0].op}', ...))")
 
