@@ -134,18 +134,7 @@ def _onnx_structural(model: onnx.ModelProto, rng: random.Random) -> None:
 def onnx_cases(folder: str, seed: int = 0, count: int = 60) -> list[str]:
     rng = random.Random(seed)
     seeds = onnx_seeds()
-    paths = []
-    for i in range(count * SCALE):
-        model = onnx.ModelProto()
-        model.CopyFrom(rng.choice(seeds))
-        if rng.random() < 0.7:
-            for _ in range(rng.randint(1, 3)):
-                _onnx_structural(model, rng)
-            data = model.SerializeToString()
-        else:
-            data = mutate_bytes(model.SerializeToString(), rng)
-        paths.append(_write(folder, f"case{i:04d}.onnx", data))
-    return paths
+    return _proto_cases(folder, count, "onnx", rng, lambda: rng.choice(seeds), _onnx_structural, 0.7)
 
 
 # ---- TFLite -----------------------------------------------------------------------------------------
@@ -251,18 +240,7 @@ def _pb_structural(g, rng: random.Random) -> None:
 def pb_cases(folder: str, seed: int = 0, count: int = 30) -> list[str]:
     rng = random.Random(seed)
     seed_graph = pb_seed()
-    paths = []
-    for i in range(count * SCALE):
-        g = type(seed_graph)()
-        g.CopyFrom(seed_graph)
-        if rng.random() < 0.6:
-            for _ in range(rng.randint(1, 3)):
-                _pb_structural(g, rng)
-            data = g.SerializeToString()
-        else:
-            data = mutate_bytes(g.SerializeToString(), rng)
-        paths.append(_write(folder, f"case{i:04d}.pb", data))
-    return paths
+    return _proto_cases(folder, count, "pb", rng, lambda: seed_graph, _pb_structural, 0.6)
 
 
 # ---- .rknn -------------------------------------------------------------------------------------------
@@ -340,6 +318,25 @@ def rknn_cases(folder: str, seed: int = 0, count: int = 40) -> list[str]:
         else:
             case = mutate_bytes(data, rng)
         paths.append(_write(folder, f"case{i:04d}.rknn", case))
+    return paths
+
+
+def _proto_cases(folder: str, count: int, ext: str, rng: random.Random, pick_seed: Callable,
+                 structural: Callable, edit_share: float) -> list[str]:
+    """``count * SCALE`` mutants of protobuf seeds: a share ``edit_share`` with one to three structural edits
+    (``structural(proto, rng)``), the rest with byte mutations of the serialized seed."""
+    paths = []
+    for i in range(count * SCALE):
+        seed_proto = pick_seed()
+        proto = type(seed_proto)()
+        proto.CopyFrom(seed_proto)
+        if rng.random() < edit_share:
+            for _ in range(rng.randint(1, 3)):
+                structural(proto, rng)
+            data = proto.SerializeToString()
+        else:
+            data = mutate_bytes(proto.SerializeToString(), rng)
+        paths.append(_write(folder, f"case{i:04d}.{ext}", data))
     return paths
 
 
