@@ -70,8 +70,8 @@ def test_every_builtin_pass_declares_an_honest_contract():
     by_name = {p.name: p for p in builtin_passes()}
     assert set(by_name) == {"fold_constants", "remove_identity", "eliminate_transposes", "fold_batchnorm",
                             "fold_channel_affine", "fuse_activation", "merge_horizontal", "fold_pad",
-                            "fuse_epilogue"}
-    for name in ("fold_batchnorm", "fold_channel_affine"):
+                            "fuse_epilogue", "fold_preprocess"}
+    for name in ("fold_batchnorm", "fold_channel_affine", "fold_preprocess"):
         assert by_name[name].changes_numerics and by_name[name].min_level == 3
     for name in ("fold_constants", "remove_identity", "eliminate_transposes", "fuse_activation", "merge_horizontal"):
         assert not by_name[name].changes_numerics and by_name[name].min_level == 1
@@ -397,7 +397,9 @@ def test_pass_through_feeds_the_protected_preprocessed_tensor(level, tmp_path):
     tk.load("load_onnx", model=path)
     model = tk.build(do_quantization=False)
     pre = model.preprocessed["x"]
-    assert pre in model.graph.tensors and any(pre in n.inputs for n in model.graph.nodes)
+    folded = model.graph.metadata.get("folded_preprocess", {})  # level 3: into the conv (fold_preprocess)
+    assert (pre in folded) == (level == 3)
+    assert pre in folded or (pre in model.graph.tensors and any(pre in n.inputs for n in model.graph.nodes))
     tk.init_runtime()
     raw = rng(10).uniform(0, 255, (1, 3, 6, 6)).astype(F32)
     done = (raw - np.array([1, 2, 3], F32).reshape(1, 3, 1, 1)) / F32(4)

@@ -10,7 +10,9 @@ from onnx import helper
 from onnx_util import make_model, save_model
 
 from rknn_core.plugins import default_registry
-from rknn_core.testing import run_ort, vendor_flow
+from rknn_core.runtime.executor import Executor
+from rknn_core.runtime.qexecutor import QuantExecutor
+from rknn_core.testing import run_ort, vendor_flow, write_dataset
 from rknn_core.toolkit import Toolkit
 
 F32 = np.float32
@@ -192,3 +194,94 @@ def test_residual_add_and_activations_fuse_bit_exact_when_quantized(tmp_path, ac
     fused_conv = next(attrs for op, attrs in nodes if attrs.get("fused_add"))
     assert set(fused_conv["add_conv_q"]) == {"qtype", "scale", "zero_point"}
     np.testing.assert_array_equal(fused[0], plain[0])
+
+
+# ------------------------------------------------------------------------------------ fold_preprocess
+
+
+def first_conv_model(pads, nhwc=False):
+    """A conv (``pads``) then Relu; with ``nhwc`` the input is NHWC and transposed first, as Keras exports."""
+    x = np.random.default_rng(3).uniform(0, 255, (1, 7, 7, 3) if nhwc else (1, 3, 7, 7)).astype(F32)
+    nodes = [helper.make_node("Conv", ["t" if nhwc else "x", "w", "b"], ["c"], kernel_shape=[3, 3], pads=pads),
+             helper.make_node("Relu", ["c"], ["y"])]
+    if nhwc:
+        nodes.insert(0, helper.make_node("Transpose", ["x"], ["t"], perm=[0, 3, 1, 2]))
+    inits = {"w": randn(5, 3, 3, 3, seed=7), "b": randn(5, seed=8)}
+    return make_model(nodes, {"x": x}, ["y"], initializers=inits), x
+
+
+PREPROCESS = [
+    ({"channel_mean_value": "103.94 116.78 123.68 58.82", "reorder_channel": "2 1 0"}, [0, 0, 0, 0], False),
+    ({"mean_values": [[127, 120, 110]], "std_values": [[128, 64, 32]]}, [1, 1, 1, 1], False),
+    ({"channel_mean_value": "127 127 127 128"}, [0, 0, 1, 1], True),
+    ({"channel_mean_value": "127.5 127.5 127.5 127.5", "reorder_channel": "2 1 0"}, [0, 0, 0, 0], True),
+]
+
+
+@pytest.mark.parametrize("cfg, pads, nhwc", PREPROCESS)
+def test_normalization_folds_into_the_first_conv_in_float(tmp_path, cfg, pads, nhwc):
+    model, x = first_conv_model(pads, nhwc)
+    path = save_model(model, str(tmp_path))
+    ops = built_ops(path, **cfg)
+    assert "Div" not in ops and "Gather" not in ops
+    assert ops.count("Sub") == (1 if any(pads) else 0)  # a padded conv keeps the mean (its border is 0 in z)
+    _dirs(tmp_path)
+    data_format = "nhwc" if nhwc else "nchw"
+    kwargs = dict(config={"optimization_level": 3, **cfg}, data_format=data_format)
+    fused = vendor_flow(path, [x], tmp_dir=str(tmp_path / "fused"), **kwargs)
+    plain = vendor_flow(path, [x], tmp_dir=str(tmp_path / "plain"), registry=without("fold_preprocess"), **kwargs)
+    np.testing.assert_allclose(fused[0], plain[0], rtol=1e-5, atol=1e-5 * float(np.abs(plain[0]).max()))
+
+
+def test_pass_through_feeds_the_folded_normalization_back_through_the_input(tmp_path):
+    model, x = first_conv_model([1, 1, 1, 1], nhwc=True)
+    tk = Toolkit()
+    tk.config(optimization_level=3, channel_mean_value="127 120 110 64", reorder_channel="2 1 0")
+    tk.load("load_onnx", model=save_model(model, str(tmp_path)))
+    pre = tk.build(do_quantization=False).preprocessed[tk.graph.inputs[0]]
+    assert pre in tk.model.graph.metadata["folded_preprocess"] and pre not in tk.model.graph.tensors
+    tk.init_runtime()
+    done = (x[..., ::-1] - np.array([127, 120, 110], F32)) / F32(64)
+    plain = tk.inference([x], data_type="float32")[0]
+    through = tk.inference([done], data_type="float32", inputs_pass_through=[1])[0]
+    np.testing.assert_allclose(through, plain, rtol=1e-5, atol=1e-4)
+
+
+def test_quantized_models_keep_the_normalization_nodes(tmp_path):
+    model, x = first_conv_model([0, 0, 0, 0])
+    path = save_model(model, str(tmp_path))
+    _dirs(tmp_path)
+    dataset = write_dataset([[x]], str(tmp_path))
+    assert built_ops(path, quantize=True, dataset=dataset, channel_mean_value="127 127 127 128")[:2] == ["Sub", "Div"]
+
+
+# ------------------------------------------------------------------------------------ quantized input lookup
+
+
+class NodeByNode(QuantExecutor):
+    """The quantized executor without the input lookup: every node on its own (the reference)."""
+
+    calls = Executor.calls
+
+
+@pytest.mark.parametrize("cfg", [{"channel_mean_value": "127 127 127 128"},
+                                 {"mean_values": [[123.7, 116.3, 103.5]], "std_values": [[58.4, 57.1, 57.4]],
+                                  "reorder_channel": "2 1 0"}])
+@pytest.mark.parametrize("dtype", ["asymmetric_quantized-u8", "dynamic_fixed_point-8"])
+def test_quantized_normalization_runs_as_one_lookup_bit_exact(tmp_path, cfg, dtype):
+    model, x = first_conv_model([1, 1, 1, 1], nhwc=True)
+    samples = [np.random.default_rng(s).integers(0, 256, (1, 7, 7, 3)).astype(F32) for s in range(4)]
+    tk = Toolkit()
+    tk.config(optimization_level=3, quantized_dtype=dtype, **cfg)
+    tk.load("load_onnx", model=save_model(model, str(tmp_path)))
+    graph = tk.build(do_quantization=True, dataset=write_dataset([[s] for s in samples], str(tmp_path), "nhwc")).graph
+    fast, plain = QuantExecutor(graph, tk.registry), NodeByNode(graph, tk.registry)
+    feeds = {graph.inputs[0]: x}
+    steps = fast._plan(frozenset(feeds), frozenset())
+    assert len(steps) < len(plain._plan(frozenset(feeds), frozenset()))
+    assert steps[0].node.op in ("Div", "Sub", "Mul")  # the whole normalization is the first call
+    for value in (x.round(), x, samples[1] + 0.4, np.full_like(x, 300.0), np.full_like(x, -7.0)):
+        feeds = {graph.inputs[0]: value}
+        got, want = fast.run(feeds), plain.run(feeds)
+        for name in graph.outputs:
+            np.testing.assert_array_equal(got[name], want[name])

@@ -191,8 +191,9 @@ def check_model(model: RknnModel, registry: Registry) -> None:
     if not graph.inputs or not graph.outputs:
         raise RknnError("the model has no inputs or no outputs")
     verify_graph(graph, registry, check_shapes=True)
+    folded = graph.metadata.get("folded_preprocess", {})  # normalizations folded into the first layer
     for name, tensor in model.preprocessed.items():
-        if name not in graph.inputs or tensor not in graph.tensors:
+        if name not in graph.inputs or (tensor not in graph.tensors and folded.get(tensor, {}).get("input") != name):
             raise RknnError(f"preprocessed names input '{name}' -> tensor '{tensor}', which the graph does not have")
     uids = model.extra.get("sync_uids")
     if uids is not None and (not isinstance(uids, list)

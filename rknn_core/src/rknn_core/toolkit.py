@@ -5,6 +5,7 @@ Every method raises :class:`RknnError` for user errors; the facade turns them in
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
 import os
@@ -101,9 +102,7 @@ class Toolkit:
             do_quantization = False
         # accuracy_analysis's reference: the float graph exactly as quantized
         float_graph = quantize_model(model, self.registry, self.cfg, dataset) if do_quantization else None
-        changed = run_passes(model.graph, PassContext(self.registry, self.cfg.optimization_level,
-                                                      {"protected": set(model.preprocessed.values())}), late=True)
-        log.info("build: late passes applied: %s", ", ".join(changed) or "none")
+        self._late_passes(model, float_graph)
         _lower_for_chip(model, self.registry)
         self.model, self.runtime, self.float_graph = model, None, float_graph
         return model
@@ -120,6 +119,16 @@ class Toolkit:
                  ", ".join(changed) or "none")
         return RknnModel(graph, list(self.cfg.target_platform), bool(pre_compile), rknn_batch_size,
                          None, preprocessed, {"config": _config_record(self.cfg)})
+
+    def _late_passes(self, model: RknnModel, float_graph: Graph | None) -> None:
+        """The passes that run after quantization (epilogue fusions). They only regroup nodes over the same
+        tensors, so accuracy_analysis's float reference takes the quantized graph's nodes (same layers)."""
+        changed = run_passes(model.graph, PassContext(self.registry, self.cfg.optimization_level,
+                                                      {"protected": set(model.preprocessed.values())}), late=True)
+        log.info("build: late passes applied: %s", ", ".join(changed) or "none")
+        if changed and float_graph is not None:
+            float_graph.nodes = copy.deepcopy(model.graph.nodes)
+            float_graph.remove_unused()
 
     def hybrid_step1(self, dataset: str | None) -> list[str]:
         """Write {model}.json, {model}.data and {model}.quantization.cfg to the working directory."""

@@ -1,75 +1,133 @@
-"""Run a Graph node by node with numpy kernels, freeing each tensor after its last use."""
+"""Run a Graph node by node with numpy kernels, freeing each tensor after its last use.
+
+For each set of fed tensors (and of tensors to keep) the executor works out a plan once: the steps
+that compute the outputs, each with its constant arguments in place, the names it reads from the
+running values and the names it frees after it. A run only walks that plan.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
+import attrs
 import numpy as np
 
 from rknn_core.errors import RknnError
 from rknn_core.ir import Graph, Node
+from rknn_core.passes.fold_preprocess import FOLDED
 from rknn_core.plugins import Registry
 from rknn_core.shape_inference import op_for
 
 
+@attrs.frozen
+class Step:
+    """One call of a plan: ``call(args) -> outputs`` with ``args`` = ``template`` where ``reads`` (position,
+    name) take running values; ``node`` is what the time is booked to."""
+
+    node: Node
+    call: Callable[[list], list]
+    template: tuple
+    reads: tuple[tuple[int, str], ...]
+    outputs: tuple[str, ...]
+    frees: tuple[str, ...]
+
+
 class Executor:
-    """A compiled run plan: kernels in order over numbered slots; constants preloaded."""
+    """A compiled run plan: kernels in order over the running values; constants preloaded."""
 
     def __init__(self, graph: Graph, registry: Registry):
         self.graph = graph
         self.opdefs = [op_for(node, registry) for node in graph.nodes]
         self.kernels = [opdef.kernel for opdef in self.opdefs]
-        self._plans: dict[frozenset, tuple[list[int], dict[str, int]]] = {}
+        self._plans: dict[tuple[frozenset, frozenset], list[Step]] = {}
 
-    def _plan(self, fed: frozenset) -> tuple[list[int], dict[str, int]]:
-        """Indices of the nodes needed for the outputs when the tensors in ``fed`` are given, and the
-        step of each tensor's last use."""
-        if fed not in self._plans:
-            producers = {out: i for i, node in enumerate(self.graph.nodes) for out in node.outputs}
-            needed, stack = set(), [o for o in self.graph.outputs if o not in fed]
-            while stack:
-                i = producers.get(stack.pop())
-                if i is None or i in needed:
-                    continue
-                needed.add(i)
-                stack.extend(t for t in self.graph.nodes[i].inputs if t and t not in fed)
-            plan = sorted(needed)
-            last_use = {name: step for step, i in enumerate(plan) for name in self.graph.nodes[i].inputs}
-            self._plans[fed] = plan, last_use
-        return self._plans[fed]
+    def needed_nodes(self, fed: frozenset) -> list[int]:
+        """Indices of the nodes needed for the outputs when the tensors in ``fed`` are given, in order."""
+        producers = {out: i for i, node in enumerate(self.graph.nodes) for out in node.outputs}
+        needed, stack = set(), [o for o in self.graph.outputs if o not in fed]
+        while stack:
+            i = producers.get(stack.pop())
+            if i is None or i in needed:
+                continue
+            needed.add(i)
+            stack.extend(t for t in self.graph.nodes[i].inputs if t and t not in fed)
+        return sorted(needed)
+
+    def calls(self, indices: list[int], fed: frozenset, pinned: frozenset) -> list[tuple[Node, Callable, list[str], list[str]]]:
+        """(node, call, inputs, outputs) for the needed nodes; subclasses may merge several nodes into one call."""
+        return [(self.graph.nodes[i], self._bound(i), self.graph.nodes[i].inputs, self.graph.nodes[i].outputs)
+                for i in indices]
+
+    def _bound(self, i: int) -> Callable[[list], list]:
+        node = self.graph.nodes[i]
+        return lambda args: self._call(i, node, args)
+
+    def _plan(self, fed: frozenset, keep: frozenset) -> list[Step]:
+        key = (fed, keep)
+        if key not in self._plans:
+            pinned = frozenset(self.graph.outputs) | keep
+            calls = self.calls(self.needed_nodes(fed), fed, pinned)
+            last_use = {name: step for step, (_, _, inputs, _) in enumerate(calls) for name in inputs if name}
+            steps = []
+            for step, (node, call, inputs, outputs) in enumerate(calls):
+                template, reads = [], []
+                for position, name in enumerate(inputs):
+                    data = None if not name or name in fed else self.graph.tensors[name].data
+                    template.append(data)
+                    if name and data is None:
+                        reads.append((position, name))
+                frees = tuple(dict.fromkeys(n for n in inputs if n and last_use[n] == step and n not in pinned
+                                            and (n in fed or self.graph.tensors[n].data is None)))
+                steps.append(Step(node, call, tuple(template), tuple(reads), tuple(outputs), frees))
+            self._plans[key] = steps
+        return self._plans[key]
 
     def run(self, feeds: dict[str, np.ndarray], times: list | None = None,
             keep: Iterable[str] = ()) -> dict[str, np.ndarray]:
         """Values of the graph outputs (and of ``keep``); with ``times``, appends (node, seconds)."""
-        g = self.graph
-        plan, last_use = self._plan(frozenset(feeds))
-        pinned = set(g.outputs) | set(keep)
-        values: dict[str, np.ndarray] = dict(feeds)
-        for step, i in enumerate(plan):
-            node = g.nodes[i]
-            args = [self._value(values, name) for name in node.inputs]
-            start = time.perf_counter()
-            outs = self._call(i, node, args)
-            if times is not None:
-                times.append((node, time.perf_counter() - start))
-            for name, value in zip(node.outputs, outs):
+        values: dict[str, np.ndarray] = self._unfolded(feeds)
+        for step in self._plan(frozenset(values), frozenset(keep)):
+            args = list(step.template)
+            for position, name in step.reads:
+                if name not in values:
+                    raise RknnError(f"tensor '{name}' has no value (is an input missing?)")
+                args[position] = values[name]
+            if times is None:
+                outs = step.call(args)
+            else:
+                start = time.perf_counter()
+                outs = step.call(args)
+                times.append((step.node, time.perf_counter() - start))
+            for name, value in zip(step.outputs, outs):
                 if name:
                     values[name] = value
-            for name in node.inputs:
-                if name and last_use.get(name) == step and name not in pinned and name in values:
-                    del values[name]
+            for name in step.frees:
+                values.pop(name, None)
         return values
 
-    def _value(self, values: dict, name: str) -> np.ndarray | None:
-        if not name:
-            return None
-        if name in values:
-            return values[name]
-        data = self.graph.tensors[name].data
-        if data is None:
-            raise RknnError(f"tensor '{name}' has no value (is an input missing?)")
-        return data
+    def _unfolded(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``feeds`` with any preprocessed tensor the ``fold_preprocess`` pass folded away (fed by
+        ``inputs_pass_through``) turned back into the model input it stands for."""
+        folded = self.graph.metadata.get(FOLDED)
+        if not folded or not any(name in folded for name in feeds):
+            return dict(feeds)
+        values = {}
+        for name, value in feeds.items():
+            if name not in folded:
+                values[name] = value
+                continue
+            entry = folded[name]
+            shape = [1] * value.ndim
+            shape[entry["axis"]] = -1
+            chain_order = value * np.asarray(entry["scale"], value.dtype).reshape(shape) + \
+                np.asarray(entry["mean"], value.dtype).reshape(shape)  # z = (x[perm] - mean) / scale
+            source = np.empty_like(chain_order)
+            index = [slice(None)] * value.ndim
+            index[entry["axis"]] = entry["perm"]
+            source[tuple(index)] = chain_order
+            values[entry["input"]] = source
+        return values
 
     def compute(self, i: int, node: Node, args: list) -> list[np.ndarray]:
         """One node's outputs from its input values (subclasses change the arithmetic)."""

@@ -51,7 +51,8 @@ def prepare_inputs(model: RknnModel, inputs: list, data_type: str = "uint8", dat
             else:
                 raise RknnError(f"input {index} ('{name}') has shape {arr.shape}; the model expects {expected}")
         target = model.preprocessed.get(name, name) if through else name
-        feeds[target] = _stored(arr, graph.tensor(target), index, name)
+        # (a preprocessed tensor folded into the first layer is no graph tensor: the executor maps it back)
+        feeds[target] = _stored(arr, graph.tensors.get(target, tensor), index, name)
     return feeds
 
 

@@ -5,17 +5,28 @@ dtype; otherwise it is a real (float) value. A quantized node gets storage integ
 quantized input (real values are quantized on the way in, as a hybrid boundary does) and runs its
 ``quant_kernel``; a float node (hybrid ``float32`` layer or op with no quantized form) gets real
 values and its outputs are quantized only where its consumers are quantized nodes.
+
+The input normalization (the Gather/Sub/Div nodes of ``channel_mean_value`` or any per-channel
+constant Add/Sub/Mul/Div chain right after a quantized model input) is a function of each input code
+and channel alone, so the plan runs it as one lookup: the chain's own integer kernels applied once to
+every code give a table per channel, and a run quantizes the input and indexes that table. The
+results are the chain's, bit for bit.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
 from rknn_core.ir import Graph, Node
 from rknn_core.plugins import Registry
-from rknn_core.quant.params import dequantize, quantize
+from rknn_core.preprocess import channel_axis
+from rknn_core.quant.params import QTYPES, dequantize, quantize
 from rknn_core.quant.quantize_graph import FLOAT_NODES
 from rknn_core.runtime.executor import Executor
+
+CHAIN_OPS = ("Gather", "Add", "Sub", "Mul", "Div")
 
 
 def is_stored_quantized(value: np.ndarray | None, q) -> bool:
@@ -54,3 +65,81 @@ class QuantExecutor(Executor):
             return self.kernels[i](stored, node.attrs)
         out_q = [tensors[n].quant if n else None for n in node.outputs]
         return opdef.quant_kernel(stored, in_q, out_q, node.attrs)
+
+    def calls(self, indices: list[int], fed: frozenset, pinned: frozenset):
+        """The needed nodes' calls, with each input's normalization chain as one lookup call."""
+        calls = super().calls(indices, fed, pinned)
+        needed = set(indices)
+        for x in self.graph.inputs:
+            chain = self._input_chain(x, needed, pinned) if x in fed else None
+            if chain is None:
+                continue
+            first = next(k for k, c in enumerate(calls) if c[0] is self.graph.nodes[chain[0]])
+            last = self.graph.nodes[chain[-1]]
+            calls[first:first + len(chain)] = [(last, self._lookup(x, chain), [x], list(last.outputs))]
+        return calls
+
+    def _input_chain(self, x: str, needed: set[int], pinned: frozenset) -> list[int] | None:
+        """Indices of the quantized per-channel elementwise nodes that follow input ``x`` one after the
+        other (each read by the next alone), or None."""
+        graph, tensor = self.graph, self.graph.tensors[x]
+        q, axis = tensor.quant, channel_axis(tensor)
+        if q is None or len(q.scale) != 1 or axis is None or q.qtype not in QTYPES:
+            return None
+        index = {id(node): i for i, node in enumerate(graph.nodes)}
+        consumers = graph.consumers()
+        chain, current = [], x
+        while True:
+            readers = consumers.get(current, [])
+            if len(readers) != 1 or (chain and current in pinned):
+                break
+            i = index[id(readers[0])]
+            if i not in needed or not self._per_channel_step(i, current, axis):
+                break
+            chain.append(i)
+            current = graph.nodes[i].outputs[0]
+        return chain or None
+
+    def _per_channel_step(self, i: int, current: str, axis: int) -> bool:
+        """Whether node ``i`` maps each element of ``current`` by its value and channel alone."""
+        node, tensors = self.graph.nodes[i], self.graph.tensors
+        if node.op not in CHAIN_OPS or not self.quantized[i] or len(node.outputs) != 1 or node.inputs[0] != current:
+            return False
+        if len(node.inputs) != 2 or tensors[node.inputs[1]].data is None or tensors[node.outputs[0]].quant is None:
+            return False
+        other = np.asarray(tensors[node.inputs[1]].data)
+        if node.op == "Gather":
+            return int(node.attrs.get("axis", 0)) == axis and other.ndim == 1
+        shape = tensors[current].shape
+        return (other.ndim <= len(shape) and tensors[node.outputs[0]].shape == shape
+                and all(d == 1 for k, d in enumerate((1,) * (len(shape) - other.ndim) + other.shape) if k != axis))
+
+    def _lookup(self, x: str, chain: list[int]) -> Callable[[list], list]:
+        """The chain after input ``x`` as a call: quantize, then one table per channel."""
+        tensor = self.graph.tensors[x]
+        q, axis, channels = tensor.quant, channel_axis(tensor), tensor.shape[channel_axis(tensor)]
+        lo, hi, dtype = QTYPES[q.qtype]
+        codes, code_axis = np.arange(lo, hi + 1), 2 if axis != 2 else 1
+        shape = [1, 1, 1, 1]
+        shape[axis], shape[code_axis] = channels, len(codes)
+        value = np.broadcast_to(np.expand_dims(codes, [k for k in range(4) if k != code_axis]), shape).astype(dtype)
+        order = np.arange(channels)
+        for i in chain:  # the chain's own kernels on every code of every channel
+            node = self.graph.nodes[i]
+            if node.op == "Gather":  # output channel c reads input channel order[c]
+                order = order[np.asarray(self.graph.tensors[node.inputs[1]].data).astype(np.int64)]
+            value = self._call(i, node, [value, self.graph.tensors[node.inputs[1]].data])[0]
+        table = np.moveaxis(np.asarray(value), axis, 0).reshape(channels, len(codes))
+        flat = np.ascontiguousarray(table).reshape(-1)
+        offsets_shape = [1] * 4
+        offsets_shape[axis] = channels
+        offsets = (np.arange(channels) * len(codes) - lo).reshape(offsets_shape)
+        reorder = None if np.array_equal(order, np.arange(channels)) else order
+
+        def run(args: list) -> list[np.ndarray]:
+            stored = args[0] if is_stored_quantized(args[0], q) else quantize(args[0], q)
+            if reorder is not None:
+                stored = np.take(stored, reorder, axis=axis)
+            return [flat.take(stored.astype(np.intp) + offsets)]
+
+        return run
