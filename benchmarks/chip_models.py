@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 import onnx
-from chip_nets import Net
+from chip_nets import Net, csp_block, spp_block
 
 
 # ---------------------------------------------------------------- classification (calibration)
@@ -78,22 +78,6 @@ def resnet50_v2(size: int = 224) -> onnx.ModelProto:
 
 
 # ---------------------------------------------------------------- detection and faces (validation)
-def _c3(net: Net, x: str, c2: int, n: int, shortcut: bool = True) -> str:
-    c = c2 // 2
-    a, b = net.conv(x, c, 1), net.conv(x, c, 1)
-    for _ in range(n):
-        y = net.conv(net.conv(a, c, 1), c, 3)
-        a = net.add(a, y) if shortcut else y
-    return net.conv(net.concat([a, b]), c2, 1)
-
-
-def _sppf(net: Net, x: str, c2: int) -> str:
-    y = [net.conv(x, net.channels[x] // 2, 1)]
-    for _ in range(3):
-        y.append(net.maxpool(y[-1], 5, 1))
-    return net.conv(net.concat(y), c2, 1)
-
-
 def yolov5(width: float, depth: float, act: str = "silu", seg: bool = False, size: int = 640) -> onnx.ModelProto:
     """YOLOv5 v6 as rknn_model_zoo exports it: three raw head convolutions (no decoding); ``seg`` adds the 32
     mask coefficients per anchor and the prototype branch (yolov5-seg)."""
@@ -104,14 +88,14 @@ def yolov5(width: float, depth: float, act: str = "silu", seg: bool = False, siz
         return max(round(n * depth), 1)
 
     x = net.conv(net.conv("input", ch[0], 6, 2, pad=2), ch[1], 3, 2)
-    p3 = _c3(net, net.conv(_c3(net, x, ch[1], rep(3)), ch[2], 3, 2), ch[2], rep(6))
-    p4 = _c3(net, net.conv(p3, ch[3], 3, 2), ch[3], rep(9))
-    p5 = _sppf(net, _c3(net, net.conv(p4, ch[4], 3, 2), ch[4], rep(3)), ch[4])
+    p3 = csp_block(net, net.conv(csp_block(net, x, ch[1], rep(3)), ch[2], 3, 2), ch[2], rep(6))
+    p4 = csp_block(net, net.conv(p3, ch[3], 3, 2), ch[3], rep(9))
+    p5 = spp_block(net, csp_block(net, net.conv(p4, ch[4], 3, 2), ch[4], rep(3)), ch[4])
     h10 = net.conv(p5, ch[3], 1)
-    h14 = net.conv(_c3(net, net.concat([net.upsample(h10), p4]), ch[3], rep(3), False), ch[2], 1)
-    o3 = _c3(net, net.concat([net.upsample(h14), p3]), ch[2], rep(3), False)
-    o4 = _c3(net, net.concat([net.conv(o3, ch[2], 3, 2), h14]), ch[3], rep(3), False)
-    o5 = _c3(net, net.concat([net.conv(o4, ch[3], 3, 2), h10]), ch[4], rep(3), False)
+    h14 = net.conv(csp_block(net, net.concat([net.upsample(h10), p4]), ch[3], rep(3), False), ch[2], 1)
+    o3 = csp_block(net, net.concat([net.upsample(h14), p3]), ch[2], rep(3), False)
+    o4 = csp_block(net, net.concat([net.conv(o3, ch[2], 3, 2), h14]), ch[3], rep(3), False)
+    o5 = csp_block(net, net.concat([net.conv(o4, ch[3], 3, 2), h10]), ch[4], rep(3), False)
     per_anchor = 85 + 32 if seg else 85
     outputs = [net.conv(o, 3 * per_anchor, 1, act=None) for o in (o3, o4, o5)]
     if seg:  # Proto: 3x3, nearest 2x, 3x3, 1x1 to 32 prototypes at stride 4
@@ -146,7 +130,7 @@ def yolov8(width: float, depth: float, max_channels: int, task: str = "detect", 
     x = _c2f(net, net.conv(net.conv("input", ch[0], 3, 2), ch[1], 3, 2), ch[1], rep(3), True)
     p3 = _c2f(net, net.conv(x, ch[2], 3, 2), ch[2], rep(6), True)
     p4 = _c2f(net, net.conv(p3, ch[3], 3, 2), ch[3], rep(6), True)
-    p5 = _sppf(net, _c2f(net, net.conv(p4, ch[4], 3, 2), ch[4], rep(3), True), ch[4])
+    p5 = spp_block(net, _c2f(net, net.conv(p4, ch[4], 3, 2), ch[4], rep(3), True), ch[4])
     h4 = _c2f(net, net.concat([net.upsample(p5), p4]), ch[3], rep(3), False)
     o3 = _c2f(net, net.concat([net.upsample(h4), p3]), ch[2], rep(3), False)
     o4 = _c2f(net, net.concat([net.conv(o3, ch[2], 3, 2), h4]), ch[3], rep(3), False)

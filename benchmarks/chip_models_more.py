@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 import onnx
-from chip_nets import Net
+from chip_nets import Net, csp_block, spp_block
 
 
 def _scaled(channels: tuple[int, ...], width: float, limit: int = 10_000) -> list[int]:
@@ -65,7 +65,7 @@ def yolov6(width: float, depth: float, csp: bool = False, size: int = 640) -> on
     for c, n in zip(ch[1:], (6, 12, 18, 6)):
         x = block(net, net.conv(x, c, 3, 2), c, _repeats(n, depth))
         feats.append(x)
-    p3, p4, p5 = feats[1], feats[2], _sppf(net, feats[3], ch[4])
+    p3, p4, p5 = feats[1], feats[2], spp_block(net, feats[3], ch[4])
     r0 = net.conv(p5, neck[0], 1)
     f4 = block(net, net.conv(net.concat([net.upsample(r0), p4, net.conv(p3, neck[0], 3, 2)]), neck[0], 1),
                neck[0], _repeats(12, depth))
@@ -78,13 +78,6 @@ def yolov6(width: float, depth: float, csp: bool = False, size: int = 640) -> on
     for o in (o3, o4, o5):
         outputs += _heads(net, [o], net.channels[o], 68 if csp else 4)
     return net.model(outputs)
-
-
-def _sppf(net: Net, x: str, c2: int, kernels: tuple[int, ...] = (5, 5, 5)) -> str:
-    y = [net.conv(x, net.channels[x] // 2, 1)]
-    for k in kernels:
-        y.append(net.maxpool(y[-1] if len(set(kernels)) == 1 else y[0], k, 1))
-    return net.conv(net.concat(y), c2, 1)
 
 
 # ---------------------------------------------------------------- YOLOv7
@@ -118,7 +111,7 @@ def yolov7(tiny: bool, size: int = 640) -> onnx.ModelProto:
         for i, c in enumerate((64, 128, 256, 512)):
             x = _elan(net, _pool2(net, x) if i else x, c // 2, c, c // 2, 2, (1, 2))
             feats.append(x)
-        sppf = _sppf(net, feats[3], 256, (5, 9, 13))
+        sppf = spp_block(net, feats[3], 256, (5, 9, 13))
         p5 = net.conv(net.concat([sppf, net.conv(feats[3], 256, 1)]), 256, 1)
         h4 = _elan(net, net.concat([net.upsample(net.conv(p5, 128, 1)), net.conv(feats[2], 128, 1)]), 64, 128, 64, 2,
                    (1, 2))
@@ -151,22 +144,13 @@ def yolov7(tiny: bool, size: int = 640) -> onnx.ModelProto:
 
 
 # ---------------------------------------------------------------- YOLOX
-def _csp(net: Net, x: str, c2: int, n: int, shortcut: bool = True) -> str:
-    c = c2 // 2
-    a, b = net.conv(x, c, 1), net.conv(x, c, 1)
-    for _ in range(n):
-        y = net.conv(net.conv(a, c, 1), c, 3)
-        a = net.add(a, y) if shortcut else y
-    return net.conv(net.concat([a, b]), c2, 1)
-
-
 def _pafpn(net: Net, p3: str, p4: str, p5: str, ch: list[int], n: int) -> list[str]:
     """YOLOv5/YOLOX PAFPN: top-down with 1x1 lateral convolutions, bottom-up with strided 3x3."""
     h10 = net.conv(p5, ch[3], 1)
-    h14 = net.conv(_csp(net, net.concat([net.upsample(h10), p4]), ch[3], n, False), ch[2], 1)
-    o3 = _csp(net, net.concat([net.upsample(h14), p3]), ch[2], n, False)
-    o4 = _csp(net, net.concat([net.conv(o3, ch[2], 3, 2), h14]), ch[3], n, False)
-    o5 = _csp(net, net.concat([net.conv(o4, ch[3], 3, 2), h10]), ch[4], n, False)
+    h14 = net.conv(csp_block(net, net.concat([net.upsample(h10), p4]), ch[3], n, False), ch[2], 1)
+    o3 = csp_block(net, net.concat([net.upsample(h14), p3]), ch[2], n, False)
+    o4 = csp_block(net, net.concat([net.conv(o3, ch[2], 3, 2), h14]), ch[3], n, False)
+    o5 = csp_block(net, net.concat([net.conv(o4, ch[3], 3, 2), h10]), ch[4], n, False)
     return [o3, o4, o5]
 
 
@@ -179,10 +163,10 @@ def yolox(width: float, depth: float, size: int = 640) -> onnx.ModelProto:
     for q in quarters:
         net.channels[q] = 3
     x = net.conv(net.concat(quarters), ch[0], 3)  # Focus: space-to-depth by strided slices, then 3x3
-    x = _csp(net, net.conv(x, ch[1], 3, 2), ch[1], n)
-    p3 = _csp(net, net.conv(x, ch[2], 3, 2), ch[2], 3 * n)
-    p4 = _csp(net, net.conv(p3, ch[3], 3, 2), ch[3], 3 * n)
-    p5 = _csp(net, _sppf(net, net.conv(p4, ch[4], 3, 2), ch[4], (5, 9, 13)), ch[4], n, False)
+    x = csp_block(net, net.conv(x, ch[1], 3, 2), ch[1], n)
+    p3 = csp_block(net, net.conv(x, ch[2], 3, 2), ch[2], 3 * n)
+    p4 = csp_block(net, net.conv(p3, ch[3], 3, 2), ch[3], 3 * n)
+    p5 = csp_block(net, spp_block(net, net.conv(p4, ch[4], 3, 2), ch[4], (5, 9, 13)), ch[4], n, False)
     levels = _pafpn(net, p3, p4, p5, ch, n)
     outputs = []
     for level in levels:  # reg 4, objectness and classes through Sigmoid, concatenated per level
@@ -221,7 +205,7 @@ def ppyoloe(width: float, depth: float, size: int = 640) -> onnx.ModelProto:
         feats.append(x)
     neck = _scaled((768, 384, 192), width)
     n = _repeats(3, depth)
-    top = _csp_res(net, _sppf(net, feats[3], neck[0], (5, 9, 13)), neck[0], n, False, False)
+    top = _csp_res(net, spp_block(net, feats[3], neck[0], (5, 9, 13)), neck[0], n, False, False)
     route = net.conv(top, neck[1] // 2, 1)
     f4 = _csp_res(net, net.concat([net.upsample(route), feats[2]]), neck[1], n, False, False)
     route = net.conv(f4, neck[2] // 2, 1)
@@ -246,7 +230,7 @@ def _c3k2(net: Net, x: str, c2: int, n: int, c3k: bool, e: float = 0.5) -> str:
     for _ in range(n):
         z = parts[-1]
         if c3k:  # C3k: a C3 of two bottlenecks
-            z = _csp(net, z, c, 2)
+            z = csp_block(net, z, c, 2)
         else:
             z = net.add(z, net.conv(net.conv(z, c // 2 * 2, 3), c, 3))
         parts.append(z)
@@ -289,7 +273,7 @@ def yolo11(width: float, depth: float, max_channels: int, deep: bool = False, si
     p3 = _c3k2(net, net.conv(x, ch[2], 3, 2), _scaled((512,), width, max_channels)[0], _repeats(2, depth), deep, 0.25)
     p4 = _c3k2(net, net.conv(p3, ch[3], 3, 2), ch[3], _repeats(2, depth), True)
     p5 = _c3k2(net, net.conv(p4, ch[4], 3, 2), ch[4], _repeats(2, depth), True)
-    p5 = _c2psa(net, _sppf(net, p5, ch[4]), ch[4], _repeats(2, depth), size // 32)
+    p5 = _c2psa(net, spp_block(net, p5, ch[4]), ch[4], _repeats(2, depth), size // 32)
     h4 = _c3k2(net, net.concat([net.upsample(p5), p4]), ch[3], _repeats(2, depth), deep)
     o3 = _c3k2(net, net.concat([net.upsample(h4), p3]), ch[2], _repeats(2, depth), deep)
     o4 = _c3k2(net, net.concat([net.conv(o3, ch[2], 3, 2), h4]), ch[3], _repeats(2, depth), deep)

@@ -108,3 +108,21 @@ class Net:
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
         model.ir_version = 8
         return model
+
+
+def csp_block(net: Net, x: str, c2: int, n: int, shortcut: bool = True) -> str:
+    """The CSP bottleneck block (YOLOv5's C3, YOLOX's CSP layer): two 1x1 halves, ``n`` bottlenecks on one."""
+    c = c2 // 2
+    a, b = net.conv(x, c, 1), net.conv(x, c, 1)
+    for _ in range(n):
+        y = net.conv(net.conv(a, c, 1), c, 3)
+        a = net.add(a, y) if shortcut else y
+    return net.conv(net.concat([a, b]), c2, 1)
+
+
+def spp_block(net: Net, x: str, c2: int, kernels: tuple[int, ...] = (5, 5, 5)) -> str:
+    """Spatial pyramid pooling: max pools chained (SPPF, equal kernels) or side by side (SPP, (5, 9, 13))."""
+    y = [net.conv(x, net.channels[x] // 2, 1)]
+    for k in kernels:
+        y.append(net.maxpool(y[-1] if len(set(kernels)) == 1 else y[0], k, 1))
+    return net.conv(net.concat(y), c2, 1)
