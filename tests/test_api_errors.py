@@ -8,6 +8,7 @@ import os
 import numpy as np
 import onnx
 import pytest
+from error_lines import expect_error
 from onnx import helper
 from onnx_util import make_model, run_ort, save_model
 
@@ -22,18 +23,6 @@ def _no_hang():
     faulthandler.dump_traceback_later(60, exit=True)
     yield
     faulthandler.cancel_dump_traceback_later()
-
-
-def expect_error(capsys, *words: str) -> str:
-    """The captured stderr holds an ``E`` line mentioning every word (case-insensitive), no traceback."""
-    err = capsys.readouterr().err
-    assert "Traceback" not in err, err
-    e_lines = [line for line in err.splitlines() if line.startswith("E ")]
-    assert e_lines, f"no E line in: {err!r}"
-    text = "\n".join(e_lines).lower()
-    for word in words:
-        assert word.lower() in text, f"{word!r} not in {e_lines}"
-    return text
 
 
 def _conv_relu(rng, batch: int = 1, channels: int = 3):

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+from error_lines import e_lines
 from onnx import helper
 from onnx_util import make_model, save_model
 from PIL import Image
@@ -46,14 +47,6 @@ def _build(model: str, dataset, **config) -> tuple[int, RKNN]:
     rknn.config(**config)
     assert rknn.load_onnx(model) == 0
     return rknn.build(do_quantization=True, dataset=dataset), rknn
-
-
-def _e_lines(capsys) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if line.startswith("E ")]
-    assert lines, err
-    return "\n".join(lines)
 
 
 def test_images_npy_relative_paths_and_comments(tmp_path):
@@ -134,7 +127,7 @@ def test_bad_datasets_fail_with_line_numbers(tmp_path, capsys):
     for name, (dataset, n_inputs, words) in cases.items():
         code, _ = _build(models[n_inputs], dataset)
         assert code == -1, name
-        text = _e_lines(capsys).lower()
+        text = e_lines(capsys).lower()
         for word in words:
             assert word.lower() in text, f"{name}: {word!r} not in {text!r}"
 
@@ -145,7 +138,7 @@ def test_unreadable_image_names_its_line(tmp_path, capsys):
         f.write(b"not really a png")
     code, _ = _build(_conv_model(tmp_path), _write(tmp_path / "d.txt", ["ok.npy", "broken.png"]))
     assert code == -1
-    text = _e_lines(capsys)
+    text = e_lines(capsys)
     assert "line 2" in text and "broken.png" in text
 
 

@@ -6,6 +6,7 @@ import importlib.metadata
 
 import numpy as np
 import pytest
+from error_lines import last_error
 from onnx_util import assert_close, run_ort, save_model, single_op
 
 import rknn_core.plugins as plugins
@@ -53,13 +54,6 @@ def _use_registry(monkeypatch, *extra, entry_points=None) -> None:
     monkeypatch.setattr(plugins, "_default", Registry(*new_plugin_manager(tuple(extra), entry_points)))
 
 
-def _error(capsys) -> str:
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("E ")]
-    assert lines, err
-    return lines[-1]
-
-
 def test_installed_chips_come_from_the_chip_plugins():
     registry = Registry(*new_plugin_manager(entry_points=_eps("core", "targets", "target_rk18xx", "target_rv11xx")))
     assert platform_families(registry) == {"rk1806": "rk1808", "rk1808": "rk1808", "rk3399pro": "rk1808",
@@ -84,24 +78,24 @@ def test_vendor_platforms_and_the_default_keep_working(relu, tmp_path, capsys, m
     assert rknn.load_onnx(path) == 0 and rknn.build(do_quantization=False) == 0
     assert rknn._tk.model.target_platform == ["rv1109", "rv1126"]
     assert rknn.init_runtime(target="rk1808") == -1
-    assert "the model was built for rv1109, rv1126 (family rv1126), which cannot run on rk1808" in _error(capsys)
+    assert "the model was built for rv1109, rv1126 (family rv1126), which cannot run on rk1808" in last_error(capsys)
     assert rknn.init_runtime(target="rv1126") == -1
-    assert _error(capsys) == ("E init_runtime: running on a connected rv1126 needs a device target and transport "
+    assert last_error(capsys) == ("E init_runtime: running on a connected rv1126 needs a device target and transport "
                               "plugin; none is installed")
     default = RKNN()
     assert default.load_onnx(path) == 0 and default.build(do_quantization=False) == 0
     assert default._tk.model.target_platform == ["rk1808"]
     assert default.init_runtime(target="rk3399pro") == -1
-    assert "running on a connected rk3399pro needs a device target" in _error(capsys)
+    assert "running on a connected rk3399pro needs a device target" in last_error(capsys)
 
 
 def test_unknown_platform_lists_the_installed_ones(capsys):
     rknn = RKNN()
     rknn.config(target_platform=["rk9999"])
-    assert _error(capsys) == ("E config target_platform ['rk9999'] is unknown; the installed target plugins serve "
+    assert last_error(capsys) == ("E config target_platform ['rk9999'] is unknown; the installed target plugins serve "
                               "rk1806, rk1808, rk3399pro, rv1109, rv1126")
     rknn.config(target_platform=["rk1808", "rv1126"])
-    assert _error(capsys) == ("E config target_platform ['rk1808', 'rv1126'] mixes incompatible chip families "
+    assert last_error(capsys) == ("E config target_platform ['rk1808', 'rv1126'] mixes incompatible chip families "
                               "(rk1808 family: rk1806, rk1808, rk3399pro; rv1126 family: rv1109, rv1126); "
                               "one model serves one family")
 
@@ -127,7 +121,7 @@ def test_a_target_plugin_adds_a_chip_without_editing_the_core(relu, tmp_path, mo
     out = rknn.inference([x], data_type="float32", data_format="nchw")
     assert_close(out, run_ort(path, {"x": x}))
     assert rknn.init_runtime(target="rv1126") == -1
-    assert "which cannot run on rv1126 (family rv1126)" in _error(capsys)
+    assert "which cannot run on rv1126 (family rv1126)" in last_error(capsys)
     rknn.release()
 
 
@@ -142,16 +136,16 @@ def test_a_model_for_a_plugin_chip_names_the_plugin_when_it_is_gone(relu, tmp_pa
     _use_registry(monkeypatch)
     again = RKNN()
     assert again.list_support_target_platform(rknn_model=exported) is None
-    assert _error(capsys) == (f"E list_support_target_platform: '{exported}' uses target platform 'rk3588' from "
+    assert last_error(capsys) == (f"E list_support_target_platform: '{exported}' uses target platform 'rk3588' from "
                               f"plugin 'rk3588', which is not loaded here")
     assert again.load_rknn(exported) == -1
-    assert "E load_rknn:" in _error(capsys)
+    assert "E load_rknn:" in last_error(capsys)
 
 
 def test_two_plugins_disagreeing_on_a_family_are_named(monkeypatch, capsys):
     _use_registry(monkeypatch, ("rk3588", Rk3588Plugin()), ("other", Rk3588Plugin("rk35xx", False, "rk35xx")))
     RKNN().config(target_platform="rk3588")
-    message = _error(capsys)
+    message = last_error(capsys)
     assert "platform 'rk3588' is in family 'rk3588'" in message and "'rk35xx'" in message
     assert "(plugin 'rk3588')" in message and "(plugin 'other')" in message
 

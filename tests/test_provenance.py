@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import onnx
 import pytest
+from error_lines import last_error
 from fake_dist import forget_modules, make_distribution
 from onnx import helper
 from onnx_util import assert_close, make_model, save_model
@@ -94,13 +95,6 @@ def _export_swish(tmp_path, monkeypatch, eps) -> tuple[str, np.ndarray]:
     return exported, x
 
 
-def _error(capsys) -> str:
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("E ")]
-    assert lines, err
-    return lines[-1]
-
-
 def test_export_records_the_supplier_of_every_op_quantizer_and_platform(tmp_path):
     rng = np.random.default_rng(0)
     w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
@@ -147,7 +141,7 @@ def test_load_without_the_plugin_names_the_package_to_install(tmp_path, monkeypa
     _uninstall(site, monkeypatch)
     _use_registry(monkeypatch)
     assert RKNN().load_rknn(exported) == -1
-    assert _error(capsys) == (f"E load_rknn: '{exported}' uses op '{SWISH}' from rknn-fake-swish 0.2.0, which is not "
+    assert last_error(capsys) == (f"E load_rknn: '{exported}' uses op '{SWISH}' from rknn-fake-swish 0.2.0, which is not "
                               f"installed: pip install rknn-fake-swish")
 
 
@@ -160,7 +154,7 @@ def test_load_with_an_older_plugin_names_the_version_to_install(tmp_path, monkey
     monkeypatch.syspath_prepend(str(older))
     _use_registry(monkeypatch, [*old_eps, *_installed_eps()])
     assert RKNN().load_rknn(exported) == -1
-    assert _error(capsys) == (f"E load_rknn: '{exported}' uses op '{SWISH}' from rknn-fake-swish 0.2.0, but the "
+    assert last_error(capsys) == (f"E load_rknn: '{exported}' uses op '{SWISH}' from rknn-fake-swish 0.2.0, but the "
                               f"installed rknn-fake-swish 0.1.0 does not provide it: pip install 'rknn-fake-swish==0.2.0'")
 
 
@@ -171,7 +165,7 @@ def test_load_with_the_plugin_broken_says_why(tmp_path, monkeypatch, swish_dist,
     forget_modules("rknn_fake_swish")
     _use_registry(monkeypatch, [*eps, *_installed_eps()])
     assert RKNN().load_rknn(exported) == -1
-    assert _error(capsys) == (f"E load_rknn: '{exported}' uses op '{SWISH}' from rknn-fake-swish 0.2.0, which is "
+    assert last_error(capsys) == (f"E load_rknn: '{exported}' uses op '{SWISH}' from rknn-fake-swish 0.2.0, which is "
                               f"installed but was skipped: ImportError: No module named 'swishlib'")
 
 
@@ -182,7 +176,7 @@ def test_every_missing_supplier_is_named(tmp_path, monkeypatch, swish_dist, caps
     _uninstall(site, monkeypatch)
     _use_registry(monkeypatch, [ep for ep in _installed_eps() if ep.name in ("core", "onnx")])
     assert RKNN().load_rknn(exported) == -1
-    message = _error(capsys)
+    message = last_error(capsys)
     assert f"uses op '{SWISH}' from rknn-fake-swish 0.2.0, which is not installed" in message
     assert (f"; target platform 'rk1808' from rknn-target-rk18xx {_version('rknn-target-rk18xx')}, which is installed "
             f"but does not provide it (is its plugin 'target_rk18xx' disabled?)") in message
@@ -216,4 +210,4 @@ def test_old_files_without_provenance_still_load(tmp_path, monkeypatch, swish_di
     _uninstall(site, monkeypatch)
     _use_registry(monkeypatch)
     assert RKNN().load_rknn(exported) == -1  # without it: the op and node are named, as before provenance
-    assert f"unsupported op '{SWISH}' at node 'swish0'" in _error(capsys)
+    assert f"unsupported op '{SWISH}' at node 'swish0'" in last_error(capsys)
