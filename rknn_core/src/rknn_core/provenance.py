@@ -24,8 +24,10 @@ WHAT = {"ops": "op", "quantizers": "quantizer", "targets": "target platform"}
 def collect(model: RknnModel, registry: Registry) -> dict[str, dict[str, dict[str, Any]]]:
     """Kind -> name -> supplier (``plugin``, ``distribution``, ``version``) of what ``model`` uses.
 
-    A target platform also records its ``target`` and ``family``. Names no installed plugin knows
-    are left out (a loaded old model re-exported, say).
+    A target platform also records its ``target`` and ``family``: the target that models the chip
+    (``Target.chip``) when one does, since that plugin defines the platform (a device target, such as
+    rknn-server's, only reaches boards of it). Names no installed plugin knows are left out (a loaded
+    old model re-exported, say).
     """
     used = {"ops": sorted({node.op for node in model.graph.nodes}),
             "quantizers": [model.quantized_dtype] if model.quantized_dtype else []}
@@ -34,7 +36,7 @@ def collect(model: RknnModel, registry: Registry) -> dict[str, dict[str, dict[st
         for kind, names in used.items()}
     found["targets"] = {}
     for platform in model.target_platform:
-        serving = targets_for(platform, registry)
+        serving = sorted(targets_for(platform, registry), key=lambda t: t.chip is None)
         if serving:
             target = serving[0]
             found["targets"][platform] = {**attrs.asdict(registry.supplier("targets", target.name)),
