@@ -70,8 +70,8 @@ def test_every_builtin_pass_declares_an_honest_contract():
     by_name = {p.name: p for p in builtin_passes()}
     assert set(by_name) == {"fold_constants", "remove_identity", "eliminate_transposes", "fold_batchnorm",
                             "fold_channel_affine", "fuse_activation", "merge_horizontal", "fold_pad",
-                            "fuse_epilogue", "fold_preprocess"}
-    for name in ("fold_batchnorm", "fold_channel_affine", "fold_preprocess"):
+                            "fuse_epilogue", "fold_preprocess", "fuse_hardswish"}
+    for name in ("fold_batchnorm", "fold_channel_affine", "fold_preprocess", "fuse_hardswish"):
         assert by_name[name].changes_numerics and by_name[name].min_level == 3
     for name in ("fold_constants", "remove_identity", "eliminate_transposes", "fuse_activation", "merge_horizontal"):
         assert not by_name[name].changes_numerics and by_name[name].min_level == 1

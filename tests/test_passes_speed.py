@@ -285,3 +285,45 @@ def test_quantized_normalization_runs_as_one_lookup_bit_exact(tmp_path, cfg, dty
         got, want = fast.run(feeds), plain.run(feeds)
         for name in graph.outputs:
             np.testing.assert_array_equal(got[name], want[name])
+
+
+# ------------------------------------------------------------------------------------ fuse_hardswish
+
+
+def hardswish_model(last: str):
+    x = randn(1, 4, 6, 6, scale=4.0)
+    inits = {"w": randn(4, 4, 1, 1, seed=1), "three": np.array(3.0, F32), "zero": np.array(0.0, F32),
+             "six": np.array(6.0, F32), "sixth": np.array(1 / 6, F32)}
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[1, 1]),
+             helper.make_node("Add", ["c", "three"], ["a"]),
+             helper.make_node("Clip", ["a", "zero", "six"], ["k"]),
+             helper.make_node("Mul", ["c", "k"], ["m"]),
+             helper.make_node(last, ["m", "six" if last == "Div" else "sixth"], ["y"])]
+    return make_model(nodes, {"x": x}, ["y"], initializers=inits), {"x": x}
+
+
+@pytest.mark.parametrize("last", ["Div", "Mul"])
+def test_written_out_hardswish_becomes_one_op(tmp_path, last):
+    model, inputs = hardswish_model(last)
+    path = save_model(model, str(tmp_path))
+    ops = built_ops(path)
+    assert ops.count("Clip") == 0 and ops.count("Div") == 0 and ops.count("Add") == 0
+    _dirs(tmp_path)
+    fused, plain = both(path, inputs, ["fuse_hardswish"], tmp_path=tmp_path)
+    scale = float(np.abs(plain[0]).max())
+    np.testing.assert_allclose(fused[0], plain[0], rtol=1e-5, atol=1e-6 * scale)
+    np.testing.assert_allclose(fused[0], run_ort(path, inputs)[0], rtol=1e-4, atol=1e-5 * scale)
+
+
+def test_written_out_hardswish_quantized_is_one_lookup_close_to_float(tmp_path):
+    """Quantized, the four requantizing ops become one table (fewer roundings, so not the unfused
+    graph's codes): within two output steps of the float model."""
+    model, inputs = hardswish_model("Div")
+    path = save_model(model, str(tmp_path))
+    samples = [[randn(1, 4, 6, 6, seed=s, scale=4.0)] for s in range(4)]
+    _dirs(tmp_path)
+    fused, _ = both(path, inputs, ["fuse_hardswish"], quantize=True, samples=samples, tmp_path=tmp_path)
+    assert "Mul" not in built_ops(path, quantize=True, dataset=str(tmp_path / "fused" / "dataset.txt"))
+    reference = run_ort(path, inputs)[0]
+    step = (reference.max() - reference.min()) / 255
+    assert np.abs(fused[0] - reference).max() <= 2.5 * step

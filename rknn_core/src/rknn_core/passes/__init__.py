@@ -7,7 +7,7 @@ import importlib
 from rknn_core.records import PassSpec
 
 MODULES = ("fold_constants", "remove_identity", "eliminate_transposes", "fold_pad", "fold_batchnorm",
-           "fold_channel_affine", "fuse_activation", "merge_horizontal", "fuse_epilogue",
+           "fold_channel_affine", "fuse_hardswish", "fuse_activation", "merge_horizontal", "fuse_epilogue",
            "fold_preprocess")
 
 
