@@ -8,8 +8,9 @@ normalization as ``mean_values``/``std_values``, u8 calibrated on crops of sciki
 photos) and fed the uint8 picture, as a vendor script does; onnxruntime gets the normalized float
 tensor, and its u8 model is ``quantize_static`` (QOperator, u8 activations, MinMax) calibrated on the
 same pictures. Every measurement runs in its own process (thread settings from the start); the
-engines alternate for ``--rounds`` rounds, each keeping its best median. The last table is the
-Python dispatch cost per inference: ``inference`` with every kernel replaced by its recorded outputs.
+engines alternate for ``--rounds`` rounds, each keeping its best median. Then the Python dispatch
+cost per inference (``inference`` with every node's computation replaced by its recorded outputs) and
+eval_perf's PC time per operation.
 
     .venv/bin/python benchmarks/bench_real.py [--runs 20] [--rounds 3] [--models ppocr_rec mtcnn_pnet]
 """
@@ -153,13 +154,26 @@ def dispatch_ms(spec: dict, kind: str, runs: int) -> float:
     return median_ms(infer, runs)
 
 
-def worker(engine: str, spec_path: str, threads: int, runs: int) -> float:
+def breakdown_ms(spec: dict, kind: str) -> dict[str, float]:
+    """eval_perf's PC time (``pc_time``, microseconds) summed per operation, in milliseconds."""
+    rknn, _ = ours(spec, kind)
+    result = rknn.eval_perf(inputs=[np.load(spec["picture"])], is_print=False)
+    per_op: dict[str, float] = {}
+    for layer in result["layers"].values():
+        op = layer["operation"]
+        per_op[op] = per_op.get(op, 0.0) + layer["pc_time"] / 1e3
+    return dict(sorted(per_op.items(), key=lambda kv: -kv[1]))
+
+
+def worker(engine: str, spec_path: str, threads: int, runs: int) -> float | dict:
     spec = json.loads(pathlib.Path(spec_path).read_text())
     side, kind = engine.split("-")
     if side == "ort":
         return onnxruntime_ms(spec, kind, threads, runs)
     if side == "dispatch":
         return dispatch_ms(spec, kind, runs)
+    if side == "breakdown":
+        return breakdown_ms(spec, kind)
     _, infer = ours(spec, kind)
     return median_ms(infer, runs)
 
@@ -182,7 +196,7 @@ def main() -> int:
         generated_model()
     print(f"{'model':<20}{'threads':>8}{'ort fp32':>10}{'ours float':>12}{'ratio':>7}"
           f"{'ort u8':>9}{'ours u8':>9}{'ratio':>7}   (ms)", flush=True)
-    dispatch = []
+    dispatch, breakdown = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for model in chosen:
             if not model.path().exists():
@@ -201,9 +215,16 @@ def main() -> int:
                       f"{ort_q:>9.2f}{ours_q:>9.2f}{ours_q / ort_q:>7.2f}", flush=True)
             dispatch.append((model.name, *(in_subprocess(__file__, f"dispatch-{k}", spec, 1, args.runs)
                                            for k in ("float", "u8"))))
+            breakdown.append((model.name, *(in_subprocess(__file__, f"breakdown-{k}", spec, 1, 1)
+                                            for k in ("float", "u8"))))
     print(f"\n{'dispatch per inference':<24}{'float ms':>10}{'u8 ms':>8}")
     for name, float_ms, u8_ms in dispatch:
         print(f"{name:<24}{float_ms:>10.3f}{u8_ms:>8.3f}")
+    print("\nper-op PC time, 1 thread (eval_perf's PC column, ms; the largest five)")
+    for name, *kinds in breakdown:
+        for kind, per_op in zip(("float", "u8"), kinds):
+            top = ", ".join(f"{op} {ms:.2f}" for op, ms in list(per_op.items())[:5])
+            print(f"{name:<20}{kind:<7}total {sum(per_op.values()):8.2f}: {top}")
     return 0
 
 
