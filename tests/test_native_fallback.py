@@ -215,11 +215,14 @@ def test_conv_gemm_matches(compiled, threads, seed):
             assert (np.isnan(got) == np.isnan(want)).all()
 
 
-GEOMETRIES = [  # kh, kw, sh, sw, dh, dw, pt, pl, pb, pr: the 3x3 / 3x3-stride-2 paths and the generic one
+GEOMETRIES = [  # kh, kw, sh, sw, dh, dw, pt, pl, pb, pr: 3x3 / 5x5 / 7x7 at strides 1 and 2, dilated, odd shapes
     (3, 3, 1, 1, 1, 1, 1, 1, 1, 1), (3, 3, 2, 2, 1, 1, 1, 1, 1, 1), (3, 3, 2, 2, 1, 1, 0, 0, 1, 1),
     (5, 5, 1, 2, 1, 1, 2, 2, 2, 2), (3, 3, 1, 1, 2, 2, 2, 2, 2, 2), (1, 1, 1, 1, 1, 1, 0, 0, 0, 0),
-    (2, 3, 2, 1, 1, 1, 0, 1, 1, 1),
+    (2, 3, 2, 1, 1, 1, 0, 1, 1, 1), (5, 5, 1, 1, 1, 1, 2, 2, 2, 2), (5, 5, 2, 2, 1, 1, 1, 1, 2, 2),
+    (7, 7, 1, 1, 1, 1, 3, 3, 3, 3), (7, 7, 2, 2, 1, 1, 3, 2, 3, 4), (3, 3, 3, 3, 1, 1, 1, 0, 1, 2),
+    (5, 5, 2, 2, 2, 2, 4, 4, 4, 4),
 ]
+PLANES = [(9, 12), (7, 7), (14, 14), (18, 35)]  # small planes (whole-plane sweeps) and wide rows (row kernels)
 
 
 def _dw_geometry(geometry, h: int, w: int) -> tuple[int, ...]:
@@ -230,15 +233,16 @@ def _dw_geometry(geometry, h: int, w: int) -> tuple[int, ...]:
 
 
 @pytest.mark.parametrize("geometry", GEOMETRIES)
-def test_depthwise_conv2d_matches(compiled, threads, geometry):
+@pytest.mark.parametrize("plane", PLANES)
+def test_depthwise_conv2d_matches(compiled, threads, geometry, plane):
     rng = np.random.default_rng(sum(geometry))
     n, c = 2, 5
-    geo = _dw_geometry(geometry, 9, 12)
+    geo = _dw_geometry(geometry, *plane)
     kh, kw, oh, ow = geo[2], geo[3], geo[4], geo[5]
     for integers in (True, False):
         draw = (lambda *s: rng.integers(-9, 10, s).astype(np.float32)) if integers else \
             (lambda *s: rng.standard_normal(s).astype(np.float32))
-        x, w, bias = draw(n, c, 9, 12), draw(c, kh, kw), draw(c)
+        x, w, bias = draw(n, c, *plane), draw(c, kh, kw), draw(c)
         (want,), (got,) = both(compiled, "depthwise_conv2d", [np.empty((n, c, oh, ow), np.float32)], x, w, bias, OUT,
                                n, c, *geo, -4.0, 6.0)
         if integers:
@@ -248,15 +252,103 @@ def test_depthwise_conv2d_matches(compiled, threads, geometry):
         assert want.min() >= -4.0 and want.max() <= 6.0
 
 
+EPILOGUES = [(None, 0, 0.0, 0.0), ("residual", 0, 0.0, 0.0), (None, 1, 0.2, 0.5), ("residual", 2, 1 / 6, 0.5)]
+
+
+@pytest.mark.parametrize("epilogue", EPILOGUES, ids=["clamp", "residual", "hardsigmoid", "residual-hardswish"])
+@pytest.mark.parametrize("plane", PLANES)
+def test_depthwise_conv2d_epilogue_is_bit_identical(compiled, threads, epilogue, plane):
+    """Integer-valued data: exact sums, then the same float32 operations (no FMA) in both."""
+    rng = np.random.default_rng(len(plane))
+    residual, act, alpha, beta = epilogue
+    n, c = 2, 3
+    geo = _dw_geometry((3, 3, 1, 1, 1, 1, 1, 1, 1, 1), *plane)
+    x, w, bias = (rng.integers(-9, 10, s).astype(np.float32) for s in ((n, c, *plane), (c, 3, 3), (c,)))
+    r = rng.integers(-20, 20, (n, c, geo[4], geo[5])).astype(np.float32) if residual else None
+    (want,), (got,) = both(compiled, "depthwise_conv2d", [np.empty((n, c, geo[4], geo[5]), np.float32)], x, w, bias,
+                           OUT, n, c, *geo, -4.0, 6.0, r, act, alpha, beta)
+    np.testing.assert_array_equal(got, want)
+    if act == 2:
+        assert want.min() >= -0.375 and (want > 6).any()  # HardSwish, not the clamp
+
+
+@pytest.mark.parametrize("epilogue", EPILOGUES, ids=["clamp", "residual", "hardsigmoid", "residual-hardswish"])
+def test_conv_gemm_epilogue_is_bit_identical(compiled, threads, epilogue):
+    rng = np.random.default_rng(7)
+    residual, act, alpha, beta = epilogue
+    m, k, n = 21, 40, 300
+    koff, poff, size = _gemm_case(rng, k, n)
+    a, b, bias = (rng.integers(-3, 4, s).astype(np.float32) for s in ((m, k), size, m))
+    r = rng.integers(-20, 20, (m, n)).astype(np.float32) if residual else None
+    (want,), (got,) = both(compiled, "conv_gemm", [np.empty((m, n), np.float32)], a, b, koff, poff, bias, OUT, m, k,
+                           n, -4.0, 6.0, r, act, alpha, beta)
+    np.testing.assert_array_equal(got, want)
+    if act == 1:
+        assert want.min() >= 0 and want.max() <= 1 and 0 < want.mean() < 1
+
+
+def _quant_epilogue(rng, kind: str, count: int, with_add: bool, with_table: bool) -> tuple:
+    """(add, table) arguments of the integer kernels: quantized_add's constants for a random residual of
+    ``count`` values, and a random lookup table."""
+    qtype = STORAGE[kind]
+    lo, hi, dtype = QTYPES[qtype]
+    add = table = None
+    if with_add:
+        shift, ma, sa, mb, sb, m_out = _add_plan(0.05, 0.03, 0.07, qtype)
+        pot, mo, so = _add_out_plan(m_out)
+        residual = storage(rng, kind, count)
+        add = (residual, int(rng.integers(lo, hi + 1)), int(rng.integers(lo, hi + 1)), shift, ma, sa, mb, sb, int(mo),
+               int(so), bool(pot), int(rng.integers(lo, hi + 1)), lo + 3, hi - 5)
+    if with_table:
+        table = rng.integers(lo, hi + 1, hi - lo + 1).astype(dtype)
+    return add, table
+
+
+@pytest.mark.parametrize("kind", ["B", "b", "h"])
+@pytest.mark.parametrize("stages", ["add", "table", "add+table"])
+def test_qconv_gemm_epilogue_is_bit_identical(compiled, threads, kind, stages):
+    rng = np.random.default_rng(len(stages))
+    m, k, n = 19, 30, 290
+    koff, poff, size = _gemm_case(rng, k, n)
+    a = rng.integers(-127, 128, (m, k)).astype(np.float32)
+    b = rng.integers(-255, 256, size).astype(np.float32)
+    mult, shift = multipliers(rng, m, False)
+    lo, hi, dtype = QTYPES[STORAGE[kind]]
+    add, table = _quant_epilogue(rng, kind, m * n, "add" in stages, "table" in stages)
+    (want,), (got,) = both(compiled, "qconv_gemm", [np.empty((m, n), dtype)], a, b, "f", 0, koff, poff, None, mult,
+                           shift - 8, False, OUT, kind, 3, lo, hi, m, k, n, add, table)
+    np.testing.assert_array_equal(got, want)
+    assert len(np.unique(want)) > 10
+
+
+@pytest.mark.parametrize("kind", ["B", "b", "h"])
+@pytest.mark.parametrize("stages", ["add", "table", "add+table"])
+@pytest.mark.parametrize("plane", PLANES)
+def test_qdepthwise_conv2d_epilogue_is_bit_identical(compiled, threads, kind, stages, plane):
+    rng = np.random.default_rng(len(stages))
+    n, c = 2, 3
+    geo = _dw_geometry((5, 5, 1, 1, 1, 1, 2, 2, 2, 2), *plane)
+    x = storage(rng, kind, (n, c, *plane))
+    w = rng.integers(-127, 128, (c, 5, 5)).astype(np.float32)
+    mult, shift = multipliers(rng, c, False)
+    lo, hi, dtype = QTYPES[STORAGE[kind]]
+    add, table = _quant_epilogue(rng, kind, n * c * geo[4] * geo[5], "add" in stages, "table" in stages)
+    (want,), (got,) = both(compiled, "qdepthwise_conv2d", [np.empty((n, c, geo[4], geo[5]), dtype)], x, kind, 0, w,
+                           None, mult, shift - (10 if kind == "h" else 4), False, OUT, kind, 1, lo, hi, n, c, *geo,
+                           add, table)
+    np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("geometry", GEOMETRIES)
 @pytest.mark.parametrize("kinds", ["BB", "bb", "hh", "Bh"])
-def test_qdepthwise_conv2d_is_bit_identical(compiled, threads, geometry, kinds):
+@pytest.mark.parametrize("plane", PLANES[:3])
+def test_qdepthwise_conv2d_is_bit_identical(compiled, threads, geometry, kinds, plane):
     rng = np.random.default_rng(sum(geometry))
     x_kind, out_kind = kinds
     n, c = 2, 4
-    geo = _dw_geometry(geometry, 10, 11)
+    geo = _dw_geometry(geometry, *plane)
     kh, kw, oh, ow = geo[2], geo[3], geo[4], geo[5]
-    x = storage(rng, x_kind, (n, c, 10, 11))
+    x = storage(rng, x_kind, (n, c, *plane))
     w = rng.integers(-127, 128, (c, kh, kw)).astype(np.float32)
     zx = int(rng.integers(*QTYPES[STORAGE[x_kind]][:2])) if x_kind != "h" else 0
     pot = kinds == "hh"

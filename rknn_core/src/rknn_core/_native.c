@@ -6,18 +6,22 @@
  * Each binding documents its arguments above its definition. Integer results equal the rules of
  * quant/fixedpoint.py bit for bit; AVX-512 paths (chosen at import) give the same results.
  *
- * depthwise_conv2d(x, w, bias, y, n, c, h, w_, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl, lo, hi)
+ * depthwise_conv2d(x, w, bias, y, n, c, h, w_, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl, lo, hi
+ *                  [, residual, act, alpha, beta])
  *   x: float32 C-contiguous (N, C, H, W), unpadded; zero padding pt (top) / pl (left) is implicit
  *   w: float32 C-contiguous (C, KH, KW); bias: float32 (C,) or None
- *   y: float32 C-contiguous writable (N, C, OH, OW), overwritten with clamp(conv + bias, lo, hi)
- * Each plane is first copied into a zero-bordered scratch plane (it stays in cache), so the inner
- * loops run without bounds checks. Planes are shared out over the thread pool (native/pool.c).
+ *   y: float32 C-contiguous writable (N, C, OH, OW), overwritten with clamp(conv + bias, lo, hi), or
+ *   with the epilogue of native/post.h (residual float32 laid out as y, act 1 HardSigmoid, 2 HardSwish).
+ * Planes are computed by native/depthwise.c (whole-plane vector sweeps over stride phases) and
+ * shared out over the thread pool (native/pool.c).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "native/depthwise.h"
 #include "native/gemm.h"
 #include "native/pool.h"
+#include "native/post.h"
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -33,8 +37,8 @@ static void run_tasks(int tasks, void (*fn)(void *, int), void *ctx)
     Py_END_ALLOW_THREADS
 }
 
-/* Release `count` buffers; None, a ValueError with `message` when !ok, or MemoryError when a kernel
- * found no scratch memory (!memory). */
+/* Release `count` buffers; None, a ValueError with `message` when !ok (message NULL: an exception is
+ * set already), or MemoryError when a kernel found no scratch memory (!memory). */
 static PyObject *finish(int ok, int memory, const char *message, int count, ...)
 {
     va_list buffers;
@@ -43,7 +47,8 @@ static PyObject *finish(int ok, int memory, const char *message, int count, ...)
         PyBuffer_Release(va_arg(buffers, Py_buffer *));
     va_end(buffers);
     if (!ok) {
-        PyErr_SetString(PyExc_ValueError, message);
+        if (message) /* else the exception is set already */
+            PyErr_SetString(PyExc_ValueError, message);
         return NULL;
     }
     if (!memory)
@@ -51,200 +56,11 @@ static PyObject *finish(int ok, int memory, const char *message, int count, ...)
     Py_RETURN_NONE;
 }
 
-typedef struct {
-    Py_ssize_t h, w, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl;
-    Py_ssize_t ph, pw; /* the padded plane's size: every tap of every output lies inside it */
-    float lo, hi;
-} geometry;
-
-/* Hot loops get an AVX2+FMA clone where the CPU has it (chosen once at load time), else plain code. */
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
-#define HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define HOT
-#endif
-
-/* Written so x86 compiles it to MAXPS/MINPS: a NaN input stays NaN. */
-static inline float clamp(float v, float lo, float hi)
+/* The padded plane of a depthwise geometry: every tap of every output lies inside it. */
+static void padded_size(geometry *g)
 {
-    v = lo > v ? lo : v;
-    return hi < v ? hi : v;
-}
-
-HOT static void clamp_row(float *restrict y, Py_ssize_t n, float lo, float hi)
-{
-    for (Py_ssize_t c = 0; c < n; c++)
-        y[c] = clamp(y[c], lo, hi);
-}
-
-/* `count` values from element `offset` of x as float32 minus the zero point: storage integers (kinds
- * B b h), or float32 (kind f) copied as they are. */
-HOT static void center_plane(const void *x, int kind, Py_ssize_t offset, Py_ssize_t count, long long zero,
-                             float *restrict out)
-{
-    const float z = (float)zero;
-    if (kind == 'f') {
-        memcpy(out, (const float *)x + offset, sizeof(float) * count);
-    } else if (kind == 'B') {
-        const uint8_t *restrict src = (const uint8_t *)x + offset;
-        for (Py_ssize_t i = 0; i < count; i++)
-            out[i] = (float)src[i] - z;
-    } else if (kind == 'b') {
-        const int8_t *restrict src = (const int8_t *)x + offset;
-        for (Py_ssize_t i = 0; i < count; i++)
-            out[i] = (float)src[i] - z;
-    } else {
-        const int16_t *restrict src = (const int16_t *)x + offset;
-        for (Py_ssize_t i = 0; i < count; i++)
-            out[i] = (float)src[i] - z;
-    }
-}
-
-/* One input plane (at element `offset` of x, read as center_plane does) into the scratch plane, zero
- * outside the input. */
-static void pad_plane(const void *x, int kind, Py_ssize_t offset, long long zero, float *p, const geometry *g)
-{
-    for (Py_ssize_t pr = 0; pr < g->ph; pr++) {
-        float *row = p + pr * g->pw;
-        const Py_ssize_t r = pr - g->pt;
-        Py_ssize_t c0 = g->pl < 0 ? -g->pl : 0, c1 = g->w; /* the input columns that land in the row */
-        if (c1 + g->pl > g->pw)
-            c1 = g->pw - g->pl;
-        if (r < 0 || r >= g->h || c1 <= c0) {
-            memset(row, 0, sizeof(float) * g->pw);
-            continue;
-        }
-        memset(row, 0, sizeof(float) * (c0 + g->pl));
-        center_plane(x, kind, offset + r * g->w + c0, c1 - c0, zero, row + c0 + g->pl);
-        memset(row + c1 + g->pl, 0, sizeof(float) * (g->pw - c1 - g->pl));
-    }
-}
-
-/* 3x3 kernel, one fused pass per output row. */
-HOT static void dw_plane3x3(const float *restrict p, const float *restrict k, float bias, float *restrict y,
-                            const geometry *g)
-{
-    const Py_ssize_t pw = g->pw, sw = g->sw, dw = g->dw, ow = g->ow;
-    const float k0 = k[0], k1 = k[1], k2 = k[2], k3 = k[3], k4 = k[4], k5 = k[5], k6 = k[6], k7 = k[7], k8 = k[8];
-    const float lo = g->lo, hi = g->hi;
-    for (Py_ssize_t r = 0; r < g->oh; r++) {
-        const float *restrict r0 = p + r * g->sh * pw;
-        const float *restrict r1 = r0 + g->dh * pw;
-        const float *restrict r2 = r1 + g->dh * pw;
-        float *restrict yrow = y + r * ow;
-        for (Py_ssize_t c = 0; c < ow; c++) {
-            const Py_ssize_t b = c * sw;
-            float acc = bias;
-            acc += k0 * r0[b];
-            acc += k1 * r0[b + dw];
-            acc += k2 * r0[b + 2 * dw];
-            acc += k3 * r1[b];
-            acc += k4 * r1[b + dw];
-            acc += k5 * r1[b + 2 * dw];
-            acc += k6 * r2[b];
-            acc += k7 * r2[b + dw];
-            acc += k8 * r2[b + 2 * dw];
-            yrow[c] = clamp(acc, lo, hi);
-        }
-    }
-}
-
-/* 3x3, stride 2, no dilation: each row of the padded plane is stored as its even then its odd
- * columns (built straight from the input), so that every load of the main loop is contiguous. */
-HOT static void dw_plane3x3s2(const float *restrict x, float *restrict split, const float *restrict k, float bias,
-                              float *restrict y, const geometry *g)
-{
-    const Py_ssize_t pw = g->pw, ow = g->ow, half = (pw + 1) / 2;
-    for (Py_ssize_t pr = 0; pr < g->ph; pr++) {
-        float *restrict even = split + pr * pw, *restrict odd = even + half;
-        Py_ssize_t r = pr - g->pt;
-        if (r < 0 || r >= g->h) {
-            memset(even, 0, sizeof(float) * pw);
-            continue;
-        }
-        const float *restrict src = x + r * g->w;
-        memset(even, 0, sizeof(float) * pw);
-        /* padded column q = 2c + parity reads input column q - pl when that lies in [0, w) */
-        for (int parity = 0; parity < 2; parity++) {
-            float *restrict dst = parity ? odd : even;
-            Py_ssize_t span = g->w - 1 + g->pl - parity; /* last readable q - parity; may be negative */
-            Py_ssize_t first = (g->pl - parity + 1) / 2, last = span < 0 ? 0 : span / 2 + 1;
-            Py_ssize_t count = parity ? pw / 2 : half;
-            first = first < 0 ? 0 : first;
-            last = last > count ? count : last;
-            const float *restrict s0 = src + parity - g->pl;
-            for (Py_ssize_t c = first; c < last; c++)
-                dst[c] = s0[2 * c];
-        }
-    }
-    const float k0 = k[0], k1 = k[1], k2 = k[2], k3 = k[3], k4 = k[4], k5 = k[5], k6 = k[6], k7 = k[7], k8 = k[8];
-    const float lo = g->lo, hi = g->hi;
-    for (Py_ssize_t r = 0; r < g->oh; r++) {
-        const float *restrict e0 = split + 2 * r * pw, *restrict o0 = e0 + half;
-        const float *restrict e1 = e0 + pw, *restrict o1 = e1 + half;
-        const float *restrict e2 = e1 + pw, *restrict o2 = e2 + half;
-        float *restrict yrow = y + r * ow;
-        for (Py_ssize_t c = 0; c < ow; c++) {
-            float acc = bias;
-            acc += k0 * e0[c];
-            acc += k1 * o0[c];
-            acc += k2 * e0[c + 1];
-            acc += k3 * e1[c];
-            acc += k4 * o1[c];
-            acc += k5 * e1[c + 1];
-            acc += k6 * e2[c];
-            acc += k7 * o2[c];
-            acc += k8 * e2[c + 1];
-            yrow[c] = clamp(acc, lo, hi);
-        }
-    }
-}
-
-/* Any kernel size: accumulate tap by tap over whole output rows. */
-HOT static void dw_plane_taps(const float *restrict p, const float *restrict k, float bias, float *restrict y,
-                              const geometry *g)
-{
-    const Py_ssize_t pw = g->pw, sw = g->sw, ow = g->ow;
-    for (Py_ssize_t r = 0; r < g->oh; r++) {
-        float *restrict yrow = y + r * ow;
-        for (Py_ssize_t c = 0; c < ow; c++)
-            yrow[c] = bias;
-        for (Py_ssize_t i = 0; i < g->kh; i++) {
-            const float *restrict prow = p + (r * g->sh + i * g->dh) * pw;
-            for (Py_ssize_t j = 0; j < g->kw; j++) {
-                const float wv = k[i * g->kw + j];
-                const float *restrict xs = prow + j * g->dw;
-                for (Py_ssize_t c = 0; c < ow; c++)
-                    yrow[c] += wv * xs[c * sw];
-            }
-        }
-        clamp_row(yrow, ow, g->lo, g->hi);
-    }
-}
-
-static int dw_stride2(const geometry *g)
-{
-    return g->kh == 3 && g->kw == 3 && g->sh == 2 && g->sw == 2 && g->dh == 1 && g->dw == 1;
-}
-
-/* One output plane from an already zero-bordered plane (the stride-1 and generic paths). */
-static void dw_padded_plane(const float *padded, const float *k, float bias, float *out, const geometry *g)
-{
-    if (g->kh == 3 && g->kw == 3)
-        dw_plane3x3(padded, k, bias, out, g);
-    else
-        dw_plane_taps(padded, k, bias, out, g);
-}
-
-/* One output plane from one input plane (float32, unpadded): the fast paths or the generic taps. */
-static void dw_plane(const float *plane, float *scratch, const float *k, float bias, float *out, const geometry *g)
-{
-    if (dw_stride2(g)) {
-        dw_plane3x3s2(plane, scratch, k, bias, out, g);
-        return;
-    }
-    pad_plane(plane, 'f', 0, 0, scratch, g);
-    dw_padded_plane(scratch, k, bias, out, g);
+    g->ph = (g->oh - 1) * g->sh + (g->kh - 1) * g->dh + 1;
+    g->pw = (g->ow - 1) * g->sw + (g->kw - 1) * g->dw + 1;
 }
 
 /* How many pool tasks share `planes` planes of `work` multiply-adds each: one below ~200k in all. */
@@ -256,12 +72,28 @@ static int plane_tasks(Py_ssize_t planes, Py_ssize_t work)
     return planes < 4 * threads ? (int)planes : 4 * threads;
 }
 
+/* ---- Float depthwise convolution -------------------------------------------------------------------- */
+
+/* Output rows too short for the vector paths of the epilogues: they are gathered into one dense plane. */
+static int narrow(const geometry *g) { return g->ow < 16; }
+
+/* The sums (rows of stride ld) as one dense oh x ow plane: themselves when ld == ow, else copied. */
+static const float *compact(const float *sums, ptrdiff_t ld, float *dense, const geometry *g)
+{
+    if (ld == g->ow)
+        return sums;
+    for (Py_ssize_t r = 0; r < g->oh; r++)
+        memcpy(dense + r * g->ow, sums + r * ld, sizeof(float) * (size_t)g->ow);
+    return dense;
+}
+
 typedef struct {
     const float *x, *w, *bias;
     float *y;
     Py_ssize_t c, planes;
     int tasks;
     geometry g;
+    float_post post;
     int failed;
 } dw_job;
 
@@ -269,33 +101,51 @@ static void dw_task(void *ctx, int t)
 {
     dw_job *J = ctx;
     const geometry *g = &J->g;
-    float *scratch = scratch_get((size_t)(g->ph * g->pw));
+    const Py_ssize_t out_plane = g->oh * g->ow;
+    float *scratch = scratch_get(dw_scratch_floats(g) + (size_t)out_plane);
     if (!scratch) {
         J->failed = 1;
         return;
     }
-    for (Py_ssize_t p = J->planes * t / J->tasks; p < J->planes * (t + 1) / J->tasks; p++)
-        dw_plane(J->x + p * g->h * g->w, scratch, J->w + (p % J->c) * g->kh * g->kw, J->bias ? J->bias[p % J->c] : 0.0f,
-                 J->y + p * g->oh * g->ow, g);
+    float *dense = scratch + dw_scratch_floats(g);
+    ptrdiff_t off[g->kh * g->kw];
+    dw_tap_offsets(g, off);
+    for (Py_ssize_t p = J->planes * t / J->tasks; p < J->planes * (t + 1) / J->tasks; p++) {
+        const Py_ssize_t ch = p % J->c;
+        ptrdiff_t ld;
+        const float *sums = dw_plane_sums(J->x, 'f', p * g->h * g->w, 0, J->w + ch * g->kh * g->kw,
+                                          J->bias ? J->bias[ch] : 0.0f, off, scratch, J->y + p * out_plane, g, &ld);
+        if (ld == g->ow || narrow(g)) {
+            post_apply(&J->post, compact(sums, ld, dense, g), J->y, out_plane, p, 0, out_plane);
+        } else {
+            for (Py_ssize_t r = 0; r < g->oh; r++)
+                post_apply(&J->post, sums + r * ld, J->y, out_plane, p, r * g->ow, (r + 1) * g->ow);
+        }
+    }
 }
 
+/* depthwise_conv2d(x, w, bias, y, n, c, h, w_, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl, lo, hi
+ *                  [, residual, act, alpha, beta]) */
 static PyObject *depthwise_conv2d(PyObject *self, PyObject *args)
 {
-    Py_buffer xb, wb, yb, bb = {0};
-    PyObject *bias_obj;
+    Py_buffer xb, wb, yb, rb = {0}, bb = {0};
+    PyObject *bias_obj, *residual = NULL;
     Py_ssize_t n, c;
     geometry g;
-    if (!PyArg_ParseTuple(args, "y*y*Ow*nnnnnnnnnnnnnnff", &xb, &wb, &bias_obj, &yb, &n, &c, &g.h, &g.w,
-                          &g.kh, &g.kw, &g.oh, &g.ow, &g.sh, &g.sw, &g.dh, &g.dw, &g.pt, &g.pl, &g.lo, &g.hi))
+    double lo, hi, alpha = 0.0, beta = 0.0;
+    int act = ACT_CLAMP;
+    if (!PyArg_ParseTuple(args, "y*y*Ow*nnnnnnnnnnnnnndd|Oidd", &xb, &wb, &bias_obj, &yb, &n, &c, &g.h, &g.w, &g.kh,
+                          &g.kw, &g.oh, &g.ow, &g.sh, &g.sw, &g.dh, &g.dw, &g.pt, &g.pl, &lo, &hi, &residual, &act,
+                          &alpha, &beta))
         return NULL;
-    g.ph = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1;
-    g.pw = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1;
+    padded_size(&g);
+    dw_job J = {0};
     int has_bias = bias_obj != Py_None;
-    if (has_bias && PyObject_GetBuffer(bias_obj, &bb, PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(&xb);
-        PyBuffer_Release(&wb);
-        PyBuffer_Release(&yb);
-        return NULL;
+    if (!parse_post(residual, act, lo, hi, alpha, beta, &rb, n * c * g.oh * g.ow, &J.post) ||
+        (has_bias && PyObject_GetBuffer(bias_obj, &bb, PyBUF_SIMPLE) < 0)) {
+        if (rb.obj)
+            PyBuffer_Release(&rb);
+        return finish(0, 1, NULL, 3, &xb, &wb, &yb);
     }
     int ok = xb.len >= (Py_ssize_t)sizeof(float) * n * c * g.h * g.w &&
              wb.len >= (Py_ssize_t)sizeof(float) * c * g.kh * g.kw &&
@@ -304,14 +154,21 @@ static PyObject *depthwise_conv2d(PyObject *self, PyObject *args)
              g.dw > 0 && g.oh > 0 && g.ow > 0;
     int done = 1;
     if (ok) {
-        dw_job J = {(const float *)xb.buf, (const float *)wb.buf, has_bias ? (const float *)bb.buf : NULL,
-                    (float *)yb.buf, c, n * c, 1, g, 0};
+        J.x = (const float *)xb.buf;
+        J.w = (const float *)wb.buf;
+        J.bias = has_bias ? (const float *)bb.buf : NULL;
+        J.y = (float *)yb.buf;
+        J.c = c;
+        J.planes = n * c;
+        J.g = g;
         J.tasks = plane_tasks(J.planes, g.oh * g.ow * g.kh * g.kw);
         run_tasks(J.tasks, dw_task, &J);
         done = !J.failed;
     }
     if (has_bias)
         PyBuffer_Release(&bb);
+    if (rb.obj)
+        PyBuffer_Release(&rb);
     return finish(ok, done, "depthwise_conv2d: buffer sizes do not match the geometry", 3, &xb, &wb, &yb);
 }
 
@@ -710,6 +567,141 @@ static PyObject *quantized_add(PyObject *self, PyObject *args)
     return finish(ok, 1, "quantized_add: unknown kind or buffer sizes that do not match", 3, &xa, &xb, &ob);
 }
 
+/* ---- Quantized epilogue: requantize; then the integer ADD of a residual, a lookup table ------------
+ * Sums of one output channel are requantized into storage of `kind` (the grid of a fused residual's
+ * ADD, or of a table's input, or the output's); with a residual the ADD of quantized_add follows (its
+ * output bounds carry the activation); with a table, out = table[code - lowest code]. Each stage is the
+ * kernel the unfused graph runs (requantize, quantized_add, the LUT), so results are identical. */
+typedef struct {
+    const int64_t *bias, *mult, *shift;
+    Py_ssize_t nm;
+    int pot, kind;
+    long long zo, lo, hi;
+    requant_fn requant;
+    const char *residual; /* storage of `kind` laid out as the output, or NULL */
+    add_args add;
+    add8_params add8p;
+    int add_fast;
+    const char *table; /* storage of `kind`, one entry per code of `kind`, or NULL */
+    long long table_lo;
+} quant_post;
+
+#define POST_CHUNK 256
+
+/* `count` sums of channel ch into output elements [at, at + count) of out. */
+static void quant_post_apply(const quant_post *e, const float *sums, Py_ssize_t ch, char *out, Py_ssize_t at,
+                             Py_ssize_t count)
+{
+    const Py_ssize_t size = kind_size(e->kind), k = e->nm > 1 ? ch : 0;
+    requant_args q = {e->bias ? e->bias + ch : NULL, e->mult + k, e->shift + k, 1, 1, count, 1, e->zo, e->lo, e->hi,
+                      e->pot};
+    if (!e->residual && !e->table) {
+        e->requant(sums, out + at * size, &q);
+        return;
+    }
+    int16_t conv[POST_CHUNK], added[POST_CHUNK]; /* room for 16-bit storage */
+    for (Py_ssize_t c0 = 0; c0 < count; c0 += POST_CHUNK) {
+        const Py_ssize_t len = count - c0 < POST_CHUNK ? count - c0 : POST_CHUNK;
+        char *dst = out + (at + c0) * size;
+        q.inner = len;
+        e->requant(sums + c0, e->residual || e->table ? (void *)conv : (void *)dst, &q);
+        const void *codes = conv;
+        if (e->residual) {
+            const char *r = e->residual + (at + c0) * size;
+            void *sum_to = e->table ? (void *)added : (void *)dst;
+            add_args a = e->add;
+            a.n = len;
+            if (e->add_fast)
+                add8(conv, r, sum_to, e->kind == 'b', len, &e->add8p);
+            else if (e->kind == 'B')
+                add_u8(conv, r, sum_to, &a);
+            else if (e->kind == 'b')
+                add_i8(conv, r, sum_to, &a);
+            else
+                add_i16(conv, r, sum_to, &a);
+            codes = added;
+        }
+        if (e->table)
+            for (Py_ssize_t i = 0; i < len; i++) {
+                if (size == 1) {
+                    const long long v = e->kind == 'B' ? ((const uint8_t *)codes)[i] : ((const int8_t *)codes)[i];
+                    dst[i] = e->table[v - e->table_lo];
+                } else {
+                    ((int16_t *)dst)[i] = ((const int16_t *)e->table)[((const int16_t *)codes)[i] - e->table_lo];
+                }
+            }
+    }
+}
+
+/* Fill e from the arguments of qconv_gemm / qdepthwise_conv2d: bias (int64 or None), mult/shift, the
+ * output grid, and the optional add tuple (residual, za, zb, left, ma, sa, mb, sb, mo, so, pot, zo, lo,
+ * hi: quantized_add's constants, the residual being storage of out_kind with `count` elements) and
+ * table (storage of out_kind, one entry per code). Buffers it takes are listed in held (released by
+ * the caller); NULL when they fit, else why not. */
+static const char *parse_quant_post(quant_post *e, PyObject *bias_obj, Py_buffer *mb, Py_buffer *sb, int out_kind,
+                                    Py_ssize_t channels, Py_ssize_t count, PyObject *add, PyObject *table,
+                                    Py_buffer held[3])
+{
+    for (int i = 0; i < 3; i++)
+        held[i].obj = NULL;
+    e->kind = out_kind;
+    e->nm = mb->len / 8;
+    if (out_index(out_kind) < 0)
+        return "unknown output kind";
+    e->requant = REQUANT[0][out_index(out_kind)];
+    e->mult = mb->buf;
+    e->shift = sb->buf;
+    if (sb->len != mb->len || (e->nm != 1 && e->nm != channels))
+        return "multipliers, shifts or bias do not match the output channels";
+    e->bias = NULL;
+    if (bias_obj != Py_None) {
+        if (PyObject_GetBuffer(bias_obj, &held[0], PyBUF_SIMPLE) < 0) {
+            PyErr_Clear();
+            held[0].obj = NULL;
+            return "the bias is not a buffer";
+        }
+        if (held[0].len < 8 * channels)
+            return "multipliers, shifts or bias do not match the output channels";
+        e->bias = held[0].buf;
+    }
+    const Py_ssize_t size = kind_size(out_kind);
+    e->residual = NULL;
+    if (add && add != Py_None) {
+        add_args *q = &e->add;
+        q->sign = 1;
+        if (!PyArg_ParseTuple(add, "y*LLLLLLLLLpLLL", &held[1], &q->za, &q->zb, &q->left, &q->ma, &q->sa, &q->mb,
+                              &q->sb, &q->mo, &q->so, &q->pot, &q->zo, &q->lo, &q->hi)) {
+            PyErr_Clear();
+            held[1].obj = NULL;
+            return "add must be (residual, za, zb, left, ma, sa, mb, sb, mo, so, pot, zo, lo, hi)";
+        }
+        if (held[1].len < count * size || q->left < 0 || q->left >= 32)
+            return "the residual is smaller than the output, or the ADD's left shift is outside [0, 32)";
+        e->residual = held[1].buf;
+        e->add_fast = add8_plan(out_kind, q, &e->add8p);
+    }
+    e->table = NULL;
+    if (table && table != Py_None) {
+        if (PyObject_GetBuffer(table, &held[2], PyBUF_SIMPLE) < 0) {
+            PyErr_Clear();
+            held[2].obj = NULL;
+            return "the table is not a buffer";
+        }
+        e->table_lo = out_kind == 'B' ? 0 : out_kind == 'b' ? -128 : -32768;
+        if (held[2].len < (out_kind == 'h' ? 65536 * 2 : 256))
+            return "the table needs one entry per storage code";
+        e->table = held[2].buf;
+    }
+    return NULL;
+}
+
+static void release_held(Py_buffer held[3])
+{
+    for (int i = 0; i < 3; i++)
+        if (held[i].obj)
+            PyBuffer_Release(&held[i]);
+}
+
 /* ---- Integer depthwise convolution: center, accumulate (exactly, in float32), requantize ---------- */
 
 typedef struct {
@@ -717,15 +709,11 @@ typedef struct {
     int x_kind;
     long long zx;
     const float *w;
-    const int64_t *bias, *mult, *shift;
-    Py_ssize_t nm;
-    int pot;
-    void *y;
-    int out_kind;
-    long long zo, lo, hi;
+    char *y;
     Py_ssize_t c, planes;
     int tasks;
     geometry g;
+    quant_post post;
     int failed;
 } qdw_args;
 
@@ -735,79 +723,60 @@ static void qdw_task(void *ctx, int t)
 {
     qdw_args *a = ctx;
     const geometry *g = &a->g;
-    const Py_ssize_t in_plane = g->h * g->w, out_plane = g->oh * g->ow, padded = g->ph * g->pw;
-    float *centered = scratch_get((size_t)(in_plane + padded + out_plane));
-    if (!centered) {
+    const Py_ssize_t out_plane = g->oh * g->ow;
+    float *scratch = scratch_get(dw_scratch_floats(g) + (size_t)out_plane);
+    if (!scratch) {
         a->failed = 1;
         return;
     }
-    float *scratch = centered + in_plane, *acc = scratch + padded;
-    const int out_i = out_index(a->out_kind);
-    const requant_fn requant = REQUANT[0][out_i < 0 ? 0 : out_i]; /* the caller checked the kind */
-    const Py_ssize_t out_size = kind_size(a->out_kind);
+    float *dense = scratch + dw_scratch_floats(g);
+    ptrdiff_t off[g->kh * g->kw];
+    dw_tap_offsets(g, off);
     for (Py_ssize_t p = a->planes * t / a->tasks; p < a->planes * (t + 1) / a->tasks; p++) {
-        const Py_ssize_t ch = p % a->c, k = a->nm > 1 ? ch : 0;
-        const float *kern = a->w + ch * g->kh * g->kw;
-        if (dw_stride2(g)) {
-            center_plane(a->x, a->x_kind, p * in_plane, in_plane, a->zx, centered);
-            dw_plane3x3s2(centered, scratch, kern, 0.0f, acc, g);
-        } else { /* centered straight into the zero-bordered plane */
-            pad_plane(a->x, a->x_kind, p * in_plane, a->zx, scratch, g);
-            dw_padded_plane(scratch, kern, 0.0f, acc, g);
-        }
-        const requant_args q = {a->bias ? a->bias + ch : NULL, a->mult + k, a->shift + k, 1, 1, out_plane, 1,
-                                a->zo, a->lo, a->hi, a->pot};
-        requant(acc, (char *)a->y + p * out_plane * out_size, &q);
+        const Py_ssize_t ch = p % a->c;
+        ptrdiff_t ld;
+        const float *sums =
+            dw_plane_sums(a->x, a->x_kind, p * g->h * g->w, a->zx, a->w + ch * g->kh * g->kw, 0.0f, off, scratch, NULL, g,
+                          &ld);
+        /* one requantization per plane: whole vectors */
+        quant_post_apply(&a->post, compact(sums, ld, dense, g), ch, a->y, p * out_plane, out_plane);
     }
 }
 
 /* qdepthwise_conv2d(x, x_kind, zx, w, bias, mult, shift, pot, y, out_kind, zo, lo, hi,
- *                   n, c, h, w_, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl)
+ *                   n, c, h, w_, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl[, add, table])
  *   x: storage integers (kind B b h), NCHW; w: float32 (C, KH, KW) centered weights; bias int64 (C,) or
  *   None; mult/shift int64 (1 or C); y: storage (kind B b h) NCHW, overwritten with
- *   clamp(R(sum + bias) + zo, lo, hi), R as in requantize. */
+ *   clamp(R(sum + bias) + zo, lo, hi), R as in requantize; add and table as in qconv_gemm. */
 static PyObject *qdepthwise_conv2d(PyObject *self, PyObject *args)
 {
-    Py_buffer xb, wb, mb, sb, yb, bb = {0};
-    PyObject *bias_obj;
-    qdw_args a;
+    Py_buffer xb, wb, mb, sb, yb, held[3];
+    PyObject *bias_obj, *add = NULL, *table = NULL;
+    qdw_args a = {0};
     Py_ssize_t n;
     geometry *g = &a.g;
-    if (!PyArg_ParseTuple(args, "y*CLy*Oy*y*pw*CLLLnnnnnnnnnnnnnn", &xb, &a.x_kind, &a.zx, &wb, &bias_obj, &mb, &sb,
-                          &a.pot, &yb, &a.out_kind, &a.zo, &a.lo, &a.hi, &n, &a.c, &g->h, &g->w, &g->kh, &g->kw,
-                          &g->oh, &g->ow, &g->sh, &g->sw, &g->dh, &g->dw, &g->pt, &g->pl))
+    quant_post *e = &a.post;
+    if (!PyArg_ParseTuple(args, "y*CLy*Oy*y*pw*CLLLnnnnnnnnnnnnnn|OO", &xb, &a.x_kind, &a.zx, &wb, &bias_obj, &mb,
+                          &sb, &e->pot, &yb, &e->kind, &e->zo, &e->lo, &e->hi, &n, &a.c, &g->h, &g->w, &g->kh,
+                          &g->kw, &g->oh, &g->ow, &g->sh, &g->sw, &g->dh, &g->dw, &g->pt, &g->pl, &add, &table))
         return NULL;
-    g->ph = (g->oh - 1) * g->sh + (g->kh - 1) * g->dh + 1;
-    g->pw = (g->ow - 1) * g->sw + (g->kw - 1) * g->dw + 1;
-    g->lo = -INFINITY;
-    g->hi = INFINITY;
-    int has_bias = bias_obj != Py_None, ok = 1;
-    if (has_bias && PyObject_GetBuffer(bias_obj, &bb, PyBUF_SIMPLE) < 0) {
-        PyErr_Clear();
-        ok = 0;
-    }
-    a.nm = mb.len / 8;
-    ok = ok && out_index(a.x_kind) >= 0 && out_index(a.out_kind) >= 0 && g->sh > 0 && g->sw > 0 && g->dh > 0 &&
-         g->dw > 0 && g->oh > 0 && g->ow > 0 && xb.len >= kind_size(a.x_kind) * n * a.c * g->h * g->w &&
-         wb.len >= (Py_ssize_t)sizeof(float) * a.c * g->kh * g->kw &&
-         yb.len >= kind_size(a.out_kind) * n * a.c * g->oh * g->ow && (!has_bias || bb.len >= 8 * a.c) &&
-         sb.len == mb.len && (a.nm == 1 || a.nm == a.c);
+    padded_size(g);
+    const Py_ssize_t count = n * a.c * g->oh * g->ow;
+    const char *err = parse_quant_post(e, bias_obj, &mb, &sb, e->kind, a.c, count, add, table, held);
+    int ok = !err && out_index(a.x_kind) >= 0 && g->sh > 0 && g->sw > 0 && g->dh > 0 && g->dw > 0 && g->oh > 0 &&
+             g->ow > 0 && xb.len >= kind_size(a.x_kind) * n * a.c * g->h * g->w &&
+             wb.len >= (Py_ssize_t)sizeof(float) * a.c * g->kh * g->kw && yb.len >= kind_size(e->kind) * count;
     int done = 0;
     if (ok) {
         a.x = xb.buf;
         a.w = (const float *)wb.buf;
-        a.bias = has_bias ? (const int64_t *)bb.buf : NULL;
-        a.mult = (const int64_t *)mb.buf;
-        a.shift = (const int64_t *)sb.buf;
         a.y = yb.buf;
         a.planes = n * a.c;
         a.tasks = plane_tasks(a.planes, g->oh * g->ow * g->kh * g->kw);
-        a.failed = 0;
         run_tasks(a.tasks, qdw_task, &a);
         done = !a.failed;
     }
-    if (has_bias && bb.obj)
-        PyBuffer_Release(&bb);
+    release_held(held);
     return finish(ok, done, "qdepthwise_conv2d: unknown kinds or buffer sizes that do not match", 5, &xb, &wb, &mb, &sb,
                   &yb);
 }
@@ -849,12 +818,9 @@ static PyObject *center(PyObject *self, PyObject *args)
 }
 
 typedef struct {
-    const int64_t *bias, *mult, *shift;
-    Py_ssize_t nm, out_size, n;
-    int pot;
+    quant_post post;
+    Py_ssize_t n;
     char *out;
-    requant_fn requant;
-    long long zo, lo, hi;
 } requant_epilogue_args;
 
 /* Requantize a finished block of float sums (rows are output channels) into the output storage. */
@@ -862,51 +828,40 @@ static void requant_block(void *ctx, const float *block, ptrdiff_t ld, ptrdiff_t
                           ptrdiff_t p1)
 {
     const requant_epilogue_args *e = ctx;
-    for (ptrdiff_t i = i0; i < i1; i++) {
-        const Py_ssize_t k = e->nm > 1 ? i : 0;
-        const requant_args q = {e->bias ? e->bias + i : NULL, e->mult + k, e->shift + k, 1, 1, p1 - p0, 1,
-                                e->zo, e->lo, e->hi, e->pot};
-        e->requant(block + (i - i0) * ld, e->out + (i * e->n + p0) * e->out_size, &q);
-    }
+    for (ptrdiff_t i = i0; i < i1; i++)
+        quant_post_apply(&e->post, block + (i - i0) * ld, i, e->out, i * e->n + p0, p1 - p0);
 }
 
-/* qconv_gemm(a, b, b_kind, b_zero, koff, poff, bias, mult, shift, pot, out, out_kind, zo, lo, hi, m, k, n):
+/* qconv_gemm(a, b, b_kind, b_zero, koff, poff, bias, mult, shift, pot, out, out_kind, zo, lo, hi, m, k, n
+ *            [, add, table]):
  * the sums of conv_gemm (a: float32 centered weights; b: float32 centered integers (b_kind f) or 8-bit
  * storage (B, b) read minus b_zero; every partial sum below 2**24, so they are exact) requantized as
- * in requantize, block by block on the pool threads, into out (m, n) storage. */
+ * in requantize, block by block on the pool threads, into out (m, n) storage; then, with add (a tuple
+ * (residual, za, zb, left, ma, sa, mb, sb, mo, so, pot, zo, lo, hi)), quantized_add of the result and
+ * the residual (storage of out_kind laid out as out); then, with table, out = table[code - lowest]. */
 static PyObject *qconv_gemm(PyObject *self, PyObject *args)
 {
-    Py_buffer a, b, ko, po, mb, sb, ob, bb = {0};
-    PyObject *bias_obj;
-    requant_epilogue_args e;
+    Py_buffer a, b, ko, po, mb, sb, ob, held[3];
+    PyObject *bias_obj, *add = NULL, *table = NULL;
+    requant_epilogue_args e = {0};
     Py_ssize_t m, k, n;
     int out_kind, b_kind;
     long long b_zero;
-    if (!PyArg_ParseTuple(args, "y*y*CLy*y*Oy*y*pw*CLLLnnn", &a, &b, &b_kind, &b_zero, &ko, &po, &bias_obj, &mb, &sb,
-                          &e.pot, &ob, &out_kind, &e.zo, &e.lo, &e.hi, &m, &k, &n))
+    if (!PyArg_ParseTuple(args, "y*y*CLy*y*Oy*y*pw*CLLLnnn|OO", &a, &b, &b_kind, &b_zero, &ko, &po, &bias_obj, &mb,
+                          &sb, &e.post.pot, &ob, &out_kind, &e.post.zo, &e.post.lo, &e.post.hi, &m, &k, &n, &add,
+                          &table))
         return NULL;
-    const char *err = NULL;
-    int has_bias = bias_obj != Py_None;
-    if (has_bias && PyObject_GetBuffer(bias_obj, &bb, PyBUF_SIMPLE) < 0) {
-        has_bias = 0;
-        err = "";
+    const char *err = parse_quant_post(&e.post, bias_obj, &mb, &sb, out_kind, m, m * n, add, table, held);
+    if (err) {
     } else if (b_kind != 'f' && b_kind != 'B' && b_kind != 'b') {
         err = "b must be float32 (f) or 8-bit storage (B, b)";
     } else if ((err = gemm_check(&a, &b, b_kind == 'f' ? 4 : 1, &ko, &po, m, k, n)) == NULL) {
-        e.nm = mb.len / 8;
-        if (out_index(out_kind) < 0 || ob.len < m * n * kind_size(out_kind))
+        if (ob.len < m * n * kind_size(out_kind))
             err = "unknown output kind or output buffer too small";
-        else if (sb.len != mb.len || (e.nm != 1 && e.nm != m) || (has_bias && bb.len < 8 * m))
-            err = "multipliers, shifts or bias do not match the output channels";
     }
     if (!err && m > 0 && n > 0) {
-        e.bias = has_bias ? (const int64_t *)bb.buf : NULL;
-        e.mult = (const int64_t *)mb.buf;
-        e.shift = (const int64_t *)sb.buf;
         e.out = ob.buf;
         e.n = n;
-        e.out_size = kind_size(out_kind);
-        e.requant = REQUANT[0][out_index(out_kind)];
         int rc;
         Py_BEGIN_ALLOW_THREADS
         rc = gemm_run(a.buf, b.buf, b_kind, (float)b_zero, ko.buf, po.buf, NULL, NULL, m, k, n, -INFINITY, INFINITY,
@@ -917,8 +872,7 @@ static PyObject *qconv_gemm(PyObject *self, PyObject *args)
             err = "";
         }
     }
-    if (has_bias)
-        PyBuffer_Release(&bb);
+    release_held(held);
     PyBuffer_Release(&a);
     PyBuffer_Release(&b);
     PyBuffer_Release(&ko);

@@ -64,20 +64,56 @@ def _gathered(b, dtype, koff, poff, k: int, n: int, name: str) -> np.ndarray:
     return flat[index]
 
 
-def conv_gemm(a, b, koff, poff, bias, y, m: int, k: int, n: int, lo: float, hi: float) -> None:
-    """y[i*n+p] = clamp(sum_j a[i*k+j] * b[koff[j]+poff[p]] + bias[i], lo, hi), float32."""
+ACT_CLAMP, ACT_HARD_SIGMOID, ACT_HARD_SWISH = 0, 1, 2
+
+
+def _post(sums: np.ndarray, residual, act: int, lo: float, hi: float, alpha: float, beta: float,
+          name: str) -> np.ndarray:
+    """The float epilogue: act(sums + residual), act the clamp [lo, hi], HardSigmoid or HardSwish, rounded
+    as the standalone ops round them."""
+    if act not in (ACT_CLAMP, ACT_HARD_SIGMOID, ACT_HARD_SWISH):
+        raise ValueError("unknown activation code (0 clamp, 1 HardSigmoid, 2 HardSwish)")
+    if residual is not None:
+        sums = sums + _flat(residual, np.float32, sums.size, name).reshape(sums.shape)
+    if act == ACT_CLAMP:
+        return np.clip(sums, np.float32(lo), np.float32(hi))
+    gate = np.clip(np.float32(alpha) * sums + np.float32(beta), np.float32(0), np.float32(1))
+    return sums * gate if act == ACT_HARD_SWISH else gate
+
+
+def conv_gemm(a, b, koff, poff, bias, y, m: int, k: int, n: int, lo: float, hi: float, residual=None,
+              act: int = ACT_CLAMP, alpha: float = 0.0, beta: float = 0.0) -> None:
+    """y[i*n+p] = clamp(sum_j a[i*k+j] * b[koff[j]+poff[p]] + bias[i], lo, hi), float32; with ``residual``
+    (m, n) added after the bias and ``act`` 1 (HardSigmoid) or 2 (HardSwish) instead of the clamp."""
     out = _flat(y, np.float32, m * n, "conv_gemm").reshape(m, n)
     sums = _flat(a, np.float32, m * k, "conv_gemm").reshape(m, k) @ _gathered(b, np.float32, koff, poff, k, n,
                                                                               "conv_gemm")
     if bias is not None:
         sums += _flat(bias, np.float32, m, "conv_gemm")[:, None]
-    out[...] = np.clip(sums, np.float32(lo), np.float32(hi))
+    out[...] = _post(sums, residual, act, lo, hi, alpha, beta, "conv_gemm")
+
+
+def _post_quant(dst: np.ndarray, kind: str, add, table, name: str) -> None:
+    """After the requantization into ``dst`` (flat storage of ``kind``): the integer ADD of a residual
+    (``add``: residual, za, zb, left, ma, sa, mb, sb, mo, so, pot, zo, lo, hi) and a lookup ``table``."""
+    dtype = STORAGE[kind]
+    if add is not None:
+        residual, za, zb, left, ma, sa, mb, sb, mo, so, pot, zo, lo, hi = add
+        summed = np.empty_like(dst)
+        quantized_add(dst, _flat(residual, dtype, dst.size, name), summed, kind, dst.size, za, zb, left, ma, sa, mb,
+                      sb, 1, mo, so, pot, zo, lo, hi)
+        dst[...] = summed
+    if table is not None:
+        lowest = np.iinfo(dtype).min
+        codes = _flat(table, dtype, np.iinfo(dtype).max - lowest + 1, name)
+        dst[...] = codes[dst.astype(np.int64) - lowest]
 
 
 def qconv_gemm(a, b, b_kind: str, b_zero: int, koff, poff, bias, mult, shift, pot: bool, out, out_kind: str,
-               zo: int, lo: int, hi: int, m: int, k: int, n: int) -> None:
+               zo: int, lo: int, hi: int, m: int, k: int, n: int, add=None, table=None) -> None:
     """The exact sums of ``conv_gemm`` over centered integers (b: float32, or 8-bit storage minus b_zero)
-    requantized per output row into ``out`` (m, n) storage, as ``requantize`` does."""
+    requantized per output row into ``out`` (m, n) storage, as ``requantize`` does; then the ADD of a
+    residual and a lookup table (see ``_post_quant``)."""
     name = "qconv_gemm"
     source = _kind({"f": np.float32, "B": np.uint8, "b": np.int8}, b_kind, name)
     dst = _flat(out, _kind(STORAGE, out_kind, name), m * n, name).reshape(1, m, n)
@@ -86,6 +122,7 @@ def qconv_gemm(a, b, b_kind: str, b_zero: int, koff, poff, bias, mult, shift, po
         columns -= b_zero
     sums = _flat(a, np.float32, m * k, name).reshape(m, k).astype(np.float64) @ columns
     _requantize_rows(sums.astype(np.int64).reshape(1, m, n), bias, mult, shift, pot, dst, zo, lo, hi, name)
+    _post_quant(dst.reshape(-1), out_kind, add, table, name)
 
 
 def requantize(acc, acc_kind: str, bias, mult, shift, pot: bool, out, out_kind: str, outer: int, c: int, inner: int,
@@ -186,27 +223,31 @@ def _depthwise_sums(planes: np.ndarray, w, start: np.ndarray, c: int, kh: int, k
 
 
 def depthwise_conv2d(x, w, bias, y, n: int, c: int, h: int, w_: int, kh: int, kw: int, oh: int, ow: int, sh: int,
-                     sw: int, dh: int, dw: int, pt: int, pl: int, lo: float, hi: float) -> None:
-    """y (N, C, OH, OW) float32 = clamp(depthwise conv of x (N, C, H, W) with implicit zero padding + bias, lo, hi)."""
+                     sw: int, dh: int, dw: int, pt: int, pl: int, lo: float, hi: float, residual=None,
+                     act: int = ACT_CLAMP, alpha: float = 0.0, beta: float = 0.0) -> None:
+    """y (N, C, OH, OW) float32 = clamp(depthwise conv of x (N, C, H, W) with implicit zero padding + bias, lo, hi);
+    the residual and activation as in ``conv_gemm``."""
     name = "depthwise_conv2d"
     start = np.zeros((n * c, 1, 1), np.float32)
     if bias is not None:
         start += np.tile(_flat(bias, np.float32, c, name), n).reshape(n * c, 1, 1)
     sums = _depthwise_sums(_planes(x, "f", 0, n * c, h, w_, name), w, start, c, kh, kw, oh, ow, sh, sw, dh, dw, pt,
                            pl, name)
-    _flat(y, np.float32, n * c * oh * ow, name)[...] = np.clip(sums, np.float32(lo), np.float32(hi)).reshape(-1)
+    _flat(y, np.float32, n * c * oh * ow, name)[...] = _post(sums, residual, act, lo, hi, alpha, beta, name).reshape(-1)
 
 
 def qdepthwise_conv2d(x, x_kind: str, zx: int, w, bias, mult, shift, pot: bool, y, out_kind: str, zo: int, lo: int,
                       hi: int, n: int, c: int, h: int, w_: int, kh: int, kw: int, oh: int, ow: int, sh: int, sw: int,
-                      dh: int, dw: int, pt: int, pl: int) -> None:
+                      dh: int, dw: int, pt: int, pl: int, add=None, table=None) -> None:
     """Integer depthwise convolution: centered storage x, centered float32 weights w, exact sums,
-    requantized per channel into storage y (N, C, OH, OW)."""
+    requantized per channel into storage y (N, C, OH, OW); then the residual's ADD and the table as in
+    ``qconv_gemm``."""
     name = "qdepthwise_conv2d"
     planes = _planes(x, x_kind, zx, n * c, h, w_, name)
     sums = _depthwise_sums(planes, w, np.zeros((1, 1, 1)), c, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl, name)
     dst = _flat(y, _kind(STORAGE, out_kind, name), n * c * oh * ow, name).reshape(n, c, oh * ow)
     _requantize_rows(sums.astype(np.int64).reshape(n, c, oh * ow), bias, mult, shift, pot, dst, zo, lo, hi, name)
+    _post_quant(dst.reshape(-1), out_kind, add, table, name)
 
 
 def _default_threads() -> int:

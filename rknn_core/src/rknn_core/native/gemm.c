@@ -37,6 +37,8 @@
 
 #include "gemm.h"
 #include "pool.h"
+#include "post.h"
+#include <math.h>
 
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
 #define MULTIVERSION \
@@ -592,25 +594,47 @@ const char *gemm_check(const Py_buffer *a, const Py_buffer *b, Py_ssize_t b_size
 }
 
 const char conv_gemm_doc[] =
-"conv_gemm(a, b, koff, poff, bias, y, m, k, n, lo, hi)\n\n"
+"conv_gemm(a, b, koff, poff, bias, y, m, k, n, lo, hi[, residual, act, alpha, beta])\n\n"
 "y[i*n+p] = clamp(sum_j a[i*k+j] * b[koff[j]+poff[p]] + bias[i], lo, hi)\n"
 "a: float32 (m,k) C-contiguous; b: float32 buffer; koff: int64 (k,);\n"
 "poff: int64 (n,); bias: float32 (m,) or None; y: writable float32 (m,n).\n"
+"With residual (float32 (m,n)) it is added after the bias; act 1 (HardSigmoid alpha, beta) or\n"
+"2 (HardSwish) replaces the clamp (native/post.h).\n"
 "NaN propagates through the clamp.  Releases the GIL.";
+
+/* The float epilogue on a finished block (see post.h). */
+typedef struct {
+    float_post post;
+    float *y;
+    ptrdiff_t n;
+} post_ctx;
+
+static void post_block(void *ctx, const float *block, ptrdiff_t ld, ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t p0,
+                       ptrdiff_t p1)
+{
+    const post_ctx *c = ctx;
+    for (ptrdiff_t i = i0; i < i1; i++)
+        post_apply(&c->post, block + (i - i0) * ld, c->y, c->n, i, p0, p1);
+}
 
 PyObject *py_conv_gemm(PyObject *self, PyObject *args)
 {
-    Py_buffer a, b, ko, po, y, bi = {0};
-    PyObject *bias_obj;
+    Py_buffer a, b, ko, po, y, bi = {0}, rb = {0};
+    PyObject *bias_obj, *residual = NULL;
     Py_ssize_t m, k, n;
-    double lo, hi;
+    double lo, hi, alpha = 0.0, beta = 0.0;
+    int act = ACT_CLAMP;
+    post_ctx post;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*Ow*nnndd", &a, &b, &ko, &po,
-                          &bias_obj, &y, &m, &k, &n, &lo, &hi))
+    if (!PyArg_ParseTuple(args, "y*y*y*y*Ow*nnndd|Oidd", &a, &b, &ko, &po, &bias_obj, &y, &m, &k, &n, &lo, &hi,
+                          &residual, &act, &alpha, &beta))
         return NULL;
     const char *err = NULL;
     int have_bias = bias_obj != Py_None;
-    if (have_bias && PyObject_GetBuffer(bias_obj, &bi, PyBUF_SIMPLE) < 0) {
+    if (!parse_post(residual, act, lo, hi, alpha, beta, &rb, m * n, &post.post)) {
+        have_bias = 0;
+        err = "";
+    } else if (have_bias && PyObject_GetBuffer(bias_obj, &bi, PyBUF_SIMPLE) < 0) {
         have_bias = 0;
         bi.obj = NULL;
         err = "";
@@ -626,8 +650,15 @@ PyObject *py_conv_gemm(PyObject *self, PyObject *args)
     } else if (m > 0 && n > 0) {
         int rc;
         Py_BEGIN_ALLOW_THREADS
-        rc = gemm_run(a.buf, b.buf, 'f', 0.0f, ko.buf, po.buf, have_bias ? bi.buf : NULL, y.buf, m, k, n, (float)lo,
-                      (float)hi, NULL, NULL);
+        if (post.post.residual || post.post.act != ACT_CLAMP) {
+            post.y = y.buf;
+            post.n = n;
+            rc = gemm_run(a.buf, b.buf, 'f', 0.0f, ko.buf, po.buf, have_bias ? bi.buf : NULL, NULL, m, k, n, -INFINITY,
+                          INFINITY, post_block, &post);
+        } else {
+            rc = gemm_run(a.buf, b.buf, 'f', 0.0f, ko.buf, po.buf, have_bias ? bi.buf : NULL, y.buf, m, k, n,
+                          (float)lo, (float)hi, NULL, NULL);
+        }
         Py_END_ALLOW_THREADS
         if (rc < 0) {
             PyErr_NoMemory();
@@ -641,6 +672,8 @@ PyObject *py_conv_gemm(PyObject *self, PyObject *args)
     PyBuffer_Release(&y);
     if (bi.obj)
         PyBuffer_Release(&bi);
+    if (rb.obj)
+        PyBuffer_Release(&rb);
     if (err)
         return NULL;
     Py_RETURN_NONE;

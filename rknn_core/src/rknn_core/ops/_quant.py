@@ -222,17 +222,20 @@ def to_int(acc: np.ndarray) -> np.ndarray:
     return np.rint(acc).astype(np.int64)
 
 
+def lut_table(fn: Callable[[np.ndarray], np.ndarray], in_q: QuantParams, out_q: QuantParams) -> np.ndarray:
+    """table[q - lowest code] = quantize(fn(dequantize(q))) for every storage code q of ``in_q``."""
+    lo, hi, dtype = QTYPES[in_q.qtype]
+    real = dequantize(np.arange(lo, hi + 1, dtype=np.int64).astype(dtype), in_q)
+    return quantize(np.asarray(fn(real), dtype=np.float64), out_q)
+
+
 def lut_kernel(fn: Callable[[np.ndarray], np.ndarray]) -> Callable:
     """An elementwise op on 8/16-bit storage as a lookup table over every input code (as the NPU's
     activation unit does): table[q] = quantize(fn(dequantize(q)))."""
 
     def kernel(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.ndarray]:
         x, xq, oq = inputs[0], in_q[0], out_q[0]
-        lo, hi, _ = QTYPES[xq.qtype]
-        codes = np.arange(lo, hi + 1, dtype=np.int64)
-        real = dequantize(codes.astype(QTYPES[xq.qtype][2]), xq)
-        table = quantize(np.asarray(fn(real), dtype=np.float64), oq)
-        return [table[np.asarray(x, dtype=np.int64) - lo]]
+        return [lut_table(fn, xq, oq)[np.asarray(x, dtype=np.int64) - QTYPES[xq.qtype][0]]]
 
     return kernel
 

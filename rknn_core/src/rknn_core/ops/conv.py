@@ -12,10 +12,19 @@ from rknn_core.errors import RknnError
 from rknn_core.ir import TensorInfo
 from rknn_core.kernels_backend import native as _native
 from rknn_core.ops._common import memo_by_attrs
+from rknn_core.ops._epilogue import (
+    CompiledPost,
+    QuantStages,
+    apply_activation,
+    compiled_post,
+    finish_quantized,
+    float_epilogue,
+    quant_stages,
+    residual_of,
+)
 from rknn_core.ops._quant import (
     STORAGE_KINDS,
     RequantPlan,
-    activation_bounds,
     centered,
     derived,
     requant_plan,
@@ -64,29 +73,37 @@ def infer(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]:
         raise RknnError(f"Conv bias shape {inputs[2].shape} does not match {w.shape[0]} output channels")
     out = _geometry(x.shape, w.shape, attrs).out
     spatial = out if len(x.shape) == 4 else out[1:]
-    return [TensorInfo((x.shape[0], w.shape[0], *spatial), x.dtype)]
+    shape = (x.shape[0], w.shape[0], *spatial)
+    residual = inputs[3] if len(inputs) > 3 else None
+    if residual is not None and (not int(attrs.get("fused_add", 0)) or tuple(residual.shape) != shape):
+        raise RknnError(f"Conv input 3 (a fused residual add) needs fused_add=1 and the output's shape {shape}, got "
+                        f"fused_add={attrs.get('fused_add')!r} and shape {tuple(residual.shape)}")
+    return [TensorInfo(shape, x.dtype)]
 
 
-def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, attrs: dict) -> np.ndarray:
-    """NCHW 2-D convolution with bias and the fused activation (``attrs["activation"]``)."""
+def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, attrs: dict, residual: np.ndarray | None = None
+           ) -> np.ndarray:
+    """NCHW 2-D convolution with bias, a fused residual (added after the bias) and the fused activation
+    (``attrs["activation"]``)."""
     geo = _geometry(x.shape, w.shape, attrs)
     kernel, strides, dilations, begin, end, out = geo.kernel, geo.strides, geo.dilations, geo.begin, geo.end, geo.out
     group = int(attrs.get("group", 1))
     act = attrs.get("activation")
     n, c = x.shape[:2]
     m = w.shape[0]
-    bounds = clamp_bounds(act)
-    if x.dtype == w.dtype == np.float32:
-        # compiled kernels; an activation that is not a clamp (LeakyRelu) is applied after
-        fused = bounds or (-np.inf, np.inf)
+    if x.dtype == w.dtype == np.float32 and (residual is None or residual.dtype == np.float32):
+        # compiled kernels, the epilogue fused; an activation they do not have (LeakyRelu) is applied after
+        post = float_epilogue(act)
+        args = (*(post or (-np.inf, np.inf, 0, 0.0, 0.0))[:2], None if residual is None else
+                np.ascontiguousarray(residual), *(post or (-np.inf, np.inf, 0, 0.0, 0.0))[2:])
         b = None if b is None else np.ascontiguousarray(b, dtype=np.float32)
         if group == c and w.shape[1] == 1 and m == c:
             y = np.empty((n, c, *out), dtype=np.float32)
             _native.depthwise_conv2d(np.ascontiguousarray(x), np.ascontiguousarray(w), b, y, n, c, *x.shape[2:],
-                                     *kernel, *out, *strides, *dilations, *begin, *fused)
+                                     *kernel, *out, *strides, *dilations, *begin, *args)
         else:
-            y = _gemm_conv(x, w, b, group, geo, fused)
-        return y if bounds is not None else apply_activation(y, act)
+            y = _gemm_conv(x, w, b, group, geo, args)
+        return y if post is not None else apply_activation(y, act)
     xp = pad_spatial(x, begin, end)
     if kernel == [1, 1] and list(strides) == [1, 1] and group == 1:
         y = np.matmul(w.reshape(m, c), xp.reshape(n, c, -1)).reshape(n, m, *out)
@@ -99,6 +116,8 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, attrs: dict) -> n
         y = np.matmul(wg[None], cols).reshape(n, m, *out)
     if b is not None:
         y += b.reshape(1, m, 1, 1).astype(y.dtype, copy=False)
+    if residual is not None:
+        y = (y + residual).astype(y.dtype, copy=False)
     return apply_activation(y, act)
 
 
@@ -116,17 +135,21 @@ def _offsets(channels: int, padded: tuple[int, int], kernel: tuple[int, int], st
     return taps, origins
 
 
-def _gemm_conv(x, w, b, group, geo: Geometry, bounds) -> np.ndarray:
-    """float32 convolution on the compiled GEMM (implicit im2col, bias and clamp fused, threaded)."""
+def _gemm_conv(x, w, b, group, geo: Geometry, post: tuple) -> np.ndarray:
+    """float32 convolution on the compiled GEMM (implicit im2col, threaded), the epilogue fused: ``post`` is
+    (lo, hi, residual or None, act, alpha, beta)."""
     m = w.shape[0]
     y = np.empty((x.shape[0], m, geo.out[0] * geo.out[1]), dtype=np.float32)
     xp = np.ascontiguousarray(x if not any(geo.begin) and not any(geo.end)
                               else _padded_planes(x, "f", 0, geo.begin, geo.end))
     layout = _layout(x.shape[1], xp.shape[2:], w, group, geo)
 
-    def call(weights, image, dst, g, c0, count):
+    lo, hi, residual, act, alpha, beta = post
+
+    def call(weights, image, dst, i, g, c0, count):
+        r = None if residual is None else residual[i, c0:c0 + count]
         _native.conv_gemm(weights, image, layout.taps, layout.origins, None if b is None else b[c0:c0 + count], dst,
-                          count, layout.taps.size, layout.origins.size, *bounds)
+                          count, layout.taps.size, layout.origins.size, lo, hi, r, act, alpha, beta)
 
     _run_groups(xp, layout, y, call)
     return y.reshape(x.shape[0], m, *geo.out)
@@ -164,80 +187,64 @@ def _layout(channels: int, padded: tuple[int, int], w: np.ndarray, group: int, g
 
 
 def _run_groups(source: np.ndarray, layout: GroupLayout, y: np.ndarray, call) -> None:
-    """``call(weights, image, dst, group, first_channel, channels)`` for each image and group of the padded
-    input ``source`` (float32, or 8-bit storage for the integer kernel): one group's GEMM into ``dst``."""
+    """``call(weights, image, dst, index, group, first_channel, channels)`` for each image and group of the
+    padded input ``source`` (float32, or 8-bit storage for the integer kernel): one group's GEMM into
+    ``dst``."""
     count = layout.weights.shape[1]
     for i in range(source.shape[0]):
         image = source[i].reshape(-1)
         for g in range(layout.weights.shape[0]):
             call(layout.weights[g], image[g * layout.plane:(g + 1) * layout.plane], y[i, g * count:(g + 1) * count],
-                 g, g * count, count)
-
-
-def clamp_bounds(act: dict | None) -> tuple[float, float] | None:
-    """The fused activation as a clamp range (Relu, Clip, none), or None when it is not a clamp."""
-    if not act:
-        return -np.inf, np.inf
-    if act.get("op") == "Relu":
-        return 0.0, np.inf
-    if act.get("op") == "Clip":
-        lo, hi = act.get("min"), act.get("max")
-        return (-np.inf if lo is None else float(lo)), (np.inf if hi is None else float(hi))
-    return None
-
-
-def apply_activation(y: np.ndarray, act: dict | None) -> np.ndarray:
-    """A fused activation (set by the ``fuse_activation`` pass), computed in place as the standalone op does."""
-    if not act:
-        return y
-    op = act.get("op")
-    if op == "Relu":
-        return np.maximum(y, 0, out=y)
-    if op == "LeakyRelu":
-        return np.where(y < 0, y * np.asarray(act.get("alpha", 0.01), y.dtype), y).astype(y.dtype, copy=False)
-    if op == "Clip":
-        lo, hi = act.get("min"), act.get("max")
-        if lo is not None:
-            np.maximum(y, np.asarray(lo).astype(y.dtype), out=y)
-        if hi is not None:
-            np.minimum(y, np.asarray(hi).astype(y.dtype), out=y)
-        return y
-    raise RknnError(f"Conv fused activation {op!r} is unknown (expected Relu, Clip or LeakyRelu)")
+                 i, g, g * count, count)
 
 
 def kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
     x, w = inputs[0], inputs[1]
     b = inputs[2] if len(inputs) > 2 else None
+    residual = residual_of(inputs, attrs)
     if x.ndim == 3:
-        y = conv2d(as_2d(x), as_2d(w), b, spatial_attrs_2d(attrs, 1))[:, :, 0, :]
+        y = conv2d(as_2d(x), as_2d(w), b, spatial_attrs_2d(attrs, 1), None if residual is None else as_2d(residual))
+        y = y[:, :, 0, :]
     else:
-        y = conv2d(x, w, b, attrs)
+        y = conv2d(x, w, b, attrs, residual)
     return [y]
 
 
 def quant_kernel(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.ndarray]:
     """Integer convolution: exact sums of centered products (float32 when the weights' L1 bound
     allows, else float64), + int32 bias, fixed-point requantize per output channel, fused
-    activation as output bounds (LeakyRelu: a second multiplier for negative sums)."""
+    activation as output bounds (LeakyRelu: a second multiplier for negative sums); a fused residual
+    and table activation as the unfused graph computes them (ops/_epilogue.py)."""
     x, w = inputs[0], inputs[1]
     b = inputs[2] if len(inputs) > 2 else None
+    residual = residual_of(inputs, attrs)
     x_q, w_q, o_q = in_q[0], in_q[1], out_q[0]
     if w_q.axis not in (None, 0):
         raise RknnError(f"Conv per-channel weights must be quantized along axis 0, not {w_q.axis}")
-    run = _integer_runner(attrs, x.shape, x.dtype, objects=(w, b, x_q, w_q, o_q))
+    r_q = None if residual is None else in_q[3]
+    run = _integer_runner(attrs, x.shape, x.dtype, residual is not None and residual.dtype,
+                          objects=(w, b, x_q, w_q, o_q, r_q))
     if run is not None:
-        return [run(x)]
+        return [run(x, residual)]
+    stages = _stages(attrs, objects=(o_q, r_q))
     wc, dtype = weight_plan(w, w_q, x_q, 0)
     act = attrs.get("activation")
     plain = {k: v for k, v in attrs.items() if k != "activation"}
     acc = kernel([centered(x, x_q, dtype), wc], plain)[0]
-    return [requantize_accumulator(acc, x_q, w_q, o_q, 1, activation_bounds(act, o_q), b, act)]
+    leaky = act if act and act.get("op") == "LeakyRelu" else None
+    y = requantize_accumulator(acc, x_q, w_q, stages.conv_q, 1, stages.conv_bounds, b, leaky)
+    return [finish_quantized(y, residual, stages)]
+
+
+@memo_by_attrs
+def _stages(attrs: dict, o_q, r_q) -> QuantStages:
+    return quant_stages(attrs, o_q, r_q)
 
 
 def _fused_integer(ndim: int, x_dtype, dtype, act, x_q, o_q) -> bool:
-    """Whether the compiled integer kernels apply: 2-D, exact float32 sums, a clamp (or no) activation,
-    8/16-bit per-tensor storage in and out."""
-    return (ndim == 4 and dtype is np.float32 and (not act or act.get("op") in ("Relu", "Clip"))
+    """Whether the compiled integer kernels apply: 2-D, exact float32 sums, no LeakyRelu (the other
+    activations are bounds or tables), 8/16-bit per-tensor storage in and out."""
+    return (ndim == 4 and dtype is np.float32 and (not act or act.get("op") != "LeakyRelu")
             and x_q.qtype in STORAGE_KINDS and o_q.qtype in STORAGE_KINDS and x_q.axis is None
             and x_dtype == np.dtype(QTYPES[x_q.qtype][2]))
 
@@ -246,14 +253,15 @@ def _is_depthwise(x_shape, wc, attrs) -> bool:
     return int(attrs.get("group", 1)) == x_shape[1] == wc.shape[0] and wc.shape[1] == 1
 
 
-def _requant(wc, b, x_q, w_q, o_q, act, group: int) -> tuple[RequantPlan, list]:
-    """The requantization plan of a quantized convolution and its per-group (first channel, count, bias,
-    multipliers, shifts) slices; cached with the node's centered weights."""
+def _requant(wc, b, x_q, w_q, conv_q, bounds, group: int) -> tuple[RequantPlan, list]:
+    """The requantization plan of a quantized convolution's sums into ``conv_q`` (within ``bounds``) and
+    its per-group (first channel, count, bias, multipliers, shifts) slices; cached with the node's
+    centered weights."""
     channels = wc.shape[0]
 
     def make(_):
-        multipliers = x_q.scale[0] * np.asarray(w_q.scale, dtype=np.float64) / o_q.scale[0]
-        plan = requant_plan(multipliers, o_q.qtype, activation_bounds(act, o_q), channels, b)
+        multipliers = x_q.scale[0] * np.asarray(w_q.scale, dtype=np.float64) / conv_q.scale[0]
+        plan = requant_plan(multipliers, conv_q.qtype, bounds, channels, b)
         count = channels // group
         parts = []
         for c0 in range(0, channels, count):
@@ -262,64 +270,73 @@ def _requant(wc, b, x_q, w_q, o_q, act, group: int) -> tuple[RequantPlan, list]:
                           plan.shift[part]))
         return plan, parts
 
-    key = ("conv_requant", x_q.scale, w_q.scale, o_q.qtype, o_q.scale, o_q.zero_point,
-           None if not act else (act.get("op"), act.get("min"), act.get("max")), None if b is None else id(b), group)
+    key = ("conv_requant", x_q.scale, w_q.scale, conv_q.qtype, conv_q.scale, conv_q.zero_point, bounds,
+           None if b is None else id(b), group)
     return derived(wc, key, make)
 
 
 @memo_by_attrs
-def _integer_runner(attrs: dict, x_shape: tuple, x_dtype: np.dtype, w, b, x_q, w_q, o_q):
+def _integer_runner(attrs: dict, x_shape: tuple, x_dtype: np.dtype, r_dtype, w, b, x_q, w_q, o_q, r_q):
     """The compiled integer convolution of one node for inputs of this shape, prepared once (geometry,
-    offsets, requantization slices, weights per group); None when the compiled kernels do not apply."""
+    offsets, requantization slices, weights per group, epilogue stages); None when the compiled kernels
+    do not apply."""
     wc, dtype = weight_plan(w, w_q, x_q, 0)
     if not _fused_integer(len(x_shape), x_dtype, dtype, attrs.get("activation"), x_q, o_q):
         return None
+    stages = _stages(attrs, objects=(o_q, r_q))
+    post = compiled_post(stages, r_dtype)
+    if post is None:
+        return None
     make = _depthwise_runner if _is_depthwise(x_shape, wc, attrs) else _gemm_runner
-    return make(x_shape, wc, b, x_q, w_q, o_q, attrs)
+    return make(x_shape, wc, b, x_q, w_q, stages, post, attrs)
 
 
-def _gemm_runner(x_shape, wc, b, x_q, w_q, o_q, attrs):
+def _gemm_runner(x_shape, wc, b, x_q, w_q, stages: QuantStages, post: CompiledPost, attrs):
     """Integer convolution on the compiled GEMM: exact float32 sums of centered values (1x1 kernels read
     the 8-bit storage while packing, others a centered zero-bordered copy), each finished block
-    requantized on the thread that computed it."""
+    requantized (and its epilogue run) on the thread that computed it."""
     geo = _geometry(x_shape, wc.shape, attrs)
     group = int(attrs.get("group", 1))
-    plan, parts = _requant(wc, b, x_q, w_q, o_q, attrs.get("activation"), group)
+    plan, parts = _requant(wc, b, x_q, w_q, stages.conv_q, stages.conv_bounds, group)
     kind, x_zero = STORAGE_KINDS[x_q.qtype], int(x_q.zero_point[0])
     direct = not any(geo.begin) and not any(geo.end) and kind in ("B", "b")
     n, c, h, w = x_shape
     hp, wp = (h, w) if direct else (h + geo.begin[0] + geo.end[0], w + geo.begin[1] + geo.end[1])
-    m, zero = wc.shape[0], int(o_q.zero_point[0])
+    m, zero = wc.shape[0], int(stages.conv_q.zero_point[0])
     layout = _layout(c, (hp, wp), wc, group, geo)
     source_kind, source_zero = (kind, x_zero) if direct else ("f", 0)
 
-    def call(weights, image, dst, g, c0, count):
-        _, _, bias, mult, shift = parts[g]
-        _native.qconv_gemm(weights, image, source_kind, source_zero, layout.taps, layout.origins, bias, mult, shift,
-                           plan.pot, dst, plan.kind, zero, plan.lo, plan.hi, count, layout.taps.size,
-                           layout.origins.size)
-
-    def run(x: np.ndarray) -> np.ndarray:
+    def run(x: np.ndarray, residual: np.ndarray | None) -> np.ndarray:
         source = np.ascontiguousarray(x) if direct else _padded_planes(x, kind, x_zero, geo.begin, geo.end)
         y = np.empty((n, m, geo.out[0] * geo.out[1]), dtype=plan.dtype)
+        add = post.add(residual)
+
+        def call(weights, image, dst, i, g, c0, count):
+            _, _, bias, mult, shift = parts[g]
+            part = None if add is None else (add[0][i, c0:c0 + count], *add[1:])
+            _native.qconv_gemm(weights, image, source_kind, source_zero, layout.taps, layout.origins, bias, mult,
+                               shift, plan.pot, dst, plan.kind, zero, plan.lo, plan.hi, count, layout.taps.size,
+                               layout.origins.size, part, post.table)
+
         _run_groups(source, layout, y, call)
         return y.reshape(n, m, *geo.out)
 
     return run
 
 
-def _depthwise_runner(x_shape, wc, b, x_q, w_q, o_q, attrs):
-    """Integer depthwise convolution in one compiled pass (center, exact float32 sums, requantize)."""
+def _depthwise_runner(x_shape, wc, b, x_q, w_q, stages: QuantStages, post: CompiledPost, attrs):
+    """Integer depthwise convolution in one compiled pass (center, exact float32 sums, requantize, epilogue)."""
     geo = _geometry(x_shape, wc.shape, attrs)
     n, c = x_shape[:2]
-    plan, _ = _requant(wc, b, x_q, w_q, o_q, attrs.get("activation"), 1)
-    kind, x_zero, zero = STORAGE_KINDS[x_q.qtype], int(x_q.zero_point[0]), int(o_q.zero_point[0])
+    plan, _ = _requant(wc, b, x_q, w_q, stages.conv_q, stages.conv_bounds, 1)
+    kind, x_zero, zero = STORAGE_KINDS[x_q.qtype], int(x_q.zero_point[0]), int(stages.conv_q.zero_point[0])
     geometry = (*x_shape[2:], *geo.kernel, *geo.out, *geo.strides, *geo.dilations, *geo.begin)
 
-    def run(x: np.ndarray) -> np.ndarray:
+    def run(x: np.ndarray, residual: np.ndarray | None) -> np.ndarray:
         y = np.empty((n, c, *geo.out), dtype=plan.dtype)
         _native.qdepthwise_conv2d(np.ascontiguousarray(x), kind, x_zero, wc, plan.bias, plan.mult, plan.shift,
-                                  plan.pot, y, plan.kind, zero, plan.lo, plan.hi, n, c, *geometry)
+                                  plan.pot, y, plan.kind, zero, plan.lo, plan.hi, n, c, *geometry,
+                                  post.add(residual), post.table)
         return y
 
     return run
@@ -332,6 +349,8 @@ def cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict
     return Cost(outputs[0].size * per_output, moved)
 
 
-OPS = [OpDef("Conv", infer, kernel, cost, 2, 3, quant_kernel=quant_kernel, quant_bias_input=2,
+OPS = [OpDef("Conv", infer, kernel, cost, 2, 4, quant_kernel=quant_kernel, quant_bias_input=2,
              quant_weight_axes=lambda attrs: {1: 0},
-             doc="N-channel convolution (1-D and 2-D), groups, dilations, pads, auto_pad; NCHW.")]
+             doc="N-channel convolution (1-D and 2-D), groups, dilations, pads, auto_pad; NCHW. Fused epilogue: "
+                 "activation (Relu, Clip, LeakyRelu, HardSigmoid, HardSwish) and, with fused_add=1, a residual "
+                 "input 3 added after the bias.")]

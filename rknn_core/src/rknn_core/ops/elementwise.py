@@ -24,8 +24,12 @@ def erf(x: np.ndarray) -> np.ndarray:
     return _erf64(np.asarray(x, dtype=np.float64))
 
 
-def _hard_sigmoid(x, alpha, beta):
+def hard_sigmoid(x, alpha, beta):
     return np.clip(alpha * x + beta, 0, 1)
+
+
+def hard_swish(x):
+    return x * hard_sigmoid(x, 1 / 6, 0.5)
 
 
 def _elu(x, alpha):
@@ -221,8 +225,8 @@ OPS: list[OpDef] = [
     unary("LeakyRelu", lambda x, alpha: np.where(x < 0, x * alpha, x), alpha=0.01),
     unary("Sigmoid", _sigmoid),
     unary("Tanh", np.tanh),
-    unary("HardSigmoid", _hard_sigmoid, alpha=0.2, beta=0.5),
-    unary("HardSwish", lambda x: x * _hard_sigmoid(x, 1 / 6, 0.5)),
+    unary("HardSigmoid", hard_sigmoid, alpha=0.2, beta=0.5),
+    unary("HardSwish", hard_swish),
     unary("Exp", _no_overflow_exp),
     unary("Log", _log),
     unary("Sqrt", _sqrt),

@@ -1,0 +1,170 @@
+"""A convolution's fused epilogue: the residual add (input 3 with ``fused_add=1``) and the activation
+(``activation``), computed as the unfused graph computes them, float and quantized.
+
+Float: y = act(conv(x) + b + r), each step rounded to float32 as the standalone ops round it.
+Quantized (bit-identical to the unfused graph): the sums are requantized to the grid of the old conv
+output (``add_conv_q``) when a residual is fused, else to the activation's input grid (``act_in_q``)
+when the activation is a table (HardSwish, HardSigmoid), else to the output; then the core's integer
+ADD with the residual (to the activation's input grid or the output, a Relu/Clip as its bounds); then
+the activation's lookup table, as the standalone quantized op builds it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from attrs import frozen
+
+from rknn_core.errors import RknnError
+from rknn_core.ir import QuantParams
+from rknn_core.ops._quant import _add_out_plan, _add_plan, activation_bounds, lut_table, quantized_add
+from rknn_core.ops.elementwise import hard_sigmoid, hard_swish
+from rknn_core.quant.params import QTYPES
+
+ACT_CLAMP, ACT_HARD_SIGMOID, ACT_HARD_SWISH = 0, 1, 2
+TABLE_ACTIVATIONS = ("HardSigmoid", "HardSwish")
+
+
+def residual_of(inputs: list, attrs: dict):
+    """The fused residual (input 3 of a Conv with ``fused_add=1``), or None."""
+    return inputs[3] if len(inputs) > 3 and inputs[3] is not None and int(attrs.get("fused_add", 0)) else None
+
+
+def clamp_bounds(act: dict | None) -> tuple[float, float] | None:
+    """The fused activation as a clamp range (Relu, Clip, none), or None when it is not a clamp."""
+    if not act:
+        return -np.inf, np.inf
+    if act.get("op") == "Relu":
+        return 0.0, np.inf
+    if act.get("op") == "Clip":
+        lo, hi = act.get("min"), act.get("max")
+        return (-np.inf if lo is None else float(lo)), (np.inf if hi is None else float(hi))
+    return None
+
+
+def float_epilogue(act: dict | None) -> tuple[float, float, int, float, float] | None:
+    """The compiled kernels' epilogue arguments (lo, hi, act code, alpha, beta) for this activation, or None
+    when they have none (LeakyRelu: applied afterwards)."""
+    bounds = clamp_bounds(act)
+    if bounds is not None:
+        return (*bounds, ACT_CLAMP, 0.0, 0.0)
+    if act.get("op") == "HardSigmoid":
+        return -np.inf, np.inf, ACT_HARD_SIGMOID, float(act.get("alpha", 0.2)), float(act.get("beta", 0.5))
+    if act.get("op") == "HardSwish":
+        return -np.inf, np.inf, ACT_HARD_SWISH, 1 / 6, 0.5
+    return None
+
+
+def activation_function(act: dict):
+    """The float function of a table activation (HardSigmoid, HardSwish), as the standalone op's."""
+    if act.get("op") == "HardSwish":
+        return hard_swish
+    return lambda x: hard_sigmoid(x, act.get("alpha", 0.2), act.get("beta", 0.5))
+
+
+def apply_activation(y: np.ndarray, act: dict | None) -> np.ndarray:
+    """A fused activation (set by the fusion passes), computed in place where it can be, as the standalone
+    op does."""
+    if not act:
+        return y
+    op = act.get("op")
+    if op == "Relu":
+        return np.maximum(y, 0, out=y)
+    if op == "LeakyRelu":
+        return np.where(y < 0, y * np.asarray(act.get("alpha", 0.01), y.dtype), y).astype(y.dtype, copy=False)
+    if op == "Clip":
+        lo, hi = act.get("min"), act.get("max")
+        if lo is not None:
+            np.maximum(y, np.asarray(lo).astype(y.dtype), out=y)
+        if hi is not None:
+            np.minimum(y, np.asarray(hi).astype(y.dtype), out=y)
+        return y
+    if op in TABLE_ACTIVATIONS:
+        return np.asarray(activation_function(act)(y)).astype(y.dtype, copy=False)
+    raise RknnError(f"Conv fused activation {op!r} is unknown (expected Relu, Clip, LeakyRelu, HardSigmoid or "
+                    "HardSwish)")
+
+
+def _params(attrs: dict, key: str, why: str) -> QuantParams:
+    value = attrs.get(key)
+    if not isinstance(value, dict) or not {"qtype", "scale", "zero_point"} <= set(value):
+        raise RknnError(f"quantized Conv with {why} needs attribute {key} = {{'qtype', 'scale', 'zero_point'}} "
+                        f"(the grid of the unfused graph's intermediate tensor), got {value!r}")
+    return QuantParams(value["qtype"], value["scale"], value["zero_point"])
+
+
+@frozen
+class QuantStages:
+    """Where a quantized convolution's sums go: requantized to ``conv_q`` (clamped to ``conv_bounds``),
+    then the integer ADD of a residual with ``residual_q`` into ``add_q`` (clamped to ``add_bounds``),
+    then a lookup ``table`` into the output (of type ``out_qtype``)."""
+
+    conv_q: QuantParams
+    conv_bounds: tuple[int, int] | None
+    residual_q: QuantParams | None
+    add_q: QuantParams | None
+    add_bounds: tuple[int, int] | None
+    table: np.ndarray | None
+    out_qtype: str
+
+
+def quant_stages(attrs: dict, out_q: QuantParams, residual_q: QuantParams | None) -> QuantStages:
+    """The stages of a quantized Conv's epilogue (see the module docstring)."""
+    act = attrs.get("activation")
+    table_act = bool(act) and act.get("op") in TABLE_ACTIVATIONS
+    if act and residual_q is not None and act.get("op") == "LeakyRelu":
+        raise RknnError("a quantized Conv with a fused residual add cannot fuse LeakyRelu (keep it a separate node)")
+    before_act = _params(attrs, "act_in_q", f"a fused {act.get('op')}") if table_act else out_q
+    bounds = None if table_act else activation_bounds(act, out_q)
+    table = lut_table(activation_function(act), before_act, out_q) if table_act else None
+    if residual_q is None:
+        return QuantStages(before_act, bounds, None, None, None, table, out_q.qtype)
+    conv_q = _params(attrs, "add_conv_q", "a fused residual add")
+    return QuantStages(conv_q, None, residual_q, before_act, bounds, table, out_q.qtype)
+
+
+def finish_quantized(y: np.ndarray, residual, stages: QuantStages) -> np.ndarray:
+    """The stages after the requantization, in numpy: the ADD of the residual, then the table."""
+    if stages.residual_q is not None:
+        y = quantized_add(y, residual, stages.conv_q, stages.residual_q, stages.add_q)
+        if stages.add_bounds is not None:
+            y = np.clip(y, *stages.add_bounds).astype(y.dtype, copy=False)
+    if stages.table is not None:
+        y = stages.table[np.asarray(y, dtype=np.int64) - QTYPES[(stages.add_q or stages.conv_q).qtype][0]]
+    return y
+
+
+@frozen
+class CompiledPost:
+    """The compiled integer kernels' epilogue arguments: quantized_add's constants (after the residual in
+    the ``add`` tuple) and the lookup table."""
+
+    add_constants: tuple | None
+    table: np.ndarray | None
+
+    def add(self, residual) -> tuple | None:
+        """The ``add`` argument for this run's residual (None without one)."""
+        return None if residual is None else (np.ascontiguousarray(residual), *self.add_constants)
+
+
+def compiled_post(stages: QuantStages, residual_dtype) -> CompiledPost | None:
+    """The compiled kernels' form of the stages after the requantization, or None when they cannot run
+    them (every stage must use one storage type, the residual's)."""
+    kinds = {stages.conv_q.qtype} | ({stages.residual_q.qtype, stages.add_q.qtype} if stages.residual_q else set())
+    if stages.table is not None:
+        kinds.add(stages.out_qtype)
+    if len(kinds) != 1:
+        return None
+    qtype = kinds.pop()
+    table = None if stages.table is None else np.ascontiguousarray(stages.table, dtype=QTYPES[qtype][2])
+    if stages.residual_q is None:
+        return CompiledPost(None, table)
+    if residual_dtype != np.dtype(QTYPES[qtype][2]):
+        return None
+    shift, ma, sa, mb, sb, m_out = _add_plan(stages.conv_q.scale[0], stages.residual_q.scale[0],
+                                              stages.add_q.scale[0], qtype)
+    pot, mo, so = _add_out_plan(m_out)
+    lo, hi, _ = QTYPES[qtype]
+    if stages.add_bounds is not None:
+        lo, hi = max(lo, stages.add_bounds[0]), min(hi, stages.add_bounds[1])
+    return CompiledPost((stages.conv_q.zero_point[0], stages.residual_q.zero_point[0], shift, ma, sa, mb, sb,
+                         int(mo), int(so), bool(pot), stages.add_q.zero_point[0], lo, hi), table)
