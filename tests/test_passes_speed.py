@@ -327,3 +327,39 @@ def test_written_out_hardswish_quantized_is_one_lookup_close_to_float(tmp_path):
     reference = run_ort(path, inputs)[0]
     step = (reference.max() - reference.min()) / 255
     assert np.abs(fused[0] - reference).max() <= 2.5 * step
+
+
+# ------------------------------------------------------------------------------------ a real export
+
+
+SPEED_PASSES = ("fold_pad", "fuse_hardswish", "fuse_epilogue", "fold_preprocess")
+
+
+@pytest.mark.heavy
+def test_ppocr_recognizer_with_and_without_the_speed_passes(tmp_path):
+    """PP-OCRv4 recognition (rapidocr's file) in the vendor flow: the speed passes turn its written-out
+    HardSwish chains into conv epilogues and fold the normalization into the first conv; float outputs stay within 1e-4 of the unfused build, and u8 with the
+    exact passes (all but fuse_hardswish) is bit for bit the unfused u8 build."""
+    from real_models import real_model, text_image
+
+    path = real_model("rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx")
+    picture = text_image(48, 320)
+    samples = [[text_image(48, 320, text)] for text in ("NPU 1808", "rknn open", "OCR 2024")]
+    cfg = {"optimization_level": 3, "mean_values": [[127.5] * 3], "std_values": [[127.5] * 3]}
+    load = {"inputs": ["x"], "input_size_list": [[3, 48, 320]]}
+    run = dict(config=cfg, load_options=load, data_type="uint8", data_format="nhwc")
+    for sub in ("f", "fp", "q", "qp"):
+        (tmp_path / sub).mkdir()
+    tk = Toolkit()
+    tk.config(**cfg)
+    tk.load("load_onnx", model=path, **load)
+    ops = [n.op for n in tk.build(do_quantization=False).graph.nodes]
+    assert "Clip" not in ops and "HardSwish" not in ops and ops[:2] == ["Sub", "Conv"]  # (the first conv is padded)
+    assert sum((n.attrs.get("activation") or {}).get("op") == "HardSwish" for n in tk.model.graph.nodes) > 10
+    fused = vendor_flow(path, [picture], tmp_dir=str(tmp_path / "f"), **run)
+    plain = vendor_flow(path, [picture], tmp_dir=str(tmp_path / "fp"), registry=without(*SPEED_PASSES), **run)
+    np.testing.assert_allclose(fused[0], plain[0], rtol=1e-4, atol=1e-4)
+    exact = dict(run, quantize=True, dataset=samples)
+    q_fused = vendor_flow(path, [picture], tmp_dir=str(tmp_path / "q"), registry=without("fuse_hardswish"), **exact)
+    q_plain = vendor_flow(path, [picture], tmp_dir=str(tmp_path / "qp"), registry=without(*SPEED_PASSES), **exact)
+    np.testing.assert_array_equal(q_fused[0], q_plain[0])
