@@ -130,16 +130,17 @@ class QuantExecutor(Executor):
                 order = order[np.asarray(self.graph.tensors[node.inputs[1]].data).astype(np.int64)]
             value = self._call(i, node, [value, self.graph.tensors[node.inputs[1]].data])[0]
         table = np.moveaxis(np.asarray(value), axis, 0).reshape(channels, len(codes))
-        flat = np.ascontiguousarray(table).reshape(-1)
-        offsets_shape = [1] * 4
-        offsets_shape[axis] = channels
-        offsets = (np.arange(channels) * len(codes) - lo).reshape(offsets_shape)
-        reorder = None if np.array_equal(order, np.arange(channels)) else order
+        tables = [np.ascontiguousarray(table[c]) for c in range(channels)]
+        before = (slice(None),) * axis
+        source = [before + (int(order[c]),) for c in range(channels)]
+        target = [before + (c,) for c in range(channels)]
 
         def run(args: list) -> list[np.ndarray]:
             stored = args[0] if is_stored_quantized(args[0], q) else quantize(args[0], q)
-            if reorder is not None:
-                stored = np.take(stored, reorder, axis=axis)
-            return [flat.take(stored.astype(np.intp) + offsets)]
+            index = stored.astype(np.intp) - lo if lo else stored
+            out = np.empty(stored.shape, table.dtype)
+            for c in range(channels):  # output channel c looks its input channel's codes up in its table
+                np.take(tables[c], index[source[c]], out=out[target[c]])
+            return [out]
 
         return run
