@@ -24,6 +24,7 @@ import sys
 import tempfile
 from functools import partial
 
+import attrs
 import numpy as np
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -137,20 +138,24 @@ def ours(spec: dict, kind: str):
 
 
 def dispatch_ms(spec: dict, kind: str, runs: int) -> float:
-    """Median ``inference`` time with every node's kernel replaced by its recorded outputs: the Python
-    cost around the kernels (argument checks, input layout, plan walk, outputs)."""
+    """Median ``inference`` time with every step of the executor's plan replaced by its recorded outputs:
+    the Python cost around the kernels (argument checks, input layout, plan walk, outputs)."""
     rknn, infer = ours(spec, kind)
-    executor = rknn._tk.runtime.executor
+    plans = rknn._tk.runtime.executor._plans
+    infer()  # works out the plan
     recorded: dict[int, list] = {}
-    compute = executor.compute
 
-    def record(i, node, args):
-        recorded[i] = compute(i, node, args)
-        return recorded[i]
+    def recording(number: int, call):
+        def record(args):
+            recorded[number] = call(args)
+            return recorded[number]
+        return record
 
-    executor.compute = record
+    for key, steps in plans.items():
+        plans[key] = [attrs.evolve(step, call=recording(k, step.call)) for k, step in enumerate(steps)]
     infer()
-    executor.compute = lambda i, node, args: recorded[i]
+    for key, steps in plans.items():
+        plans[key] = [attrs.evolve(step, call=lambda args, k=k: recorded[k]) for k, step in enumerate(steps)]
     return median_ms(infer, runs)
 
 
