@@ -162,11 +162,6 @@ def conv_attrs(path, quantize=False, dataset=None):
     return [(n.op, n.attrs) for n in tk.build(do_quantization=quantize, dataset=dataset).graph.nodes]
 
 
-needs_epilogue = pytest.mark.skipif((default_registry().op("Conv").max_inputs or 0) < 4,
-                                    reason="the Conv op has no fused residual input yet (issue 13 part B)")
-
-
-@needs_epilogue
 @pytest.mark.parametrize("activation", ["Relu", "HardSwish"])
 def test_residual_add_and_activations_fuse_into_the_conv_float(tmp_path, activation):
     model, inputs = residual_model(activation)
@@ -181,7 +176,6 @@ def test_residual_add_and_activations_fuse_into_the_conv_float(tmp_path, activat
     np.testing.assert_allclose(fused[0], run_ort(path, inputs)[0], rtol=1e-4, atol=1e-5)
 
 
-@needs_epilogue
 @pytest.mark.parametrize("activation", ["Relu", "HardSwish"])
 def test_residual_add_and_activations_fuse_bit_exact_when_quantized(tmp_path, activation):
     model, inputs = residual_model(activation)

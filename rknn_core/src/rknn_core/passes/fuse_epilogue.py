@@ -9,18 +9,17 @@ removes: the old conv output's parameters as ``add_conv_q`` and a table activati
 as ``act_in_q`` (dicts ``{"qtype", "scale", "zero_point"}``), so the result is bit-identical to the
 unfused quantized graph. A clamp activation (Relu, Clip) is fused into a quantized conv only when its
 output keeps its input's parameters (then it is the output bounds, as the standalone op computes it).
-Needs the Conv op that takes the residual input (``max_inputs >= 4``); with an older Conv it does nothing.
+The Conv kernels' side of this contract: ``rknn_core/ops/_epilogue.py``.
 """
 
 from __future__ import annotations
 
 from rknn_core.ir import Graph, Node, QuantParams
+from rknn_core.ops._epilogue import TABLE_ACTIVATIONS
 from rknn_core.passes._util import single_consumer
 from rknn_core.passes.fuse_activation import activation_of
 from rknn_core.quant.quantize_graph import FLOAT_NODES
 from rknn_core.records import PassSpec
-
-TABLE_ACTIVATIONS = ("HardSwish", "HardSigmoid")
 
 
 def params_dict(q: QuantParams) -> dict:
@@ -92,8 +91,6 @@ def fuse_act(graph: Graph, conv: Node, act_node: Node) -> bool:
 
 
 def run(graph: Graph, ctx) -> bool:
-    if (ctx.registry.op("Conv").max_inputs or 0) < 4:
-        return False
     changed = False
     for conv in [n for n in graph.nodes if n.op == "Conv"]:
         if conv.attrs.get("activation") or len(conv.outputs) != 1 or not _fusable(graph, conv):
