@@ -261,6 +261,19 @@ def test_register_op_syntax_error(tmp_path, capsys):
     assert "failed to import: SyntaxError" in _register_fails(path, capsys)
 
 
+def test_register_op_reads_any_existing_file_as_python(tmp_path, capsys):
+    """A file without the .py extension is read as Python source too: ops load, and a binary file
+    (an exported .rknn, say) is a clear import failure, not an internal fault."""
+    ops = _write(tmp_path, "my_ops", "from rknn_core.records import OpDef\n"
+                 "OPS = [OpDef('Twice', lambda i, a: [i[0]], lambda i, a: [2 * i[0]], domain='com.example')]\n")
+    rknn = RKNN()
+    assert rknn.register_op(str(ops)) == 0
+    binary = tmp_path / "model.rknn"
+    binary.write_bytes(bytes(range(256)) * 4)
+    err = _register_fails(str(binary), capsys)
+    assert f"E register_op: '{binary}' failed to import:" in err and "unexpectedly" not in err
+
+
 def test_register_op_clash_with_core_op(tmp_path, capsys):
     path = _write(tmp_path, "relu_ops.py", """
         import numpy as np

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.machinery
 import importlib.util
 import os
 
@@ -15,10 +16,12 @@ def ops_from_file(path: str) -> list[OpDef]:
     if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
         raise RknnError(f"register_op: op definition file '{path}' does not exist")
     digest = hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:12]
-    spec = importlib.util.spec_from_file_location(f"rknn_user_op_{digest}", path)
+    # read as Python source whatever the file's extension (spec_from_file_location knows only .py & co)
+    loader = importlib.machinery.SourceFileLoader(f"rknn_user_op_{digest}", os.fspath(path))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
     module = importlib.util.module_from_spec(spec)
     try:
-        spec.loader.exec_module(module)
+        loader.exec_module(module)
     except Exception as exc:
         raise RknnError(f"register_op: '{path}' failed to import: {type(exc).__name__}: {exc}") from None
     ops = getattr(module, "OPS", None)
