@@ -321,6 +321,30 @@ def test_qconv_gemm_epilogue_is_bit_identical(compiled, threads, kind, stages):
     assert len(np.unique(want)) > 10
 
 
+@pytest.mark.parametrize("b_kind", ["B", "b"])
+@pytest.mark.parametrize("stages", ["", "add+table"])
+def test_qconv_gemm_u8_is_bit_identical(compiled, threads, b_kind, stages):
+    if not compiled.int8_gemm():
+        pytest.skip("this CPU has no AVX-512 VNNI: qconv_gemm_u8 does not run compiled")
+    from rknn_core.ops._quant import int8_operands
+
+    rng = np.random.default_rng(len(stages))
+    m, k, n = 13, 1100, 70  # k across two blocks of the kernel
+    koff, poff, size = rng.permutation(3000)[:k].astype(np.int64), np.arange(n, dtype=np.int64), 3100
+    wc = rng.integers(-20, 200, (m, k)).astype(np.float32)
+    b = storage(rng, b_kind, size)
+    zero = 30 + (128 if b_kind == "b" else 0)
+    operands = int8_operands(wc, zero)
+    u = b[koff[:, None] + poff[None, :]].astype(np.int64) + (128 if b_kind == "b" else 0)
+    largest = np.abs(wc.astype(np.int64) @ (u - zero)).max()
+    mult, shift = np.array([1 << 30], np.int64), np.array([1 + int(np.floor(np.log2(100 / largest)))], np.int64)
+    add, table = _quant_epilogue(rng, "B", m * n, "add" in stages, "table" in stages)
+    (want,), (got,) = both(compiled, "qconv_gemm_u8", [np.empty((m, n), np.uint8)], *operands, b, b_kind, koff, poff,
+                           None, mult, shift, False, OUT, "B", 128, 0, 255, m, k, n, add, table)
+    np.testing.assert_array_equal(got, want)
+    assert operands[2] is not None and len(np.unique(want)) > 10
+
+
 @pytest.mark.parametrize("kind", ["B", "b", "h"])
 @pytest.mark.parametrize("stages", ["add", "table", "add+table"])
 @pytest.mark.parametrize("plane", PLANES)

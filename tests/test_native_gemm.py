@@ -272,3 +272,47 @@ def test_idle_workers_sleep():
     c1 = cpu_ns(workers)
     used = max(c1[t] - c0[t] for t in workers)
     assert used < 5e6, f"an idle worker used {used / 1e6:.1f} ms of CPU"
+
+
+INT8_SHAPES = [(1, 1, 1), (7, 9, 49), (9, 33, 300), (23, 96, 196), (16, 1500, 40), (40, 2100, 33)]
+
+
+@pytest.mark.skipif(not _native.int8_gemm(), reason="this CPU has no AVX-512 VNNI: the 8-bit GEMM is not used")
+@pytest.mark.parametrize("m, k, n", INT8_SHAPES)
+@pytest.mark.parametrize("kind, span", [("B", 120), ("B", 255), ("b", 255), ("b", 60)])
+def test_int8_gemm_equals_float_gemm(m, k, n, kind, span):
+    """qconv_gemm_u8 (VNNI, int32 lanes) gives qconv_gemm's (float32) results bit for bit: weights within a
+    byte or shifted per row (span 255: u8 weights with any zero point), u8 and i8 storage, tails of rows
+    and columns, k across the 1024-byte blocks, whatever the thread count."""
+    from rknn_core.ops._quant import int8_operands
+
+    rng = np.random.default_rng(m * k * n + span)
+    low = rng.integers(-span, 1, (m, 1))
+    wc = (low + rng.integers(0, span + 1, (m, k))).astype(np.float32)
+    lo, hi, dtype = (0, 255, np.uint8) if kind == "B" else (-128, 127, np.int8)
+    b = rng.integers(lo, hi + 1, k * 3 + n + 7).astype(dtype)
+    koff = (rng.permutation(k * 3)[:k]).astype(np.int64)
+    poff = np.arange(n, dtype=np.int64) + rng.integers(0, 8)
+    zx = int(rng.integers(lo, hi + 1))
+    operands = int8_operands(wc, zx + (128 if kind == "b" else 0))
+    sums = wc.astype(np.int64) @ (b[koff[:, None] + poff[None, :]].astype(np.int64) - zx)
+    mult = np.array([1 << 30], np.int64)  # times 2**(shift - 1): the largest sum near 100
+    shift = np.array([1 + int(np.floor(np.log2(100 / max(1, np.abs(sums).max()))))], np.int64)
+    bias = np.zeros(m, np.int64)
+    args = (b, kind, koff, poff, bias, mult, shift, False)
+    want, got = np.empty((m, n), np.uint8), np.empty((m, n), np.uint8)
+    _native.qconv_gemm(wc, b, kind, zx, koff, poff, bias, mult, shift, False, want, "B", 128, 0, 255, m, k, n)
+    _native.qconv_gemm_u8(*operands, *args, got, "B", 128, 0, 255, m, k, n)
+    np.testing.assert_array_equal(got, want)
+    assert operands[2] is None if span < 128 else (operands[2] is not None or k < 9)  # shifted rows
+    assert len(np.unique(want)) > min(m * n // 4, 20)
+
+
+def test_int8_operands_refuse_what_bytes_cannot_hold():
+    from rknn_core.ops._quant import int8_operands
+
+    assert int8_operands(np.array([[-200.0, 100.0]], np.float32), 0) is None  # spans 300
+    assert int8_operands(np.zeros((1, 70000), np.float32), 0) is None  # int32 lanes could overflow
+    a8, terms, d = int8_operands(np.array([[250.0, 5.0, 0.0]], np.float32), 7)
+    assert a8.shape == (1, 4) and list(a8[0]) == [122, -123, -128, 0] and list(d) == [128]  # lowest to -128
+    assert list(terms) == [-7 * (122 - 123 - 128) - 3 * 128 * 7]

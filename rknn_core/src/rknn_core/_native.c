@@ -1,7 +1,8 @@
 /* The simulator's compiled kernels and their Python bindings (module rknn_core._native):
  *   depthwise convolution, float (depthwise_conv2d) and integer (qdepthwise_conv2d);
  *   the convolution GEMM of native/gemm.c, float (conv_gemm) and integer (qconv_gemm, requantized
- *   block by block); requantize, quantize, center, pad_planes, plane_sums, quantized_add;
+ *   block by block), and on 8-bit operands (qconv_gemm_u8, native/qgemm.c, AVX-512 VNNI);
+ *   requantize, quantize, center, pad_planes, plane_sums, quantized_add;
  *   the thread count of the pool in native/pool.c (set_threads, get_threads).
  * Each binding documents its arguments above its definition. Integer results equal the rules of
  * quant/fixedpoint.py bit for bit; AVX-512 paths (chosen at import) give the same results.
@@ -22,6 +23,7 @@
 #include "native/gemm.h"
 #include "native/pool.h"
 #include "native/post.h"
+#include "native/qgemm.h"
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -888,6 +890,68 @@ static PyObject *qconv_gemm(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* qconv_gemm_u8(a8, row_terms, row_d, b, b_kind, koff, poff, bias, mult, shift, pot, out, out_kind, zo, lo, hi,
+ *               m, k, n[, add, table]):
+ * qconv_gemm's result from 8-bit operands on the integer kernels of native/qgemm.c (AVX-512 VNNI; only
+ * where int8_gemm() is true): the sums sum_j a8[i, j] u[j, p] + row_terms[i] + row_d[i] sum_j u[j, p],
+ * a8 int8 (m, k rounded up to 4, zero past k), row_terms and row_d int32 (m,) (row_d may be None),
+ * u the storage b (kind B, or b read plus 128) through koff/poff; every sum below 2**24. */
+static PyObject *qconv_gemm_u8(PyObject *self, PyObject *args)
+{
+    Py_buffer a, t, b, ko, po, mb, sb, ob, held[3], db = {0};
+    PyObject *d_obj, *bias_obj, *add = NULL, *table = NULL;
+    requant_epilogue_args e = {0};
+    Py_ssize_t m, k, n;
+    int out_kind, b_kind;
+    if (!PyArg_ParseTuple(args, "y*y*Oy*Cy*y*Oy*y*pw*CLLLnnn|OO", &a, &t, &d_obj, &b, &b_kind, &ko, &po, &bias_obj,
+                          &mb, &sb, &e.post.pot, &ob, &out_kind, &e.post.zo, &e.post.lo, &e.post.hi, &m, &k, &n, &add,
+                          &table))
+        return NULL;
+    const char *err = parse_quant_post(&e.post, bias_obj, &mb, &sb, out_kind, m, m * n, add, table, held);
+    if (!err && d_obj != Py_None && PyObject_GetBuffer(d_obj, &db, PyBUF_SIMPLE) < 0) {
+        PyErr_Clear();
+        db.obj = NULL;
+        err = "row_d must be an int32 buffer or None";
+    }
+    if (err) {
+    } else if (!qgemm_available()) {
+        err = "the 8-bit GEMM needs AVX-512 VNNI (see int8_gemm())";
+    } else if (b_kind != 'B' && b_kind != 'b') {
+        err = "b must be 8-bit storage (B, b)";
+    } else if ((err = gemm_check(NULL, &b, 1, &ko, &po, m, k, n)) == NULL) {
+        if (a.len < m * ((k + 3) / 4 * 4) || t.len < 4 * m || (db.obj && db.len < 4 * m))
+            err = "a8, row_terms or row_d do not match m and k";
+        else if (ob.len < m * n * kind_size(out_kind))
+            err = "output buffer too small";
+    }
+    if (!err && m > 0 && n > 0) {
+        e.out = ob.buf;
+        e.n = n;
+        int rc;
+        Py_BEGIN_ALLOW_THREADS
+        rc = qgemm_run(a.buf, t.buf, db.obj ? db.buf : NULL, b.buf, b_kind, ko.buf, po.buf, m, k, n, requant_block, &e);
+        Py_END_ALLOW_THREADS
+        if (rc < 0) {
+            PyErr_NoMemory();
+            err = "";
+        }
+    }
+    release_held(held);
+    if (db.obj)
+        PyBuffer_Release(&db);
+    Py_buffer *buffers[] = {&a, &t, &b, &ko, &po, &mb, &sb, &ob};
+    for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++)
+        PyBuffer_Release(buffers[i]);
+    if (err) {
+        if (*err)
+            PyErr_SetString(PyExc_ValueError, err);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *int8_gemm(PyObject *self, PyObject *unused) { return PyBool_FromLong(qgemm_available()); }
+
 /* ---- Quantize: real values to storage ---------------------------------------------------------- */
 
 typedef struct {
@@ -1060,6 +1124,9 @@ static PyMethodDef methods[] = {
     {"conv_gemm", py_conv_gemm, METH_VARARGS, conv_gemm_doc},
     {"qconv_gemm", qconv_gemm, METH_VARARGS,
      "conv_gemm on centered integers, requantized (fixed point, per output channel) into 8/16-bit storage."},
+    {"qconv_gemm_u8", qconv_gemm_u8, METH_VARARGS,
+     "qconv_gemm from int8 weights and 8-bit storage on the AVX-512 VNNI kernels (where int8_gemm() is true)."},
+    {"int8_gemm", int8_gemm, METH_NOARGS, "int8_gemm() -> whether qconv_gemm_u8 runs on this CPU (AVX-512 VNNI)."},
     {"quantize", quantize, METH_VARARGS, "Per-tensor quantization of float32/float64 values into 8/16-bit storage."},
     {"pad_planes", pad_planes, METH_VARARGS, "Planes into zero-bordered float32 planes (storage kinds centered)."},
     {"plane_sums", plane_sums, METH_VARARGS, "Sums of the storage integers of each plane (int64)."},

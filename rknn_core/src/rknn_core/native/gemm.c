@@ -574,7 +574,7 @@ const char *gemm_check(const Py_buffer *a, const Py_buffer *b, Py_ssize_t b_size
     if (__builtin_mul_overflow(m, k, &mk) || __builtin_mul_overflow(m, n, &mn) || mk > PY_SSIZE_T_MAX / 4 ||
         mn > PY_SSIZE_T_MAX / 4)
         return "m*k or m*n too large";
-    if (a->len < mk * 4)
+    if (a && a->len < mk * 4)
         return "a is too small (need m*k float32)";
     if (ko->len < k * 8)
         return "koff is too small (need k int64)";

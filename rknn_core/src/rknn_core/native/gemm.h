@@ -20,8 +20,8 @@ typedef void (*gemm_epilogue)(void *ctx, const float *block, ptrdiff_t ld, ptrdi
 int gemm_run(const float *a, const void *b, int b_kind, float b_zero, const int64_t *koff, const int64_t *poff,
              const float *bias, float *y, ptrdiff_t m, ptrdiff_t k, ptrdiff_t n, float lo, float hi,
              gemm_epilogue epilogue, void *ectx);
-/* NULL when the buffers fit the shapes (a: m*k floats, koff/poff: k/n int64 indexing inside b, whose
- * elements are b_size bytes), else why not. */
+/* NULL when the buffers fit the shapes (a: m*k floats, unchecked when NULL; koff/poff: k/n int64
+ * indexing inside b, whose elements are b_size bytes), else why not. */
 const char *gemm_check(const Py_buffer *a, const Py_buffer *b, Py_ssize_t b_size, const Py_buffer *ko,
                        const Py_buffer *po, Py_ssize_t m, Py_ssize_t k, Py_ssize_t n);
 

@@ -157,6 +157,31 @@ def exact_chunks(wc: np.ndarray, x_q: QuantParams) -> list[tuple[int, int, np.nd
     return derived(wc, ("exact_chunks", x_q.qtype, x_q.zero_point), make)
 
 
+def int8_operands(wc: np.ndarray, zero: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+    """Centered weights ``wc`` (m, k) as the 8-bit GEMM's operands for activations u - ``zero`` (u unsigned
+    bytes): a8 = wc - d as signed bytes (k padded to a multiple of 4 with zeros), d per row (None when
+    all zero), and the row terms -zero * sum(a8) - k * d * zero, so that sum(wc * (u - zero)) =
+    sum(a8 * u) + d * sum(u) + row term. The kernel's int32 lanes wrap and so do the int32 row terms
+    here: the true sums, below 2**24, come out exact. None when a row spans more than 255 or k is so
+    large that sum(a8 * u) could leave int32."""
+    m, k = wc.shape
+    if k * 255 * 128 >= 2**31:
+        return None
+    w = np.asarray(wc, np.int64)
+    lo, hi = w.min(axis=1, initial=0), w.max(axis=1, initial=0)
+    if (hi - lo > 255).any():
+        return None
+    d = np.where((lo >= -128) & (hi <= 127), 0, lo + 128)
+    a8 = np.zeros((m, (k + 3) // 4 * 4), np.int8)
+    a8[:, :k] = w - d[:, None]
+    terms = -zero * a8.sum(axis=1, dtype=np.int64) - k * d * zero
+
+    def wrap(v):
+        return ((v + 2**31) % 2**32 - 2**31).astype(np.int32)
+
+    return a8, wrap(terms), wrap(d) if d.any() else None
+
+
 def requantize_channels(acc: np.ndarray, m, zero_point: int, qtype: str, bounds: tuple[int, int] | None = None,
                         axis: int | None = None, bias: np.ndarray | None = None) -> np.ndarray:
     """``fixedpoint.requantize(acc + bias, m, ...)`` with ``m`` and ``bias`` per channel along ``axis``.

@@ -27,6 +27,7 @@ from rknn_core.ops._quant import (
     RequantPlan,
     centered,
     derived,
+    int8_operands,
     requant_plan,
     requantize_accumulator,
     weight_plan,
@@ -292,36 +293,61 @@ def _integer_runner(attrs: dict, x_shape: tuple, x_dtype: np.dtype, r_dtype, w, 
 
 
 def _gemm_runner(x_shape, wc, b, x_q, w_q, stages: QuantStages, post: CompiledPost, attrs):
-    """Integer convolution on the compiled GEMM: exact float32 sums of centered values (1x1 kernels read
-    the 8-bit storage while packing, others a centered zero-bordered copy), each finished block
-    requantized (and its epilogue run) on the thread that computed it."""
+    """Integer convolution on the compiled GEMM, each finished block requantized (and its epilogue run) on
+    the thread that computed it: on the 8-bit kernels (AVX-512 VNNI, exact int32 sums) where the CPU has
+    them and the weights fit signed bytes after a shift per row, reading the 8-bit storage (bordered with
+    the zero point when padded); else exact float32 sums of centered values (1x1 kernels read the 8-bit
+    storage while packing, others a centered zero-bordered copy)."""
     geo = _geometry(x_shape, wc.shape, attrs)
     group = int(attrs.get("group", 1))
     plan, parts = _requant(wc, b, x_q, w_q, stages.conv_q, stages.conv_bounds, group)
     kind, x_zero = STORAGE_KINDS[x_q.qtype], int(x_q.zero_point[0])
-    direct = not any(geo.begin) and not any(geo.end) and kind in ("B", "b")
+    unpadded = not any(geo.begin) and not any(geo.end)
     n, c, h, w = x_shape
-    hp, wp = (h, w) if direct else (h + geo.begin[0] + geo.end[0], w + geo.begin[1] + geo.end[1])
     m, zero = wc.shape[0], int(stages.conv_q.zero_point[0])
-    layout = _layout(c, (hp, wp), wc, group, geo)
+    padded = (h + geo.begin[0] + geo.end[0], w + geo.begin[1] + geo.end[1])
+    layout = _layout(c, padded, wc, group, geo)
+    int8 = _int8_groups(layout, kind, x_zero) if min(*geo.begin, *geo.end) >= 0 else None
+    direct = int8 is not None or (unpadded and kind in ("B", "b"))
     source_kind, source_zero = (kind, x_zero) if direct else ("f", 0)
 
+    def source_of(x: np.ndarray) -> np.ndarray:
+        if unpadded and direct:
+            return np.ascontiguousarray(x)
+        if direct:  # the storage itself inside a border of zero points
+            pads = ((0, 0), (0, 0), (geo.begin[0], geo.end[0]), (geo.begin[1], geo.end[1]))
+            return np.pad(x, pads, constant_values=x_zero)
+        return _padded_planes(x, kind, x_zero, geo.begin, geo.end)
+
     def run(x: np.ndarray, residual: np.ndarray | None) -> np.ndarray:
-        source = np.ascontiguousarray(x) if direct else _padded_planes(x, kind, x_zero, geo.begin, geo.end)
         y = np.empty((n, m, geo.out[0] * geo.out[1]), dtype=plan.dtype)
         add = post.add(residual)
 
         def call(weights, image, dst, i, g, c0, count):
             _, _, bias, mult, shift = parts[g]
             part = None if add is None else (add[0][i, c0:c0 + count], *add[1:])
-            _native.qconv_gemm(weights, image, source_kind, source_zero, layout.taps, layout.origins, bias, mult,
-                               shift, plan.pot, dst, plan.kind, zero, plan.lo, plan.hi, count, layout.taps.size,
-                               layout.origins.size, part, post.table)
+            shape = (count, layout.taps.size, layout.origins.size)
+            if int8 is None:
+                _native.qconv_gemm(weights, image, source_kind, source_zero, layout.taps, layout.origins, bias, mult,
+                                   shift, plan.pot, dst, plan.kind, zero, plan.lo, plan.hi, *shape, part, post.table)
+            else:
+                _native.qconv_gemm_u8(*int8[g], image, kind, layout.taps, layout.origins, bias, mult, shift, plan.pot,
+                                      dst, plan.kind, zero, plan.lo, plan.hi, *shape, part, post.table)
 
-        _run_groups(source, layout, y, call)
+        _run_groups(source_of(x), layout, y, call)
         return y.reshape(n, m, *geo.out)
 
     return run
+
+
+def _int8_groups(layout: GroupLayout, kind: str, x_zero: int) -> list | None:
+    """Each group's operands of the 8-bit GEMM (a8, row terms, row d), or None when it does not apply: a CPU
+    without it, 16-bit storage, weights that do not fit a byte after a shift per row, too long sums."""
+    if kind not in ("B", "b") or not _native.int8_gemm():
+        return None
+    zero = x_zero + (128 if kind == "b" else 0)  # the unsigned byte that stands for a centered zero
+    groups = [int8_operands(weights, zero) for weights in layout.weights]
+    return None if any(g is None for g in groups) else groups
 
 
 def _depthwise_runner(x_shape, wc, b, x_q, w_q, stages: QuantStages, post: CompiledPost, attrs):

@@ -1,0 +1,329 @@
+/*
+ * Integer convolution GEMM on 8-bit operands: unsigned activations times signed weights, summed four
+ * products at a time into exact int32 lanes by AVX-512 VNNI (VPDPBUSD: 64 multiply-adds per
+ * instruction, four times the float32 kernel's). The products of an unsigned byte and a signed byte
+ * cannot overflow the instruction's int32 sums here (the caller bounds k), so no saturation or
+ * rounding happens anywhere: the sums are the same integers as the float32 GEMM's, whatever the
+ * blocking or the thread count.
+ *
+ * The caller's centered weights and activations become bytes by constant shifts (qgemm.h): weights
+ * w = a8 + d (a8 signed bytes, d per row), activations x = u - z (u unsigned bytes), so
+ *     sum_j w x = sum_j a8 u + d * sum_j u - z * sum_j a8 - k d z;
+ * the last two are the per-row row_terms, the column sums of u are taken while packing.
+ *
+ * Structure as gemm.c: the (m, n) output is cut into a grid of pool tasks (MR-row strips by
+ * column chunks of at most PANELS NR-column panels); columns that are not one run of bytes (kernels
+ * larger than 1x1) are first gathered once into an explicit im2col (runs copied whole, on the pool);
+ * a task packs its columns of B for one k block
+ * (u as groups of four bytes per column: the instruction's layout), sweeps its strips of A over the
+ * panels with an 8 x 32 register tile, keeps the int32 sums in its block buffer and, after the last
+ * k block, hands them to the epilogue as float32.
+ */
+#define PY_SSIZE_T_CLEAN
+#include "qgemm.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool.h"
+
+enum { MR = 8, NR = 32, PANELS = 8, KC = 1024 }; /* a KC x NR panel of bytes is 32 KiB */
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#include <immintrin.h>
+#define VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
+#define HAVE_VNNI_KERNEL 1
+#else
+#define HAVE_VNNI_KERNEL 0
+#endif
+
+static int vnni;
+
+int qgemm_available(void)
+{
+    static int checked;
+    if (!checked) {
+#if HAVE_VNNI_KERNEL
+        __builtin_cpu_init();
+        vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vnni");
+#endif
+        checked = 1;
+    }
+    return vnni;
+}
+
+typedef struct {
+    const int8_t *a8;
+    const int32_t *row_terms, *row_d;
+    const uint8_t *b;
+    uint8_t flip; /* 0x80 for signed storage: u = b ^ 0x80 = b + 128 */
+    const int64_t *koff, *poff;
+    ptrdiff_t m, k, kp, n;
+    int contiguous; /* poff[p] == poff[0] + p: every packed row is one run of bytes */
+    uint8_t *cols;  /* else the gathered rows u[j, :] at cols + j * n (an explicit im2col), or NULL */
+    const ptrdiff_t *runs; /* the columns as runs of consecutive offsets: start, length pairs */
+    ptrdiff_t nruns;
+    int cm, cn, nkb;
+    ptrdiff_t npm, npn;
+    gemm_epilogue epilogue;
+    void *ectx;
+    atomic_int fail;
+} qjob;
+
+/* Columns [q0, q0 + ncols) of u, rows [k0, k0 + kc) (zero past k), as ceil(ncols / NR) panels of
+ * kc4 groups of NR columns x 4 bytes (one 32-bit word per column: its four rows, the lowest first);
+ * colsum (ncols) gains each column's sum when not NULL. */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
+static void pack_u8(const qjob *J, uint8_t *dst, ptrdiff_t pstride, ptrdiff_t k0, int kc, ptrdiff_t q0, int ncols,
+                    int32_t *colsum)
+{
+    static const uint8_t zeros[NR];
+    const int kc4 = (kc + 3) / 4;
+    for (int p = 0; p * NR < ncols; p++) {
+        const int width = ncols - p * NR < NR ? ncols - p * NR : NR;
+        const int64_t *po = J->poff + q0 + (ptrdiff_t)p * NR;
+        int32_t *cs = colsum ? colsum + p * NR : NULL;
+        for (int g = 0; g < kc4; g++) {
+            uint32_t *restrict d = (uint32_t *)(dst + p * pstride + (ptrdiff_t)g * NR * 4);
+            const uint8_t *row[4];
+            uint32_t flip = 0; /* the sign flip of signed storage, on the rows that exist */
+            const int runs = J->contiguous || J->cols; /* rows as runs of bytes from row[t] */
+            for (int t = 0; t < 4; t++) {
+                const ptrdiff_t kk = k0 + 4 * g + t;
+                row[t] = 4 * g + t >= kc ? NULL
+                         : J->cols ? J->cols + kk * J->n + q0 + p * NR : J->b + J->koff[kk] + (runs ? po[0] : 0);
+                flip |= 4 * g + t < kc ? (uint32_t)J->flip << (8 * t) : 0;
+            }
+            if (runs) {
+                const uint8_t *restrict s0 = row[0] ? row[0] : zeros, *restrict s1 = row[1] ? row[1] : zeros;
+                const uint8_t *restrict s2 = row[2] ? row[2] : zeros, *restrict s3 = row[3] ? row[3] : zeros;
+                for (int c = 0; c < width; c++)
+                    d[c] = ((uint32_t)s0[c] | (uint32_t)s1[c] << 8 | (uint32_t)s2[c] << 16 | (uint32_t)s3[c] << 24) ^ flip;
+            } else {
+                for (int c = 0; c < width; c++) {
+                    uint32_t v = 0;
+                    for (int t = 0; t < 4; t++)
+                        v |= row[t] ? (uint32_t)row[t][po[c]] << (8 * t) : 0;
+                    d[c] = v ^ flip;
+                }
+            }
+            for (int c = width; c < NR; c++)
+                d[c] = 0;
+            if (cs)
+                for (int c = 0; c < width; c++)
+                    cs[c] += (int32_t)((d[c] & 255) + (d[c] >> 8 & 255) + (d[c] >> 16 & 255) + (d[c] >> 24));
+        }
+    }
+}
+
+/* The int32 block buffer becomes the float32 block the epilogue reads, element for element in place. */
+typedef int32_t acc_t __attribute__((may_alias));
+typedef float sum_t __attribute__((may_alias));
+
+#if HAVE_VNNI_KERNEL
+/* One MR x NR tile: block[r][c] (+)= sum over kc4 groups of a8 rows times the packed panel; with last,
+ * the finished sums (plus the row terms and row_d times the column sums) are stored as float32.
+ * Rows r >= mr read row mr - 1 (never out of bounds) and are dropped, as are columns c >= nr. */
+VNNI static void kernel_vnni(int kc4, const int8_t *a, ptrdiff_t lda, int mr, const uint8_t *pb, acc_t *blk,
+                             ptrdiff_t ldy, int nr, int first, int last, const int32_t *terms, const int32_t *d,
+                             const int32_t *colsum)
+{
+    __m512i c[MR][2];
+    const int8_t *ar[MR];
+    for (int r = 0; r < MR; r++) {
+        ar[r] = a + (ptrdiff_t)(r < mr ? r : mr - 1) * lda;
+        c[r][0] = c[r][1] = _mm512_setzero_si512();
+    }
+    for (int g = 0; g < kc4; g++) {
+        const __m512i b0 = _mm512_loadu_si512(pb + (ptrdiff_t)g * NR * 4);
+        const __m512i b1 = _mm512_loadu_si512(pb + (ptrdiff_t)g * NR * 4 + 64);
+        for (int r = 0; r < MR; r++) {
+            int32_t w4;
+            memcpy(&w4, ar[r] + 4 * g, 4);
+            const __m512i av = _mm512_set1_epi32(w4);
+            c[r][0] = _mm512_dpbusd_epi32(c[r][0], b0, av);
+            c[r][1] = _mm512_dpbusd_epi32(c[r][1], b1, av);
+        }
+    }
+    const __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
+    const __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+    const __m512i cs0 = last && d ? _mm512_maskz_loadu_epi32(m0, colsum) : _mm512_setzero_si512();
+    const __m512i cs1 = last && d ? _mm512_maskz_loadu_epi32(m1, colsum + 16) : _mm512_setzero_si512();
+    for (int r = 0; r < mr; r++) {
+        acc_t *y = blk + r * ldy;
+        __m512i v0 = c[r][0], v1 = c[r][1];
+        if (!first) {
+            v0 = _mm512_add_epi32(v0, _mm512_maskz_loadu_epi32(m0, y));
+            v1 = _mm512_add_epi32(v1, _mm512_maskz_loadu_epi32(m1, y + 16));
+        }
+        if (last) {
+            const __m512i t = _mm512_set1_epi32(terms[r]);
+            v0 = _mm512_add_epi32(v0, t);
+            v1 = _mm512_add_epi32(v1, t);
+            if (d) {
+                const __m512i dr = _mm512_set1_epi32(d[r]);
+                v0 = _mm512_add_epi32(v0, _mm512_mullo_epi32(dr, cs0));
+                v1 = _mm512_add_epi32(v1, _mm512_mullo_epi32(dr, cs1));
+            }
+            _mm512_mask_storeu_ps((sum_t *)y, m0, _mm512_cvtepi32_ps(v0));
+            _mm512_mask_storeu_ps((sum_t *)y + 16, m1, _mm512_cvtepi32_ps(v1));
+        } else {
+            _mm512_mask_storeu_epi32(y, m0, v0);
+            _mm512_mask_storeu_epi32(y + 16, m1, v1);
+        }
+    }
+}
+#endif
+
+static void qgemm_task(void *ctx, int t)
+{
+    qjob *J = ctx;
+    const int ti = t / J->cn, tj = t % J->cn;
+    const ptrdiff_t r0 = J->npm * ti / J->cm, r1 = J->npm * (ti + 1) / J->cm;
+    const ptrdiff_t c0 = J->npn * tj / J->cn, c1 = J->npn * (tj + 1) / J->cn;
+    if (r0 == r1 || c0 == c1)
+        return;
+    const ptrdiff_t q0 = c0 * NR, i0 = r0 * MR, i1 = r1 * MR < J->m ? r1 * MR : J->m;
+    const int ncols = (int)((c1 * NR < J->n ? c1 * NR : J->n) - q0);
+    const int kcmax = J->k < KC ? (int)((J->k + 3) / 4 * 4) : KC;
+    const ptrdiff_t pstride = (ptrdiff_t)kcmax * NR + 64, npanels = c1 - c0;
+    /* scratch in floats: packed panels, the column sums, then (other slot) the block */
+    const size_t packed = ((size_t)(pstride * npanels) + 3) / 4;
+    float *scratch = scratch_get(packed + (size_t)ncols + 16);
+    acc_t *blk = (acc_t *)scratch_slot(SCRATCH_TILE, (size_t)((i1 - i0) * ncols));
+    if (!scratch || !blk) {
+        atomic_store(&J->fail, 1);
+        return;
+    }
+    uint8_t *pb = (uint8_t *)scratch;
+    int32_t *colsum = J->row_d ? (int32_t *)(scratch + packed) : NULL;
+    if (colsum)
+        memset(colsum, 0, sizeof(int32_t) * (size_t)ncols);
+    for (int kb = 0; kb < J->nkb; kb++) {
+        const ptrdiff_t k0 = (ptrdiff_t)kb * kcmax;
+        const int kc = (int)(J->k - k0 < kcmax ? J->k - k0 : kcmax);
+        pack_u8(J, pb, pstride, k0, kc, q0, ncols, colsum);
+        for (ptrdiff_t i = i0; i < i1; i += MR) {
+            const int mr = (int)(J->m - i < MR ? J->m - i : MR);
+            for (ptrdiff_t jp = c0; jp < c1; jp++) {
+                const ptrdiff_t q = jp * NR;
+                const int nr = (int)(J->n - q < NR ? J->n - q : NR);
+#if HAVE_VNNI_KERNEL
+                kernel_vnni((kc + 3) / 4, J->a8 + i * J->kp + k0, J->kp, mr, pb + (jp - c0) * pstride,
+                            blk + (i - i0) * ncols + (q - q0), ncols, nr, kb == 0, kb == J->nkb - 1, J->row_terms + i,
+                            J->row_d ? J->row_d + i : NULL, colsum ? colsum + (q - q0) : NULL);
+#else
+                (void)mr, (void)nr;
+#endif
+            }
+        }
+    }
+    J->epilogue(J->ectx, (const float *)blk, ncols, i0, i1, q0, q0 + ncols);
+}
+
+/* Rows [j0, j1) of the explicit im2col: u[j, p] = b[koff[j] + poff[p]] (unflipped: packing flips). */
+static void im2col_rows(const qjob *J, ptrdiff_t j0, ptrdiff_t j1)
+{
+    for (ptrdiff_t j = j0; j < j1; j++) {
+        const uint8_t *src = J->b + J->koff[j];
+        uint8_t *dst = J->cols + j * J->n;
+        if (4 * J->nruns > J->n) { /* short runs (strided windows): a plain gather */
+            for (ptrdiff_t p = 0; p < J->n; p++)
+                dst[p] = src[J->poff[p]];
+            continue;
+        }
+        for (ptrdiff_t r = 0; r < J->nruns; r++) {
+            const ptrdiff_t p0 = J->runs[2 * r], len = J->runs[2 * r + 1];
+            if (len > 1)
+                memcpy(dst + p0, src + J->poff[p0], (size_t)len);
+            else
+                dst[p0] = src[J->poff[p0]];
+        }
+    }
+}
+
+typedef struct {
+    const qjob *J;
+    int tasks;
+} im2col_job;
+
+static void im2col_task(void *ctx, int t)
+{
+    const im2col_job *I = ctx;
+    im2col_rows(I->J, I->J->k * t / I->tasks, I->J->k * (t + 1) / I->tasks);
+}
+
+/* The explicit im2col of a job whose columns are not one run (kernels larger than 1x1): gathered once
+ * (runs of consecutive offsets copied whole), not once per task. 0 when out of memory. */
+static int gather_columns(qjob *J, int nt)
+{
+    ptrdiff_t *runs = malloc(sizeof(ptrdiff_t) * 2 * (size_t)J->n);
+    J->cols = malloc((size_t)(J->k * J->n));
+    if (!runs || !J->cols) {
+        free(runs);
+        free(J->cols);
+        J->cols = NULL;
+        return 0;
+    }
+    ptrdiff_t nruns = 0;
+    for (ptrdiff_t p = 0; p < J->n; p++) {
+        if (nruns && J->poff[p] == J->poff[p - 1] + 1) {
+            runs[2 * nruns - 1]++;
+        } else {
+            runs[2 * nruns] = p;
+            runs[2 * nruns + 1] = 1;
+            nruns++;
+        }
+    }
+    J->runs = runs;
+    J->nruns = nruns;
+    im2col_job I = {J, nt > 1 && J->k >= 4 * nt ? 4 * nt : 1};
+    if (I.tasks > 1)
+        pool_run(I.tasks, im2col_task, &I);
+    else
+        im2col_rows(J, 0, J->k);
+    return 1;
+}
+
+#define SERIAL_MACS 200000.0 /* below this, run on the calling thread */
+
+int qgemm_run(const int8_t *a8, const int32_t *row_terms, const int32_t *row_d, const void *b, int b_kind,
+              const int64_t *koff, const int64_t *poff, ptrdiff_t m, ptrdiff_t k, ptrdiff_t n, gemm_epilogue epilogue,
+              void *ectx)
+{
+    if (m <= 0 || n <= 0)
+        return 0;
+    qjob J = {.a8 = a8, .row_terms = row_terms, .row_d = row_d, .b = b, .flip = b_kind == 'b' ? 0x80 : 0,
+              .koff = koff, .poff = poff, .m = m, .k = k, .kp = (k + 3) / 4 * 4, .n = n, .epilogue = epilogue,
+              .ectx = ectx};
+    J.contiguous = 1;
+    for (ptrdiff_t p = 1; p < n && J.contiguous; p++)
+        J.contiguous = poff[p] == poff[0] + p;
+    J.npm = (m + MR - 1) / MR;
+    J.npn = (n + NR - 1) / NR;
+    J.nkb = k <= 0 ? 1 : (int)((k + KC - 1) / KC);
+    int nt = pool_get_threads();
+    if ((double)m * (double)k * (double)n < SERIAL_MACS)
+        nt = 1;
+    /* column chunks of at most PANELS panels; rows split further until every thread has two tasks */
+    J.cn = (int)((J.npn + PANELS - 1) / PANELS);
+    J.cm = 1;
+    while (nt > 1 && J.cm * J.cn < 2 * nt && J.cm < J.npm)
+        J.cm++;
+    atomic_store(&J.fail, 0);
+    if (!J.contiguous && !gather_columns(&J, nt))
+        return -1;
+    const int tasks = J.cm * J.cn;
+    if (nt == 1 || tasks == 1)
+        for (int t = 0; t < tasks; t++)
+            qgemm_task(&J, t);
+    else
+        pool_run(tasks, qgemm_task, &J);
+    free(J.cols);
+    free((void *)J.runs);
+    return atomic_load(&J.fail) ? -1 : 0;
+}
