@@ -590,6 +590,19 @@ typedef struct {
 
 #define POST_CHUNK 256
 
+/* The int32 row form of channel ch's requantization (as DEFINE_REQUANT chooses it for float32 sums), or 0
+ * when it does not apply. */
+static int row_form(const quant_post *e, Py_ssize_t ch, row_params *rp)
+{
+    const Py_ssize_t k = e->nm > 1 ? ch : 0;
+    const int64_t shift = e->shift[k], b = e->bias ? e->bias[ch] : 0;
+    if (e->pot || shift >= 0 || shift <= -31 || b < -(1 << 30) || b > (1 << 30))
+        return 0;
+    *rp = (row_params){(int32_t)b, (int32_t)e->mult[k], (int32_t)-shift, (int32_t)((1u << -shift) >> 1),
+                       (int32_t)e->zo, (int32_t)e->lo, (int32_t)e->hi};
+    return 1;
+}
+
 /* `count` sums of channel ch into output elements [at, at + count) of out. */
 static void quant_post_apply(const quant_post *e, const float *sums, Py_ssize_t ch, char *out, Py_ssize_t at,
                              Py_ssize_t count)
@@ -597,8 +610,12 @@ static void quant_post_apply(const quant_post *e, const float *sums, Py_ssize_t 
     const Py_ssize_t size = kind_size(e->kind), k = e->nm > 1 ? ch : 0;
     requant_args q = {e->bias ? e->bias + ch : NULL, e->mult + k, e->shift + k, 1, 1, count, 1, e->zo, e->lo, e->hi,
                       e->pot};
+    row_params rp;
     if (!e->residual && !e->table) {
-        e->requant(sums, out + at * size, &q);
+        if (row_form(e, ch, &rp)) /* straight to the row kernel: this runs once per row of every block */
+            rq_f32_row(sums, out + at * size, (int)size, count, &rp);
+        else
+            e->requant(sums, out + at * size, &q);
         return;
     }
     int16_t conv[POST_CHUNK], added[POST_CHUNK]; /* room for 16-bit storage */
