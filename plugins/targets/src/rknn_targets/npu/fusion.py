@@ -100,6 +100,8 @@ def fuse_layers(graph: Graph, chip) -> list[Layer]:
         activation = node.attrs.get("activation")
         if activation:
             ops.insert(1, activation.get("op", "Act") if isinstance(activation, dict) else str(activation))
+        if node.attrs.get("fused_add"):
+            ops.insert(1, "Add")  # a residual Add in the conv's epilogue (the fuse_epilogue pass), before its activation
         layers.append(Layer(tuple(members), ".".join(ops), node.name,
                             "CPU" if reasons[index] else "NPU", reasons[index] or ""))
     return layers
