@@ -220,3 +220,25 @@ def test_fused_table_activation_needs_its_input_grid_when_quantized():
     q = _q("u8", 0.1, 0)
     with pytest.raises(RknnError, match="act_in_q"):
         conv.quant_kernel([x, w], [q, q], [q], {"activation": {"op": "HardSwish"}})
+
+
+def test_quantized_conv_with_sums_beyond_float32_equals_exact_integers():
+    """Weights whose sums leave float32's exact integers (float64 before): the 8-bit GEMM's int32 sums and
+    requantization (where the CPU has it) give the exact integer convolution's codes."""
+    from rknn_core.ops import conv
+    from rknn_core.ops._quant import requantize_accumulator, weight_plan
+
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, (1, 256, 6, 6)).astype(np.uint8)
+    w = rng.integers(0, 256, (16, 256, 3, 3)).astype(np.uint8)
+    b = rng.integers(-5000, 5000, 16).astype(np.int32)
+    x_q, w_q, o_q = _q("u8", 0.02, 120), _q("u8", 0.001, 131), _q("u8", 0.5, 128)
+    attrs = {"pads": [1, 1, 1, 1]}
+    assert weight_plan(w, w_q, x_q, 0)[1] is np.float64
+    got = conv.quant_kernel([x, w, b], [x_q, w_q, None], [o_q], attrs)[0]
+    centered_x = x.astype(np.float64) - 120
+    centered_w = w.astype(np.float64) - 131
+    acc = conv.kernel([centered_x, centered_w], attrs)[0]
+    want = requantize_accumulator(acc, x_q, w_q, o_q, 1, None, b)
+    np.testing.assert_array_equal(got, want)
+    assert len(np.unique(want)) > 30

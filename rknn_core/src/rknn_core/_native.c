@@ -217,11 +217,10 @@ static inline int64_t fx_mul_right(int64_t acc, int32_t mult, int64_t right, int
     return (h + half - (neg_fix & -(int64_t)(h < 0))) >> right;
 }
 
-/* fx_mul_right for float32 sums (exact integers below 2**24) and a bias below 2**30 in magnitude, so that
- * no saturation can occur: int32 lanes except for the 32x32->64 multiply. right > 0. */
-static inline int32_t fx_mul_f32(float v, int32_t bias, int32_t mult, int right, int32_t half)
+/* fx_mul_right on a = sum + bias when that cannot leave int32 (sums below 2**30, a bias of at most 2**30 in
+ * magnitude), so that no saturation can occur: int32 lanes except for the 32x32->64 multiply. right > 0. */
+static inline int32_t fx_mul_row(int32_t a, int32_t mult, int right, int32_t half)
 {
-    const int32_t a = (int32_t)v + bias;
     const int32_t h = (int32_t)(((int64_t)a * mult + ((int64_t)1 << 30)) >> 31);
     return (h + half - (h < 0)) >> right;
 }
@@ -234,22 +233,30 @@ static inline int32_t fx32(int32_t a, int32_t mult, int right, int32_t half)
     return right > 0 ? (h + half - (h < 0)) >> right : h;
 }
 
-/* One row of fx_mul_f32 + zero point + clamp into storage of `size` bytes (1 signed/unsigned, 2). */
+/* One row of fx_mul_row + zero point + clamp into storage of `size` bytes (1 signed/unsigned, 2), from
+ * float32 sums (exact integers below 2**24) or int32 sums below 2**30 in magnitude: with the bias (at
+ * most 2**30) the int32 lanes cannot overflow, so no saturation is needed. */
 typedef struct {
     int32_t bias, mult, right, half, zp, lo, hi;
 } row_params;
 
-static void rq_f32_row_scalar(const float *src, void *dst, int size, Py_ssize_t n, const row_params *p)
-{
-    for (Py_ssize_t i = 0; i < n; i++) {
-        int32_t v = fx_mul_f32(src[i], p->bias, p->mult, p->right, p->half) + p->zp;
-        v = v < p->lo ? p->lo : v > p->hi ? p->hi : v;
-        if (size == 1)
-            ((uint8_t *)dst)[i] = (uint8_t)v; /* the bounds lie inside the storage type */
-        else
-            ((int16_t *)dst)[i] = (int16_t)v;
+static inline int32_t int_of_f32(float v) { return (int32_t)v; }
+static inline int32_t int_of_i32(int32_t v) { return v; }
+
+#define DEFINE_RQ_ROW_SCALAR(NAME, T, TO_INT)                                                               \
+    static void NAME(const T *src, void *dst, int size, Py_ssize_t n, const row_params *p)                  \
+    {                                                                                                       \
+        for (Py_ssize_t i = 0; i < n; i++) {                                                                \
+            int32_t v = fx_mul_row(TO_INT(src[i]) + p->bias, p->mult, p->right, p->half) + p->zp;           \
+            v = v < p->lo ? p->lo : v > p->hi ? p->hi : v;                                                  \
+            if (size == 1)                                                                                  \
+                ((uint8_t *)dst)[i] = (uint8_t)v; /* the bounds lie inside the storage type */              \
+            else                                                                                            \
+                ((int16_t *)dst)[i] = (int16_t)v;                                                           \
+        }                                                                                                   \
     }
-}
+DEFINE_RQ_ROW_SCALAR(rq_f32_row_scalar, float, int_of_f32)
+DEFINE_RQ_ROW_SCALAR(rq_i32_row_scalar, int32_t, int_of_i32)
 
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
 #include <immintrin.h>
@@ -268,29 +275,37 @@ AVX512 static inline __m512i fx32_x16(__m512i a, __m512i mult64, __m128i right, 
                             right);
 }
 
-/* The row of rq_f32_row_scalar, 16 lanes at a time. */
-AVX512 static void rq_f32_row_avx512(const float *src, void *dst, int size, Py_ssize_t n, const row_params *p)
-{
-    const __m512i bias = _mm512_set1_epi32(p->bias), mult = _mm512_set1_epi64(p->mult);
-    const __m512i half = _mm512_set1_epi32(p->half), fix = _mm512_set1_epi32(-1);
-    const __m512i zp = _mm512_set1_epi32(p->zp), lo = _mm512_set1_epi32(p->lo), hi = _mm512_set1_epi32(p->hi);
-    const __m128i right = _mm_cvtsi32_si128(p->right);
-    Py_ssize_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        const __m512i a = _mm512_add_epi32(_mm512_cvttps_epi32(_mm512_loadu_ps(src + i)), bias);
-        __m512i v = fx32_x16(a, mult, right, half, fix);
-        v = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(v, zp), lo), hi);
-        if (size == 1)
-            _mm_storeu_si128((__m128i *)((uint8_t *)dst + i), _mm512_cvtepi32_epi8(v));
-        else
-            _mm256_storeu_si256((__m256i *)((int16_t *)dst + i), _mm512_cvtepi32_epi16(v));
+AVX512 static inline __m512i load16_f32(const float *src) { return _mm512_cvttps_epi32(_mm512_loadu_ps(src)); }
+AVX512 static inline __m512i load16_i32(const int32_t *src) { return _mm512_loadu_si512(src); }
+
+/* The rows of the scalar forms, 16 lanes at a time. */
+#define DEFINE_RQ_ROW_AVX512(NAME, T, LOAD16, SCALAR)                                                        \
+    AVX512 static void NAME(const T *src, void *dst, int size, Py_ssize_t n, const row_params *p)            \
+    {                                                                                                        \
+        const __m512i bias = _mm512_set1_epi32(p->bias), mult = _mm512_set1_epi64(p->mult);                 \
+        const __m512i half = _mm512_set1_epi32(p->half), fix = _mm512_set1_epi32(-1);                       \
+        const __m512i zp = _mm512_set1_epi32(p->zp), lo = _mm512_set1_epi32(p->lo), hi = _mm512_set1_epi32(p->hi); \
+        const __m128i right = _mm_cvtsi32_si128(p->right);                                                   \
+        Py_ssize_t i = 0;                                                                                    \
+        for (; i + 16 <= n; i += 16) {                                                                       \
+            __m512i v = fx32_x16(_mm512_add_epi32(LOAD16(src + i), bias), mult, right, half, fix);           \
+            v = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(v, zp), lo), hi);                         \
+            if (size == 1)                                                                                   \
+                _mm_storeu_si128((__m128i *)((uint8_t *)dst + i), _mm512_cvtepi32_epi8(v));                  \
+            else                                                                                             \
+                _mm256_storeu_si256((__m256i *)((int16_t *)dst + i), _mm512_cvtepi32_epi16(v));              \
+        }                                                                                                    \
+        SCALAR(src + i, size == 1 ? (void *)((uint8_t *)dst + i) : (void *)((int16_t *)dst + i), size, n - i, p); \
     }
-    rq_f32_row_scalar(src + i, size == 1 ? (void *)((uint8_t *)dst + i) : (void *)((int16_t *)dst + i), size, n - i, p);
-}
+DEFINE_RQ_ROW_AVX512(rq_f32_row_avx512, float, load16_f32, rq_f32_row_scalar)
+DEFINE_RQ_ROW_AVX512(rq_i32_row_avx512, int32_t, load16_i32, rq_i32_row_scalar)
 #endif
 
 typedef void (*rq_row_fn)(const float *, void *, int, Py_ssize_t, const row_params *);
-static rq_row_fn rq_f32_row = rq_f32_row_scalar; /* the AVX-512 one where the CPU has it (native_init) */
+typedef void (*rq_i32_row_fn)(const int32_t *, void *, int, Py_ssize_t, const row_params *);
+/* the AVX-512 ones where the CPU has them (module init) */
+static rq_row_fn rq_f32_row = rq_f32_row_scalar;
+static rq_i32_row_fn rq_i32_row = rq_i32_row_scalar;
 
 /* round(acc * 2**(left - right)) for 64-bit accumulators, ties away from zero. */
 static inline int64_t pot_shift(int64_t acc, int64_t left, int64_t right, uint64_t half)
@@ -579,7 +594,7 @@ typedef struct {
     Py_ssize_t nm;
     int pot, kind;
     long long zo, lo, hi;
-    requant_fn requant;
+    int int32; /* the sums are int32 (else float32) */
     const char *residual; /* storage of `kind` laid out as the output, or NULL */
     add_args add;
     add8_params add8p;
@@ -603,19 +618,30 @@ static int row_form(const quant_post *e, Py_ssize_t ch, row_params *rp)
     return 1;
 }
 
-/* `count` sums of channel ch into output elements [at, at + count) of out. */
-static void quant_post_apply(const quant_post *e, const float *sums, Py_ssize_t ch, char *out, Py_ssize_t at,
+/* The sums' requantization into dst: the row kernel (this runs once per row of every block) or the
+ * general one; sums are float32, or int32 below 2**30 in magnitude with e->int32. */
+static void requant_sums(const quant_post *e, const void *sums, Py_ssize_t ch, void *dst, requant_args *q)
+{
+    row_params rp;
+    const int size = (int)kind_size(e->kind);
+    if (!row_form(e, ch, &rp))
+        REQUANT[e->int32 ? 2 : 0][out_index(e->kind)](sums, dst, q);
+    else if (e->int32)
+        rq_i32_row(sums, dst, size, q->inner, &rp);
+    else
+        rq_f32_row(sums, dst, size, q->inner, &rp);
+}
+
+/* `count` sums (4-byte elements, see requant_sums) of channel ch into output elements [at, at + count) of
+ * out. */
+static void quant_post_apply(const quant_post *e, const void *sums, Py_ssize_t ch, char *out, Py_ssize_t at,
                              Py_ssize_t count)
 {
     const Py_ssize_t size = kind_size(e->kind), k = e->nm > 1 ? ch : 0;
     requant_args q = {e->bias ? e->bias + ch : NULL, e->mult + k, e->shift + k, 1, 1, count, 1, e->zo, e->lo, e->hi,
                       e->pot};
-    row_params rp;
     if (!e->residual && !e->table) {
-        if (row_form(e, ch, &rp)) /* straight to the row kernel: this runs once per row of every block */
-            rq_f32_row(sums, out + at * size, (int)size, count, &rp);
-        else
-            e->requant(sums, out + at * size, &q);
+        requant_sums(e, sums, ch, out + at * size, &q);
         return;
     }
     int16_t conv[POST_CHUNK], added[POST_CHUNK]; /* room for 16-bit storage */
@@ -623,7 +649,7 @@ static void quant_post_apply(const quant_post *e, const float *sums, Py_ssize_t 
         const Py_ssize_t len = count - c0 < POST_CHUNK ? count - c0 : POST_CHUNK;
         char *dst = out + (at + c0) * size;
         q.inner = len;
-        e->requant(sums + c0, e->residual || e->table ? (void *)conv : (void *)dst, &q);
+        requant_sums(e, (const char *)sums + 4 * c0, ch, conv, &q);
         const void *codes = conv;
         if (e->residual) {
             const char *r = e->residual + (at + c0) * size;
@@ -667,7 +693,6 @@ static const char *parse_quant_post(quant_post *e, PyObject *bias_obj, Py_buffer
     e->nm = mb->len / 8;
     if (out_index(out_kind) < 0)
         return "unknown output kind";
-    e->requant = REQUANT[0][out_index(out_kind)];
     e->mult = mb->buf;
     e->shift = sb->buf;
     if (sb->len != mb->len || (e->nm != 1 && e->nm != channels))
@@ -851,6 +876,15 @@ static void requant_block(void *ctx, const float *block, ptrdiff_t ld, ptrdiff_t
         quant_post_apply(&e->post, block + (i - i0) * ld, i, e->out, i * e->n + p0, p1 - p0);
 }
 
+/* requant_block for the int32 sums of native/qgemm.c. */
+static void requant_block_i32(void *ctx, const int32_t *block, ptrdiff_t ld, ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t p0,
+                              ptrdiff_t p1)
+{
+    const requant_epilogue_args *e = ctx;
+    for (ptrdiff_t i = i0; i < i1; i++)
+        quant_post_apply(&e->post, block + (i - i0) * ld, i, e->out, i * e->n + p0, p1 - p0);
+}
+
 /* qconv_gemm(a, b, b_kind, b_zero, koff, poff, bias, mult, shift, pot, out, out_kind, zo, lo, hi, m, k, n
  *            [, add, table]):
  * the sums of conv_gemm (a: float32 centered weights; b: float32 centered integers (b_kind f) or 8-bit
@@ -912,7 +946,8 @@ static PyObject *qconv_gemm(PyObject *self, PyObject *args)
  * qconv_gemm's result from 8-bit operands on the integer kernels of native/qgemm.c (AVX-512 VNNI; only
  * where int8_gemm() is true): the sums sum_j a8[i, j] u[j, p] + row_terms[i] + row_d[i] sum_j u[j, p],
  * a8 int8 (m, k rounded up to 4, zero past k), row_terms and row_d int32 (m,) (row_d may be None),
- * u the storage b (kind B, or b read plus 128) through koff/poff; every sum below 2**24. */
+ * u the storage b (kind B, or b read plus 128) through koff/poff; every sum below 2**30 in magnitude
+ * (int32 sums reach the requantization: no float32 bound). */
 static PyObject *qconv_gemm_u8(PyObject *self, PyObject *args)
 {
     Py_buffer a, t, b, ko, po, mb, sb, ob, held[3], db = {0};
@@ -946,7 +981,9 @@ static PyObject *qconv_gemm_u8(PyObject *self, PyObject *args)
         e.n = n;
         int rc;
         Py_BEGIN_ALLOW_THREADS
-        rc = qgemm_run(a.buf, t.buf, db.obj ? db.buf : NULL, b.buf, b_kind, ko.buf, po.buf, m, k, n, requant_block, &e);
+        e.post.int32 = 1;
+        rc = qgemm_run(a.buf, t.buf, db.obj ? db.buf : NULL, b.buf, b_kind, ko.buf, po.buf, m, k, n, requant_block_i32,
+                       &e);
         Py_END_ALLOW_THREADS
         if (rc < 0) {
             PyErr_NoMemory();
@@ -1175,6 +1212,7 @@ PyMODINIT_FUNC PyInit__native(void)
         __builtin_cpu_init();
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) {
             rq_f32_row = rq_f32_row_avx512;
+            rq_i32_row = rq_i32_row_avx512;
             add8 = add8_avx512;
         }
 #endif

@@ -128,8 +128,8 @@ def qconv_gemm(a, b, b_kind: str, b_zero: int, koff, poff, bias, mult, shift, po
 def qconv_gemm_u8(a8, row_terms, row_d, b, b_kind: str, koff, poff, bias, mult, shift, pot: bool, out, out_kind: str,
                   zo: int, lo: int, hi: int, m: int, k: int, n: int, add=None, table=None) -> None:
     """``qconv_gemm`` from 8-bit operands: sums a8 @ u + row_terms + row_d * (column sums of u) in int32
-    (wrapping, as the instructions do), u the storage b (kind B, or b read plus 128), converted to
-    float32 and requantized as ``qconv_gemm`` does."""
+    (wrapping, as the instructions do), u the storage b (kind B, or b read plus 128), requantized as
+    ``requantize`` does int32 accumulators."""
     name = "qconv_gemm_u8"
     u = _gathered(b, _kind({"B": np.uint8, "b": np.int8}, b_kind, name), koff, poff, k, n, name).astype(np.int64)
     if b_kind == "b":
@@ -139,9 +139,9 @@ def qconv_gemm_u8(a8, row_terms, row_d, b, b_kind: str, koff, poff, bias, mult, 
     sums = weights @ u + _flat(row_terms, np.int32, m, name).astype(np.int64)[:, None]
     if row_d is not None:
         sums += _flat(row_d, np.int32, m, name).astype(np.int64)[:, None] * u.sum(axis=0)[None, :]
-    exact = sums.astype(np.int32).astype(np.float32).astype(np.int64)  # int32 lanes, then the float32 block
+    lanes = sums.astype(np.int32).astype(np.int64)  # the int32 lanes wrap
     dst = _flat(out, _kind(STORAGE, out_kind, name), m * n, name).reshape(1, m, n)
-    _requantize_rows(exact.reshape(1, m, n), bias, mult, shift, pot, dst, zo, lo, hi, name)
+    _requantize_rows(lanes.reshape(1, m, n), bias, mult, shift, pot, dst, zo, lo, hi, name)
     _post_quant(dst.reshape(-1), out_kind, add, table, name)
 
 

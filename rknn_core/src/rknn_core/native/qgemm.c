@@ -17,7 +17,7 @@
  * a task packs its columns of B for one k block
  * (u as groups of four bytes per column: the instruction's layout), sweeps its strips of A over the
  * panels with an 8 x 32 register tile, keeps the int32 sums in its block buffer and, after the last
- * k block, hands them to the epilogue as float32.
+ * k block, hands them to the epilogue.
  */
 #define PY_SSIZE_T_CLEAN
 #include "qgemm.h"
@@ -67,7 +67,7 @@ typedef struct {
     ptrdiff_t nruns;
     int cm, cn, nkb;
     ptrdiff_t npm, npn;
-    gemm_epilogue epilogue;
+    qgemm_epilogue epilogue;
     void *ectx;
     atomic_int fail;
 } qjob;
@@ -120,15 +120,11 @@ static void pack_u8(const qjob *J, uint8_t *dst, ptrdiff_t pstride, ptrdiff_t k0
     }
 }
 
-/* The int32 block buffer becomes the float32 block the epilogue reads, element for element in place. */
-typedef int32_t acc_t __attribute__((may_alias));
-typedef float sum_t __attribute__((may_alias));
-
 #if HAVE_VNNI_KERNEL
 /* One MR x NR tile: block[r][c] (+)= sum over kc4 groups of a8 rows times the packed panel; with last,
- * the finished sums (plus the row terms and row_d times the column sums) are stored as float32.
+ * plus the row terms and row_d times the column sums.
  * Rows r >= mr read row mr - 1 (never out of bounds) and are dropped, as are columns c >= nr. */
-VNNI static void kernel_vnni(int kc4, const int8_t *a, ptrdiff_t lda, int mr, const uint8_t *pb, acc_t *blk,
+VNNI static void kernel_vnni(int kc4, const int8_t *a, ptrdiff_t lda, int mr, const uint8_t *pb, int32_t *blk,
                              ptrdiff_t ldy, int nr, int first, int last, const int32_t *terms, const int32_t *d,
                              const int32_t *colsum)
 {
@@ -154,7 +150,7 @@ VNNI static void kernel_vnni(int kc4, const int8_t *a, ptrdiff_t lda, int mr, co
     const __m512i cs0 = last && d ? _mm512_maskz_loadu_epi32(m0, colsum) : _mm512_setzero_si512();
     const __m512i cs1 = last && d ? _mm512_maskz_loadu_epi32(m1, colsum + 16) : _mm512_setzero_si512();
     for (int r = 0; r < mr; r++) {
-        acc_t *y = blk + r * ldy;
+        int32_t *y = blk + r * ldy;
         __m512i v0 = c[r][0], v1 = c[r][1];
         if (!first) {
             v0 = _mm512_add_epi32(v0, _mm512_maskz_loadu_epi32(m0, y));
@@ -169,12 +165,9 @@ VNNI static void kernel_vnni(int kc4, const int8_t *a, ptrdiff_t lda, int mr, co
                 v0 = _mm512_add_epi32(v0, _mm512_mullo_epi32(dr, cs0));
                 v1 = _mm512_add_epi32(v1, _mm512_mullo_epi32(dr, cs1));
             }
-            _mm512_mask_storeu_ps((sum_t *)y, m0, _mm512_cvtepi32_ps(v0));
-            _mm512_mask_storeu_ps((sum_t *)y + 16, m1, _mm512_cvtepi32_ps(v1));
-        } else {
-            _mm512_mask_storeu_epi32(y, m0, v0);
-            _mm512_mask_storeu_epi32(y + 16, m1, v1);
         }
+        _mm512_mask_storeu_epi32(y, m0, v0);
+        _mm512_mask_storeu_epi32(y + 16, m1, v1);
     }
 }
 #endif
@@ -194,7 +187,7 @@ static void qgemm_task(void *ctx, int t)
     /* scratch in floats: packed panels, the column sums, then (other slot) the block */
     const size_t packed = ((size_t)(pstride * npanels) + 3) / 4;
     float *scratch = scratch_get(packed + (size_t)ncols + 16);
-    acc_t *blk = (acc_t *)scratch_slot(SCRATCH_TILE, (size_t)((i1 - i0) * ncols));
+    int32_t *blk = (int32_t *)scratch_slot(SCRATCH_TILE, (size_t)((i1 - i0) * ncols));
     if (!scratch || !blk) {
         atomic_store(&J->fail, 1);
         return;
@@ -222,7 +215,7 @@ static void qgemm_task(void *ctx, int t)
             }
         }
     }
-    J->epilogue(J->ectx, (const float *)blk, ncols, i0, i1, q0, q0 + ncols);
+    J->epilogue(J->ectx, blk, ncols, i0, i1, q0, q0 + ncols);
 }
 
 /* Rows [j0, j1) of the explicit im2col: u[j, p] = b[koff[j] + poff[p]] (unflipped: packing flips). */
@@ -292,8 +285,8 @@ static int gather_columns(qjob *J, int nt)
 #define SERIAL_MACS 200000.0 /* below this, run on the calling thread */
 
 int qgemm_run(const int8_t *a8, const int32_t *row_terms, const int32_t *row_d, const void *b, int b_kind,
-              const int64_t *koff, const int64_t *poff, ptrdiff_t m, ptrdiff_t k, ptrdiff_t n, gemm_epilogue epilogue,
-              void *ectx)
+              const int64_t *koff, const int64_t *poff, ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
+              qgemm_epilogue epilogue, void *ectx)
 {
     if (m <= 0 || n <= 0)
         return 0;

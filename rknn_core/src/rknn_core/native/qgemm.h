@@ -13,15 +13,19 @@
  * without them the callers use the float32 GEMM, whose exact sums are the same numbers. */
 int qgemm_available(void);
 
+/* Called once per finished block of int32 sums, as gemm_epilogue (gemm.h). */
+typedef void (*qgemm_epilogue)(void *ctx, const int32_t *block, ptrdiff_t ld, ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t p0,
+                               ptrdiff_t p1);
+
 /* The exact integer sums
  *     s[i, p] = sum_j a8[i*kp + j] * u[j, p] + row_terms[i] + row_d[i] * sum_j u[j, p]
  * with u[j, p] = b[koff[j] + poff[p]] as unsigned bytes (b_kind 'B'), or as signed bytes plus 128
  * (b_kind 'b'); a8 holds m rows of kp = k rounded up to 4 signed bytes (zero past k), row_d may be
- * NULL (all zero). Every sum must fit int32 and be below 2**24 in magnitude: the finished blocks reach
- * the epilogue as float32, on the pool thread that computed them, as in gemm_run. Returns -1 when
+ * NULL (all zero). Every sum must fit int32 (the lanes wrap, so partial terms need not): the finished
+ * blocks reach the epilogue on the pool thread that computed them, as in gemm_run. Returns -1 when
  * scratch memory ran out. */
 int qgemm_run(const int8_t *a8, const int32_t *row_terms, const int32_t *row_d, const void *b, int b_kind,
-              const int64_t *koff, const int64_t *poff, ptrdiff_t m, ptrdiff_t k, ptrdiff_t n, gemm_epilogue epilogue,
-              void *ectx);
+              const int64_t *koff, const int64_t *poff, ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
+              qgemm_epilogue epilogue, void *ectx);
 
 #endif

@@ -30,11 +30,14 @@ from rknn_core.ops._quant import (
     int8_operands,
     requant_plan,
     requantize_accumulator,
+    span,
     weight_plan,
 )
 from rknn_core.ops._spatial import as_2d, pad_spatial, resolve_pads, spatial_attrs_2d, windows
 from rknn_core.quant.params import QTYPES
 from rknn_core.records import Cost, OpDef
+
+INT32_SUMS = 2**30  # the int32 requantization's bound on the sums of the 8-bit GEMM
 
 
 @frozen
@@ -242,10 +245,10 @@ def _stages(attrs: dict, o_q, r_q) -> QuantStages:
     return quant_stages(attrs, o_q, r_q)
 
 
-def _fused_integer(ndim: int, x_dtype, dtype, act, x_q, o_q) -> bool:
-    """Whether the compiled integer kernels apply: 2-D, exact float32 sums, no LeakyRelu (the other
-    activations are bounds or tables), 8/16-bit per-tensor storage in and out."""
-    return (ndim == 4 and dtype is np.float32 and (not act or act.get("op") != "LeakyRelu")
+def _fused_integer(ndim: int, x_dtype, act, x_q, o_q) -> bool:
+    """Whether the compiled integer kernels apply: 2-D, no LeakyRelu (the other activations are bounds or
+    tables), 8/16-bit per-tensor storage in and out."""
+    return (ndim == 4 and (not act or act.get("op") != "LeakyRelu")
             and x_q.qtype in STORAGE_KINDS and o_q.qtype in STORAGE_KINDS and x_q.axis is None
             and x_dtype == np.dtype(QTYPES[x_q.qtype][2]))
 
@@ -282,14 +285,15 @@ def _integer_runner(attrs: dict, x_shape: tuple, x_dtype: np.dtype, r_dtype, w, 
     offsets, requantization slices, weights per group, epilogue stages); None when the compiled kernels
     do not apply."""
     wc, dtype = weight_plan(w, w_q, x_q, 0)
-    if not _fused_integer(len(x_shape), x_dtype, dtype, attrs.get("activation"), x_q, o_q):
+    if not _fused_integer(len(x_shape), x_dtype, attrs.get("activation"), x_q, o_q):
         return None
     stages = _stages(attrs, objects=(o_q, r_q))
     post = compiled_post(stages, r_dtype)
     if post is None:
         return None
-    make = _depthwise_runner if _is_depthwise(x_shape, wc, attrs) else _gemm_runner
-    return make(x_shape, wc, b, x_q, w_q, stages, post, attrs)
+    if _is_depthwise(x_shape, wc, attrs):  # exact float32 sums only
+        return _depthwise_runner(x_shape, wc, b, x_q, w_q, stages, post, attrs) if dtype is np.float32 else None
+    return _gemm_runner(x_shape, wc, b, x_q, w_q, stages, post, attrs)
 
 
 def _gemm_runner(x_shape, wc, b, x_q, w_q, stages: QuantStages, post: CompiledPost, attrs):
@@ -307,7 +311,9 @@ def _gemm_runner(x_shape, wc, b, x_q, w_q, stages: QuantStages, post: CompiledPo
     m, zero = wc.shape[0], int(stages.conv_q.zero_point[0])
     padded = (h + geo.begin[0] + geo.end[0], w + geo.begin[1] + geo.end[1])
     layout = _layout(c, padded, wc, group, geo)
-    int8 = _int8_groups(layout, kind, x_zero) if min(*geo.begin, *geo.end) >= 0 else None
+    int8 = _int8_groups(layout, x_q) if min(*geo.begin, *geo.end) >= 0 else None
+    if int8 is None and wc.dtype != np.float32:
+        return None  # sums beyond float32's exact integers: only the int32 lanes hold them
     direct = int8 is not None or (unpadded and kind in ("B", "b"))
     source_kind, source_zero = (kind, x_zero) if direct else ("f", 0)
 
@@ -340,12 +346,16 @@ def _gemm_runner(x_shape, wc, b, x_q, w_q, stages: QuantStages, post: CompiledPo
     return run
 
 
-def _int8_groups(layout: GroupLayout, kind: str, x_zero: int) -> list | None:
+def _int8_groups(layout: GroupLayout, x_q) -> list | None:
     """Each group's operands of the 8-bit GEMM (a8, row terms, row d), or None when it does not apply: a CPU
-    without it, 16-bit storage, weights that do not fit a byte after a shift per row, too long sums."""
+    without it, 16-bit storage, weights that do not fit a byte after a shift per row, sums that could
+    reach 2**30 (the int32 requantization's bound)."""
+    kind = STORAGE_KINDS[x_q.qtype]
     if kind not in ("B", "b") or not _native.int8_gemm():
         return None
-    zero = x_zero + (128 if kind == "b" else 0)  # the unsigned byte that stands for a centered zero
+    if np.abs(layout.weights).sum(axis=2).max(initial=0) * span(x_q) >= INT32_SUMS:
+        return None
+    zero = int(x_q.zero_point[0]) + (128 if kind == "b" else 0)  # the unsigned byte that is a centered zero
     groups = [int8_operands(weights, zero) for weights in layout.weights]
     return None if any(g is None for g in groups) else groups
 
