@@ -442,3 +442,22 @@ def test_vendor_flow_without_compiled_kernels_matches_and_warns_once(tmp_path):
         None, {"x": image})[0]
     np.testing.assert_allclose(numpy_out["float"], want, rtol=1e-4, atol=1e-5)
     assert np.abs(numpy_out["u8"] - want).max() < 0.05 * np.abs(want).max()
+
+
+@pytest.mark.parametrize("op", ["Mul", "PRelu"])
+def test_mul_and_prelu_give_the_fixed_point_rules_codes(op):
+    """Quantized Mul and PRelu requantize on the compiled kernel: the codes of quant/fixedpoint.py's rules."""
+    from rknn_core.ir import QuantParams
+    from rknn_core.plugins import default_registry
+    from rknn_core.quant.fixedpoint import requantize
+
+    rng = np.random.default_rng(5)
+    a, b = storage(rng, "B", (2, 3, 9, 11)), storage(rng, "B", (1, 3, 1, 1))
+    a_q, b_q, o_q = QuantParams("u8", (0.03,), (100,)), QuantParams("u8", (0.01,), (140,)), QuantParams("u8", (0.02,),
+                                                                                                      (90,))
+    got = default_registry().op(op).quant_kernel([a, b], [a_q, b_q], [o_q], {})[0]
+    ac, bc = a.astype(np.int64) - 100, b.astype(np.int64) - 140
+    product = requantize(ac * bc, 0.03 * 0.01 / 0.02, 90, "u8")
+    want = product if op == "Mul" else np.where(ac < 0, product, requantize(ac, 0.03 / 0.02, 90, "u8"))
+    np.testing.assert_array_equal(got, want)
+    assert len(np.unique(got)) > 20
