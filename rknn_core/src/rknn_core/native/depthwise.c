@@ -74,8 +74,9 @@ static ptrdiff_t floor_div(ptrdiff_t a, ptrdiff_t b)
     return a >= 0 ? a / b : -((-a + b - 1) / b);
 }
 
-/* The phase planes' shape: qh x qw each, sh * sw of them, then the flat sums (rounded up to whole
- * vectors); reads past the last phase stay inside a zeroed tail of qw + 16 floats. */
+/* The phases' shape: qh x qw each (phase floats apart: a row's overshoot fits), sh * sw of them, then a
+ * zeroed tail of qw + 16 floats that reads past the last phase stay inside, then the flat sums
+ * (rounded up to whole vectors). */
 typedef struct {
     ptrdiff_t qh, qw, phase, flat, tail;
 } phase_layout;
@@ -85,7 +86,7 @@ static phase_layout layout_of(const geometry *g)
     phase_layout l;
     l.qh = g->oh + (g->kh - 1) * g->dh / g->sh;
     l.qw = g->ow + (g->kw - 1) * g->dw / g->sw;
-    l.phase = l.qh * l.qw;
+    l.phase = l.qh * l.qw + 16; /* room for the last row's overshoot (take_even) */
     l.tail = l.qw + 16;
     l.flat = (g->oh * l.qw + 15) / 16 * 16;
     return l;
@@ -105,7 +106,7 @@ size_t dw_scratch_floats(const geometry *g)
     if (wide_3x3(g))
         return (size_t)(g->ph * g->pw + g->h * g->w + g->oh * g->ow + 16);
     const phase_layout l = layout_of(g);
-    return (size_t)(g->sh * g->sw * l.phase + l.tail + l.flat + 2 * g->w + 160);
+    return (size_t)(g->sh * g->sw * l.phase + l.tail + l.flat + g->w + 80);
 }
 
 /* 3x3, stride 1, over a zero-bordered plane p (ph x pw): one fused pass per output row. */
@@ -204,29 +205,28 @@ static const float *dw_plane_wide(const void *x, int kind, ptrdiff_t offset, lon
     return out;
 }
 
-/* even[i] = s[2i], odd[i] = s[2i + 1] for 2i (+ 1) < n; s has 32 readable floats past n, even and odd 16
- * writable ones past their ends. */
-MULTIVERSION static void deinterleave(const float *restrict s, ptrdiff_t n, float *restrict even, float *restrict odd)
+/* d[i] = s[2i] for i < n rounded up to 16: reads up to s[2 * (that) + 31] and writes up to 15 floats past
+ * d[n - 1] (callers leave room; what lands there is overwritten or unused). */
+MULTIVERSION static void take_even(float *restrict d, const float *restrict s, ptrdiff_t n)
 {
-    const v16i pick_even = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
-    const v16i pick_odd = pick_even + 1;
-    for (ptrdiff_t i = 0; 2 * i < n; i += 16) {
-        const v16 lo = *(const v16u *)(s + 2 * i), hi = *(const v16u *)(s + 2 * i + 16);
-        *(v16u *)(even + i) = __builtin_shuffle(lo, hi, pick_even);
-        *(v16u *)(odd + i) = __builtin_shuffle(lo, hi, pick_odd);
-    }
+    const v16i pick = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+    for (ptrdiff_t i = 0; i < n; i += 16)
+        *(v16u *)(d + i) = __builtin_shuffle(*(const v16u *)(s + 2 * i), *(const v16u *)(s + 2 * i + 16), pick);
 }
 
 /* The phases of one plane: phase (a, b) element (r, c) is the padded plane's (r*sh + a, c*sw + b), i.e.
  * input (r*sh + a - pt, c*sw + b - pl) read as center_plane does, or zero outside the input. With
  * stride 1 each input row is centered straight into its phase row; with larger strides it is first
- * centered (or copied) into row (w + 32 floats) and, with stride 2, split into its even and odd columns
- * (each w / 2 + 32 floats) that the phases copy from. */
+ * centered (or copied) into row (w + 64 floats), whose every sw-th column the phases take (stride 2:
+ * 16 at a time, writing past the row's end into the next row or the phase's padding). Short rows:
+ * the borders are written inline, not through memset calls. */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+#endif
 static void build_phases(const void *x, int kind, ptrdiff_t offset, long long zero, float *scratch, float *row,
                          const phase_layout *l, const geometry *g)
 {
-    const ptrdiff_t sw = g->sw, half = g->w / 2 + 32;
-    float *even = row + g->w + 32, *odd = even + half;
+    const ptrdiff_t sw = g->sw;
     ptrdiff_t c0s[sw], c1s[sw]; /* the columns of phase b that lie on the input: [c0s[b], c1s[b]) */
     for (ptrdiff_t b = 0; b < sw; b++) {
         const ptrdiff_t first = floor_div(g->pl - b + sw - 1, sw), last = floor_div(g->w - 1 + g->pl - b, sw) + 1;
@@ -237,30 +237,25 @@ static void build_phases(const void *x, int kind, ptrdiff_t offset, long long ze
         for (ptrdiff_t r = 0; r < l->qh; r++) {
             const ptrdiff_t in_row = r * g->sh + a - g->pt;
             const int inside = in_row >= 0 && in_row < g->h;
-            const float *src = (const float *)x + offset + in_row * g->w;
-            if (inside && sw > 1 && (kind != 'f' || sw == 2)) {
+            if (inside && sw > 1)
                 center_plane(x, kind, offset + in_row * g->w, g->w, zero, row);
-                src = row;
-                if (sw == 2)
-                    deinterleave(row, g->w, even, odd);
-            }
             for (ptrdiff_t b = 0; b < sw; b++) {
                 float *dst = scratch + (a * sw + b) * l->phase + r * l->qw;
-                const ptrdiff_t c0 = c0s[b], c1 = c1s[b];
-                if (!inside || c1 <= c0) {
-                    memset(dst, 0, sizeof(float) * (size_t)l->qw);
-                    continue;
-                }
-                memset(dst, 0, sizeof(float) * (size_t)c0);
+                const ptrdiff_t c0 = c0s[b], c1 = inside ? c1s[b] : c0;
                 const ptrdiff_t j0 = b - g->pl; /* input column of phase column 0 */
-                if (sw == 1)
-                    center_plane(x, kind, offset + in_row * g->w + c0 + j0, c1 - c0, zero, dst + c0);
-                else if (sw == 2)
-                    memcpy(dst + c0, ((j0 & 1) ? odd : even) + floor_div(j0, 2) + c0, sizeof(float) * (size_t)(c1 - c0));
-                else
-                    for (ptrdiff_t c = c0; c < c1; c++)
-                        dst[c] = src[c * sw + j0];
-                memset(dst + c1, 0, sizeof(float) * (size_t)(l->qw - c1));
+                if (c1 > c0) {
+                    if (sw == 1)
+                        center_plane(x, kind, offset + in_row * g->w + c0 + j0, c1 - c0, zero, dst + c0);
+                    else if (sw == 2)
+                        take_even(dst + c0, row + 2 * c0 + j0, c1 - c0);
+                    else
+                        for (ptrdiff_t c = c0; c < c1; c++)
+                            dst[c] = row[c * sw + j0];
+                }
+                for (ptrdiff_t c = 0; c < (c1 > c0 ? c0 : l->qw); c++)
+                    dst[c] = 0.0f;
+                for (ptrdiff_t c = c1 > c0 ? c1 : l->qw; c < l->qw; c++)
+                    dst[c] = 0.0f;
             }
         }
 }
