@@ -461,3 +461,25 @@ def test_mul_and_prelu_give_the_fixed_point_rules_codes(op):
     want = product if op == "Mul" else np.where(ac < 0, product, requantize(ac, 0.03 / 0.02, 90, "u8"))
     np.testing.assert_array_equal(got, want)
     assert len(np.unique(got)) > 20
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_quantized_matmul_with_a_weight_matrix_gives_exact_integer_codes(per_channel):
+    """MatMul by a 2-D B sums in float32 where B's actual columns allow it (its centered form cached):
+    the codes of the exact integer products."""
+    from rknn_core.ir import QuantParams
+    from rknn_core.ops import nn
+    from rknn_core.ops._quant import weight_plan
+    from rknn_core.quant.fixedpoint import requantize
+
+    rng = np.random.default_rng(8)
+    a, b = storage(rng, "B", (3, 1280)), rng.normal(128, 12, (1280, 50)).clip(0, 255).astype(np.uint8)
+    a_q, o_q = QuantParams("u8", (0.02,), (120,)), QuantParams("u8", (0.1,), (128,))
+    b_q = QuantParams("u8", tuple(rng.uniform(0.001, 0.003, 50)), (128,) * 50, axis=1) if per_channel else \
+        QuantParams("u8", (0.002,), (128,))
+    matmul = {o.name: o for o in nn.OPS}["MatMul"]
+    got = matmul.quant_kernel([a, b], [a_q, b_q], [o_q], {})[0]
+    acc = (a.astype(np.int64) - 120) @ (b.astype(np.int64) - 128)
+    want = requantize(acc, 0.02 * np.asarray(b_q.scale) / 0.1, 128, "u8")
+    np.testing.assert_array_equal(got, want)
+    assert weight_plan(b, b_q, a_q, 1)[1] is np.float32 and len(np.unique(want)) > 40

@@ -34,6 +34,13 @@ def centered(v: np.ndarray, q: QuantParams, dtype=np.float64) -> np.ndarray:
     return np.asarray(v, dtype=dtype) - zero.astype(dtype)
 
 
+def centered_int(v: np.ndarray, q: QuantParams) -> np.ndarray:
+    """Storage integers minus the zero point (per channel along ``q.axis``) as int32 for 8-bit types (a
+    product of two still fits int32), else int64."""
+    dtype = np.int32 if q.qtype in ("u8", "i8") else np.int64
+    return np.subtract(v, _broadcast(q.zero_point, q, np.ndim(v)).astype(dtype), dtype=dtype)
+
+
 def span(q: QuantParams) -> int:
     """The largest |storage - zero_point| a tensor with parameters ``q`` can hold."""
     lo, hi, _ = QTYPES[q.qtype]

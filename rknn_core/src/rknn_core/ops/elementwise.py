@@ -11,7 +11,7 @@ from attrs import evolve
 from rknn_core.errors import RknnError
 from rknn_core.ir import TensorInfo
 from rknn_core.ops._common import binary, default_cost, same_as_first, unary, variadic, with_values
-from rknn_core.ops._quant import centered, lut_kernel, quantized_add, requantize_channels, rescale
+from rknn_core.ops._quant import centered, centered_int, lut_kernel, quantized_add, requantize_channels, rescale
 from rknn_core.quant.fixedpoint import requantize
 from rknn_core.quant.params import QTYPES, dequantize, quantize
 from rknn_core.records import OpDef
@@ -132,7 +132,7 @@ def _sub_quant(inputs, in_q, out_q, attrs):
 
 def _mul_quant(inputs, in_q, out_q, attrs):
     a_q, b_q, o_q = in_q[0], in_q[1], out_q[0]
-    acc = centered(inputs[0], a_q).astype(np.int64) * centered(inputs[1], b_q).astype(np.int64)
+    acc = centered_int(inputs[0], a_q) * centered_int(inputs[1], b_q)
     return [requantize_channels(acc, a_q.scale[0] * b_q.scale[0] / o_q.scale[0], o_q.zero_point[0], o_q.qtype)]
 
 
@@ -165,13 +165,13 @@ def _prelu_quant(inputs, in_q, out_q, attrs):
     """Integer PRelu: centered x requantized by x_s/out_s where x >= 0, else x times the centered
     slope requantized by x_s*slope_s/out_s (two multipliers, as TFLite's PRELU)."""
     x_q, s_q, o_q = in_q[0], in_q[1], out_q[0]
-    xc = centered(inputs[0], x_q).astype(np.int64)
+    xc = centered_int(inputs[0], x_q)
     if s_q is None:  # an integer slope input: real values already
         sc, s_scale = np.asarray(inputs[1], np.int64), 1.0
     else:
         if s_q.axis is not None:
             raise RknnError("PRelu slope must be quantized per tensor")
-        sc, s_scale = centered(inputs[1], s_q).astype(np.int64), s_q.scale[0]
+        sc, s_scale = centered_int(inputs[1], s_q), s_q.scale[0]
     xc, sc = np.broadcast_arrays(xc, sc)
     pos = requantize_channels(xc, x_q.scale[0] / o_q.scale[0], o_q.zero_point[0], o_q.qtype)
     neg = requantize_channels(xc * sc, x_q.scale[0] * s_scale / o_q.scale[0], o_q.zero_point[0], o_q.qtype)

@@ -452,9 +452,12 @@ def _matmul_quant(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np
     a_q, b_q, o_q = in_q[0], in_q[1], out_q[0]
     if a_q.axis is not None or (b_q.axis is not None and (b.ndim < 2 or b_q.axis % b.ndim != b.ndim - 1)):
         raise RknnError("MatMul needs A per tensor and B per tensor or per channel along its last axis")
-    k = a.shape[-1]
-    dtype = exact_dtype(k, a_q, b_q)
-    acc = np.matmul(centered(a, a_q, dtype), centered(b, b_q, dtype))
+    if b.ndim == 2:  # a weight matrix (as a fully connected layer): its centered form cached, the dtype from
+        bc, dtype = weight_plan(b, b_q, a_q, 1)  # its actual columns' bound
+    else:
+        dtype = exact_dtype(a.shape[-1], a_q, b_q)
+        bc = centered(b, b_q, dtype)
+    acc = np.matmul(centered(a, a_q, dtype), bc)
     return [requantize_accumulator(acc, a_q, b_q, o_q, -1)]
 
 
