@@ -444,6 +444,40 @@ def test_vendor_flow_without_compiled_kernels_matches_and_warns_once(tmp_path):
     assert np.abs(numpy_out["u8"] - want).max() < 0.05 * np.abs(want).max()
 
 
+@pytest.mark.parametrize("kind", ["B", "b"])
+@pytest.mark.parametrize("b_step", [0, 1, 2])
+def test_quantized_mul_is_bit_identical(compiled, threads, kind, b_step):
+    rng = np.random.default_rng(b_step)
+    rows, inner = 37, 2000
+    a, b = storage(rng, kind, rows * inner), storage(rng, kind, (1, rows, rows * inner)[b_step])
+    mult, shift = np.array([(1 << 30) + 12345], np.int64), np.array([-8], np.int64)  # products near the type
+    lo, hi, dtype = QTYPES[STORAGE[kind]]
+    b[0] = hi  # with zb = lo: a large factor even when b is one value
+    (want,), (got,) = both(compiled, "quantized_mul", [np.empty(rows * inner, dtype)], a, b, OUT, kind, rows, inner,
+                           b_step, int(rng.integers(lo, hi + 1)), lo, mult, shift, False, 3, lo, hi)
+    np.testing.assert_array_equal(got, want)
+    assert len(np.unique(want)) > 30
+
+
+@pytest.mark.parametrize("shapes", [((2, 3, 9, 11), (1, 3, 1, 1)), ((1, 3, 1, 1), (1, 3, 9, 11)), ((4, 5, 6), ()),
+                                    ((4, 5, 6), (4, 5, 6)), ((4, 5, 6), (6,))],
+                         ids=["per-channel", "broadcast-first", "scalar", "same", "last-axis (numpy)"])
+def test_quantized_mul_gives_the_fixed_point_rules_codes(shapes):
+    """Every broadcast: the compiled kernel where it applies, else numpy: the codes of the fixed-point rules."""
+    from rknn_core.ir import QuantParams
+    from rknn_core.ops._quant import quantized_mul
+    from rknn_core.quant.fixedpoint import requantize
+
+    rng = np.random.default_rng(6)
+    a, b = storage(rng, "B", shapes[0]), storage(rng, "B", shapes[1])
+    a_q, b_q, o_q = QuantParams("u8", (0.03,), (100,)), QuantParams("u8", (0.05,), (140,)), \
+        QuantParams("u8", (0.04,), (90,))
+    got = quantized_mul(a, b, a_q, b_q, o_q)
+    want = requantize((a.astype(np.int64) - 100) * (b.astype(np.int64) - 140), 0.03 * 0.05 / 0.04, 90, "u8")
+    np.testing.assert_array_equal(got, want)
+    assert got.shape == np.broadcast_shapes(*shapes) and len(np.unique(got)) > 20
+
+
 @pytest.mark.parametrize("op", ["Mul", "PRelu"])
 def test_mul_and_prelu_give_the_fixed_point_rules_codes(op):
     """Quantized Mul and PRelu requantize on the compiled kernel: the codes of quant/fixedpoint.py's rules."""

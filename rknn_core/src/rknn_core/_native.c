@@ -2,7 +2,7 @@
  *   depthwise convolution, float (depthwise_conv2d) and integer (qdepthwise_conv2d);
  *   the convolution GEMM of native/gemm.c, float (conv_gemm) and integer (qconv_gemm, requantized
  *   block by block), and on 8-bit operands (qconv_gemm_u8, native/qgemm.c, AVX-512 VNNI);
- *   requantize, quantize, center, pad_planes, plane_sums, quantized_add;
+ *   requantize, quantize, center, pad_planes, plane_sums, quantized_add, quantized_mul;
  *   the thread count of the pool in native/pool.c (set_threads, get_threads).
  * Each binding documents its arguments above its definition. Integer results equal the rules of
  * quant/fixedpoint.py bit for bit; AVX-512 paths (chosen at import) give the same results.
@@ -746,6 +746,79 @@ static void release_held(Py_buffer held[3])
             PyBuffer_Release(&held[i]);
 }
 
+/* ---- Integer MUL: products of centered 8-bit codes, requantized --------------------------------- */
+
+typedef struct {
+    const char *a, *b;
+    char *out;
+    Py_ssize_t rows, inner;
+    int b_step; /* b: one value (0), one per row (1), laid out as a (2) */
+    int32_t za, zb;
+    quant_post post;
+    int tasks;
+} mul_job;
+
+/* acc[i] = (a[at + i] - za) * (b - zb) for i < len, b one value, the row's or laid out as a. */
+#define MUL_CHUNK(T)                                                                                         \
+    {                                                                                                        \
+        const T *restrict pa = (const T *)J->a + at, *restrict pb = (const T *)J->b;                         \
+        if (J->b_step == 2) {                                                                                \
+            for (Py_ssize_t i = 0; i < len; i++)                                                             \
+                acc[i] = ((int32_t)pa[i] - J->za) * ((int32_t)pb[at + i] - J->zb);                           \
+        } else {                                                                                             \
+            const int32_t bv = (int32_t)pb[J->b_step ? r : 0] - J->zb;                                        \
+            for (Py_ssize_t i = 0; i < len; i++)                                                             \
+                acc[i] = ((int32_t)pa[i] - J->za) * bv;                                                      \
+        }                                                                                                    \
+    }
+
+HOT_INT static void mul_task(void *ctx, int t)
+{
+    const mul_job *J = ctx;
+    int32_t acc[POST_CHUNK];
+    for (Py_ssize_t r = J->rows * t / J->tasks; r < J->rows * (t + 1) / J->tasks; r++)
+        for (Py_ssize_t c0 = 0; c0 < J->inner; c0 += POST_CHUNK) {
+            const Py_ssize_t len = J->inner - c0 < POST_CHUNK ? J->inner - c0 : POST_CHUNK, at = r * J->inner + c0;
+            if (J->post.kind == 'b')
+                MUL_CHUNK(int8_t)
+            else
+                MUL_CHUNK(uint8_t)
+            quant_post_apply(&J->post, acc, 0, J->out, at, len);
+        }
+}
+
+/* quantized_mul(a, b, out, kind, rows, inner, b_step, za, zb, mult, shift, pot, zo, lo, hi): 8-bit storage
+ * (kind B or b) out[r, i] = clamp(R((a[r, i] - za) * (b - zb)) + zo, lo, hi), R the requantization of
+ * requantize by (mult, shift) (int64 arrays of one value, pot as there); b one value (b_step 0), one per
+ * row (1) or laid out as a (2). Products of 8-bit codes fit int32, so no bound is needed. */
+static PyObject *quantized_mul(PyObject *self, PyObject *args)
+{
+    Py_buffer xa, xb, ob, mb, sb, held[3];
+    mul_job J = {0};
+    long long za, zb;
+    if (!PyArg_ParseTuple(args, "y*y*w*CnniLLy*y*pLLL", &xa, &xb, &ob, &J.post.kind, &J.rows, &J.inner, &J.b_step,
+                          &za, &zb, &mb, &sb, &J.post.pot, &J.post.zo, &J.post.lo, &J.post.hi))
+        return NULL;
+    const Py_ssize_t n = J.rows * J.inner, nb = J.b_step == 0 ? 1 : J.b_step == 1 ? J.rows : n;
+    const char *err = parse_quant_post(&J.post, Py_None, &mb, &sb, J.post.kind, 1, n, NULL, NULL, held);
+    int ok = !err && (J.post.kind == 'B' || J.post.kind == 'b') && J.rows >= 0 && J.inner >= 0 && J.b_step >= 0 &&
+             J.b_step <= 2 && xa.len >= n && xb.len >= nb && ob.len >= n && za >= -128 && za <= 255 && zb >= -128 &&
+             zb <= 255;
+    if (ok && n > 0) {
+        J.a = xa.buf;
+        J.b = xb.buf;
+        J.out = ob.buf;
+        J.za = (int32_t)za;
+        J.zb = (int32_t)zb;
+        J.post.int32 = 1;
+        J.tasks = n < 65536 ? 1 : (J.rows < 4 * pool_get_threads() ? (int)J.rows : 4 * pool_get_threads());
+        run_tasks(J.tasks, mul_task, &J);
+    }
+    release_held(held);
+    return finish(ok, 1, "quantized_mul: 8-bit kinds only, buffer sizes or zero points that do not match", 5, &xa,
+                  &xb, &ob, &mb, &sb);
+}
+
 /* ---- Integer depthwise convolution: center, accumulate (exactly, in float32), requantize ---------- */
 
 typedef struct {
@@ -1192,6 +1265,8 @@ static PyMethodDef methods[] = {
     {"requantize", requantize, METH_VARARGS,
      "Integer accumulators (+ int64 bias) to 8/16-bit storage with per-channel fixed-point multipliers."},
     {"quantized_add", quantized_add, METH_VARARGS, "TFLite-style integer ADD/SUB of two storage arrays."},
+    {"quantized_mul", quantized_mul, METH_VARARGS,
+     "Integer MUL of 8-bit storage: products of centered codes requantized (b one value, per row or full)."},
     {"qdepthwise_conv2d", qdepthwise_conv2d, METH_VARARGS,
      "Integer depthwise 2-D convolution: storage in, exact float32 sums, fixed-point requantization, storage out."},
     {NULL, NULL, 0, NULL},

@@ -175,6 +175,22 @@ def quantized_add(a, b, out, kind: str, n: int, za: int, zb: int, left: int, ma:
     _flat(out, dtype, n, name)[...] = np.clip(total + zo, lo, hi)
 
 
+def quantized_mul(a, b, out, kind: str, rows: int, inner: int, b_step: int, za: int, zb: int, mult, shift, pot: bool,
+                  zo: int, lo: int, hi: int) -> None:
+    """Integer MUL of 8-bit storage: (a - za) * (b - zb) requantized as ``requantize`` does; b one value
+    (b_step 0), one per row (1) or laid out as a (2)."""
+    name = "quantized_mul"
+    if kind not in ("B", "b") or b_step not in (0, 1, 2):
+        raise ValueError(f"{name}: 8-bit kinds only, b_step 0, 1 or 2")
+    dtype = STORAGE[kind]
+    values = _flat(a, dtype, rows * inner, name).astype(np.int64).reshape(1, rows, inner) - za
+    count = (1, rows, rows * inner)[b_step]
+    other = _flat(b, dtype, count, name).astype(np.int64) - zb
+    other = other.reshape((1, 1, 1) if b_step == 0 else (1, rows, 1) if b_step == 1 else (1, rows, inner))
+    dst = _flat(out, dtype, rows * inner, name).reshape(1, rows, inner)
+    _requantize_rows(values * other, None, mult, shift, pot, dst, zo, lo, hi, name)
+
+
 def quantize(x, x_kind: str, scale: float, zero: int, out, out_kind: str, lo: int, hi: int) -> None:
     """Per-tensor quantization: round(x / scale) (ties away from zero) + zero, saturated; NaN gives the zero point."""
     name = "quantize"

@@ -284,6 +284,46 @@ def rescale(v: np.ndarray, src: QuantParams, dst: QuantParams) -> np.ndarray:
     return requantize_channels(acc, src.scale[0] / dst.scale[0], dst.zero_point[0], dst.qtype)
 
 
+def _mul_layout(a_shape: tuple, b_shape: tuple) -> tuple[int, int, int] | None:
+    """(rows, inner, b_step) of the compiled MUL for ``b`` broadcast against ``a``: one value (b_step 0), one
+    per leading (N, C) position (1) or ``a``'s own shape (2); None for other broadcasts."""
+    padded = (1,) * (len(a_shape) - len(b_shape)) + tuple(b_shape)
+    rows = math.prod(a_shape[:2]) if len(a_shape) >= 2 else 1
+    inner = math.prod(a_shape) // max(rows, 1)
+    if len(padded) != len(a_shape):
+        return None
+    if math.prod(b_shape) == 1:
+        return rows, inner, 0
+    if padded == tuple(a_shape):
+        return rows, inner, 2
+    if len(a_shape) >= 2 and padded[:2] == tuple(a_shape[:2]) and all(d == 1 for d in padded[2:]):
+        return rows, inner, 1
+    return None
+
+
+def quantized_mul(a: np.ndarray, b: np.ndarray, a_q: QuantParams, b_q: QuantParams, out_q: QuantParams
+                  ) -> np.ndarray:
+    """a * b in integers: (a - za)(b - zb) requantized by a_s * b_s / out_s. 8-bit per-tensor storage of one
+    type runs on the compiled kernel when b is one value, one per (N, C) position or a's shape (either
+    operand may be the broadcast one); anything else multiplies centered codes in numpy. Same codes."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.size < b.size:
+        a, b, a_q, b_q = b, a, b_q, a_q
+    m = a_q.scale[0] * b_q.scale[0] / out_q.scale[0]
+    kind = STORAGE_KINDS.get(out_q.qtype)
+    layout = _mul_layout(a.shape, b.shape)
+    if (kind in ("B", "b") and layout is not None and a_q.qtype == b_q.qtype == out_q.qtype
+            and a.dtype == b.dtype == np.dtype(QTYPES[out_q.qtype][2]) and a_q.axis is None and b_q.axis is None):
+        pot, mult, shift = _plan((float(m),))
+        lo, hi, dtype = QTYPES[out_q.qtype]
+        out = np.empty(a.shape, dtype)
+        _native.quantized_mul(np.ascontiguousarray(a), np.ascontiguousarray(b), out, kind, *layout, a_q.zero_point[0],
+                              b_q.zero_point[0], mult, shift, pot, out_q.zero_point[0], lo, hi)
+        return out
+    acc = centered_int(a, a_q) * centered_int(b, b_q)
+    return requantize_channels(acc, m, out_q.zero_point[0], out_q.qtype)
+
+
 ADD_LEFT_SHIFT = {"u8": 20, "i8": 20, "i16": 15}
 
 

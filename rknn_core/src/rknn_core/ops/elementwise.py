@@ -11,7 +11,15 @@ from attrs import evolve
 from rknn_core.errors import RknnError
 from rknn_core.ir import TensorInfo
 from rknn_core.ops._common import binary, default_cost, same_as_first, unary, variadic, with_values
-from rknn_core.ops._quant import centered, centered_int, lut_kernel, quantized_add, requantize_channels, rescale
+from rknn_core.ops._quant import (
+    centered,
+    centered_int,
+    lut_kernel,
+    quantized_add,
+    quantized_mul,
+    requantize_channels,
+    rescale,
+)
 from rknn_core.quant.fixedpoint import requantize
 from rknn_core.quant.params import QTYPES, dequantize, quantize
 from rknn_core.records import OpDef
@@ -131,9 +139,7 @@ def _sub_quant(inputs, in_q, out_q, attrs):
 
 
 def _mul_quant(inputs, in_q, out_q, attrs):
-    a_q, b_q, o_q = in_q[0], in_q[1], out_q[0]
-    acc = centered_int(inputs[0], a_q) * centered_int(inputs[1], b_q)
-    return [requantize_channels(acc, a_q.scale[0] * b_q.scale[0] / o_q.scale[0], o_q.zero_point[0], o_q.qtype)]
+    return [quantized_mul(inputs[0], inputs[1], in_q[0], in_q[1], out_q[0])]
 
 
 DIV_LEFT_SHIFT = 15  # |centered 16-bit value| << 15 stays inside int32
