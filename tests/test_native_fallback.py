@@ -446,6 +446,21 @@ def test_vendor_flow_without_compiled_kernels_matches_and_warns_once(tmp_path):
 
 @pytest.mark.parametrize("kind", ["B", "b"])
 @pytest.mark.parametrize("b_step", [0, 1, 2])
+def test_quantized_mul_prelu_is_bit_identical(compiled, threads, kind, b_step):
+    rng = np.random.default_rng(b_step)
+    rows, inner = 5, 300
+    a, b = storage(rng, kind, rows * inner), storage(rng, kind, (1, rows, rows * inner)[b_step])
+    lo, hi, dtype = QTYPES[STORAGE[kind]]
+    slope = (np.array([(1 << 30) + 9], np.int64), np.array([-8], np.int64))
+    positive = (np.array([(1 << 30) + 77], np.int64), np.array([0], np.int64), False)
+    (want,), (got,) = both(compiled, "quantized_mul", [np.empty(rows * inner, dtype)], a, b, OUT, kind, rows, inner,
+                           b_step, (lo + hi) // 2, lo, *slope, False, 3, lo, hi, *positive)
+    np.testing.assert_array_equal(got, want)
+    assert len(np.unique(want)) > 30
+
+
+@pytest.mark.parametrize("kind", ["B", "b"])
+@pytest.mark.parametrize("b_step", [0, 1, 2])
 def test_quantized_mul_is_bit_identical(compiled, threads, kind, b_step):
     rng = np.random.default_rng(b_step)
     rows, inner = 37, 2000

@@ -755,6 +755,8 @@ typedef struct {
     int b_step; /* b: one value (0), one per row (1), laid out as a (2) */
     int32_t za, zb;
     quant_post post;
+    int prelu;         /* PRelu: where a - za >= 0 the output is a - za requantized by pos instead */
+    quant_post pos;
     int tasks;
 } mul_job;
 
@@ -784,23 +786,46 @@ HOT_INT static void mul_task(void *ctx, int t)
             else
                 MUL_CHUNK(uint8_t)
             quant_post_apply(&J->post, acc, 0, J->out, at, len);
+            if (J->prelu) {
+                uint8_t pos[POST_CHUNK];
+                const int is_signed = J->post.kind == 'b';
+                for (Py_ssize_t i = 0; i < len; i++)
+                    acc[i] = (is_signed ? ((const int8_t *)J->a)[at + i] : ((const uint8_t *)J->a)[at + i]) - J->za;
+                quant_post_apply(&J->pos, acc, 0, (char *)pos, 0, len);
+                for (Py_ssize_t i = 0; i < len; i++)
+                    J->out[at + i] = acc[i] >= 0 ? (char)pos[i] : J->out[at + i];
+            }
         }
 }
 
-/* quantized_mul(a, b, out, kind, rows, inner, b_step, za, zb, mult, shift, pot, zo, lo, hi): 8-bit storage
- * (kind B or b) out[r, i] = clamp(R((a[r, i] - za) * (b - zb)) + zo, lo, hi), R the requantization of
- * requantize by (mult, shift) (int64 arrays of one value, pot as there); b one value (b_step 0), one per
- * row (1) or laid out as a (2). Products of 8-bit codes fit int32, so no bound is needed. */
+/* quantized_mul(a, b, out, kind, rows, inner, b_step, za, zb, mult, shift, pot, zo, lo, hi[, pos_mult,
+ * pos_shift, pos_pot]): 8-bit storage (kind B or b) out[r, i] = clamp(R((a[r, i] - za) * (b - zb)) + zo, lo,
+ * hi), R the requantization of requantize by (mult, shift) (int64 arrays of one value, pot as there); b
+ * one value (b_step 0), one per row (1) or laid out as a (2). Products of 8-bit codes fit int32, so no
+ * bound is needed. With pos_mult/pos_shift (PRelu, b the slope): where a - za >= 0 the output is
+ * clamp(R'(a - za) + zo, lo, hi) with R' by those. */
 static PyObject *quantized_mul(PyObject *self, PyObject *args)
 {
-    Py_buffer xa, xb, ob, mb, sb, held[3];
+    Py_buffer xa, xb, ob, mb, sb, held[3], pm = {0}, ps = {0}, pos_held[3];
     mul_job J = {0};
     long long za, zb;
-    if (!PyArg_ParseTuple(args, "y*y*w*CnniLLy*y*pLLL", &xa, &xb, &ob, &J.post.kind, &J.rows, &J.inner, &J.b_step,
-                          &za, &zb, &mb, &sb, &J.post.pot, &J.post.zo, &J.post.lo, &J.post.hi))
+    if (!PyArg_ParseTuple(args, "y*y*w*CnniLLy*y*pLLL|y*y*p", &xa, &xb, &ob, &J.post.kind, &J.rows, &J.inner,
+                          &J.b_step, &za, &zb, &mb, &sb, &J.post.pot, &J.post.zo, &J.post.lo, &J.post.hi, &pm, &ps,
+                          &J.pos.pot))
         return NULL;
     const Py_ssize_t n = J.rows * J.inner, nb = J.b_step == 0 ? 1 : J.b_step == 1 ? J.rows : n;
     const char *err = parse_quant_post(&J.post, Py_None, &mb, &sb, J.post.kind, 1, n, NULL, NULL, held);
+    for (int i = 0; i < 3; i++)
+        pos_held[i].obj = NULL;
+    J.prelu = pm.obj != NULL;
+    if (!err && J.prelu) {
+        J.pos.zo = J.post.zo;
+        J.pos.lo = J.post.lo;
+        J.pos.hi = J.post.hi;
+        err = ps.obj ? parse_quant_post(&J.pos, Py_None, &pm, &ps, J.post.kind, 1, n, NULL, NULL, pos_held)
+                     : "pos_mult needs pos_shift";
+        J.pos.int32 = 1;
+    }
     int ok = !err && (J.post.kind == 'B' || J.post.kind == 'b') && J.rows >= 0 && J.inner >= 0 && J.b_step >= 0 &&
              J.b_step <= 2 && xa.len >= n && xb.len >= nb && ob.len >= n && za >= -128 && za <= 255 && zb >= -128 &&
              zb <= 255;
@@ -815,6 +840,11 @@ static PyObject *quantized_mul(PyObject *self, PyObject *args)
         run_tasks(J.tasks, mul_task, &J);
     }
     release_held(held);
+    release_held(pos_held);
+    if (pm.obj)
+        PyBuffer_Release(&pm);
+    if (ps.obj)
+        PyBuffer_Release(&ps);
     return finish(ok, 1, "quantized_mul: 8-bit kinds only, buffer sizes or zero points that do not match", 5, &xa,
                   &xb, &ob, &mb, &sb);
 }

@@ -176,9 +176,10 @@ def quantized_add(a, b, out, kind: str, n: int, za: int, zb: int, left: int, ma:
 
 
 def quantized_mul(a, b, out, kind: str, rows: int, inner: int, b_step: int, za: int, zb: int, mult, shift, pot: bool,
-                  zo: int, lo: int, hi: int) -> None:
+                  zo: int, lo: int, hi: int, pos_mult=None, pos_shift=None, pos_pot: bool = False) -> None:
     """Integer MUL of 8-bit storage: (a - za) * (b - zb) requantized as ``requantize`` does; b one value
-    (b_step 0), one per row (1) or laid out as a (2)."""
+    (b_step 0), one per row (1) or laid out as a (2). With pos_mult/pos_shift (PRelu): where a - za >= 0,
+    a - za requantized by those instead."""
     name = "quantized_mul"
     if kind not in ("B", "b") or b_step not in (0, 1, 2):
         raise ValueError(f"{name}: 8-bit kinds only, b_step 0, 1 or 2")
@@ -189,6 +190,10 @@ def quantized_mul(a, b, out, kind: str, rows: int, inner: int, b_step: int, za: 
     other = other.reshape((1, 1, 1) if b_step == 0 else (1, rows, 1) if b_step == 1 else (1, rows, inner))
     dst = _flat(out, dtype, rows * inner, name).reshape(1, rows, inner)
     _requantize_rows(values * other, None, mult, shift, pot, dst, zo, lo, hi, name)
+    if pos_mult is not None:
+        positive = np.empty_like(dst)
+        _requantize_rows(values, None, pos_mult, pos_shift, pos_pot, positive, zo, lo, hi, name)
+        dst[...] = np.where(values >= 0, positive, dst)
 
 
 def quantize(x, x_kind: str, scale: float, zero: int, out, out_kind: str, lo: int, hi: int) -> None:

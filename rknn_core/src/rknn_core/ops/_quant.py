@@ -301,27 +301,52 @@ def _mul_layout(a_shape: tuple, b_shape: tuple) -> tuple[int, int, int] | None:
     return None
 
 
+def _compiled_mul(a: np.ndarray, b: np.ndarray, a_q: QuantParams, b_q: QuantParams, out_q: QuantParams, m: float,
+                  positive: float | None = None) -> np.ndarray | None:
+    """``quantized_mul`` on the compiled kernel (with ``positive``: PRelu, a's non-negative codes requantized
+    by it alone), or None when it does not apply: 8-bit per-tensor storage of one type, b one value, one per
+    (N, C) position or a's shape."""
+    kind = STORAGE_KINDS.get(out_q.qtype)
+    layout = _mul_layout(a.shape, b.shape)
+    if not (kind in ("B", "b") and layout is not None and a_q.qtype == b_q.qtype == out_q.qtype
+            and a.dtype == b.dtype == np.dtype(QTYPES[out_q.qtype][2]) and a_q.axis is None and b_q.axis is None):
+        return None
+    pot, mult, shift = _plan((float(m),))
+    lo, hi, dtype = QTYPES[out_q.qtype]
+    extra = ()
+    if positive is not None:
+        positive_pot, positive_mult, positive_shift = _plan((float(positive),))
+        extra = (positive_mult, positive_shift, positive_pot)
+    out = np.empty(a.shape, dtype)
+    _native.quantized_mul(np.ascontiguousarray(a), np.ascontiguousarray(b), out, kind, *layout, a_q.zero_point[0],
+                          b_q.zero_point[0], mult, shift, pot, out_q.zero_point[0], lo, hi, *extra)
+    return out
+
+
 def quantized_mul(a: np.ndarray, b: np.ndarray, a_q: QuantParams, b_q: QuantParams, out_q: QuantParams
                   ) -> np.ndarray:
-    """a * b in integers: (a - za)(b - zb) requantized by a_s * b_s / out_s. 8-bit per-tensor storage of one
-    type runs on the compiled kernel when b is one value, one per (N, C) position or a's shape (either
-    operand may be the broadcast one); anything else multiplies centered codes in numpy. Same codes."""
+    """a * b in integers: (a - za)(b - zb) requantized by a_s * b_s / out_s, on the compiled kernel where it
+    applies (either operand may be the broadcast one), else in numpy on centered codes. Same codes."""
     a, b = np.asarray(a), np.asarray(b)
     if a.size < b.size:
         a, b, a_q, b_q = b, a, b_q, a_q
     m = a_q.scale[0] * b_q.scale[0] / out_q.scale[0]
-    kind = STORAGE_KINDS.get(out_q.qtype)
-    layout = _mul_layout(a.shape, b.shape)
-    if (kind in ("B", "b") and layout is not None and a_q.qtype == b_q.qtype == out_q.qtype
-            and a.dtype == b.dtype == np.dtype(QTYPES[out_q.qtype][2]) and a_q.axis is None and b_q.axis is None):
-        pot, mult, shift = _plan((float(m),))
-        lo, hi, dtype = QTYPES[out_q.qtype]
-        out = np.empty(a.shape, dtype)
-        _native.quantized_mul(np.ascontiguousarray(a), np.ascontiguousarray(b), out, kind, *layout, a_q.zero_point[0],
-                              b_q.zero_point[0], mult, shift, pot, out_q.zero_point[0], lo, hi)
+    out = _compiled_mul(a, b, a_q, b_q, out_q, m)
+    if out is not None:
         return out
     acc = centered_int(a, a_q) * centered_int(b, b_q)
     return requantize_channels(acc, m, out_q.zero_point[0], out_q.qtype)
+
+
+def quantized_prelu(x: np.ndarray, slope: np.ndarray, x_q: QuantParams, s_q: QuantParams, out_q: QuantParams
+                    ) -> np.ndarray | None:
+    """PRelu on the compiled kernel: x - zx requantized by x_s / out_s where it is not negative, else
+    (x - zx)(slope - zs) by x_s * s_s / out_s (the codes of the numpy form); None when it does not apply."""
+    x, slope = np.asarray(x), np.asarray(slope)
+    if x.size < slope.size:
+        return None
+    return _compiled_mul(x, slope, x_q, s_q, out_q, x_q.scale[0] * s_q.scale[0] / out_q.scale[0],
+                         x_q.scale[0] / out_q.scale[0])
 
 
 ADD_LEFT_SHIFT = {"u8": 20, "i8": 20, "i16": 15}

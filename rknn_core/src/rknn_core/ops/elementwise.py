@@ -17,6 +17,7 @@ from rknn_core.ops._quant import (
     lut_kernel,
     quantized_add,
     quantized_mul,
+    quantized_prelu,
     requantize_channels,
     rescale,
 )
@@ -171,6 +172,9 @@ def _prelu_quant(inputs, in_q, out_q, attrs):
     """Integer PRelu: centered x requantized by x_s/out_s where x >= 0, else x times the centered
     slope requantized by x_s*slope_s/out_s (two multipliers, as TFLite's PRELU)."""
     x_q, s_q, o_q = in_q[0], in_q[1], out_q[0]
+    compiled = None if s_q is None else quantized_prelu(inputs[0], inputs[1], x_q, s_q, o_q)
+    if compiled is not None:
+        return [compiled]
     xc = centered_int(inputs[0], x_q)
     if s_q is None:  # an integer slope input: real values already
         sc, s_scale = np.asarray(inputs[1], np.int64), 1.0
