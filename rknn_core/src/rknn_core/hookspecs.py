@@ -33,8 +33,8 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 @hookspec
 def rknn_frontends() -> Iterable[Frontend]:
     """Model importers. ``Frontend.loader`` is the RKNN method it serves (``load_onnx``);
-    ``Frontend.load(**kwargs)`` receives that method's keyword arguments and returns a ``Graph``
-    with inferred shapes."""
+    ``Frontend.load(**kwargs)`` receives that method's keyword arguments (and the session's
+    ``registry`` when it declares that parameter) and returns a ``Graph``."""
 
 
 @hookspec

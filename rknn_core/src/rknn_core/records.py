@@ -71,7 +71,9 @@ def op_key(op_type: str, domain: str = "") -> str:
 
 @attrs.frozen
 class Frontend:
-    """A model importer. ``load(**kwargs) -> Graph`` takes the ``load_*`` method's keywords."""
+    """A model importer. ``load(**kwargs) -> Graph`` takes the ``load_*`` method's keywords; a ``load``
+    that declares a ``registry`` parameter also receives the session's ``Registry`` (its ops and
+    ``registry.converters(frontend)``)."""
 
     name: str
     loader: str
