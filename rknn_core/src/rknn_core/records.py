@@ -55,6 +55,10 @@ class OpDef:
     def quantizable(self) -> bool:
         return self.quant_kernel is not None or self.quant_same_scale
 
+    def weight_axes(self, attrs: dict) -> dict[int, int]:
+        """``quant_weight_axes(attrs)``, or no per-channel weights when the op declares none."""
+        return self.quant_weight_axes(attrs) if self.quant_weight_axes else {}
+
     @property
     def key(self) -> str:
         """The registry key: the op type, prefixed by its domain outside the default ONNX domain."""

@@ -352,9 +352,8 @@ def _channel_axis(graph: Graph, node, entry: Entry, registry: Registry) -> int:
     weight input, else 0 (biases)."""
     if node is None or entry.position < 0:
         return 0
-    opdef = op_for(node, registry)
-    axes = opdef.quant_weight_axes(node.attrs) if opdef.quant_weight_axes else {}
-    return axes.get(entry.position, 0) % max(len(graph.tensors[entry.tensor].shape or ()), 1)
+    axis = op_for(node, registry).weight_axes(node.attrs).get(entry.position, 0)
+    return axis % max(len(graph.tensors[entry.tensor].shape or ()), 1)
 
 
 def _give(edits: HybridEdits, entry: Entry, q: QuantParams, line: int, path: str) -> None:

@@ -72,7 +72,7 @@ def _quantize_constants(graph: Graph, node, opdef, quantizer: Quantizer, given: 
     """Float constants read by a quantized node become storage integers with their own parameters
     (except the op's ``quant_param_inputs``, real-valued parameters such as Resize scales); weights
     the op takes per channel get the quantizer's per-channel parameters where it has them."""
-    channel_axes = opdef.quant_weight_axes(node.attrs) if opdef.quant_weight_axes else {}
+    channel_axes = opdef.weight_axes(node.attrs)
     for position, name in enumerate(node.inputs):
         if not name or position in opdef.quant_param_inputs:
             continue

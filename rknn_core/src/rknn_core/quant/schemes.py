@@ -1,5 +1,5 @@
 """Quantization schemes: the core's three built-in quantizers and the registry look-up every
-quantization step goes through (``build``, hybrid quantization, accuracy analysis)."""
+quantization step goes through (``config``, ``build``, hybrid quantization)."""
 
 from __future__ import annotations
 
