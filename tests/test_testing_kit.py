@@ -212,3 +212,20 @@ def test_check_quant_kernel_passes_integer_inputs_through():
     """ReduceMean (opset 18) reads its axes from an int64 input: it stays integer, the float data is quantized."""
     x = (np.random.default_rng(7).standard_normal((3, 10)) * 2).astype(np.float32)
     assert 0 < check_quant_kernel("ReduceMean", [x, np.array([1], np.int64)], {"keepdims": 1}) <= 1.0
+
+
+def test_cached_folder_builds_once_and_a_losing_builder_leaves_nothing(tmp_path):
+    from rknn_core.testing import cached_folder
+
+    calls = []
+
+    def build(folder):
+        calls.append(folder)
+        (folder / "ref.npz").write_bytes(b"x")
+
+    target = tmp_path / "cache" / "net-v1"
+    assert cached_folder(target, build) == target and (target / "ref.npz").read_bytes() == b"x"
+    assert cached_folder(target, build) == target and len(calls) == 1  # the second call finds it
+    (target / "ref.npz").unlink()  # another worker's half-built folder: the rename loses, the temp goes
+    assert cached_folder(target, build) == target and len(calls) == 2
+    assert sorted(p.name for p in target.parent.iterdir()) == ["net-v1"]

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import importlib
 import pathlib
-import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import pytest
+
+from rknn_core.testing import cached_folder
 
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install torch==2.13.0, the CPU wheel)")
 pytest.importorskip("rknn_torch", reason="the rknn-torch plugin is not installed")
@@ -93,16 +93,7 @@ def torch_outputs(path: pathlib.Path | str, feeds: Sequence[np.ndarray]) -> list
 
 def cached(name: str, build: Callable[[pathlib.Path], None]) -> pathlib.Path:
     """The folder of ``name`` (model.pt, ref.npz), made by ``build(folder)`` when missing."""
-    folder = CACHE / f"{name}-{VERSION}"
-    if not (folder / "ref.npz").is_file():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{name}-", dir=CACHE))
-        build(tmp)
-        try:  # atomic: parallel test workers may build the same model
-            tmp.rename(folder)
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return folder
+    return cached_folder(CACHE / f"{name}-{VERSION}", build)
 
 
 def torchvision_case(arch: str, mode: str, size: int, **kwargs) -> pathlib.Path:

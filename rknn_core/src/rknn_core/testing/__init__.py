@@ -6,12 +6,14 @@
 - quantized kernel within the documented bound: ``check_quant_kernel`` (1 output LSB by default);
 - a registry for the plugin under test: ``registry_with``; the records a set of packages supplied:
   ``records_from`` (``source_packages(root)``: the packages whose source is in a repository);
-- the vendor flow round trip: ``vendor_flow`` (``write_dataset`` for calibration samples).
+- the vendor flow round trip: ``vendor_flow`` (``write_dataset`` for calibration samples);
+- reference models generated once and cached: ``cached_folder``.
 
 Importing it needs neither pytest, onnx nor onnxruntime; the helpers that use onnx/onnxruntime import
 them when called.
 """
 
+from rknn_core.testing.cache import cached_folder
 from rknn_core.testing.flow import using_registry, vendor_flow, write_dataset
 from rknn_core.testing.onnx_models import make_model, save_model, single_op
 from rknn_core.testing.quant import check_quant_kernel
@@ -26,7 +28,7 @@ from rknn_core.testing.reference import (
 from rknn_core.testing.registry import record_package, records_from, registry_with, source_packages
 
 __all__ = [
-    "assert_close", "check_against_ort", "check_quant_kernel", "check_random_shapes", "make_model",
+    "assert_close", "cached_folder", "check_against_ort", "check_quant_kernel", "check_random_shapes", "make_model",
     "record_package", "random_array", "random_shape", "records_from", "registry_with", "run_ort", "save_model",
     "single_op", "source_packages", "using_registry", "vendor_flow", "write_dataset",
 ]
