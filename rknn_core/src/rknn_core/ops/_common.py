@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,21 +18,27 @@ def memo_by_attrs(fn: Callable) -> Callable:
     """Memoize ``fn(attrs, *key, *objects)`` per node attribute dict, hashable ``key`` and ``objects``
     (compared by identity and held weakly: constants, quantization parameters): kernels run the same
     nodes again and again, so per-node plans are worked out once. An entry is used only while its dict
-    has the same contents (passes may edit attributes) and its objects are still the same."""
+    has the same contents (passes may edit attributes); it goes when one of its objects does (so an
+    entry found is one of live objects, which no other object's identity can match)."""
     cache: dict = {}
 
     def memoized(attrs: dict, *key, objects: tuple = ()):
         slot = (id(attrs), *key, *map(id, objects))
         entry = cache.get(slot)
-        if entry is not None and entry[0] == attrs and all(ref() is obj for ref, obj in zip(entry[1], objects)):
+        if entry is not None and entry[0] == attrs:
             return entry[2]
         if len(cache) > 4096:
             cache.clear()
         value = fn(attrs, *key, *objects)
-        cache[slot] = (dict(attrs), [(lambda: None) if obj is None else weakref.ref(obj) for obj in objects], value)
+        forget = functools.partial(_forget, cache, slot)
+        cache[slot] = (dict(attrs), [weakref.ref(obj, forget) for obj in objects if obj is not None], value)
         return value
 
     return memoized
+
+
+def _forget(cache: dict, slot: tuple, _ref) -> None:
+    cache.pop(slot, None)
 
 
 def norm_axis(axis: int, rank: int) -> int:

@@ -24,6 +24,7 @@ from rknn_core.quant.fixedpoint import multiplier_plan, multiply, quantize_multi
 from rknn_core.quant.params import ARRAY_KINDS, QTYPES, STORAGE_KINDS, _broadcast, dequantize, quantize
 
 EXACT_FLOAT32 = 2**24  # integers below this add exactly in float32
+STORAGE_DTYPES = {qtype: np.dtype(dtype) for qtype, (_, _, dtype) in QTYPES.items()}
 
 
 def centered(v: np.ndarray, q: QuantParams, dtype=np.float64) -> np.ndarray:
@@ -206,13 +207,31 @@ def requantize_channels(acc: np.ndarray, m, zero_point: int, qtype: str, bounds:
         if bounds is not None:
             lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
         return _requantize_numpy(acc, m, zero_point, qtype, (lo, hi), axis, bias)
+    return requantize_by_plan(acc, requant_plan(m, qtype, bounds, channels, bias), zero_point, axis)
+
+
+def requantizer(m, zero_point: int, qtype: str, channels: int = 1) -> Callable[..., np.ndarray]:
+    """``requantize_channels(acc, m, zero_point, qtype, axis=axis)`` as ``call(acc, axis=None)`` for float32,
+    float64, int32 or int64 ``acc`` with ``channels`` channels along ``axis``, the plan worked out once (kernels
+    keep it per node)."""
+    m = np.asarray(m, dtype=np.float64).reshape(-1)
+    if qtype not in STORAGE_KINDS or m.size not in (1, channels):
+        return lambda acc, axis=None: requantize_channels(acc, m, zero_point, qtype, axis=axis)
+    plan = requant_plan(m, qtype, None, channels, None)
+    return lambda acc, axis=None: requantize_by_plan(acc, plan, zero_point, axis)
+
+
+def requantize_by_plan(acc: np.ndarray, plan: RequantPlan, zero_point: int, axis: int | None) -> np.ndarray:
+    """``acc`` (float32, float64, int32 or int64 integer values) requantized on the compiled kernel by a plan of one
+    multiplier, or of one per channel along ``axis`` (non-negative); kernels that run a node again and again
+    keep the plan."""
     acc = np.ascontiguousarray(acc)
+    channels = 1 if axis is None else acc.shape[axis]
     outer = math.prod(acc.shape[:axis]) if axis is not None else 1
     inner = math.prod(acc.shape[axis + 1:]) if axis is not None else acc.size
-    plan = requant_plan(m, qtype, bounds, channels, bias)
     out = np.empty(acc.shape, dtype=plan.dtype)
-    _native.requantize(acc, kind, plan.bias, plan.mult, plan.shift, plan.pot, out, plan.kind, outer, channels, inner,
-                       int(zero_point), plan.lo, plan.hi)
+    _native.requantize(acc, ARRAY_KINDS[acc.dtype], plan.bias, plan.mult, plan.shift, plan.pot, out, plan.kind, outer,
+                       channels, inner, int(zero_point), plan.lo, plan.hi)
     return out
 
 
@@ -284,9 +303,10 @@ def rescale(v: np.ndarray, src: QuantParams, dst: QuantParams) -> np.ndarray:
     return requantize_channels(acc, src.scale[0] / dst.scale[0], dst.zero_point[0], dst.qtype)
 
 
+@functools.lru_cache(maxsize=1024)
 def _mul_layout(a_shape: tuple, b_shape: tuple) -> tuple[int, int, int] | None:
     """(rows, inner, b_step) of the compiled MUL for ``b`` broadcast against ``a``: one value (b_step 0), one
-    per leading (N, C) position (1) or ``a``'s own shape (2); None for other broadcasts."""
+    per leading (N, C) position (1) or ``a``'s own shape (2); None for other broadcasts. Cached per shapes."""
     padded = (1,) * (len(a_shape) - len(b_shape)) + tuple(b_shape)
     rows = math.prod(a_shape[:2]) if len(a_shape) >= 2 else 1
     inner = math.prod(a_shape) // max(rows, 1)
@@ -308,18 +328,18 @@ def _compiled_mul(a: np.ndarray, b: np.ndarray, a_q: QuantParams, b_q: QuantPara
     (N, C) position or a's shape."""
     kind = STORAGE_KINDS.get(out_q.qtype)
     layout = _mul_layout(a.shape, b.shape)
+    dtype = STORAGE_DTYPES[out_q.qtype]
     if not (kind in ("B", "b") and layout is not None and a_q.qtype == b_q.qtype == out_q.qtype
-            and a.dtype == b.dtype == np.dtype(QTYPES[out_q.qtype][2]) and a_q.axis is None and b_q.axis is None):
+            and a.dtype == b.dtype == dtype and a_q.axis is None and b_q.axis is None):
         return None
     pot, mult, shift = _plan((float(m),))
-    lo, hi, dtype = QTYPES[out_q.qtype]
     extra = ()
     if positive is not None:
         positive_pot, positive_mult, positive_shift = _plan((float(positive),))
         extra = (positive_mult, positive_shift, positive_pot)
     out = np.empty(a.shape, dtype)
     _native.quantized_mul(np.ascontiguousarray(a), np.ascontiguousarray(b), out, kind, *layout, a_q.zero_point[0],
-                          b_q.zero_point[0], mult, shift, pot, out_q.zero_point[0], lo, hi, *extra)
+                          b_q.zero_point[0], mult, shift, pot, out_q.zero_point[0], *QTYPES[out_q.qtype][:2], *extra)
     return out
 
 
@@ -367,20 +387,42 @@ def _add_out_plan(m_out: float) -> tuple:
     return pot, mo, so
 
 
+@functools.lru_cache(maxsize=4096)
+def _add_constants(a_scale: float, b_scale: float, out_scale: float, qtype: str) -> tuple:
+    """The compiled ADD's constants after its zero points: (left shift, ma, sa, mb, sb) and after the sign
+    (mo, so, pot) (``_add_plan`` and ``_add_out_plan`` looked up once per scale triple)."""
+    shift, ma, sa, mb, sb, m_out = _add_plan(a_scale, b_scale, out_scale, qtype)
+    pot, mo, so = _add_out_plan(m_out)
+    return (shift, ma, sa, mb, sb), (int(mo), int(so), pot)
+
+
+@functools.lru_cache(maxsize=1024)
+def _broadcast_shape(a_shape: tuple, b_shape: tuple) -> tuple[int, ...]:
+    return tuple(np.broadcast_shapes(a_shape, b_shape))
+
+
+def _expanded(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``a`` and ``b`` as C-contiguous arrays of their broadcast shape (views where they hold every value)."""
+    if a.shape != b.shape:
+        shape = _broadcast_shape(a.shape, b.shape)
+        size = math.prod(shape)
+        a, b = (v.reshape(shape) if v.size == size else np.broadcast_to(v, shape) for v in (a, b))
+    return np.ascontiguousarray(a), np.ascontiguousarray(b)
+
+
 def quantized_add(a: np.ndarray, b: np.ndarray, a_q: QuantParams, b_q: QuantParams, out_q: QuantParams,
                   sign: int = 1) -> np.ndarray:
     """a + sign * b with TFLite's integer ADD: both sides scaled to a common fixed-point grid."""
-    shift, ma, sa, mb, sb, m_out = _add_plan(a_q.scale[0], b_q.scale[0], out_q.scale[0], out_q.qtype)
     a, b = np.asarray(a), np.asarray(b)
     kind = STORAGE_KINDS.get(out_q.qtype)
-    if kind is not None and a.dtype == b.dtype == QTYPES[out_q.qtype][2] == np.dtype(QTYPES[a_q.qtype][2]):
-        a2, b2 = (a, b) if a.shape == b.shape else np.broadcast_arrays(a, b)
-        a2, b2 = np.ascontiguousarray(a2), np.ascontiguousarray(b2)
-        pot, mo, so = _add_out_plan(m_out)
-        lo, hi, dtype = QTYPES[out_q.qtype]
+    dtype = STORAGE_DTYPES[out_q.qtype]
+    if kind is not None and a.dtype == b.dtype == dtype == STORAGE_DTYPES[a_q.qtype]:
+        left, right = _add_constants(a_q.scale[0], b_q.scale[0], out_q.scale[0], out_q.qtype)
+        a2, b2 = _expanded(a, b)
         out = np.empty(a2.shape, dtype=dtype)
-        _native.quantized_add(a2, b2, out, kind, out.size, a_q.zero_point[0], b_q.zero_point[0], shift, ma, sa,
-                              mb, sb, sign, int(mo), int(so), pot, out_q.zero_point[0], lo, hi)
+        _native.quantized_add(a2, b2, out, kind, out.size, a_q.zero_point[0], b_q.zero_point[0], *left, sign, *right,
+                              out_q.zero_point[0], *QTYPES[out_q.qtype][:2])
         return out
+    shift, ma, sa, mb, sb, m_out = _add_plan(a_q.scale[0], b_q.scale[0], out_q.scale[0], out_q.qtype)
     terms = [multiply(centered(v, q).astype(np.int64) << shift, m, s) for v, q, m, s in ((a, a_q, ma, sa), (b, b_q, mb, sb))]
     return requantize(terms[0] + sign * terms[1], m_out, out_q.zero_point[0], out_q.qtype)

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
 from rknn_core.errors import RknnError
 from rknn_core.ir import QuantParams, TensorInfo
 from rknn_core.kernels_backend import native as _native
-from rknn_core.ops._common import broadcast, default_cost, norm_axis, promote, same_as_first
+from rknn_core.ops._common import broadcast, default_cost, memo_by_attrs, norm_axis, promote, same_as_first
 from rknn_core.ops._quant import (
     STORAGE_KINDS,
     centered,
     exact_chunks,
     exact_dtype,
     requantize_accumulator,
-    requantize_channels,
+    requantizer,
     to_int,
     weight_plan,
 )
@@ -329,11 +330,16 @@ def _lrn_infer(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]
 
 def _axis_view(x: np.ndarray, attrs: dict) -> tuple[np.ndarray, int]:
     """``x`` viewed for the op (2-D when ``coerce_2d``, the opset < 13 form) and the reduced axis."""
+    shape, axis = _view_shape(x.shape, attrs)
+    return x.reshape(shape), axis
+
+
+def _view_shape(shape: tuple, attrs: dict) -> tuple[tuple, int]:
+    """The shape ``_axis_view`` gives an input of ``shape``, and the reduced axis."""
     if attrs.get("coerce_2d"):
-        axis = norm_axis(int(attrs.get("axis", 1)), x.ndim)
-        rows = int(np.prod(x.shape[:axis], dtype=np.int64))
-        return x.reshape(rows, -1), 1
-    return x, norm_axis(int(attrs.get("axis", -1)), x.ndim)
+        axis = norm_axis(int(attrs.get("axis", 1)), len(shape))
+        return (math.prod(shape[:axis]), -1), 1
+    return tuple(shape), norm_axis(int(attrs.get("axis", -1)), len(shape))
 
 
 def _softmax_family(fn):
@@ -344,15 +350,27 @@ def _softmax_family(fn):
     return kernel
 
 
+def _reduced(ufunc: np.ufunc, v: np.ndarray, axis: int) -> np.ndarray:
+    """``ufunc.reduce(v, axis=axis, keepdims=True)`` (max or sum) to broadcast against ``v``. Along an axis of
+    two values (two-class heads) it is one elementwise call on the halves (the same single operation per
+    row) given back twice along the axis: numpy loops row by row both to reduce and to broadcast a
+    reduced array, slowly when there are many short rows."""
+    if v.shape[axis] != 2:
+        return ufunc.reduce(v, axis=axis, keepdims=True)
+    before = (slice(None),) * axis
+    once = ufunc(v[before + (slice(0, 1),)], v[before + (slice(1, 2),)])
+    return np.concatenate((once, once), axis=axis)
+
+
 def _softmax(v: np.ndarray, axis: int) -> np.ndarray:
-    e = np.exp(v - v.max(axis=axis, keepdims=True))
-    e /= e.sum(axis=axis, keepdims=True)
+    e = np.exp(v - _reduced(np.maximum, v, axis))
+    e /= _reduced(np.add, e, axis)
     return e
 
 
 def _log_softmax(v: np.ndarray, axis: int) -> np.ndarray:
-    shifted = v - v.max(axis=axis, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    shifted = v - _reduced(np.maximum, v, axis)
+    return shifted - np.log(_reduced(np.add, np.exp(shifted), axis))
 
 
 def _hardmax(v: np.ndarray, axis: int) -> np.ndarray:
@@ -452,13 +470,28 @@ def _matmul_quant(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np
     a_q, b_q, o_q = in_q[0], in_q[1], out_q[0]
     if a_q.axis is not None or (b_q.axis is not None and (b.ndim < 2 or b_q.axis % b.ndim != b.ndim - 1)):
         raise RknnError("MatMul needs A per tensor and B per tensor or per channel along its last axis")
-    if b.ndim == 2:  # a weight matrix (as a fully connected layer): its centered form cached, the dtype from
-        bc, dtype = weight_plan(b, b_q, a_q, 1)  # its actual columns' bound
-    else:
-        dtype = exact_dtype(a.shape[-1], a_q, b_q)
-        bc = centered(b, b_q, dtype)
-    acc = np.matmul(centered(a, a_q, dtype), bc)
+    if b.ndim == 2:  # a weight matrix (as a fully connected layer)
+        return [_by_weights(attrs, objects=(b, a_q, b_q, o_q))(a)]
+    dtype = exact_dtype(a.shape[-1], a_q, b_q)
+    acc = np.matmul(centered(a, a_q, dtype), centered(b, b_q, dtype))
     return [requantize_accumulator(acc, a_q, b_q, o_q, -1)]
+
+
+@memo_by_attrs
+def _by_weights(attrs: dict, b: np.ndarray, a_q: QuantParams, b_q: QuantParams, o_q: QuantParams):
+    """A @ B for a 2-D B, prepared once per node: B's centered form in the accumulation dtype its actual
+    columns allow (``weight_plan``) and the requantization by a_s * b_s / out_s (per column or one)."""
+    bc, dtype = weight_plan(b, b_q, a_q, 1)
+    zero = dtype(a_q.zero_point[0])
+    m = a_q.scale[0] * np.asarray(b_q.scale, dtype=np.float64) / o_q.scale[0]
+    columns = m.size > 1
+    requantize = requantizer(m, o_q.zero_point[0], o_q.qtype, b.shape[-1] if columns else 1)
+
+    def run(a: np.ndarray) -> np.ndarray:
+        acc = np.matmul(np.subtract(a, zero, dtype=dtype), bc)
+        return requantize(acc, acc.ndim - 1 if columns else None)
+
+    return run
 
 
 SOFTMAX_EXP_BITS = 20  # exp table entries are round(2**20 * exp(-d * x_scale))
@@ -478,13 +511,28 @@ def _softmax_quant(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[n
     """Integer softmax (LUT form, as int8 NPUs and TFLite's LUT softmax compute it): with d = max - x
     in storage steps, e = round(2**20 * exp(-d * x_s)) from a table, p = round(2**30 * e / sum(e))
     (integer division, ties up), out = requantize(p, 2**-30 / out_s)."""
-    x, x_q, o_q = inputs[0], in_q[0], out_q[0]
-    v, axis = _axis_view(np.asarray(x, np.int64), attrs)
-    e = _exp_table(x_q.qtype, x_q.scale[0])[v.max(axis=axis, keepdims=True) - v]
-    total = e.sum(axis=axis, keepdims=True)
-    p = ((e << SOFTMAX_PROB_BITS) + total // 2) // total
-    out = requantize_channels(p, 2.0**-SOFTMAX_PROB_BITS / o_q.scale[0], o_q.zero_point[0], o_q.qtype)
-    return [out.reshape(x.shape)]
+    x = np.asarray(inputs[0])
+    return [_softmax_runner(attrs, x.shape, objects=(in_q[0], out_q[0]))(x)]
+
+
+@memo_by_attrs
+def _softmax_runner(attrs: dict, shape: tuple, x_q: QuantParams, o_q: QuantParams):
+    """``_softmax_quant`` for storage of ``shape``, prepared once per node: the exp table, the reduced axis
+    (of the 2-D view with ``coerce_2d``) and the output requantization."""
+    table = _exp_table(x_q.qtype, x_q.scale[0])
+    view, axis = _view_shape(shape, attrs)
+    requantize = requantizer(2.0**-SOFTMAX_PROB_BITS / o_q.scale[0], o_q.zero_point[0], o_q.qtype)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        v = x.reshape(view)
+        e = np.take(table, np.subtract(_reduced(np.maximum, v, axis), v, dtype=np.intp))
+        total = _reduced(np.add, e, axis)
+        e <<= SOFTMAX_PROB_BITS
+        e += total // 2
+        e //= total
+        return requantize(e).reshape(shape)
+
+    return run
 
 
 def _hardmax_quant(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.ndarray]:

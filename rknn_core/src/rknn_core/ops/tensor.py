@@ -6,6 +6,8 @@ Shape -> Gather -> Unsqueeze -> Concat -> Reshape) so that later ops can read th
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -120,15 +122,15 @@ def reshape_target(in_shape: tuple[int, ...], shape: list[int], allowzero: bool)
             if k >= len(in_shape):
                 raise RknnError(f"Reshape shape {shape} copies dimension {k} of a rank-{len(in_shape)} input")
             out[k] = in_shape[k]
-    total = int(np.prod(in_shape, dtype=np.int64))
+    total = math.prod(in_shape)
     if out.count(-1) > 1 or any(d < -1 for d in out):
         raise RknnError(f"Reshape shape {shape} is invalid")
     if -1 in out:
-        known = int(np.prod([d for d in out if d != -1], dtype=np.int64))
+        known = math.prod(d for d in out if d != -1)
         if known == 0 or total % known:
             raise RknnError(f"cannot reshape {tuple(in_shape)} to {shape}")
         out[out.index(-1)] = total // known
-    if int(np.prod(out, dtype=np.int64)) != total:
+    if math.prod(out) != total:
         raise RknnError(f"cannot reshape {tuple(in_shape)} ({total} elements) to {tuple(out)}")
     return tuple(out)
 
@@ -139,10 +141,16 @@ def _reshape_infer(inputs, attrs):
     return [TensorInfo(shape, x.dtype)]
 
 
+@functools.lru_cache(maxsize=1024)
+def _reshape_shape(in_shape: tuple[int, ...], shape: tuple[int, ...], allowzero: bool) -> tuple[int, ...]:
+    """``reshape_target`` cached per input shape and target (kernels reshape the same tensors every run)."""
+    return reshape_target(in_shape, list(shape), allowzero)
+
+
 def _reshape_kernel(inputs, attrs):
     x = inputs[0]
-    shape = reshape_target(x.shape, [int(v) for v in inputs[1].reshape(-1)], bool(attrs.get("allowzero", 0)))
-    return [x.reshape(shape)]
+    shape = tuple(map(int, inputs[1].reshape(-1).tolist()))
+    return [x.reshape(_reshape_shape(x.shape, shape, bool(attrs.get("allowzero", 0))))]
 
 
 def _flatten_shape(shape, attrs):
@@ -152,7 +160,7 @@ def _flatten_shape(shape, attrs):
         raise RknnError(f"Flatten axis {axis} is out of range for a rank-{rank} tensor")
     if axis < 0:
         axis += rank
-    return (int(np.prod(shape[:axis], dtype=np.int64)), int(np.prod(shape[axis:], dtype=np.int64)))
+    return math.prod(shape[:axis]), math.prod(shape[axis:])
 
 
 def _flatten_infer(inputs, attrs):
@@ -165,10 +173,16 @@ def _flatten_kernel(inputs, attrs):
 
 def _perm(attrs, rank):
     perm = attrs.get("perm")
+    return _permutation(None if perm is None else tuple(perm), rank)
+
+
+@functools.lru_cache(maxsize=1024)
+def _permutation(perm: tuple | None, rank: int) -> tuple[int, ...]:
+    """The axes order of a Transpose (reversed without ``perm``), checked; cached per (perm, rank)."""
     perm = list(range(rank))[::-1] if perm is None or len(perm) == 0 else [norm_axis(int(p), rank) for p in perm]
     if sorted(perm) != list(range(rank)):
         raise RknnError(f"Transpose perm {perm} is not a permutation of {rank} axes")
-    return perm
+    return tuple(perm)
 
 
 def _transpose_infer(inputs, attrs):
@@ -178,7 +192,7 @@ def _transpose_infer(inputs, attrs):
 
 def _transpose_kernel(inputs, attrs):
     x = inputs[0]
-    return [np.ascontiguousarray(np.transpose(x, _perm(attrs, x.ndim)))]
+    return [np.ascontiguousarray(x.transpose(_perm(attrs, x.ndim)))]
 
 
 def _squeeze_axes(shape, axes):

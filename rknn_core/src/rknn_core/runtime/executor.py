@@ -1,12 +1,16 @@
 """Run a Graph node by node with numpy kernels, freeing each tensor after its last use.
 
 For each set of fed tensors (and of tensors to keep) the executor works out a plan once: the steps
-that compute the outputs, each with its constant arguments in place, the names it reads from the
-running values and the names it frees after it. A run only walks that plan.
+that compute the outputs, each with its constant arguments in place and its call prepared (what is a
+function of the node alone worked out once, see ``prepare``), the names it reads from the running values
+and the names it frees after it. A run only walks that plan, so a plan holds the graph as it was when
+worked out; ``compute`` (one node, as bias correction and accuracy analysis run them) reads the graph as
+it is.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable
 
@@ -60,8 +64,9 @@ class Executor:
                 for i in indices]
 
     def _bound(self, i: int) -> Callable[[list], list]:
+        """Node ``i``'s prepared call for a plan; a failure names the node."""
         node = self.graph.nodes[i]
-        return lambda args: self._call(i, node, args)
+        return functools.partial(named_failures, node, named_failures(node, self.prepare, i, node))
 
     def _plan(self, fed: frozenset, keep: frozenset) -> list[Step]:
         key = (fed, keep)
@@ -129,14 +134,25 @@ class Executor:
             values[entry["input"]] = source
         return values
 
+    def prepare(self, i: int, node: Node) -> Callable[[list], list]:
+        """Node ``i``'s outputs as a function of its input values, with what depends on the node and the
+        graph alone looked up once (subclasses change the arithmetic)."""
+        kernel = self.kernels[i]
+        return lambda args: kernel(args, node.attrs)
+
     def compute(self, i: int, node: Node, args: list) -> list[np.ndarray]:
-        """One node's outputs from its input values (subclasses change the arithmetic)."""
-        return self.kernels[i](args, node.attrs)
+        """One node's outputs from its input values, on the graph as it is now."""
+        return self.prepare(i, node)(args)
 
     def _call(self, i: int, node: Node, args: list) -> list[np.ndarray]:
-        try:
-            return self.compute(i, node, args)
-        except RknnError as exc:
-            raise RknnError(f"node '{node.name}' ({node.op}) failed: {exc}") from None
-        except Exception as exc:
-            raise RknnError(f"node '{node.name}' ({node.op}) failed: {type(exc).__name__}: {exc}") from exc
+        return named_failures(node, self.compute, i, node, args)
+
+
+def named_failures(node: Node, fn: Callable, *args):
+    """``fn(*args)``; a failure is raised again as an RknnError that names ``node``."""
+    try:
+        return fn(*args)
+    except RknnError as exc:
+        raise RknnError(f"node '{node.name}' ({node.op}) failed: {exc}") from None
+    except Exception as exc:
+        raise RknnError(f"node '{node.name}' ({node.op}) failed: {type(exc).__name__}: {exc}") from exc

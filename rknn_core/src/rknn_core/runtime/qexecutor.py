@@ -33,6 +33,31 @@ def is_stored_quantized(value: np.ndarray | None, q) -> bool:
     return q is not None and value is not None and np.asarray(value).dtype.kind in "iu"
 
 
+def _converter(q, quantized: bool, constant: np.ndarray | None) -> Callable | None:
+    """What an input with parameters ``q`` goes through on its way into a node: real values quantized
+    (``quantized`` node) or storage dequantized (float node); None when nothing. A ``constant`` input
+    is converted once, here."""
+    if q is None:
+        return None
+    if quantized:
+        def convert(a):
+            return a if a is None or is_stored_quantized(a, q) else quantize(a, q)
+    else:
+        def convert(a):
+            return dequantize(a, q) if is_stored_quantized(a, q) else a
+    if constant is None:
+        return convert
+    done = convert(constant)
+    return lambda a: done if a is constant else convert(a)
+
+
+def _converted(args: list, convert: list | None) -> list:
+    """``args`` through their converters (None: as they are)."""
+    if convert is None:
+        return args
+    return [a if f is None else f(a) for f, a in zip(convert, args)]
+
+
 class QuantExecutor(Executor):
     """The Executor with integer kernels for quantized nodes; real values in and out."""
 
@@ -51,20 +76,20 @@ class QuantExecutor(Executor):
         q = self.graph.tensors[name].quant if name in self.graph.tensors else None
         return dequantize(value, q) if is_stored_quantized(value, q) else value
 
-    def compute(self, i: int, node: Node, args: list) -> list[np.ndarray]:
-        tensors = self.graph.tensors  # looked up per call: bias correction adds inputs and parameters
+    def prepare(self, i: int, node: Node) -> Callable[[list], list]:
+        """Node ``i``'s call with its inputs' and outputs' parameters looked up now (bias correction adds
+        inputs and parameters between runs, so ``compute`` prepares afresh) and its constant inputs
+        quantized (or dequantized) once."""
+        tensors, kernel = self.graph.tensors, self.kernels[i]
         in_q = [tensors[n].quant if n else None for n in node.inputs]
-        if not self.quantized[i]:
-            real_args = [None if a is None else (dequantize(a, q) if is_stored_quantized(a, q) else a)
-                         for a, q in zip(args, in_q)]
-            return self.kernels[i](real_args, node.attrs)
-        stored = [a if a is None or q is None or is_stored_quantized(a, q) else quantize(a, q)
-                  for a, q in zip(args, in_q)]
-        opdef = self.opdefs[i]
-        if opdef.quant_kernel is None:  # same-scale op: the float kernel moves storage integers
-            return self.kernels[i](stored, node.attrs)
-        out_q = [tensors[n].quant if n else None for n in node.outputs]
-        return opdef.quant_kernel(stored, in_q, out_q, node.attrs)
+        quantized = self.quantized[i]
+        convert = [_converter(q, quantized, tensors[n].data if n else None) for n, q in zip(node.inputs, in_q)]
+        if not any(convert):
+            convert = None
+        if not quantized or self.opdefs[i].quant_kernel is None:  # a float node, or a same-scale op whose
+            return lambda args: kernel(_converted(args, convert), node.attrs)  # float kernel moves storage
+        quant_kernel, out_q = self.opdefs[i].quant_kernel, [tensors[n].quant if n else None for n in node.outputs]
+        return lambda args: quant_kernel(_converted(args, convert), in_q, out_q, node.attrs)
 
     def calls(self, indices: list[int], fed: frozenset, pinned: frozenset):
         """The needed nodes' calls, with each input's normalization chain as one lookup call."""
@@ -140,7 +165,7 @@ class QuantExecutor(Executor):
             index = stored.astype(np.intp) - lo if lo else stored
             out = np.empty(stored.shape, table.dtype)
             for c in range(channels):  # output channel c looks its input channel's codes up in its table
-                np.take(tables[c], index[source[c]], out=out[target[c]])
+                tables[c].take(index[source[c]], out=out[target[c]])
             return [out]
 
         return run
