@@ -154,7 +154,8 @@ def _div_quant(inputs, in_q, out_q, attrs):
     real_b = dequantize(b, b_q) if b_q is not None else np.asarray(b, dtype=np.float64)
     if np.any(real_b == 0):
         raise RknnError("division by zero")
-    acc, m = np.broadcast_arrays(centered(inputs[0], a_q).astype(np.int64), a_q.scale[0] / (real_b * o_q.scale[0]))
+    acc = centered(inputs[0], a_q).astype(np.int64)
+    m = a_q.scale[0] / (real_b * o_q.scale[0])  # broadcast by the requantization: one plan per divisor
     # the small accumulators are first shifted left (as integer ADD does) so that the fixed-point
     # multiply rounds once, not twice; the multipliers are positive, the sign is applied apart
     out = requantize(np.abs(acc) << DIV_LEFT_SHIFT, np.abs(m) / 2**DIV_LEFT_SHIFT, 0, "i32")

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from rknn_core.ir import Graph, Node
+from rknn_core.ir import Graph, Node, QuantParams
 from rknn_core.plugins import Registry
 from rknn_core.preprocess import channel_axis
 from rknn_core.quant.params import QTYPES, dequantize, quantize
@@ -43,12 +43,29 @@ def _converter(q, quantized: bool, constant: np.ndarray | None) -> Callable | No
         def convert(a):
             return a if a is None or is_stored_quantized(a, q) else quantize(a, q)
     else:
+        to_real = dequantizer(q)
+
         def convert(a):
-            return dequantize(a, q) if is_stored_quantized(a, q) else a
+            return to_real(a) if is_stored_quantized(a, q) else a
     if constant is None:
         return convert
     done = convert(constant)
     return lambda a: done if a is constant else convert(a)
+
+
+def dequantizer(q: QuantParams) -> Callable[[np.ndarray], np.ndarray]:
+    """``dequantize(v, q)`` for storage ``v``; 8-bit codes of per-tensor parameters as one lookup in a table
+    of every code's value (the same float32 numbers in a fraction of the time)."""
+    if q.qtype not in ("u8", "i8") or len(q.scale) != 1 or len(q.zero_point) != 1:
+        return lambda v: dequantize(v, q)
+    storage = np.dtype(QTYPES[q.qtype][2])
+    table = dequantize(np.arange(256, dtype=np.uint8).view(storage), q)  # indexed by the code's byte
+
+    def run(v: np.ndarray) -> np.ndarray:
+        v = np.asarray(v)
+        return table.take(v.view(np.uint8)) if v.dtype == storage and v.ndim else dequantize(v, q)
+
+    return run
 
 
 def _converted(args: list, convert: list | None) -> list:
@@ -66,6 +83,7 @@ class QuantExecutor(Executor):
         float_nodes = set(graph.metadata.get(FLOAT_NODES, ()))
         self.quantized = [node.name not in float_nodes and opdef.quantizable
                           for node, opdef in zip(graph.nodes, self.opdefs)]
+        self._dequantizers: dict[str, tuple[QuantParams, Callable]] = {}  # per tensor, while its parameters stay
 
     def run(self, feeds: dict[str, np.ndarray], times: list | None = None, keep=()) -> dict[str, np.ndarray]:
         """Real-valued feeds in; outputs (and kept tensors) come back as real float32 values."""
@@ -74,7 +92,12 @@ class QuantExecutor(Executor):
 
     def real(self, name: str, value: np.ndarray) -> np.ndarray:
         q = self.graph.tensors[name].quant if name in self.graph.tensors else None
-        return dequantize(value, q) if is_stored_quantized(value, q) else value
+        if not is_stored_quantized(value, q):
+            return value
+        known = self._dequantizers.get(name)
+        if known is None or known[0] is not q:
+            known = self._dequantizers[name] = (q, dequantizer(q))
+        return known[1](value)
 
     def prepare(self, i: int, node: Node) -> Callable[[list], list]:
         """Node ``i``'s call with its inputs' and outputs' parameters looked up now (bias correction adds

@@ -1,0 +1,246 @@
+"""The per-node preparation of small ops gives the values of the plain formulations, bit for bit.
+
+Plans hold each node's prepared call (parameters looked up, constants quantized once); kernels keep per-node
+plans (MatMul by weights, quantized Softmax); two-class softmax rows reduce as one elementwise call; 8-bit
+outputs dequantize through a table. Each is checked against the straightforward numpy form it replaces.
+"""
+
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+import pytest
+
+from rknn_core.ir import Graph, Node, QuantParams, Tensor
+from rknn_core.ops import _common, _quant, elementwise, nn, tensor
+from rknn_core.plugins import default_registry
+from rknn_core.quant import fixedpoint
+from rknn_core.quant.params import QTYPES, dequantize, quantize
+from rknn_core.runtime import qexecutor
+from rknn_core.runtime.executor import Executor
+from rknn_core.runtime.qexecutor import QuantExecutor
+
+U8 = QuantParams("u8", 0.05, 128)
+
+
+def storage(rng, q: QuantParams, shape) -> np.ndarray:
+    lo, hi, dtype = QTYPES[q.qtype]
+    return rng.integers(lo, hi + 1, size=shape).astype(dtype)
+
+
+def add_graph(constant: np.ndarray) -> Graph:
+    """y = Add(x, c) with every tensor quantized u8 and ``c`` a constant held as real float values."""
+    graph = Graph(inputs=["x"], outputs=["y"])
+    graph.add_tensor(Tensor("x", (1, 4), quant=U8))
+    graph.add_tensor(Tensor("c", (1, 4), data=constant, quant=QuantParams("u8", 0.02, 100)))
+    graph.add_tensor(Tensor("y", (1, 4), quant=QuantParams("u8", 0.07, 90)))
+    graph.nodes.append(Node("add", "Add", ["x", "c"], ["y"]))
+    return graph
+
+
+# ---------------------------------------------------------------- executor plans
+def test_plan_quantizes_a_float_constant_once(monkeypatch):
+    constant = np.array([[0.5, -1.0, 2.0, 0.25]], np.float32)
+    graph = add_graph(constant)
+    seen = []
+    real_quantize = qexecutor.quantize
+    monkeypatch.setattr(qexecutor, "quantize", lambda v, q: seen.append(v is constant) or real_quantize(v, q))
+    executor = QuantExecutor(graph, default_registry())
+    x = np.array([[0.1, 0.2, -0.3, 1.5]], np.float32)
+    outs = [executor.run({"x": x})["y"] for _ in range(3)]
+    assert seen.count(True) == 1  # the constant at plan time; the fed input on every run
+    assert seen.count(False) == 3
+    tensors = graph.tensors
+    want = _quant.quantized_add(real_quantize(x, U8), real_quantize(constant, tensors["c"].quant), U8,
+                                tensors["c"].quant, tensors["y"].quant)
+    for out in outs:
+        np.testing.assert_array_equal(out, dequantize(want, tensors["y"].quant))
+
+
+def test_compute_reads_the_graph_as_it_is_now():
+    """Bias correction edits parameters between node runs: ``compute`` looks them up afresh."""
+    graph = add_graph(np.array([[0.5, -1.0, 2.0, 0.25]], np.float32))
+    executor = QuantExecutor(graph, default_registry())
+    x = quantize(np.array([[0.1, 0.2, -0.3, 1.5]], np.float32), U8)
+    args = [x, graph.tensors["c"].data]
+    before = executor.compute(0, graph.nodes[0], args)[0]
+    graph.tensors["y"].quant = QuantParams("u8", 0.01, 10)
+    after = executor.compute(0, graph.nodes[0], args)[0]
+    c_q = graph.tensors["c"].quant
+    want = _quant.quantized_add(x, quantize(args[1], c_q), U8, c_q, graph.tensors["y"].quant)
+    np.testing.assert_array_equal(after, want)
+    assert not np.array_equal(before, after)
+
+
+def test_a_failing_node_is_named():
+    graph = Graph(inputs=["x"], outputs=["y"])
+    graph.add_tensor(Tensor("x", (2, 3)))
+    graph.add_tensor(Tensor("s", (1,), "int64", np.array([5], np.int64)))
+    graph.add_tensor(Tensor("y", (5,)))
+    graph.nodes.append(Node("bad_reshape", "Reshape", ["x", "s"], ["y"]))
+    with pytest.raises(Exception, match="bad_reshape"):
+        Executor(graph, default_registry()).run({"x": np.zeros((2, 3), np.float32)})
+
+
+# ---------------------------------------------------------------- per-node caches
+def test_memo_by_attrs_forgets_an_entry_with_its_object():
+    calls = []
+
+    @_common.memo_by_attrs
+    def plan(attrs, key, a, b):
+        calls.append(key)
+        return len(calls)
+
+    attrs, q = {}, QuantParams("u8", 0.1, 3)
+    weights = np.zeros(3)
+    assert plan(attrs, 1, objects=(q, weights)) == plan(attrs, 1, objects=(q, weights)) == 1
+    assert plan(attrs, 1, objects=(q, None)) == 2  # another object set
+    del weights
+    gc.collect()
+    assert len(calls) == 2
+    others = [np.zeros(3) for _ in range(50)]  # whichever takes the freed identity gets its own plan
+    assert all(plan(attrs, 1, objects=(q, w)) == k + 3 for k, w in enumerate(others))
+    attrs["axis"] = 1  # an edited attribute dict is planned again
+    assert plan(attrs, 1, objects=(q, None)) == 53
+
+
+# ---------------------------------------------------------------- float softmax family
+def numpy_softmax(v: np.ndarray, axis: int) -> np.ndarray:
+    e = np.exp(v - v.max(axis=axis, keepdims=True))
+    e /= e.sum(axis=axis, keepdims=True)
+    return e
+
+
+def numpy_log_softmax(v: np.ndarray, axis: int) -> np.ndarray:
+    shifted = v - v.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+SPECIAL = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e30, -1e30, 1e-40, 88.7, -88.7, -104.0, 3.4e38, -3.4e38]
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize(("shape", "axis"), [((3000, 2), 1), ((2, 500), 0), ((3, 2, 7), 1), ((1, 55, 75, 2), 3),
+                                             ((1, 2), 1), ((4, 5), 1)])
+def test_softmax_family_equals_numpy_reductions(dtype, shape, axis):
+    rng = np.random.default_rng(0)
+    for scale in (1.0, 30.0):
+        v = (rng.standard_normal(shape) * scale).astype(dtype)
+        special = rng.random(shape) < 0.1
+        with np.errstate(all="ignore"):
+            v[special] = rng.choice(SPECIAL, int(special.sum())).astype(dtype)
+            for ours, theirs in ((nn._softmax, numpy_softmax), (nn._log_softmax, numpy_log_softmax)):
+                got, want = ours(v.copy(), axis), theirs(v.copy(), axis)
+                assert got.dtype == want.dtype and got.shape == want.shape
+                np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+
+
+# ---------------------------------------------------------------- quantized kernels
+def lut_softmax(x: np.ndarray, x_q: QuantParams, o_q: QuantParams, axis: int) -> np.ndarray:
+    """The integer softmax with numpy's own reductions (the formulation ``_softmax_quant`` documents)."""
+    v = x.astype(np.int64)
+    e = nn._exp_table(x_q.qtype, x_q.scale[0])[v.max(axis=axis, keepdims=True) - v]
+    total = e.sum(axis=axis, keepdims=True)
+    p = ((e << nn.SOFTMAX_PROB_BITS) + total // 2) // total
+    return _quant.requantize_channels(p, 2.0**-nn.SOFTMAX_PROB_BITS / o_q.scale[0], o_q.zero_point[0], o_q.qtype)
+
+
+@pytest.mark.parametrize("qtype", ["u8", "i8", "i16"])
+@pytest.mark.parametrize(("shape", "attrs", "axis"), [
+    ((1, 40, 2), {"axis": 2, "coerce_2d": True}, 1),  # two classes per row: one elementwise call
+    ((2, nn.LONG_ROW + 5), {"axis": 1, "coerce_2d": True}, 1),  # long rows: one divisor at a time
+    ((2, 2, 3), {"axis": 1}, 1),
+    ((3, 7), {"axis": -1}, 1),
+])
+def test_quantized_softmax_equals_numpy_reductions(qtype, shape, attrs, axis):
+    rng = np.random.default_rng(1)
+    x_q = QuantParams(qtype, 0.05 if qtype == "u8" else 2.0**-4, 120 if qtype == "u8" else 0)
+    o_q = QuantParams(qtype, 1 / 256 if qtype == "u8" else 2.0**-7, 0)
+    x = storage(rng, x_q, shape)
+    x[..., 0] = x[..., 1]  # ties
+    view = x.reshape(2, -1) if shape[0] == 2 and len(shape) == 2 else x.reshape(-1, shape[-1]) \
+        if attrs.get("coerce_2d") else x
+    for _ in range(2):  # the second call runs the node's kept plan
+        got = nn._softmax_quant([x], [x_q], [o_q], attrs)[0]
+        np.testing.assert_array_equal(got, lut_softmax(view, x_q, o_q, axis).reshape(shape))
+
+
+@pytest.mark.parametrize("per_column", [False, True])
+@pytest.mark.parametrize("a_shape", [(6,), (1, 6), (2, 3, 6)])
+def test_matmul_by_weights_equals_numpy_sums(per_column, a_shape):
+    rng = np.random.default_rng(2)
+    a_q, o_q = QuantParams("u8", 0.03, 100), QuantParams("u8", 0.2, 128)
+    b_q = QuantParams("u8", tuple(rng.uniform(0.01, 0.05, 4)), tuple(rng.integers(0, 256, 4)), axis=1) \
+        if per_column else QuantParams("u8", 0.02, 130)
+    a, b = storage(rng, a_q, a_shape), storage(rng, b_q, (6, 4))
+    zero_b = np.asarray(b_q.zero_point, np.int64)
+    acc = (a.astype(np.int64) - a_q.zero_point[0]) @ (b.astype(np.int64) - zero_b)
+    m = a_q.scale[0] * np.asarray(b_q.scale) / o_q.scale[0]
+    want = fixedpoint.requantize(acc, m, o_q.zero_point[0], "u8")
+    for _ in range(2):
+        np.testing.assert_array_equal(nn._matmul_quant([a, b], [a_q, b_q], [o_q], {})[0], want)
+
+
+@pytest.mark.parametrize(("a_shape", "b_shape"), [((1, 128), (128,)), ((2, 3, 4), (1,)), ((4, 1), (1, 3)),
+                                                  ((2, 3), (2, 3)), ((1,), (2, 5))])
+def test_quantized_add_broadcasts_as_numpy(a_shape, b_shape):
+    rng = np.random.default_rng(3)
+    a_q, b_q, o_q = QuantParams("u8", 0.05, 120), QuantParams("u8", 0.02, 3), QuantParams("u8", 0.06, 90)
+    a, b = storage(rng, a_q, a_shape), storage(rng, b_q, b_shape)
+    a_full, b_full = (np.ascontiguousarray(v) for v in np.broadcast_arrays(a, b))
+    for sign in (1, -1):
+        got = _quant.quantized_add(a, b, a_q, b_q, o_q, sign)
+        np.testing.assert_array_equal(got, _quant.quantized_add(a_full, b_full, a_q, b_q, o_q, sign))
+
+
+@pytest.mark.parametrize(("a_shape", "b_shape"), [((1, 40, 12), (1, 40, 1)), ((1, 1, 12), (1, 5, 1)), ((3,), ())])
+@pytest.mark.parametrize("float_divisor", [False, True])
+def test_quantized_div_equals_elementwise_multipliers(a_shape, b_shape, float_divisor):
+    """One multiplier per divisor value (broadcast by the requantization) equals one per element."""
+    rng = np.random.default_rng(4)
+    a_q, o_q = QuantParams("u8", 0.05, 120), QuantParams("u8", 0.03, 100)
+    a = storage(rng, a_q, a_shape)
+    if float_divisor:
+        b_q, b = None, rng.choice([-4.0, -0.3, 0.5, 1.7, 2.0], b_shape).astype(np.float32)
+        real_b = b.astype(np.float64)
+    else:
+        b_q = QuantParams("u8", 0.1, 50)
+        b = rng.choice(np.r_[0:50, 51:256], b_shape).astype(np.uint8)
+        real_b = dequantize(b, b_q)
+    acc, m = np.broadcast_arrays((a.astype(np.int64) - a_q.zero_point[0]),
+                                 a_q.scale[0] / (real_b * o_q.scale[0]))
+    shift = elementwise.DIV_LEFT_SHIFT
+    out = fixedpoint.requantize(np.abs(acc) << shift, np.abs(m) / 2**shift, 0, "i32")
+    want = np.clip(np.where((acc < 0) != (m < 0), -out.astype(np.int64), out) + o_q.zero_point[0], 0, 255)
+    got = elementwise._div_quant([a, b], [a_q, b_q], [o_q], {})[0]
+    np.testing.assert_array_equal(got, want.astype(np.uint8))
+
+
+@pytest.mark.parametrize("q", [QuantParams("u8", 0.05, 120), QuantParams("i8", 2.0**-5, 0),
+                               QuantParams("i16", 2.0**-9, 0), QuantParams("u8", (0.1, 0.2), (3, 4), axis=1)])
+def test_dequantizer_equals_dequantize(q):
+    rng = np.random.default_rng(5)
+    for shape in [(2, 2, 5), (1, 2)] + ([] if q.axis is not None else [(), (0, 2)]):
+        v = storage(rng, q, shape)
+        for value in (v, v[..., ::-1] if v.ndim else v):  # and a strided view
+            got = qexecutor.dequantizer(q)(value)
+            want = dequantize(value, q)
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_array_equal(got, want)
+    other = np.arange(-3, 3, dtype=np.int32).reshape(3, 2)  # storage of another integer type: the plain form
+    np.testing.assert_array_equal(qexecutor.dequantizer(q)(other), dequantize(other, q))
+
+
+# ---------------------------------------------------------------- data movement
+def test_reshape_flatten_transpose_shapes():
+    x = np.arange(24, dtype=np.float32).reshape(1, 2, 3, 4)
+    y = tensor._reshape_kernel([x, np.array([0, -1, 4], np.int64)], {})[0]
+    assert y.shape == (1, 6, 4) and np.shares_memory(x, y)
+    assert tensor._flatten_kernel([x], {"axis": -1})[0].shape == (6, 4)
+    t = tensor._transpose_kernel([x], {"perm": [0, 2, 3, 1]})[0]
+    np.testing.assert_array_equal(t, np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
+    assert t.flags.c_contiguous
+    np.testing.assert_array_equal(tensor._transpose_kernel([x], {})[0], x.T)
+    with pytest.raises(Exception, match="not a permutation"):
+        tensor._transpose_kernel([x], {"perm": [0, 0, 1, 2]})
