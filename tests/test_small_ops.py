@@ -148,7 +148,8 @@ def lut_softmax(x: np.ndarray, x_q: QuantParams, o_q: QuantParams, axis: int) ->
 
 @pytest.mark.parametrize("qtype", ["u8", "i8", "i16"])
 @pytest.mark.parametrize(("shape", "attrs", "axis"), [
-    ((1, 40, 2), {"axis": 2, "coerce_2d": True}, 1),  # two classes per row: one elementwise call
+    ((1, nn.PAIR_ROWS + 3, 2), {"axis": 2, "coerce_2d": True}, 1),  # two classes per row: one elementwise call
+    ((1, 5, 2), {"axis": 2, "coerce_2d": True}, 1),
     ((2, nn.LONG_ROW + 5), {"axis": 1, "coerce_2d": True}, 1),  # long rows: one divisor at a time
     ((2, 2, 3), {"axis": 1}, 1),
     ((3, 7), {"axis": -1}, 1),
@@ -226,10 +227,35 @@ def test_dequantizer_equals_dequantize(q):
         for value in (v, v[..., ::-1] if v.ndim else v):  # and a strided view
             got = qexecutor.dequantizer(q)(value)
             want = dequantize(value, q)
-            assert got.dtype == want.dtype and got.shape == want.shape
+            assert type(got) is type(want) and got.dtype == want.dtype and got.shape == want.shape
             np.testing.assert_array_equal(got, want)
     other = np.arange(-3, 3, dtype=np.int32).reshape(3, 2)  # storage of another integer type: the plain form
     np.testing.assert_array_equal(qexecutor.dequantizer(q)(other), dequantize(other, q))
+
+
+def table_of_codes(fn, x_q: QuantParams, o_q: QuantParams, x: np.ndarray) -> np.ndarray:
+    """The activation table worked out from scratch, indexed by the codes widened to int64."""
+    return _quant.lut_table(fn, x_q, o_q)[x.astype(np.int64) - QTYPES[x_q.qtype][0]]
+
+
+@pytest.mark.parametrize("qtype", ["u8", "i8", "i16"])
+def test_activation_tables_kept_per_node_equal_fresh_tables(qtype):
+    rng = np.random.default_rng(6)
+    x_q = QuantParams(qtype, 0.05 if qtype == "u8" else 2.0**-5, 100 if qtype == "u8" else 0)
+    o_q = QuantParams(qtype, 0.02 if qtype == "u8" else 2.0**-6, 30 if qtype == "u8" else 0)
+    x = storage(rng, x_q, (2, 3, 5))
+    leaky = {op.name: op for op in elementwise.OPS}["LeakyRelu"]
+    attrs = {"alpha": 0.1}
+    for alpha in (0.1, 0.1, 0.3):  # an edited attribute gets its own table
+        attrs["alpha"] = alpha
+        got = leaky.quant_kernel([x], [x_q], [o_q], attrs)[0]
+        np.testing.assert_array_equal(got, table_of_codes(lambda r, a=alpha: np.where(r < 0, r * a, r), x_q, o_q, x))
+    low, high = np.array(-0.5, np.float32), quantize(np.array(0.75), x_q)
+    for bounds, bounds_q in (([low], [None]), ([low, high], [None, x_q]), ([None, high], [None, x_q])):
+        got = elementwise._clip_quant([x, *bounds], [x_q, *bounds_q], [o_q], {})[0]
+        real = [None if b is None else b if q is None else dequantize(b, q) for b, q in zip(bounds, bounds_q)]
+        np.testing.assert_array_equal(got, table_of_codes(lambda r, b=real: elementwise._clip_kernel([r, *b], {})[0],
+                                                          x_q, o_q, x))
 
 
 # ---------------------------------------------------------------- data movement

@@ -104,10 +104,14 @@ def unary(name: str, fn: Callable[..., np.ndarray], doc: str = "", **defaults: A
         kw = {k: attrs.get(k, v) for k, v in defaults.items()}
         return [np.asarray(fn(x, **kw)).astype(x.dtype, copy=False)]
 
-    def quant_kernel(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.ndarray]:
-        from rknn_core.ops._quant import lut_kernel
+    @functools.cache
+    def lookup() -> Callable:  # built on first use: ops._quant imports this module
+        from rknn_core.ops._quant import attrs_lut_kernel
 
-        return lut_kernel(lambda real: kernel([real], attrs)[0])(inputs, in_q, out_q, attrs)
+        return attrs_lut_kernel(lambda real, attrs: kernel([real], attrs)[0])
+
+    def quant_kernel(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.ndarray]:
+        return lookup()(inputs, in_q, out_q, attrs)
 
     return OpDef(name, with_values(same_as_first, kernel), kernel, default_cost, 1, 1, quant_kernel=quant_kernel,
                  doc=doc or f"Elementwise {name}.")

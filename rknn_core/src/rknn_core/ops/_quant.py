@@ -20,6 +20,7 @@ from attrs import frozen as attrs_frozen
 
 from rknn_core.ir import QuantParams
 from rknn_core.kernels_backend import native as _native
+from rknn_core.ops._common import memo_by_attrs
 from rknn_core.quant.fixedpoint import multiplier_plan, multiply, quantize_multiplier, requantize
 from rknn_core.quant.params import ARRAY_KINDS, QTYPES, STORAGE_KINDS, _broadcast, dequantize, quantize
 
@@ -280,13 +281,38 @@ def lut_table(fn: Callable[[np.ndarray], np.ndarray], in_q: QuantParams, out_q: 
     return quantize(np.asarray(fn(real), dtype=np.float64), out_q)
 
 
+def code_lookup(table: np.ndarray, qtype: str) -> Callable[[np.ndarray], np.ndarray]:
+    """``x -> table[x - lowest code]`` for storage ``x`` of ``qtype`` (``table`` lists every code's value); 8-bit
+    codes index a copy ordered by their byte, without widening."""
+    lo, _, dtype = QTYPES[qtype]
+    storage = np.dtype(dtype)
+    if storage.itemsize != 1:
+        return lambda x: table[np.asarray(x, dtype=np.int64) - lo]
+    by_byte = np.roll(table, lo)  # i8: the bytes 128..255 are the codes -128..-1
+
+    def run(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if x.dtype == storage and x.ndim:
+            return by_byte.take(x.view(np.uint8))
+        return table[np.asarray(x, dtype=np.int64) - lo]
+
+    return run
+
+
 def lut_kernel(fn: Callable[[np.ndarray], np.ndarray]) -> Callable:
     """An elementwise op on 8/16-bit storage as a lookup table over every input code (as the NPU's
-    activation unit does): table[q] = quantize(fn(dequantize(q)))."""
+    activation unit does): table[q] = quantize(fn(dequantize(q))), worked out once per node."""
+    return attrs_lut_kernel(lambda real, attrs: fn(real))
+
+
+def attrs_lut_kernel(fn: Callable[[np.ndarray, dict], np.ndarray]) -> Callable:
+    """``lut_kernel`` of ``fn(real, attrs)``: each node's table is worked out once (per attribute contents and
+    parameters)."""
+    lookups = memo_by_attrs(lambda attrs, in_q, out_q: code_lookup(lut_table(lambda real: fn(real, attrs), in_q, out_q),
+                                                                   in_q.qtype))
 
     def kernel(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.ndarray]:
-        x, xq, oq = inputs[0], in_q[0], out_q[0]
-        return [lut_table(fn, xq, oq)[np.asarray(x, dtype=np.int64) - QTYPES[xq.qtype][0]]]
+        return [lookups(attrs, objects=(in_q[0], out_q[0]))(inputs[0])]
 
     return kernel
 

@@ -10,11 +10,12 @@ from attrs import evolve
 
 from rknn_core.errors import RknnError
 from rknn_core.ir import TensorInfo
-from rknn_core.ops._common import binary, default_cost, same_as_first, unary, variadic, with_values
+from rknn_core.ops._common import binary, default_cost, memo_by_attrs, same_as_first, unary, variadic, with_values
 from rknn_core.ops._quant import (
     centered,
     centered_int,
-    lut_kernel,
+    code_lookup,
+    lut_table,
     quantized_add,
     quantized_mul,
     quantized_prelu,
@@ -165,8 +166,15 @@ def _div_quant(inputs, in_q, out_q, attrs):
 
 
 def _clip_quant(inputs, in_q, out_q, attrs):
-    bounds = [None if v is None else dequantize(v, q) if q is not None else v for v, q in zip(inputs[1:], in_q[1:])]
-    return lut_kernel(lambda real: _clip_kernel([real, *bounds], attrs)[0])(inputs, in_q, out_q, attrs)
+    bounds = [(inputs[k], in_q[k]) if k < len(inputs) else (None, None) for k in (1, 2)]
+    return [_clip_lookup(attrs, objects=(in_q[0], out_q[0], *bounds[0], *bounds[1]))(inputs[0])]
+
+
+@memo_by_attrs
+def _clip_lookup(attrs, x_q, o_q, low, low_q, high, high_q):
+    """Clip of storage as one table per node (and bounds): the real bounds applied to every code's value."""
+    bounds = [None if v is None else dequantize(v, q) if q is not None else v for v, q in ((low, low_q), (high, high_q))]
+    return code_lookup(lut_table(lambda real: _clip_kernel([real, *bounds], attrs)[0], x_q, o_q), x_q.qtype)
 
 
 def _prelu_quant(inputs, in_q, out_q, attrs):

@@ -350,12 +350,15 @@ def _softmax_family(fn):
     return kernel
 
 
+PAIR_ROWS = 64  # from this many rows of two values on, reductions run as one elementwise call
+
+
 def _reduced(ufunc: np.ufunc, v: np.ndarray, axis: int) -> np.ndarray:
     """``ufunc.reduce(v, axis=axis, keepdims=True)`` (max or sum) to broadcast against ``v``. Along an axis of
-    two values (two-class heads) it is one elementwise call on the halves (the same single operation per
-    row) given back twice along the axis: numpy loops row by row both to reduce and to broadcast a
-    reduced array, slowly when there are many short rows."""
-    if v.shape[axis] != 2:
+    two values (two-class heads, ``PAIR_ROWS`` rows or more) it is one elementwise call on the halves (the
+    same single operation per row) given back twice along the axis: numpy loops row by row both to reduce
+    and to broadcast a reduced array, slowly when there are many short rows."""
+    if v.shape[axis] != 2 or v.size < 2 * PAIR_ROWS:
         return ufunc.reduce(v, axis=axis, keepdims=True)
     before = (slice(None),) * axis
     once = ufunc(v[before + (slice(0, 1),)], v[before + (slice(1, 2),)])

@@ -20,6 +20,7 @@ from collections.abc import Callable
 import numpy as np
 
 from rknn_core.ir import Graph, Node, QuantParams
+from rknn_core.ops._quant import code_lookup
 from rknn_core.plugins import Registry
 from rknn_core.preprocess import channel_axis
 from rknn_core.quant.params import QTYPES, dequantize, quantize
@@ -58,14 +59,9 @@ def dequantizer(q: QuantParams) -> Callable[[np.ndarray], np.ndarray]:
     of every code's value (the same float32 numbers in a fraction of the time)."""
     if q.qtype not in ("u8", "i8") or len(q.scale) != 1 or len(q.zero_point) != 1:
         return lambda v: dequantize(v, q)
-    storage = np.dtype(QTYPES[q.qtype][2])
-    table = dequantize(np.arange(256, dtype=np.uint8).view(storage), q)  # indexed by the code's byte
-
-    def run(v: np.ndarray) -> np.ndarray:
-        v = np.asarray(v)
-        return table.take(v.view(np.uint8)) if v.dtype == storage and v.ndim else dequantize(v, q)
-
-    return run
+    lo, hi, dtype = QTYPES[q.qtype]
+    lookup = code_lookup(dequantize(np.arange(lo, hi + 1).astype(dtype), q), q.qtype)
+    return lambda v: lookup(v) if np.asarray(v).dtype == dtype and np.ndim(v) else dequantize(v, q)
 
 
 def _converted(args: list, convert: list | None) -> list:
