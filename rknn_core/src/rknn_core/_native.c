@@ -21,6 +21,7 @@
 
 #include "native/depthwise.h"
 #include "native/gemm.h"
+#include "native/maxpool.h"
 #include "native/pool.h"
 #include "native/post.h"
 #include "native/qgemm.h"
@@ -1299,6 +1300,7 @@ static PyMethodDef methods[] = {
      "Integer MUL of 8-bit storage: products of centered codes requantized (b one value, per row or full)."},
     {"qdepthwise_conv2d", qdepthwise_conv2d, METH_VARARGS,
      "Integer depthwise 2-D convolution: storage in, exact float32 sums, fixed-point requantization, storage out."},
+    {"maxpool2d", maxpool2d, METH_VARARGS, "2-D max pooling of NCHW planes (float32, uint8, int8, int16)."},
     {NULL, NULL, 0, NULL},
 };
 

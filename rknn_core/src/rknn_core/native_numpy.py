@@ -321,3 +321,32 @@ def set_threads(t: int) -> None:
 def get_threads() -> int:
     """The thread count last set (default: OMP_NUM_THREADS, else the CPUs available)."""
     return _threads
+
+
+def _tap_max(a: np.ndarray, axis: int, k: int, s: int, d: int, o: int) -> np.ndarray:
+    """np.maximum over the k taps (stride s, dilation d, o outputs) of ``axis`` of ``a``, taken in tap order."""
+    taps = [a[(slice(None),) * axis + (slice(i * d, i * d + (o - 1) * s + 1, s),)] for i in range(k)]
+    acc = taps[0].copy()
+    for tap in taps[1:]:
+        np.maximum(acc, tap, out=acc)
+    return acc
+
+
+def maxpool2d(x, kind: str, y, planes: int, h: int, w: int, kh: int, kw: int, oh: int, ow: int, sh: int, sw: int,
+              dh: int, dw: int, pt: int, pl: int) -> None:
+    """y (planes, oh, ow) = the max of every kh x kw window (strides sh, sw; dilations dh, dw) of the (planes, h, w)
+    planes of x (kind f float32, or storage B b h) placed at row pt, column pl of planes of the type's lowest value;
+    np.maximum down each window's columns in tap order, then across them."""
+    name = "maxpool2d"
+    dtype = _kind({"f": np.float32, **STORAGE}, kind, name)
+    if min(kh, kw, sh, sw, dh, dw) < 1 or min(planes, h, w, oh, ow) < 0:
+        raise ValueError(f"{name}: kernel, strides and dilations must be positive, sizes not negative")
+    values = _flat(x, dtype, planes * h * w, name).reshape(planes, h, w)
+    dst = _flat(y, dtype, planes * oh * ow, name).reshape(planes, oh, ow)
+    if dst.size == 0:
+        return
+    ph, pw = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
+    padded = _bordered(values, pt, pl, ph, pw)
+    outside = ~_bordered(np.ones((1, h, w), bool), pt, pl, ph, pw)[0]
+    padded[:, outside] = np.finfo(dtype).min if kind == "f" else np.iinfo(dtype).min
+    dst[...] = _tap_max(_tap_max(padded, 1, kh, sh, dh, oh), 2, kw, sw, dw, ow)

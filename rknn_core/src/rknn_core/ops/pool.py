@@ -2,7 +2,9 @@
 
 Windows are products of per-axis tap sets, so max, sum and Lp pooling are separable: each spatial
 axis is pooled in turn with a loop over its taps (strided slices), never over pixels. That costs
-``sum(kernel)`` vectorized passes instead of ``prod(kernel)``.
+``sum(kernel)`` vectorized passes instead of ``prod(kernel)``. 2-D and 1-D MaxPool of float32 and
+8/16-bit storage runs on the compiled ``maxpool2d`` instead, separable in the same order: the same
+values bit for bit.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 from rknn_core.errors import RknnError
 from rknn_core.ir import TensorInfo
 from rknn_core.kernels_backend import native as _native
-from rknn_core.ops._common import default_cost
+from rknn_core.ops._common import default_cost, memo_by_attrs
 from rknn_core.ops._quant import STORAGE_KINDS, centered
 from rknn_core.ops._spatial import axis_taps, pad_spatial, resolve_pads, tap_slices_nd
 from rknn_core.quant.fixedpoint import multiply, quantize_multiplier
@@ -85,14 +87,44 @@ def _separable(xp: np.ndarray, kernel, strides, dilations, out, combine) -> np.n
     return y
 
 
+# dtypes of the compiled MaxPool, by their kind in rknn_core._native (native byte order only)
+NATIVE_MAXPOOL = {np.dtype(np.float32): "f", np.dtype(np.uint8): "B", np.dtype(np.int8): "b", np.dtype(np.int16): "h"}
+
+
 def _maxpool_kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
     x = inputs[0]
+    if x.ndim in (3, 4) and x.dtype in NATIVE_MAXPOOL and not attrs.get("_indices"):
+        return [_compiled_maxpool(x, attrs)]
     kernel, strides, dilations, begin, end, _, out = _geometry(x.shape, attrs, "MaxPool")
     xp = pad_spatial(x, begin, end, _lowest(x.dtype))
     y = _separable(xp, kernel, strides, dilations, out, np.maximum)
     if not attrs.get("_indices"):
         return [y]
     return [y, _argmax_indices(x, xp, y, kernel, strides, dilations, begin, out, int(attrs.get("storage_order", 0)))]
+
+
+def _two_axes(values, fill: int = 1) -> list[int]:
+    """Per-axis values of a 1-D or 2-D geometry as 2-D: a leading ``fill`` (a unit axis) for 1-D."""
+    return [fill] * (2 - len(values)) + [int(v) for v in values]
+
+
+@memo_by_attrs
+def _compiled_geometry(attrs: dict, x_shape: tuple) -> tuple[tuple, tuple]:
+    """The output shape and the geometry arguments of ``maxpool2d`` (planes, h, w, kh, kw, oh, ow, sh, sw,
+    dh, dw, pt, pl) for a 2-D MaxPool, or a 1-D one as one row, on an input of ``x_shape``."""
+    kernel, strides, dilations, begin, _, _, out = _geometry(x_shape, attrs, "MaxPool")
+    geometry = (x_shape[0] * x_shape[1], *_two_axes(x_shape[2:]), *_two_axes(kernel), *_two_axes(out),
+                *_two_axes(strides), *_two_axes(dilations), *_two_axes(begin, 0))
+    return (*x_shape[:2], *out), geometry
+
+
+def _compiled_maxpool(x: np.ndarray, attrs: dict) -> np.ndarray:
+    """MaxPool of a 2-D or 1-D input on the compiled kernel, which pads with the lowest value and
+    combines as np.maximum does: the numpy path's results bit for bit."""
+    shape, geometry = _compiled_geometry(attrs, tuple(x.shape))
+    y = np.empty(shape, dtype=x.dtype)
+    _native.maxpool2d(np.ascontiguousarray(x), NATIVE_MAXPOOL[x.dtype], y, *geometry)
+    return y
 
 
 def _argmax_indices(x, xp, y, kernel, strides, dilations, begin, out, storage_order) -> np.ndarray:
