@@ -184,7 +184,7 @@ class QuantExecutor(Executor):
             index = stored.astype(np.intp) - lo if lo else stored
             out = np.empty(stored.shape, table.dtype)
             for c in range(channels):  # output channel c looks its input channel's codes up in its table
-                tables[c].take(index[source[c]], out=out[target[c]])
+                out[target[c]] = tables[c].take(index[source[c]])
             return [out]
 
         return run
