@@ -252,10 +252,21 @@ def test_depthwise_conv2d_matches(compiled, threads, geometry, plane):
         assert want.min() >= -4.0 and want.max() <= 6.0
 
 
-EPILOGUES = [(None, 0, 0.0, 0.0), ("residual", 0, 0.0, 0.0), (None, 1, 0.2, 0.5), ("residual", 2, 1 / 6, 0.5)]
+EPILOGUES = [(None, 0, 0.0, 0.0), ("residual", 0, 0.0, 0.0), (None, 1, 0.2, 0.5), ("residual", 2, 1 / 6, 0.5),
+             (None, 3, 0.0, 0.0), ("residual", 3, 0.0, 0.0)]
+EPILOGUE_IDS = ["clamp", "residual", "hardsigmoid", "residual-hardswish", "prelu", "residual-prelu"]
 
 
-@pytest.mark.parametrize("epilogue", EPILOGUES, ids=["clamp", "residual", "hardsigmoid", "residual-hardswish"])
+def _slopes(rng, act: int, channels: int) -> np.ndarray | None:
+    """PRelu's per-channel slopes (activation 3), exact binary fractions and one negative, else None."""
+    if act != 3:
+        return None
+    slopes = rng.integers(-4, 9, channels).astype(np.float32) / 8
+    slopes[0] = -0.5
+    return slopes
+
+
+@pytest.mark.parametrize("epilogue", EPILOGUES, ids=EPILOGUE_IDS)
 @pytest.mark.parametrize("plane", PLANES)
 def test_depthwise_conv2d_epilogue_is_bit_identical(compiled, threads, epilogue, plane):
     """Integer-valued data: exact sums, then the same float32 operations (no FMA) in both."""
@@ -265,14 +276,20 @@ def test_depthwise_conv2d_epilogue_is_bit_identical(compiled, threads, epilogue,
     geo = _dw_geometry((3, 3, 1, 1, 1, 1, 1, 1, 1, 1), *plane)
     x, w, bias = (rng.integers(-9, 10, s).astype(np.float32) for s in ((n, c, *plane), (c, 3, 3), (c,)))
     r = rng.integers(-20, 20, (n, c, geo[4], geo[5])).astype(np.float32) if residual else None
+    slopes = _slopes(rng, act, c)
     (want,), (got,) = both(compiled, "depthwise_conv2d", [np.empty((n, c, geo[4], geo[5]), np.float32)], x, w, bias,
-                           OUT, n, c, *geo, -4.0, 6.0, r, act, alpha, beta)
+                           OUT, n, c, *geo, -4.0, 6.0, r, act, alpha, beta, slopes)
     np.testing.assert_array_equal(got, want)
     if act == 2:
         assert want.min() >= -0.375 and (want > 6).any()  # HardSwish, not the clamp
+    if act == 3:  # each plane's negatives scaled by its channel's slope
+        sums = np.empty_like(want)
+        compiled.depthwise_conv2d(x, w, bias, sums, n, c, *geo, -np.inf, np.inf, r)
+        np.testing.assert_array_equal(want, np.where(sums < 0, sums * slopes[None, :, None, None], sums))
+        assert (sums < 0).any()
 
 
-@pytest.mark.parametrize("epilogue", EPILOGUES, ids=["clamp", "residual", "hardsigmoid", "residual-hardswish"])
+@pytest.mark.parametrize("epilogue", EPILOGUES, ids=EPILOGUE_IDS)
 def test_conv_gemm_epilogue_is_bit_identical(compiled, threads, epilogue):
     rng = np.random.default_rng(7)
     residual, act, alpha, beta = epilogue
@@ -280,16 +297,30 @@ def test_conv_gemm_epilogue_is_bit_identical(compiled, threads, epilogue):
     koff, poff, size = _gemm_case(rng, k, n)
     a, b, bias = (rng.integers(-3, 4, s).astype(np.float32) for s in ((m, k), size, m))
     r = rng.integers(-20, 20, (m, n)).astype(np.float32) if residual else None
+    slopes = _slopes(rng, act, m)
     (want,), (got,) = both(compiled, "conv_gemm", [np.empty((m, n), np.float32)], a, b, koff, poff, bias, OUT, m, k,
-                           n, -4.0, 6.0, r, act, alpha, beta)
+                           n, -4.0, 6.0, r, act, alpha, beta, slopes)
     np.testing.assert_array_equal(got, want)
     if act == 1:
         assert want.min() >= 0 and want.max() <= 1 and 0 < want.mean() < 1
+    if act == 3:  # row i's negatives scaled by slope i
+        sums = np.empty_like(want)
+        compiled.conv_gemm(a, b, koff, poff, bias, sums, m, k, n, -np.inf, np.inf, r)
+        np.testing.assert_array_equal(want, np.where(sums < 0, sums * slopes[:, None], sums))
+        assert (sums < 0).any()
 
 
-def _quant_epilogue(rng, kind: str, count: int, with_add: bool, with_table: bool) -> tuple:
-    """(add, table) arguments of the integer kernels: quantized_add's constants for a random residual of
-    ``count`` values, and a random lookup table."""
+def test_prelu_epilogue_without_slopes_is_refused(compiled):
+    with pytest.raises(ValueError, match="slopes"):
+        compiled.conv_gemm(np.ones((1, 1), np.float32), np.ones(1, np.float32), np.zeros(1, np.int64),
+                           np.zeros(1, np.int64), None, np.empty(1, np.float32), 1, 1, 1, -np.inf, np.inf, None, 3)
+
+
+def _quant_epilogue(rng, kind: str, count: int, stages: str, channels: int = 1) -> tuple:
+    """(add, table) arguments of the integer kernels for ``stages`` ("add", "table" or "tables" joined by
+    "+"): quantized_add's constants for a random residual of ``count`` values, a random lookup table or
+    one per channel."""
+    with_add, tables = "add" in stages.split("+"), {"table": 1, "tables": channels}.get(stages.split("+")[-1])
     qtype = STORAGE[kind]
     lo, hi, dtype = QTYPES[qtype]
     add = table = None
@@ -299,13 +330,13 @@ def _quant_epilogue(rng, kind: str, count: int, with_add: bool, with_table: bool
         residual = storage(rng, kind, count)
         add = (residual, int(rng.integers(lo, hi + 1)), int(rng.integers(lo, hi + 1)), shift, ma, sa, mb, sb, int(mo),
                int(so), bool(pot), int(rng.integers(lo, hi + 1)), lo + 3, hi - 5)
-    if with_table:
-        table = rng.integers(lo, hi + 1, hi - lo + 1).astype(dtype)
+    if tables:
+        table = rng.integers(lo, hi + 1, (tables, hi - lo + 1)).astype(dtype)
     return add, table
 
 
 @pytest.mark.parametrize("kind", ["B", "b", "h"])
-@pytest.mark.parametrize("stages", ["add", "table", "add+table"])
+@pytest.mark.parametrize("stages", ["add", "table", "add+table", "tables", "add+tables"])
 def test_qconv_gemm_epilogue_is_bit_identical(compiled, threads, kind, stages):
     rng = np.random.default_rng(len(stages))
     m, k, n = 19, 30, 290
@@ -314,15 +345,19 @@ def test_qconv_gemm_epilogue_is_bit_identical(compiled, threads, kind, stages):
     b = rng.integers(-255, 256, size).astype(np.float32)
     mult, shift = multipliers(rng, m, False)
     lo, hi, dtype = QTYPES[STORAGE[kind]]
-    add, table = _quant_epilogue(rng, kind, m * n, "add" in stages, "table" in stages)
+    add, table = _quant_epilogue(rng, kind, m * n, stages, m)
     (want,), (got,) = both(compiled, "qconv_gemm", [np.empty((m, n), dtype)], a, b, "f", 0, koff, poff, None, mult,
                            shift - 8, False, OUT, kind, 3, lo, hi, m, k, n, add, table)
     np.testing.assert_array_equal(got, want)
     assert len(np.unique(want)) > 10
+    if stages == "tables":  # row i looked up in table i
+        codes = np.empty((m, n), dtype)
+        compiled.qconv_gemm(a, b, "f", 0, koff, poff, None, mult, shift - 8, False, codes, kind, 3, lo, hi, m, k, n)
+        np.testing.assert_array_equal(want, table[np.arange(m)[:, None], codes.astype(np.int64) - lo])
 
 
 @pytest.mark.parametrize("b_kind", ["B", "b"])
-@pytest.mark.parametrize("stages", ["", "add+table"])
+@pytest.mark.parametrize("stages", ["", "add+table", "tables"])
 def test_qconv_gemm_u8_is_bit_identical(compiled, threads, b_kind, stages):
     if not compiled.int8_gemm():
         pytest.skip("this CPU has no AVX-512 VNNI: qconv_gemm_u8 does not run compiled")
@@ -338,7 +373,7 @@ def test_qconv_gemm_u8_is_bit_identical(compiled, threads, b_kind, stages):
     u = b[koff[:, None] + poff[None, :]].astype(np.int64) + (128 if b_kind == "b" else 0)
     largest = np.abs(wc.astype(np.int64) @ (u - zero)).max()
     mult, shift = np.array([1 << 30], np.int64), np.array([1 + int(np.floor(np.log2(100 / largest)))], np.int64)
-    add, table = _quant_epilogue(rng, "B", m * n, "add" in stages, "table" in stages)
+    add, table = _quant_epilogue(rng, "B", m * n, stages, m)
     (want,), (got,) = both(compiled, "qconv_gemm_u8", [np.empty((m, n), np.uint8)], *operands, b, b_kind, koff, poff,
                            None, mult, shift, False, OUT, "B", 128, 0, 255, m, k, n, add, table)
     np.testing.assert_array_equal(got, want)
@@ -346,7 +381,7 @@ def test_qconv_gemm_u8_is_bit_identical(compiled, threads, b_kind, stages):
 
 
 @pytest.mark.parametrize("kind", ["B", "b", "h"])
-@pytest.mark.parametrize("stages", ["add", "table", "add+table"])
+@pytest.mark.parametrize("stages", ["add", "table", "add+table", "add+tables"])
 @pytest.mark.parametrize("plane", PLANES)
 def test_qdepthwise_conv2d_epilogue_is_bit_identical(compiled, threads, kind, stages, plane):
     rng = np.random.default_rng(len(stages))
@@ -356,7 +391,7 @@ def test_qdepthwise_conv2d_epilogue_is_bit_identical(compiled, threads, kind, st
     w = rng.integers(-127, 128, (c, 5, 5)).astype(np.float32)
     mult, shift = multipliers(rng, c, False)
     lo, hi, dtype = QTYPES[STORAGE[kind]]
-    add, table = _quant_epilogue(rng, kind, n * c * geo[4] * geo[5], "add" in stages, "table" in stages)
+    add, table = _quant_epilogue(rng, kind, n * c * geo[4] * geo[5], stages, c)
     (want,), (got,) = both(compiled, "qdepthwise_conv2d", [np.empty((n, c, geo[4], geo[5]), dtype)], x, kind, 0, w,
                            None, mult, shift - (10 if kind == "h" else 4), False, OUT, kind, 1, lo, hi, n, c, *geo,
                            add, table)

@@ -190,6 +190,59 @@ def test_residual_add_and_activations_fuse_bit_exact_when_quantized(tmp_path, ac
     np.testing.assert_array_equal(fused[0], plain[0])
 
 
+def prelu_model():
+    """PRelu after a plain, a grouped and a depthwise Conv (per-channel slopes of shapes (C, 1, 1),
+    (1, C, 1, 1) and one value), after a residual Add, and one with a slope per column that stays."""
+    x = randn(1, 4, 9, 9)
+    inits = {"w1": randn(6, 4, 3, 3, seed=1, scale=0.3), "b1": randn(6, seed=2),
+             "w2": randn(6, 3, 3, 3, seed=3, scale=0.3), "w3": randn(6, 1, 3, 3, seed=4), "b3": randn(6, seed=5),
+             "w4": randn(6, 6, 1, 1, seed=6, scale=0.3),
+             "s1": randn(6, 1, 1, seed=7, scale=0.3), "s2": randn(1, 6, 1, 1, seed=8, scale=0.3),
+             "s3": np.array([0.25], F32), "s4": randn(6, seed=9, scale=0.3), "s5": randn(8, seed=10, scale=0.3)}
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("PRelu", ["c1", "s1"], ["p1"]),
+             helper.make_node("Conv", ["p1", "w2"], ["c2"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=2),
+             helper.make_node("PRelu", ["c2", "s2"], ["p2"]),
+             helper.make_node("Conv", ["p2", "w3", "b3"], ["c3"], kernel_shape=[3, 3], strides=[2, 2], group=6),
+             helper.make_node("PRelu", ["c3", "s3"], ["p3"]),
+             helper.make_node("Conv", ["p3", "w4"], ["c4"], kernel_shape=[1, 1]),
+             helper.make_node("Add", ["c4", "p3"], ["a4"]),
+             helper.make_node("PRelu", ["a4", "s1"], ["p4"]),
+             helper.make_node("Conv", ["p4", "w4"], ["c5"], kernel_shape=[1, 1], pads=[2, 2, 2, 2]),
+             helper.make_node("PRelu", ["c5", "s5"], ["y"])]
+    return make_model(nodes, {"x": x}, ["y"], initializers=inits, opset=14), {"x": x}
+
+
+def test_prelu_with_slopes_per_channel_fuses_into_the_conv_float(tmp_path):
+    model, inputs = prelu_model()
+    path = save_model(model, str(tmp_path))
+    nodes = conv_attrs(path)
+    assert [op for op, _ in nodes] == ["Conv"] * 5 + ["PRelu"]  # the slope per column stays a PRelu
+    acts = [attrs.get("activation") for _, attrs in nodes[:4]]
+    assert [a["op"] for a in acts] == ["PRelu"] * 4 and nodes[3][1]["fused_add"] == 1
+    assert acts[2]["slope"] == [0.25] * 6 and len(acts[0]["slope"]) == 6
+    _dirs(tmp_path)
+    fused, plain = both(path, inputs, ["fuse_epilogue"], tmp_path=tmp_path)
+    np.testing.assert_array_equal(fused[0], plain[0])  # the same float32 product where negative
+    np.testing.assert_allclose(fused[0], run_ort(path, inputs)[0], rtol=1e-4, atol=1e-5)
+    assert (fused[0] < 0).any()
+
+
+@pytest.mark.parametrize("dtype", ["asymmetric_quantized-u8", "dynamic_fixed_point-8", "dynamic_fixed_point-16"])
+def test_prelu_fuses_bit_exact_when_quantized(tmp_path, dtype):
+    model, inputs = prelu_model()
+    path = save_model(model, str(tmp_path))
+    samples = [[randn(1, 4, 9, 9, seed=s)] for s in range(4)]
+    _dirs(tmp_path)
+    fused, plain = both(path, inputs, ["fuse_epilogue"], quantize=True, samples=samples, tmp_path=tmp_path,
+                        quantized_dtype=dtype)
+    nodes = conv_attrs(path, quantize=True, dataset=str(tmp_path / "fused" / "dataset.txt"))
+    prelus = [attrs["activation"] for op, attrs in nodes if op == "Conv" and attrs.get("activation")]
+    assert len(prelus) == 4 and all(set(a) == {"op", "slope_codes", "slope_q"} for a in prelus)
+    np.testing.assert_array_equal(fused[0], plain[0])
+    assert len(np.unique(fused[0])) > 20
+
+
 # ------------------------------------------------------------------------------------ fold_preprocess
 
 

@@ -128,26 +128,27 @@ static void dw_task(void *ctx, int t)
 }
 
 /* depthwise_conv2d(x, w, bias, y, n, c, h, w_, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl, lo, hi
- *                  [, residual, act, alpha, beta]) */
+ *                  [, residual, act, alpha, beta, slopes]) */
 static PyObject *depthwise_conv2d(PyObject *self, PyObject *args)
 {
-    Py_buffer xb, wb, yb, rb = {0}, bb = {0};
-    PyObject *bias_obj, *residual = NULL;
+    Py_buffer xb, wb, yb, bb = {0};
+    post_buffers held;
+    PyObject *bias_obj, *residual = NULL, *slopes = NULL;
     Py_ssize_t n, c;
     geometry g;
     double lo, hi, alpha = 0.0, beta = 0.0;
     int act = ACT_CLAMP;
-    if (!PyArg_ParseTuple(args, "y*y*Ow*nnnnnnnnnnnnnndd|Oidd", &xb, &wb, &bias_obj, &yb, &n, &c, &g.h, &g.w, &g.kh,
+    if (!PyArg_ParseTuple(args, "y*y*Ow*nnnnnnnnnnnnnndd|OiddO", &xb, &wb, &bias_obj, &yb, &n, &c, &g.h, &g.w, &g.kh,
                           &g.kw, &g.oh, &g.ow, &g.sh, &g.sw, &g.dh, &g.dw, &g.pt, &g.pl, &lo, &hi, &residual, &act,
-                          &alpha, &beta))
+                          &alpha, &beta, &slopes))
         return NULL;
     padded_size(&g);
     dw_job J = {0};
     int has_bias = bias_obj != Py_None;
-    if (!parse_post(residual, act, lo, hi, alpha, beta, &rb, n * c * g.oh * g.ow, &J.post) ||
-        (has_bias && PyObject_GetBuffer(bias_obj, &bb, PyBUF_SIMPLE) < 0)) {
-        if (rb.obj)
-            PyBuffer_Release(&rb);
+    if (!parse_post(residual, act, lo, hi, alpha, beta, slopes, &held, n * c * g.oh * g.ow, &J.post))
+        return finish(0, 1, NULL, 3, &xb, &wb, &yb);
+    if (has_bias && PyObject_GetBuffer(bias_obj, &bb, PyBUF_SIMPLE) < 0) {
+        release_post(&held);
         return finish(0, 1, NULL, 3, &xb, &wb, &yb);
     }
     int ok = xb.len >= (Py_ssize_t)sizeof(float) * n * c * g.h * g.w &&
@@ -170,8 +171,7 @@ static PyObject *depthwise_conv2d(PyObject *self, PyObject *args)
     }
     if (has_bias)
         PyBuffer_Release(&bb);
-    if (rb.obj)
-        PyBuffer_Release(&rb);
+    release_post(&held);
     return finish(ok, done, "depthwise_conv2d: buffer sizes do not match the geometry", 3, &xb, &wb, &yb);
 }
 
@@ -588,7 +588,8 @@ static PyObject *quantized_add(PyObject *self, PyObject *args)
 /* ---- Quantized epilogue: requantize; then the integer ADD of a residual, a lookup table ------------
  * Sums of one output channel are requantized into storage of `kind` (the grid of a fused residual's
  * ADD, or of a table's input, or the output's); with a residual the ADD of quantized_add follows (its
- * output bounds carry the activation); with a table, out = table[code - lowest code]. Each stage is the
+ * output bounds carry the activation); with a table, out = table[code - lowest code] (the channel's own
+ * table when there is one per channel: PRelu's per-channel slopes). Each stage is the
  * kernel the unfused graph runs (requantize, quantized_add, the LUT), so results are identical. */
 typedef struct {
     const int64_t *bias, *mult, *shift;
@@ -600,8 +601,9 @@ typedef struct {
     add_args add;
     add8_params add8p;
     int add_fast;
-    const char *table; /* storage of `kind`, one entry per code of `kind`, or NULL */
+    const char *table; /* storage of `kind`, one entry per code of `kind` (per channel: table_stride), or NULL */
     long long table_lo;
+    Py_ssize_t table_stride; /* entries between two channels' tables; 0: one table for all */
 } quant_post;
 
 #define POST_CHUNK 256
@@ -667,13 +669,14 @@ static void quant_post_apply(const quant_post *e, const void *sums, Py_ssize_t c
                 add_i16(conv, r, sum_to, &a);
             codes = added;
         }
-        if (e->table)
+        const char *table = e->table ? e->table + ch * e->table_stride * size : NULL;
+        if (table)
             for (Py_ssize_t i = 0; i < len; i++) {
                 if (size == 1) {
                     const long long v = e->kind == 'B' ? ((const uint8_t *)codes)[i] : ((const int8_t *)codes)[i];
-                    dst[i] = e->table[v - e->table_lo];
+                    dst[i] = table[v - e->table_lo];
                 } else {
-                    ((int16_t *)dst)[i] = ((const int16_t *)e->table)[((const int16_t *)codes)[i] - e->table_lo];
+                    ((int16_t *)dst)[i] = ((const int16_t *)table)[((const int16_t *)codes)[i] - e->table_lo];
                 }
             }
     }
@@ -682,8 +685,8 @@ static void quant_post_apply(const quant_post *e, const void *sums, Py_ssize_t c
 /* Fill e from the arguments of qconv_gemm / qdepthwise_conv2d: bias (int64 or None), mult/shift, the
  * output grid, and the optional add tuple (residual, za, zb, left, ma, sa, mb, sb, mo, so, pot, zo, lo,
  * hi: quantized_add's constants, the residual being storage of out_kind with `count` elements) and
- * table (storage of out_kind, one entry per code). Buffers it takes are listed in held (released by
- * the caller); NULL when they fit, else why not. */
+ * table (storage of out_kind, one entry per code, or one such table per channel). Buffers it takes are
+ * listed in held (released by the caller); NULL when they fit, else why not. */
 static const char *parse_quant_post(quant_post *e, PyObject *bias_obj, Py_buffer *mb, Py_buffer *sb, int out_kind,
                                     Py_ssize_t channels, Py_ssize_t count, PyObject *add, PyObject *table,
                                     Py_buffer held[3])
@@ -733,8 +736,10 @@ static const char *parse_quant_post(quant_post *e, PyObject *bias_obj, Py_buffer
             return "the table is not a buffer";
         }
         e->table_lo = out_kind == 'B' ? 0 : out_kind == 'b' ? -128 : -32768;
-        if (held[2].len < (out_kind == 'h' ? 65536 * 2 : 256))
+        const Py_ssize_t entries = out_kind == 'h' ? 65536 : 256;
+        if (held[2].len < entries * size)
             return "the table needs one entry per storage code";
+        e->table_stride = channels > 1 && held[2].len >= channels * entries * size ? entries : 0;
         e->table = held[2].buf;
     }
     return NULL;
@@ -995,7 +1000,8 @@ static void requant_block_i32(void *ctx, const int32_t *block, ptrdiff_t ld, ptr
  * storage (B, b) read minus b_zero; every partial sum below 2**24, so they are exact) requantized as
  * in requantize, block by block on the pool threads, into out (m, n) storage; then, with add (a tuple
  * (residual, za, zb, left, ma, sa, mb, sb, mo, so, pot, zo, lo, hi)), quantized_add of the result and
- * the residual (storage of out_kind laid out as out); then, with table, out = table[code - lowest]. */
+ * the residual (storage of out_kind laid out as out); then, with table, out = table[code - lowest]
+ * (row i's own table when table holds m of them). */
 static PyObject *qconv_gemm(PyObject *self, PyObject *args)
 {
     Py_buffer a, b, ko, po, mb, sb, ob, held[3];

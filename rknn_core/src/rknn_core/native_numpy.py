@@ -64,17 +64,27 @@ def _gathered(b, dtype, koff, poff, k: int, n: int, name: str) -> np.ndarray:
     return flat[index]
 
 
-ACT_CLAMP, ACT_HARD_SIGMOID, ACT_HARD_SWISH = 0, 1, 2
+ACT_CLAMP, ACT_HARD_SIGMOID, ACT_HARD_SWISH, ACT_PRELU = 0, 1, 2, 3
+
+
+def _per_row(values: np.ndarray, rows: int) -> np.ndarray:
+    """Row r's entry of per-channel ``values`` (r modulo their count), shaped to broadcast over rows."""
+    return values[np.arange(rows) % len(values)]
 
 
 def _post(sums: np.ndarray, residual, act: int, lo: float, hi: float, alpha: float, beta: float,
-          name: str) -> np.ndarray:
-    """The float epilogue: act(sums + residual), act the clamp [lo, hi], HardSigmoid or HardSwish, rounded
-    as the standalone ops round them."""
-    if act not in (ACT_CLAMP, ACT_HARD_SIGMOID, ACT_HARD_SWISH):
-        raise ValueError("unknown activation code (0 clamp, 1 HardSigmoid, 2 HardSwish)")
+          name: str, slopes=None) -> np.ndarray:
+    """The float epilogue: act(sums + residual), act the clamp [lo, hi], HardSigmoid, HardSwish or PRelu
+    (row r of ``sums`` takes slope r modulo the slopes' count), rounded as the standalone ops round them."""
+    if act not in (ACT_CLAMP, ACT_HARD_SIGMOID, ACT_HARD_SWISH, ACT_PRELU):
+        raise ValueError("unknown activation code (0 clamp, 1 HardSigmoid, 2 HardSwish, 3 PRelu)")
+    if act == ACT_PRELU and slopes is None:
+        raise ValueError("PRelu (activation 3) needs its slopes")
     if residual is not None:
         sums = sums + _flat(residual, np.float32, sums.size, name).reshape(sums.shape)
+    if act == ACT_PRELU:
+        slope = _per_row(np.frombuffer(slopes, np.float32), sums.shape[0]).reshape(-1, *[1] * (sums.ndim - 1))
+        return np.where(sums < 0, sums * slope, sums)
     if act == ACT_CLAMP:
         return np.clip(sums, np.float32(lo), np.float32(hi))
     gate = np.clip(np.float32(alpha) * sums + np.float32(beta), np.float32(0), np.float32(1))
@@ -82,21 +92,25 @@ def _post(sums: np.ndarray, residual, act: int, lo: float, hi: float, alpha: flo
 
 
 def conv_gemm(a, b, koff, poff, bias, y, m: int, k: int, n: int, lo: float, hi: float, residual=None,
-              act: int = ACT_CLAMP, alpha: float = 0.0, beta: float = 0.0) -> None:
+              act: int = ACT_CLAMP, alpha: float = 0.0, beta: float = 0.0, slopes=None) -> None:
     """y[i*n+p] = clamp(sum_j a[i*k+j] * b[koff[j]+poff[p]] + bias[i], lo, hi), float32; with ``residual``
-    (m, n) added after the bias and ``act`` 1 (HardSigmoid) or 2 (HardSwish) instead of the clamp."""
+    (m, n) added after the bias and ``act`` 1 (HardSigmoid), 2 (HardSwish) or 3 (PRelu with ``slopes``)
+    instead of the clamp."""
     out = _flat(y, np.float32, m * n, "conv_gemm").reshape(m, n)
     sums = _flat(a, np.float32, m * k, "conv_gemm").reshape(m, k) @ _gathered(b, np.float32, koff, poff, k, n,
                                                                               "conv_gemm")
     if bias is not None:
         sums += _flat(bias, np.float32, m, "conv_gemm")[:, None]
-    out[...] = _post(sums, residual, act, lo, hi, alpha, beta, "conv_gemm")
+    out[...] = _post(sums, residual, act, lo, hi, alpha, beta, "conv_gemm", slopes)
 
 
-def _post_quant(dst: np.ndarray, kind: str, add, table, name: str) -> None:
-    """After the requantization into ``dst`` (flat storage of ``kind``): the integer ADD of a residual
-    (``add``: residual, za, zb, left, ma, sa, mb, sb, mo, so, pot, zo, lo, hi) and a lookup ``table``."""
+def _post_quant(dst: np.ndarray, kind: str, add, table, name: str, channels: int) -> None:
+    """After the requantization into ``dst`` (storage of ``kind``, one row per plane of ``channels``
+    channels): the integer ADD of a residual (``add``: residual, za, zb, left, ma, sa, mb, sb, mo, so,
+    pot, zo, lo, hi) and a lookup ``table`` (one, or one per channel: row r takes table r % channels)."""
     dtype = STORAGE[kind]
+    rows = dst.shape[0]
+    dst = dst.reshape(-1)
     if add is not None:
         residual, za, zb, left, ma, sa, mb, sb, mo, so, pot, zo, lo, hi = add
         summed = np.empty_like(dst)
@@ -105,8 +119,14 @@ def _post_quant(dst: np.ndarray, kind: str, add, table, name: str) -> None:
         dst[...] = summed
     if table is not None:
         lowest = np.iinfo(dtype).min
-        codes = _flat(table, dtype, np.iinfo(dtype).max - lowest + 1, name)
-        dst[...] = codes[dst.astype(np.int64) - lowest]
+        entries = np.iinfo(dtype).max - lowest + 1
+        tables = np.frombuffer(table, dtype)
+        if tables.size < entries:
+            raise ValueError(f"{name}: the table needs one entry per storage code")
+        tables = tables[:channels * entries].reshape(channels, entries) if channels > 1 and \
+            tables.size >= channels * entries else tables[:entries].reshape(1, entries)
+        codes = dst.reshape(rows, -1).astype(np.int64) - lowest
+        dst[...] = tables[_per_row(np.arange(len(tables)), rows)[:, None], codes].reshape(-1)
 
 
 def qconv_gemm(a, b, b_kind: str, b_zero: int, koff, poff, bias, mult, shift, pot: bool, out, out_kind: str,
@@ -122,7 +142,7 @@ def qconv_gemm(a, b, b_kind: str, b_zero: int, koff, poff, bias, mult, shift, po
         columns -= b_zero
     sums = _flat(a, np.float32, m * k, name).reshape(m, k).astype(np.float64) @ columns
     _requantize_rows(sums.astype(np.int64).reshape(1, m, n), bias, mult, shift, pot, dst, zo, lo, hi, name)
-    _post_quant(dst.reshape(-1), out_kind, add, table, name)
+    _post_quant(dst.reshape(m, n), out_kind, add, table, name, m)
 
 
 def qconv_gemm_u8(a8, row_terms, row_d, b, b_kind: str, koff, poff, bias, mult, shift, pot: bool, out, out_kind: str,
@@ -142,7 +162,7 @@ def qconv_gemm_u8(a8, row_terms, row_d, b, b_kind: str, koff, poff, bias, mult, 
     lanes = sums.astype(np.int32).astype(np.int64)  # the int32 lanes wrap
     dst = _flat(out, _kind(STORAGE, out_kind, name), m * n, name).reshape(1, m, n)
     _requantize_rows(lanes.reshape(1, m, n), bias, mult, shift, pot, dst, zo, lo, hi, name)
-    _post_quant(dst.reshape(-1), out_kind, add, table, name)
+    _post_quant(dst.reshape(m, n), out_kind, add, table, name, m)
 
 
 def int8_gemm() -> bool:
@@ -270,16 +290,17 @@ def _depthwise_sums(planes: np.ndarray, w, start: np.ndarray, c: int, kh: int, k
 
 def depthwise_conv2d(x, w, bias, y, n: int, c: int, h: int, w_: int, kh: int, kw: int, oh: int, ow: int, sh: int,
                      sw: int, dh: int, dw: int, pt: int, pl: int, lo: float, hi: float, residual=None,
-                     act: int = ACT_CLAMP, alpha: float = 0.0, beta: float = 0.0) -> None:
+                     act: int = ACT_CLAMP, alpha: float = 0.0, beta: float = 0.0, slopes=None) -> None:
     """y (N, C, OH, OW) float32 = clamp(depthwise conv of x (N, C, H, W) with implicit zero padding + bias, lo, hi);
-    the residual and activation as in ``conv_gemm``."""
+    the residual and activation as in ``conv_gemm`` (plane p takes slope p % C)."""
     name = "depthwise_conv2d"
     start = np.zeros((n * c, 1, 1), np.float32)
     if bias is not None:
         start += np.tile(_flat(bias, np.float32, c, name), n).reshape(n * c, 1, 1)
     sums = _depthwise_sums(_planes(x, "f", 0, n * c, h, w_, name), w, start, c, kh, kw, oh, ow, sh, sw, dh, dw, pt,
                            pl, name)
-    _flat(y, np.float32, n * c * oh * ow, name)[...] = _post(sums, residual, act, lo, hi, alpha, beta, name).reshape(-1)
+    _flat(y, np.float32, n * c * oh * ow, name)[...] = _post(sums, residual, act, lo, hi, alpha, beta, name,
+                                                             slopes).reshape(-1)
 
 
 def qdepthwise_conv2d(x, x_kind: str, zx: int, w, bias, mult, shift, pot: bool, y, out_kind: str, zo: int, lo: int,
@@ -293,7 +314,7 @@ def qdepthwise_conv2d(x, x_kind: str, zx: int, w, bias, mult, shift, pot: bool, 
     sums = _depthwise_sums(planes, w, np.zeros((1, 1, 1)), c, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl, name)
     dst = _flat(y, _kind(STORAGE, out_kind, name), n * c * oh * ow, name).reshape(n, c, oh * ow)
     _requantize_rows(sums.astype(np.int64).reshape(n, c, oh * ow), bias, mult, shift, pot, dst, zo, lo, hi, name)
-    _post_quant(dst.reshape(-1), out_kind, add, table, name)
+    _post_quant(dst.reshape(n * c, oh * ow), out_kind, add, table, name, c)
 
 
 def _default_threads() -> int:

@@ -594,12 +594,13 @@ const char *gemm_check(const Py_buffer *a, const Py_buffer *b, Py_ssize_t b_size
 }
 
 const char conv_gemm_doc[] =
-"conv_gemm(a, b, koff, poff, bias, y, m, k, n, lo, hi[, residual, act, alpha, beta])\n\n"
+"conv_gemm(a, b, koff, poff, bias, y, m, k, n, lo, hi[, residual, act, alpha, beta, slopes])\n\n"
 "y[i*n+p] = clamp(sum_j a[i*k+j] * b[koff[j]+poff[p]] + bias[i], lo, hi)\n"
 "a: float32 (m,k) C-contiguous; b: float32 buffer; koff: int64 (k,);\n"
 "poff: int64 (n,); bias: float32 (m,) or None; y: writable float32 (m,n).\n"
-"With residual (float32 (m,n)) it is added after the bias; act 1 (HardSigmoid alpha, beta) or\n"
-"2 (HardSwish) replaces the clamp (native/post.h).\n"
+"With residual (float32 (m,n)) it is added after the bias; act 1 (HardSigmoid alpha, beta),\n"
+"2 (HardSwish) or 3 (PRelu: float32 slopes, row i uses slopes[i % len]) replaces the clamp\n"
+"(native/post.h).\n"
 "NaN propagates through the clamp.  Releases the GIL.";
 
 /* The float epilogue on a finished block (see post.h). */
@@ -619,19 +620,20 @@ static void post_block(void *ctx, const float *block, ptrdiff_t ld, ptrdiff_t i0
 
 PyObject *py_conv_gemm(PyObject *self, PyObject *args)
 {
-    Py_buffer a, b, ko, po, y, bi = {0}, rb = {0};
-    PyObject *bias_obj, *residual = NULL;
+    Py_buffer a, b, ko, po, y, bi = {0};
+    post_buffers held;
+    PyObject *bias_obj, *residual = NULL, *slopes = NULL;
     Py_ssize_t m, k, n;
     double lo, hi, alpha = 0.0, beta = 0.0;
     int act = ACT_CLAMP;
     post_ctx post;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*Ow*nnndd|Oidd", &a, &b, &ko, &po, &bias_obj, &y, &m, &k, &n, &lo, &hi,
-                          &residual, &act, &alpha, &beta))
+    if (!PyArg_ParseTuple(args, "y*y*y*y*Ow*nnndd|OiddO", &a, &b, &ko, &po, &bias_obj, &y, &m, &k, &n, &lo, &hi,
+                          &residual, &act, &alpha, &beta, &slopes))
         return NULL;
     const char *err = NULL;
     int have_bias = bias_obj != Py_None;
-    if (!parse_post(residual, act, lo, hi, alpha, beta, &rb, m * n, &post.post)) {
+    if (!parse_post(residual, act, lo, hi, alpha, beta, slopes, &held, m * n, &post.post)) {
         have_bias = 0;
         err = "";
     } else if (have_bias && PyObject_GetBuffer(bias_obj, &bi, PyBUF_SIMPLE) < 0) {
@@ -672,8 +674,7 @@ PyObject *py_conv_gemm(PyObject *self, PyObject *args)
     PyBuffer_Release(&y);
     if (bi.obj)
         PyBuffer_Release(&bi);
-    if (rb.obj)
-        PyBuffer_Release(&rb);
+    release_post(&held);
     if (err)
         return NULL;
     Py_RETURN_NONE;

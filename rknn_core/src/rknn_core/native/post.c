@@ -17,9 +17,14 @@ static inline float clamp(float v, float lo, float hi)
 #endif
 
 HOT_EXACT static void post_row(const float *sums, const float *restrict residual, float *y, Py_ssize_t n, int act,
-                               float lo, float hi, float alpha, float beta)
+                               float lo, float hi, float alpha, float beta, float slope)
 {
-    if (act == ACT_CLAMP && !residual) {
+    if (act == ACT_PRELU) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            const float v = residual ? sums[i] + residual[i] : sums[i];
+            y[i] = v < 0.0f ? v * slope : v;
+        }
+    } else if (act == ACT_CLAMP && !residual) {
         for (Py_ssize_t i = 0; i < n; i++)
             y[i] = clamp(sums[i], lo, hi);
     } else if (act == ACT_CLAMP) {
@@ -38,29 +43,61 @@ void post_apply(const float_post *f, const float *sums, float *y, Py_ssize_t n, 
                 Py_ssize_t p1)
 {
     const Py_ssize_t at = i * n + p0;
-    post_row(sums, f->residual ? f->residual + at : NULL, y + at, p1 - p0, f->act, f->lo, f->hi, f->alpha, f->beta);
+    const float slope = f->slopes ? f->slopes[i % f->channels] : 0.0f;
+    post_row(sums, f->residual ? f->residual + at : NULL, y + at, p1 - p0, f->act, f->lo, f->hi, f->alpha, f->beta,
+             slope);
 }
 
-int parse_post(PyObject *residual, int act, double lo, double hi, double alpha, double beta, Py_buffer *rb,
-               Py_ssize_t need, float_post *f)
+static int take_buffer(PyObject *obj, Py_buffer *b, Py_ssize_t need, const char *what)
 {
-    *f = (float_post){NULL, act, (float)lo, (float)hi, (float)alpha, (float)beta};
-    rb->obj = NULL;
-    if (act < ACT_CLAMP || act > ACT_HARD_SWISH) {
-        PyErr_SetString(PyExc_ValueError, "unknown activation code (0 clamp, 1 HardSigmoid, 2 HardSwish)");
+    if (PyObject_GetBuffer(obj, b, PyBUF_SIMPLE) < 0) {
+        b->obj = NULL;
         return 0;
     }
-    if (residual == NULL || residual == Py_None)
-        return 1;
-    if (PyObject_GetBuffer(residual, rb, PyBUF_SIMPLE) < 0)
-        return 0;
-    if (rb->len < need * (Py_ssize_t)sizeof(float)) {
-        PyBuffer_Release(rb);
-        rb->obj = NULL;
-        PyErr_SetString(PyExc_ValueError, "the residual is smaller than the output");
+    if (b->len < need * (Py_ssize_t)sizeof(float)) {
+        PyBuffer_Release(b);
+        b->obj = NULL;
+        PyErr_Format(PyExc_ValueError, "the %s is too small", what);
         return 0;
     }
-    f->residual = rb->buf;
     return 1;
 }
 
+int parse_post(PyObject *residual, int act, double lo, double hi, double alpha, double beta, PyObject *slopes,
+               post_buffers *held, Py_ssize_t need, float_post *f)
+{
+    *f = (float_post){NULL, NULL, 1, act, (float)lo, (float)hi, (float)alpha, (float)beta};
+    held->residual.obj = held->slopes.obj = NULL;
+    if (act < ACT_CLAMP || act > ACT_PRELU) {
+        PyErr_SetString(PyExc_ValueError, "unknown activation code (0 clamp, 1 HardSigmoid, 2 HardSwish, 3 PRelu)");
+        return 0;
+    }
+    int has_slopes = slopes != NULL && slopes != Py_None;
+    if (act == ACT_PRELU && !has_slopes) {
+        PyErr_SetString(PyExc_ValueError, "PRelu (activation 3) needs its slopes");
+        return 0;
+    }
+    if (has_slopes) {
+        if (!take_buffer(slopes, &held->slopes, 1, "slopes buffer"))
+            return 0;
+        f->slopes = held->slopes.buf;
+        f->channels = held->slopes.len / (Py_ssize_t)sizeof(float);
+    }
+    if (residual != NULL && residual != Py_None) {
+        if (!take_buffer(residual, &held->residual, need, "residual (it must hold the whole output)")) {
+            release_post(held);
+            return 0;
+        }
+        f->residual = held->residual.buf;
+    }
+    return 1;
+}
+
+void release_post(post_buffers *held)
+{
+    if (held->residual.obj)
+        PyBuffer_Release(&held->residual);
+    if (held->slopes.obj)
+        PyBuffer_Release(&held->slopes);
+    held->residual.obj = held->slopes.obj = NULL;
+}

@@ -5,24 +5,33 @@
 #include <Python.h>
 
 /* y = act(sums + residual): the clamp [lo, hi] (none, Relu, Clip), or HardSigmoid clamp(alpha*v + beta,
- * 0, 1), or HardSwish v * HardSigmoid(v), each rounded as the standalone numpy ops round them (a
- * product, then a sum: no fused multiply-add). */
-enum { ACT_CLAMP, ACT_HARD_SIGMOID, ACT_HARD_SWISH };
+ * 0, 1), or HardSwish v * HardSigmoid(v), or PRelu (v < 0 ? v * slope of the row's channel : v), each
+ * rounded as the standalone numpy ops round them (a product, then a sum: no fused multiply-add). */
+enum { ACT_CLAMP, ACT_HARD_SIGMOID, ACT_HARD_SWISH, ACT_PRELU };
 
 typedef struct {
     const float *residual; /* laid out as y, or NULL */
+    const float *slopes;   /* ACT_PRELU: row i of y uses slopes[i % channels] */
+    Py_ssize_t channels;
     int act;
     float lo, hi, alpha, beta;
 } float_post;
+
+/* The buffers parse_post holds (obj NULL when none), released by release_post. */
+typedef struct {
+    Py_buffer residual, slopes;
+} post_buffers;
 
 /* The epilogue on elements [p0, p1) of row i of y (rows of length n), from sums[0 .. p1 - p0), which
  * may be those very elements of y (in place). */
 void post_apply(const float_post *f, const float *sums, float *y, Py_ssize_t n, Py_ssize_t i, Py_ssize_t p0,
                 Py_ssize_t p1);
-/* The optional arguments (residual, act, alpha, beta) of conv_gemm and depthwise_conv2d with the clamp
- * [lo, hi] into f; the residual's buffer (when given, at least `need` floats) is held in rb (rb->obj
- * NULL when none) for the caller to release. 0 with an exception set when they are wrong. */
-int parse_post(PyObject *residual, int act, double lo, double hi, double alpha, double beta, Py_buffer *rb,
-               Py_ssize_t need, float_post *f);
+/* The optional arguments (residual, act, alpha, beta, slopes) of conv_gemm and depthwise_conv2d with the
+ * clamp [lo, hi] into f; the residual (when given, at least `need` floats) and the slopes (float32, one
+ * per channel, required by ACT_PRELU) are held in `held` for the caller's release_post. 0 with an
+ * exception set (and nothing held) when they are wrong. */
+int parse_post(PyObject *residual, int act, double lo, double hi, double alpha, double beta, PyObject *slopes,
+               post_buffers *held, Py_ssize_t need, float_post *f);
+void release_post(post_buffers *held);
 
 #endif

@@ -4,12 +4,20 @@
 Float: y = act(conv(x) + b + r), each step rounded to float32 as the standalone ops round it.
 Quantized (bit-identical to the unfused graph): the sums are requantized to the grid of the old conv
 output (``add_conv_q``) when a residual is fused, else to the activation's input grid (``act_in_q``)
-when the activation is a table (HardSwish, HardSigmoid), else to the output; then the core's integer
-ADD with the residual (to the activation's input grid or the output, a Relu/Clip as its bounds); then
-the activation's lookup table, as the standalone quantized op builds it.
+when the activation is a table (HardSwish, HardSigmoid, PRelu), else to the output; then the core's
+integer ADD with the residual (to the activation's input grid or the output, a Relu/Clip as its
+bounds); then the activation's lookup table, as the standalone quantized op builds it (PRelu: one
+table per output channel, from the quantized PRelu kernel applied to every code with that channel's
+slope).
+
+PRelu's activation carries its per-channel slopes: ``{"op": "PRelu", "slope": [one per output
+channel]}``, and in a quantized model the slopes' storage codes and grid (``"slope_codes"``,
+``"slope_q"``) instead.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 from attrs import frozen
@@ -17,11 +25,12 @@ from attrs import frozen
 from rknn_core.errors import RknnError
 from rknn_core.ir import QuantParams
 from rknn_core.ops._quant import _add_out_plan, _add_plan, activation_bounds, lut_table, quantized_add
-from rknn_core.ops.elementwise import hard_sigmoid, hard_swish
+from rknn_core.ops.elementwise import _prelu_quant, hard_sigmoid, hard_swish
 from rknn_core.quant.params import QTYPES
 
-ACT_CLAMP, ACT_HARD_SIGMOID, ACT_HARD_SWISH = 0, 1, 2
-TABLE_ACTIVATIONS = ("HardSigmoid", "HardSwish")
+ACT_CLAMP, ACT_HARD_SIGMOID, ACT_HARD_SWISH, ACT_PRELU = 0, 1, 2, 3
+TABLE_ACTIVATIONS = ("HardSigmoid", "HardSwish", "PRelu")
+NO_SLOPES = None
 
 
 def residual_of(inputs: list, attrs: dict):
@@ -41,17 +50,31 @@ def clamp_bounds(act: dict | None) -> tuple[float, float] | None:
     return None
 
 
-def float_epilogue(act: dict | None) -> tuple[float, float, int, float, float] | None:
-    """The compiled kernels' epilogue arguments (lo, hi, act code, alpha, beta) for this activation, or None
-    when they have none (LeakyRelu: applied afterwards)."""
+def float_epilogue(act: dict | None) -> tuple[float, float, int, float, float, np.ndarray | None] | None:
+    """The compiled kernels' epilogue arguments (lo, hi, act code, alpha, beta, slopes) for this activation,
+    or None when they have none (LeakyRelu: applied afterwards)."""
     bounds = clamp_bounds(act)
     if bounds is not None:
-        return (*bounds, ACT_CLAMP, 0.0, 0.0)
+        return (*bounds, ACT_CLAMP, 0.0, 0.0, NO_SLOPES)
     if act.get("op") == "HardSigmoid":
-        return -np.inf, np.inf, ACT_HARD_SIGMOID, float(act.get("alpha", 0.2)), float(act.get("beta", 0.5))
+        return -np.inf, np.inf, ACT_HARD_SIGMOID, float(act.get("alpha", 0.2)), float(act.get("beta", 0.5)), NO_SLOPES
     if act.get("op") == "HardSwish":
-        return -np.inf, np.inf, ACT_HARD_SWISH, 1 / 6, 0.5
+        return -np.inf, np.inf, ACT_HARD_SWISH, 1 / 6, 0.5, NO_SLOPES
+    if act.get("op") == "PRelu":
+        return -np.inf, np.inf, ACT_PRELU, 0.0, 0.0, prelu_slopes(act)
     return None
+
+
+def prelu_slopes(act: dict) -> np.ndarray:
+    """A fused float PRelu's slopes, one float32 per output channel."""
+    return _slopes_of(tuple(act["slope"]))
+
+
+@functools.lru_cache(maxsize=256)
+def _slopes_of(values: tuple) -> np.ndarray:
+    slopes = np.asarray(values, dtype=np.float32)
+    slopes.flags.writeable = False
+    return slopes
 
 
 def activation_function(act: dict):
@@ -78,10 +101,13 @@ def apply_activation(y: np.ndarray, act: dict | None) -> np.ndarray:
         if hi is not None:
             np.minimum(y, np.asarray(hi).astype(y.dtype), out=y)
         return y
+    if op == "PRelu":
+        slope = prelu_slopes(act).reshape(1, -1, *[1] * (y.ndim - 2)).astype(y.dtype, copy=False)
+        return np.where(y < 0, y * slope, y)
     if op in TABLE_ACTIVATIONS:
         return np.asarray(activation_function(act)(y)).astype(y.dtype, copy=False)
-    raise RknnError(f"Conv fused activation {op!r} is unknown (expected Relu, Clip, LeakyRelu, HardSigmoid or "
-                    "HardSwish)")
+    raise RknnError(f"Conv fused activation {op!r} is unknown (expected Relu, Clip, LeakyRelu, HardSigmoid, "
+                    "HardSwish or PRelu)")
 
 
 def _params(attrs: dict, key: str, why: str) -> QuantParams:
@@ -90,6 +116,16 @@ def _params(attrs: dict, key: str, why: str) -> QuantParams:
         raise RknnError(f"quantized Conv with {why} needs attribute {key} = {{'qtype', 'scale', 'zero_point'}} "
                         f"(the grid of the unfused graph's intermediate tensor), got {value!r}")
     return QuantParams(value["qtype"], value["scale"], value["zero_point"])
+
+
+def prelu_tables(act: dict, x_q: QuantParams, out_q: QuantParams) -> np.ndarray:
+    """A fused quantized PRelu as one table per output channel (C, codes): the standalone quantized PRelu
+    kernel applied to every storage code of ``x_q`` with each channel's slope code."""
+    lo, hi, dtype = QTYPES[x_q.qtype]
+    slope_q = _params(act, "slope_q", "a fused PRelu")
+    slope_codes = np.asarray(act["slope_codes"], dtype=QTYPES[slope_q.qtype][2]).reshape(1, -1, 1)
+    codes = np.broadcast_to(np.arange(lo, hi + 1, dtype=np.int64).astype(dtype), (1, slope_codes.shape[1], hi - lo + 1))
+    return _prelu_quant([np.ascontiguousarray(codes), slope_codes], [x_q, slope_q], [out_q], {})[0][0]
 
 
 @frozen
@@ -115,7 +151,10 @@ def quant_stages(attrs: dict, out_q: QuantParams, residual_q: QuantParams | None
         raise RknnError("a quantized Conv with a fused residual add cannot fuse LeakyRelu (keep it a separate node)")
     before_act = _params(attrs, "act_in_q", f"a fused {act.get('op')}") if table_act else out_q
     bounds = None if table_act else activation_bounds(act, out_q)
-    table = lut_table(activation_function(act), before_act, out_q) if table_act else None
+    table = None
+    if table_act:
+        table = prelu_tables(act, before_act, out_q) if act["op"] == "PRelu" else \
+            lut_table(activation_function(act), before_act, out_q)
     if residual_q is None:
         return QuantStages(before_act, bounds, None, None, None, table, out_q.qtype)
     conv_q = _params(attrs, "add_conv_q", "a fused residual add")
@@ -129,7 +168,11 @@ def finish_quantized(y: np.ndarray, residual, stages: QuantStages) -> np.ndarray
         if stages.add_bounds is not None:
             y = np.clip(y, *stages.add_bounds).astype(y.dtype, copy=False)
     if stages.table is not None:
-        y = stages.table[np.asarray(y, dtype=np.int64) - QTYPES[(stages.add_q or stages.conv_q).qtype][0]]
+        codes = np.asarray(y, dtype=np.int64) - QTYPES[(stages.add_q or stages.conv_q).qtype][0]
+        if stages.table.ndim == 1:
+            return stages.table[codes]
+        channel = np.arange(stages.table.shape[0]).reshape(1, -1, *[1] * (codes.ndim - 2))
+        return stages.table[channel, codes]
     return y
 
 

@@ -97,9 +97,9 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, attrs: dict, resi
     m = w.shape[0]
     if x.dtype == w.dtype == np.float32 and (residual is None or residual.dtype == np.float32):
         # compiled kernels, the epilogue fused; an activation they do not have (LeakyRelu) is applied after
-        post = float_epilogue(act)
-        args = (*(post or (-np.inf, np.inf, 0, 0.0, 0.0))[:2], None if residual is None else
-                np.ascontiguousarray(residual), *(post or (-np.inf, np.inf, 0, 0.0, 0.0))[2:])
+        fused = float_epilogue(act)
+        post = fused or float_epilogue(None)
+        args = (*post[:2], None if residual is None else np.ascontiguousarray(residual), *post[2:])
         b = None if b is None else np.ascontiguousarray(b, dtype=np.float32)
         if group == c and w.shape[1] == 1 and m == c:
             y = np.empty((n, c, *out), dtype=np.float32)
@@ -107,7 +107,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, attrs: dict, resi
                                      *kernel, *out, *strides, *dilations, *begin, *args)
         else:
             y = _gemm_conv(x, w, b, group, geo, args)
-        return y if post is not None else apply_activation(y, act)
+        return y if fused is not None else apply_activation(y, act)
     xp = pad_spatial(x, begin, end)
     if kernel == [1, 1] and list(strides) == [1, 1] and group == 1:
         y = np.matmul(w.reshape(m, c), xp.reshape(n, c, -1)).reshape(n, m, *out)
@@ -141,19 +141,20 @@ def _offsets(channels: int, padded: tuple[int, int], kernel: tuple[int, int], st
 
 def _gemm_conv(x, w, b, group, geo: Geometry, post: tuple) -> np.ndarray:
     """float32 convolution on the compiled GEMM (implicit im2col, threaded), the epilogue fused: ``post`` is
-    (lo, hi, residual or None, act, alpha, beta)."""
+    (lo, hi, residual or None, act, alpha, beta, PRelu slopes or None)."""
     m = w.shape[0]
     y = np.empty((x.shape[0], m, geo.out[0] * geo.out[1]), dtype=np.float32)
     xp = np.ascontiguousarray(x if not any(geo.begin) and not any(geo.end)
                               else _padded_planes(x, "f", 0, geo.begin, geo.end))
     layout = _layout(x.shape[1], xp.shape[2:], w, group, geo)
 
-    lo, hi, residual, act, alpha, beta = post
+    lo, hi, residual, act, alpha, beta, slopes = post
 
     def call(weights, image, dst, i, g, c0, count):
         r = None if residual is None else residual[i, c0:c0 + count]
         _native.conv_gemm(weights, image, layout.taps, layout.origins, None if b is None else b[c0:c0 + count], dst,
-                          count, layout.taps.size, layout.origins.size, lo, hi, r, act, alpha, beta)
+                          count, layout.taps.size, layout.origins.size, lo, hi, r, act, alpha, beta,
+                          None if slopes is None else slopes[c0:c0 + count])
 
     _run_groups(xp, layout, y, call)
     return y.reshape(x.shape[0], m, *geo.out)
@@ -332,13 +333,14 @@ def _gemm_runner(x_shape, wc, b, x_q, w_q, stages: QuantStages, post: CompiledPo
         def call(weights, image, dst, i, g, c0, count):
             _, _, bias, mult, shift = parts[g]
             part = None if add is None else (add[0][i, c0:c0 + count], *add[1:])
+            table = post.table if post.table is None or post.table.ndim == 1 else post.table[c0:c0 + count]
             shape = (count, layout.taps.size, layout.origins.size)
             if int8 is None:
                 _native.qconv_gemm(weights, image, source_kind, source_zero, layout.taps, layout.origins, bias, mult,
-                                   shift, plan.pot, dst, plan.kind, zero, plan.lo, plan.hi, *shape, part, post.table)
+                                   shift, plan.pot, dst, plan.kind, zero, plan.lo, plan.hi, *shape, part, table)
             else:
                 _native.qconv_gemm_u8(*int8[g], image, kind, layout.taps, layout.origins, bias, mult, shift, plan.pot,
-                                      dst, plan.kind, zero, plan.lo, plan.hi, *shape, part, post.table)
+                                      dst, plan.kind, zero, plan.lo, plan.hi, *shape, part, table)
 
         _run_groups(source_of(x), layout, y, call)
         return y.reshape(n, m, *geo.out)
@@ -388,5 +390,5 @@ def cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict
 OPS = [OpDef("Conv", infer, kernel, cost, 2, 4, quant_kernel=quant_kernel, quant_bias_input=2,
              quant_weight_axes=lambda attrs: {1: 0},
              doc="N-channel convolution (1-D and 2-D), groups, dilations, pads, auto_pad; NCHW. Fused epilogue: "
-                 "activation (Relu, Clip, LeakyRelu, HardSigmoid, HardSwish) and, with fused_add=1, a residual "
+                 "activation (Relu, Clip, LeakyRelu, HardSigmoid, HardSwish, PRelu) and, with fused_add=1, a residual "
                  "input 3 added after the bias.")]

@@ -1,25 +1,32 @@
 """Fuse a residual ``Add`` and the activation after it into the convolution's epilogue (a late pass).
 
 ``Conv -> Add(., r)`` becomes one Conv with input 3 = ``r`` and ``fused_add=1``; an activation after a
-Conv (Relu, Clip, LeakyRelu, and the table activations HardSwish / HardSigmoid) becomes its
-``activation``. The Conv kernels compute ``act(conv(x) + b + r)`` rounded as the unfused graph rounds.
+Conv (Relu, Clip, LeakyRelu, the table activations HardSwish / HardSigmoid, and PRelu with a constant
+slope per channel) becomes its ``activation``. The Conv kernels compute ``act(conv(x) + b + r)``
+rounded as the unfused graph rounds.
 
 It runs after quantization (``late``) because a quantized epilogue keeps the grids of the tensors it
 removes: the old conv output's parameters as ``add_conv_q`` and a table activation's input parameters
-as ``act_in_q`` (dicts ``{"qtype", "scale", "zero_point"}``), so the result is bit-identical to the
-unfused quantized graph. A clamp activation (Relu, Clip) is fused into a quantized conv only when its
-output keeps its input's parameters (then it is the output bounds, as the standalone op computes it).
-The Conv kernels' side of this contract: ``rknn_core/ops/_epilogue.py``.
+as ``act_in_q`` (dicts ``{"qtype", "scale", "zero_point"}``; a PRelu's slopes as their storage codes
+and grid), so the result is bit-identical to the unfused quantized graph. A clamp activation (Relu,
+Clip) is fused into a quantized conv only when its output keeps its input's parameters (then it is the
+output bounds, as the standalone op computes it). The Conv kernels' side of this contract:
+``rknn_core/ops/_epilogue.py``.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from rknn_core.ir import Graph, Node, QuantParams
 from rknn_core.ops._epilogue import TABLE_ACTIVATIONS
 from rknn_core.passes._util import single_consumer
 from rknn_core.passes.fuse_activation import activation_of
+from rknn_core.quant.params import QTYPES, quantize
 from rknn_core.quant.quantize_graph import FLOAT_NODES
 from rknn_core.records import PassSpec
+
+PRELU_TABLE_ENTRIES = 1 << 20  # a quantized PRelu is fused as one table per channel up to this many entries in all
 
 
 def params_dict(q: QuantParams) -> dict:
@@ -67,10 +74,38 @@ def fuse_residual(graph: Graph, conv: Node, add: Node) -> bool:
     return True
 
 
+def prelu_activation(graph: Graph, prelu: Node) -> dict | None:
+    """The fused form of a PRelu whose slope is a constant with one value per channel (or one value), or
+    None: its float32 slopes, or in a quantized model the slopes' storage codes and grid."""
+    x, slope = (graph.tensors[n] for n in prelu.inputs)
+    if slope.data is None or x.shape is None or len(x.shape) < 2:
+        return None
+    data = np.asarray(slope.data)
+    if data.ndim > len(x.shape):
+        return None
+    shape = (1,) * (len(x.shape) - data.ndim) + data.shape
+    channels = x.shape[1]
+    if any(d != 1 for k, d in enumerate(shape) if k != 1) or shape[1] not in (1, channels):
+        return None
+    values = np.broadcast_to(data.reshape(-1), (channels,))
+    if not _quantized(graph):
+        return {"op": "PRelu", "slope": [float(v) for v in values]} if data.dtype == np.float32 else None
+    q = slope.quant
+    if q is None or len(q.scale) != 1 or x.quant is None or x.quant.qtype not in QTYPES:
+        return None
+    lo, hi, _ = QTYPES[x.quant.qtype]
+    if channels * (hi - lo + 1) > PRELU_TABLE_ENTRIES:
+        return None
+    codes = values if data.dtype.kind in "iu" else quantize(values, q)
+    return {"op": "PRelu", "slope_codes": [int(c) for c in codes], "slope_q": params_dict(q)}
+
+
 def fuse_act(graph: Graph, conv: Node, act_node: Node) -> bool:
     if not _fusable(graph, act_node) or act_node.inputs[0] != conv.outputs[0]:
         return False
-    if act_node.op in TABLE_ACTIVATIONS:
+    if act_node.op == "PRelu":
+        act = prelu_activation(graph, act_node)
+    elif act_node.op in TABLE_ACTIVATIONS:
         act = {"op": act_node.op}
         if act_node.op == "HardSigmoid":
             act.update(alpha=float(act_node.attrs.get("alpha", 0.2)), beta=float(act_node.attrs.get("beta", 0.5)))
