@@ -498,7 +498,7 @@ static void plan_grid(job_t *J, int nt)
     }
 }
 
-#define SERIAL_MACS 200000.0 /* below this, run on the calling thread */
+#define SERIAL_MACS 1000000.0 /* below this (about 20 us of work), run on the calling thread */
 
 static int job_run(job_t *J)
 {
