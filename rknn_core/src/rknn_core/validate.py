@@ -64,11 +64,12 @@ def text_choice(method: str, name: str, value: Any, choices: Sequence[str], opti
     """One of ``choices`` (case-insensitive; returned as spelled there); ``None`` only when ``optional``."""
     if value is None and optional:
         return None
+    if isinstance(value, str):
+        for choice in choices:
+            if value == choice or value.lower() == choice.lower():
+                return choice
     accepted = "one of " + ", ".join(f"'{c}'" for c in choices) + (" or None" if optional else "")
-    found = [c for c in choices if isinstance(value, str) and value.lower() == c.lower()]
-    if not found:
-        raise _fail(method, name, accepted, value)
-    return found[0]
+    raise _fail(method, name, accepted, value)
 
 
 def text(method: str, name: str, value: Any, optional: bool = False) -> str | None:

@@ -26,7 +26,7 @@ from rknn_core.errors import RknnError
 from rknn_core.ir import QuantParams
 from rknn_core.ops._quant import _add_out_plan, _add_plan, activation_bounds, lut_table, quantized_add
 from rknn_core.ops.elementwise import _prelu_quant, hard_sigmoid, hard_swish
-from rknn_core.quant.params import QTYPES
+from rknn_core.quant.params import QTYPES, dequantize
 
 ACT_CLAMP, ACT_HARD_SIGMOID, ACT_HARD_SWISH, ACT_PRELU = 0, 1, 2, 3
 TABLE_ACTIVATIONS = ("HardSigmoid", "HardSwish", "PRelu")
@@ -66,8 +66,11 @@ def float_epilogue(act: dict | None) -> tuple[float, float, int, float, float, n
 
 
 def prelu_slopes(act: dict) -> np.ndarray:
-    """A fused float PRelu's slopes, one float32 per output channel."""
-    return _slopes_of(tuple(act["slope"]))
+    """A fused PRelu's real slopes, one float32 per output channel (a quantized one's dequantized codes)."""
+    if "slope" in act:
+        return _slopes_of(tuple(act["slope"]))
+    q = _params(act, "slope_q", "a fused PRelu")
+    return _slopes_of(tuple(float(v) for v in dequantize(np.asarray(act["slope_codes"]), q)))
 
 
 @functools.lru_cache(maxsize=256)

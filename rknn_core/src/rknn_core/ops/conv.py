@@ -88,26 +88,14 @@ def infer(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]:
 def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, attrs: dict, residual: np.ndarray | None = None
            ) -> np.ndarray:
     """NCHW 2-D convolution with bias, a fused residual (added after the bias) and the fused activation
-    (``attrs["activation"]``)."""
+    (``attrs["activation"]``): float32 on the compiled kernels, other dtypes on im2col + matmul."""
+    if x.dtype == w.dtype == np.float32 and (residual is None or residual.dtype == np.float32):
+        return _float_runner(attrs, x.shape, w.shape)(x, w, b, residual)
     geo = _geometry(x.shape, w.shape, attrs)
     kernel, strides, dilations, begin, end, out = geo.kernel, geo.strides, geo.dilations, geo.begin, geo.end, geo.out
     group = int(attrs.get("group", 1))
-    act = attrs.get("activation")
     n, c = x.shape[:2]
     m = w.shape[0]
-    if x.dtype == w.dtype == np.float32 and (residual is None or residual.dtype == np.float32):
-        # compiled kernels, the epilogue fused; an activation they do not have (LeakyRelu) is applied after
-        fused = float_epilogue(act)
-        post = fused or float_epilogue(None)
-        args = (*post[:2], None if residual is None else np.ascontiguousarray(residual), *post[2:])
-        b = None if b is None else np.ascontiguousarray(b, dtype=np.float32)
-        if group == c and w.shape[1] == 1 and m == c:
-            y = np.empty((n, c, *out), dtype=np.float32)
-            _native.depthwise_conv2d(np.ascontiguousarray(x), np.ascontiguousarray(w), b, y, n, c, *x.shape[2:],
-                                     *kernel, *out, *strides, *dilations, *begin, *args)
-        else:
-            y = _gemm_conv(x, w, b, group, geo, args)
-        return y if fused is not None else apply_activation(y, act)
     xp = pad_spatial(x, begin, end)
     if kernel == [1, 1] and list(strides) == [1, 1] and group == 1:
         y = np.matmul(w.reshape(m, c), xp.reshape(n, c, -1)).reshape(n, m, *out)
@@ -122,7 +110,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, attrs: dict, resi
         y += b.reshape(1, m, 1, 1).astype(y.dtype, copy=False)
     if residual is not None:
         y = (y + residual).astype(y.dtype, copy=False)
-    return apply_activation(y, act)
+    return apply_activation(y, attrs.get("activation"))
 
 
 @functools.lru_cache(maxsize=512)
@@ -139,25 +127,60 @@ def _offsets(channels: int, padded: tuple[int, int], kernel: tuple[int, int], st
     return taps, origins
 
 
-def _gemm_conv(x, w, b, group, geo: Geometry, post: tuple) -> np.ndarray:
-    """float32 convolution on the compiled GEMM (implicit im2col, threaded), the epilogue fused: ``post`` is
-    (lo, hi, residual or None, act, alpha, beta, PRelu slopes or None)."""
-    m = w.shape[0]
-    y = np.empty((x.shape[0], m, geo.out[0] * geo.out[1]), dtype=np.float32)
-    xp = np.ascontiguousarray(x if not any(geo.begin) and not any(geo.end)
-                              else _padded_planes(x, "f", 0, geo.begin, geo.end))
-    layout = _layout(x.shape[1], xp.shape[2:], w, group, geo)
+@memo_by_attrs
+def _float_runner(attrs: dict, x_shape: tuple, w_shape: tuple):
+    """The compiled float32 convolution of one node for inputs of these shapes, prepared once (geometry,
+    epilogue, im2col offsets): ``run(x, w, b, residual)`` (the node's arrays are passed in, not held, so
+    the cache keeps no model alive). The depthwise kernel for one filter per channel, else the GEMM
+    (implicit im2col, threaded); the epilogue fused, an activation the kernels do not have (LeakyRelu)
+    applied after."""
+    geo = _geometry(x_shape, w_shape, attrs)
+    group = int(attrs.get("group", 1))
+    act = attrs.get("activation")
+    fused = float_epilogue(act)
+    lo, hi, code, alpha, beta, slopes = fused or float_epilogue(None)
+    n, c, h, width = x_shape
+    m = w_shape[0]
 
-    lo, hi, residual, act, alpha, beta, slopes = post
+    def finish(y: np.ndarray) -> np.ndarray:
+        return y if fused is not None else apply_activation(y, act)
 
-    def call(weights, image, dst, i, g, c0, count):
-        r = None if residual is None else residual[i, c0:c0 + count]
-        _native.conv_gemm(weights, image, layout.taps, layout.origins, None if b is None else b[c0:c0 + count], dst,
-                          count, layout.taps.size, layout.origins.size, lo, hi, r, act, alpha, beta,
-                          None if slopes is None else slopes[c0:c0 + count])
+    def contiguous_bias(b: np.ndarray | None) -> np.ndarray | None:
+        return None if b is None else np.ascontiguousarray(b, dtype=np.float32)
 
-    _run_groups(xp, layout, y, call)
-    return y.reshape(x.shape[0], m, *geo.out)
+    if group == c and w_shape[1] == 1 and m == c:
+        geometry = (n, c, h, width, *geo.kernel, *geo.out, *geo.strides, *geo.dilations, *geo.begin, lo, hi)
+
+        def depthwise(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, residual: np.ndarray | None) -> np.ndarray:
+            y = np.empty((n, c, *geo.out), dtype=np.float32)
+            _native.depthwise_conv2d(np.ascontiguousarray(x), np.ascontiguousarray(w), contiguous_bias(b), y,
+                                     *geometry, None if residual is None else np.ascontiguousarray(residual), code,
+                                     alpha, beta, slopes)
+            return finish(y)
+
+        return depthwise
+    padded = (h + geo.begin[0] + geo.end[0], width + geo.begin[1] + geo.end[1])
+    unpadded = not any(geo.begin) and not any(geo.end)
+    taps, origins = _offsets(c // group, padded, tuple(geo.kernel), tuple(geo.strides), tuple(geo.dilations),
+                             tuple(geo.out))
+    count = m // group
+    shape = (count, taps.size, origins.size)
+
+    def gemm(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, residual: np.ndarray | None) -> np.ndarray:
+        y = np.empty((n, m, geo.out[0] * geo.out[1]), dtype=np.float32)
+        source = np.ascontiguousarray(x) if unpadded else _padded_planes(x, "f", 0, geo.begin, geo.end)
+        bias = contiguous_bias(b)
+        r = None if residual is None else np.ascontiguousarray(residual).reshape(n, m, -1)
+
+        def call(weights, image, dst, i, g, c0, rows):
+            _native.conv_gemm(weights, image, taps, origins, None if bias is None else bias[c0:c0 + rows], dst,
+                              *shape, lo, hi, None if r is None else r[i, c0:c0 + rows], code, alpha, beta,
+                              None if slopes is None else slopes[c0:c0 + rows])
+
+        _run_groups(source, _layout(c, padded, w, group, geo), y, call)
+        return finish(y.reshape(n, m, *geo.out))
+
+    return gemm
 
 
 def _padded_planes(x: np.ndarray, kind: str, zero: int, begin, end) -> np.ndarray:

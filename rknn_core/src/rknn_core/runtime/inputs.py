@@ -10,6 +10,7 @@ from rknn_core.model import RknnModel
 
 DATA_TYPES = ("float32", "float16", "int8", "uint8", "int16")
 DATA_FORMATS = ("nhwc", "nchw")
+NUMERIC_KINDS = "biufc"  # numpy dtype kinds of bool and numbers
 
 
 def prepare_inputs(model: RknnModel, inputs: list, data_type: str = "uint8", data_format: str = "nhwc",
@@ -37,9 +38,9 @@ def prepare_inputs(model: RknnModel, inputs: list, data_type: str = "uint8", dat
     for index, (name, value, through) in enumerate(zip(graph.inputs, inputs, passes)):
         tensor = graph.tensor(name)
         arr = np.asarray(value)
-        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        if arr.dtype.kind not in NUMERIC_KINDS:
             raise RknnError(f"input {index} ('{name}') is not a numeric array (got dtype {arr.dtype})")
-        if np.issubdtype(np.dtype(tensor.dtype), np.floating):
+        if np.dtype(tensor.dtype).kind == "f":
             arr = arr.astype(np.dtype(data_type), copy=False)  # data_type says what the image data is
         shape = tuple(tensor.shape)
         if tensor.layout and len(shape) == 4 and arr.ndim in (3, 4):
