@@ -121,6 +121,15 @@ def test_compiled_and_twin_match_the_numpy_path_bit_for_bit(compiled, threads, m
         np.testing.assert_array_equal(bits(got), bits(want))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_planes_shared_over_the_pool_match(compiled, threads, monkeypatch, dtype):
+    """A layer large enough for several pool tasks (over 200k element operations)."""
+    rng = np.random.default_rng(9)
+    x = random_values(rng, (2, 16, 64, 70), dtype, specials=True)
+    attrs = {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1], "ceil_mode": 1}
+    np.testing.assert_array_equal(bits(pooled(compiled, x, attrs, monkeypatch)), bits(numpy_path(x, attrs)))
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_matches_onnxruntime(compiled, tmp_path, seed):
     rng = np.random.default_rng(100 + seed)
