@@ -123,9 +123,9 @@ def test_compiled_and_twin_match_the_numpy_path_bit_for_bit(compiled, threads, m
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_planes_shared_over_the_pool_match(compiled, threads, monkeypatch, dtype):
-    """A layer large enough for several pool tasks (over 200k element operations)."""
+    """A layer large enough for several pool tasks (over 800 kB of element operations)."""
     rng = np.random.default_rng(9)
-    x = random_values(rng, (2, 16, 64, 70), dtype, specials=True)
+    x = random_values(rng, (2, 32, 96, 100), dtype, specials=True)
     attrs = {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1], "ceil_mode": 1}
     np.testing.assert_array_equal(bits(pooled(compiled, x, attrs, monkeypatch)), bits(numpy_path(x, attrs)))
 

@@ -218,14 +218,15 @@ static void maxpool_task(void *ctx, int t)
         J->k->plane(J, J->x + p * g->h * g->w * size, J->y + p * g->oh * g->ow * size, scratch);
 }
 
-/* Pool tasks for the job: one below ~200k element operations (about 20 us: less than that loses more to
- * the pool's hand-off than it gains), else up to four per thread. */
+/* Pool tasks for the job: one below ~800 kB of element operations (about 20 us: less than that loses
+ * more to the pool's hand-off than it gains; bytes, as narrow types take as many per vector), else up to
+ * four per thread. */
 static int maxpool_tasks(const maxpool_job *J)
 {
     const geometry *g = &J->g;
-    const ptrdiff_t work = J->planes * g->oh * (g->kh * J->l.ld + g->kw * J->l.qw);
+    const ptrdiff_t bytes = J->planes * g->oh * (g->kh * J->l.ld + g->kw * J->l.qw) * J->k->size;
     const int threads = pool_get_threads();
-    if (threads <= 1 || work < 200000)
+    if (threads <= 1 || bytes < 800000)
         return 1;
     return J->planes < 4 * threads ? (int)J->planes : 4 * threads;
 }
