@@ -177,7 +177,10 @@ def _float_runner(attrs: dict, x_shape: tuple, w_shape: tuple):
                               *shape, lo, hi, None if r is None else r[i, c0:c0 + rows], code, alpha, beta,
                               None if slopes is None else slopes[c0:c0 + rows])
 
-        _run_groups(source, _layout(c, padded, w, group, geo), y, call)
+        if group == 1 and n == 1:  # one GEMM: no per-group views
+            call(np.ascontiguousarray(w), source, y, 0, 0, 0, m)
+        else:
+            _run_groups(source, _layout(c, padded, w, group, geo), y, call)
         return finish(y.reshape(n, m, *geo.out))
 
     return gemm
