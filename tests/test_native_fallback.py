@@ -310,6 +310,39 @@ def test_conv_gemm_epilogue_is_bit_identical(compiled, threads, epilogue):
         assert (sums < 0).any()
 
 
+@pytest.mark.parametrize("kernel", ["conv_gemm", "depthwise_conv2d"])
+def test_post_ops_after_the_activation_are_bit_identical(compiled, threads, kernel):
+    """Mul and Add by one value after the activation (HardSwish here), each rounded on its own (integer-valued
+    data: exact sums)."""
+    rng = np.random.default_rng(11)
+    post = np.array([0, 1.7, 1, -0.4, 0, 0.3], np.float32)  # * 1.7, + -0.4, * 0.3
+    if kernel == "conv_gemm":
+        m, k, n = 9, 20, 150
+        koff, poff, size = _gemm_case(rng, k, n)
+        a, b = (rng.integers(-3, 4, s).astype(np.float32) for s in ((m, k), size))
+        args, shape = (a, b, koff, poff, None), (m, n)
+        tail = (m, k, n, -np.inf, np.inf, None, 2, 1 / 6, 0.5)
+    else:
+        n, c, plane = 1, 5, (9, 11)
+        geo = _dw_geometry((3, 3, 1, 1, 1, 1, 1, 1, 1, 1), *plane)
+        x, w = (rng.integers(-3, 4, s).astype(np.float32) for s in ((n, c, *plane), (c, 3, 3)))
+        args, shape = (x, w, None), (n, c, geo[4], geo[5])
+        tail = (n, c, *geo, -np.inf, np.inf, None, 2, 1 / 6, 0.5)
+    (want,), (got,) = both(compiled, kernel, [np.empty(shape, np.float32)], *args, OUT, *tail, None, post)
+    np.testing.assert_array_equal(got, want)
+    plain = np.empty(shape, np.float32)
+    getattr(compiled, kernel)(*args, plain, *tail)
+    np.testing.assert_array_equal(want, (plain * np.float32(1.7) + np.float32(-0.4)) * np.float32(0.3))
+
+
+def test_post_ops_that_are_not_pairs_of_mul_or_add_are_refused(compiled):
+    one = (np.ones((1, 1), np.float32), np.ones(1, np.float32), np.zeros(1, np.int64), np.zeros(1, np.int64), None,
+           np.empty(1, np.float32), 1, 1, 1, -np.inf, np.inf, None, 0, 0.0, 0.0, None)
+    for post in (np.array([2, 1.0], np.float32), np.array([0, 1.0, 1], np.float32), np.zeros(10, np.float32)):
+        with pytest.raises(ValueError, match="post"):
+            compiled.conv_gemm(*one, post)
+
+
 def test_prelu_epilogue_without_slopes_is_refused(compiled):
     with pytest.raises(ValueError, match="slopes"):
         compiled.conv_gemm(np.ones((1, 1), np.float32), np.ones(1, np.float32), np.zeros(1, np.int64),

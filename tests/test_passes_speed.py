@@ -243,6 +243,60 @@ def test_prelu_fuses_bit_exact_when_quantized(tmp_path, dtype):
     assert len(np.unique(fused[0])) > 20
 
 
+def affine_model():
+    """PP-LCNetV3's learnable affine after the activations: Conv -> HardSwish -> Mul(s) -> Add(t), a
+    depthwise Conv -> Relu -> Add(t) (constant first) -> Mul(s), a Conv -> residual Add -> Mul(s), and a
+    Mul whose constant is not one value (stays)."""
+    x = randn(1, 4, 9, 9)
+    inits = {"w1": randn(6, 4, 3, 3, seed=1, scale=0.3), "b1": randn(6, seed=2), "w2": randn(6, 1, 3, 3, seed=3),
+             "w3": randn(6, 6, 1, 1, seed=4, scale=0.3), "s1": np.array([1.7], F32), "t1": np.array([-0.4], F32),
+             "s2": np.array([0.3], F32), "t2": np.array([0.25], F32), "s3": np.array(-1.1, F32),
+             "v": randn(1, 6, 1, 1, seed=5)}
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("HardSwish", ["c1"], ["h1"]),
+             helper.make_node("Mul", ["h1", "s1"], ["m1"]),
+             helper.make_node("Add", ["m1", "t1"], ["a1"]),
+             helper.make_node("Conv", ["a1", "w2"], ["c2"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=6),
+             helper.make_node("Relu", ["c2"], ["r2"]),
+             helper.make_node("Add", ["t2", "r2"], ["a2"]),
+             helper.make_node("Mul", ["a2", "s2"], ["m2"]),
+             helper.make_node("Conv", ["m2", "w3"], ["c3"], kernel_shape=[1, 1]),
+             helper.make_node("Add", ["c3", "a1"], ["a3"]),
+             helper.make_node("Mul", ["s3", "a3"], ["m3"]),
+             helper.make_node("Mul", ["m3", "v"], ["y"])]
+    return make_model(nodes, {"x": x}, ["y"], initializers=inits, opset=14), {"x": x}
+
+
+def test_mul_and_add_by_one_value_fuse_after_the_activation_float(tmp_path):
+    model, inputs = affine_model()
+    path = save_model(model, str(tmp_path))
+    nodes = conv_attrs(path)
+    assert [op for op, _ in nodes] == ["Conv", "Conv", "Conv", "Mul"]
+    posts = [[(step["op"], step["value"]) for step in attrs.get("post_ops", [])] for _, attrs in nodes[:3]]
+    assert posts == [[("Mul", pytest.approx(1.7)), ("Add", pytest.approx(-0.4))],
+                     [("Add", 0.25), ("Mul", pytest.approx(0.3))], [("Mul", pytest.approx(-1.1))]]
+    _dirs(tmp_path)
+    fused, plain = both(path, inputs, ["fuse_epilogue"], tmp_path=tmp_path)
+    np.testing.assert_array_equal(fused[0], plain[0])  # a product, then a sum, rounded as the standalone ops
+    np.testing.assert_allclose(fused[0], run_ort(path, inputs)[0], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["asymmetric_quantized-u8", "dynamic_fixed_point-8", "dynamic_fixed_point-16"])
+def test_mul_and_add_by_one_value_fuse_bit_exact_when_quantized(tmp_path, dtype):
+    model, inputs = affine_model()
+    path = save_model(model, str(tmp_path))
+    samples = [[randn(1, 4, 9, 9, seed=s)] for s in range(4)]
+    _dirs(tmp_path)
+    fused, plain = both(path, inputs, ["fuse_epilogue"], quantize=True, samples=samples, tmp_path=tmp_path,
+                        quantized_dtype=dtype)
+    nodes = conv_attrs(path, quantize=True, dataset=str(tmp_path / "fused" / "dataset.txt"))
+    assert [op for op, _ in nodes] == ["Conv", "Conv", "Conv", "Mul"]
+    steps = [step for _, attrs in nodes[:3] for step in attrs.get("post_ops", [])]
+    assert len(steps) == 5 and all(set(step) == {"op", "code", "const_q", "in_q"} for step in steps)
+    np.testing.assert_array_equal(fused[0], plain[0])
+    assert len(np.unique(fused[0])) > 20
+
+
 # ------------------------------------------------------------------------------------ fold_preprocess
 
 

@@ -128,24 +128,24 @@ static void dw_task(void *ctx, int t)
 }
 
 /* depthwise_conv2d(x, w, bias, y, n, c, h, w_, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl, lo, hi
- *                  [, residual, act, alpha, beta, slopes]) */
+ *                  [, residual, act, alpha, beta, slopes, post]) */
 static PyObject *depthwise_conv2d(PyObject *self, PyObject *args)
 {
     Py_buffer xb, wb, yb, bb = {0};
     post_buffers held;
-    PyObject *bias_obj, *residual = NULL, *slopes = NULL;
+    PyObject *bias_obj, *residual = NULL, *slopes = NULL, *post = NULL;
     Py_ssize_t n, c;
     geometry g;
     double lo, hi, alpha = 0.0, beta = 0.0;
     int act = ACT_CLAMP;
-    if (!PyArg_ParseTuple(args, "y*y*Ow*nnnnnnnnnnnnnndd|OiddO", &xb, &wb, &bias_obj, &yb, &n, &c, &g.h, &g.w, &g.kh,
+    if (!PyArg_ParseTuple(args, "y*y*Ow*nnnnnnnnnnnnnndd|OiddOO", &xb, &wb, &bias_obj, &yb, &n, &c, &g.h, &g.w, &g.kh,
                           &g.kw, &g.oh, &g.ow, &g.sh, &g.sw, &g.dh, &g.dw, &g.pt, &g.pl, &lo, &hi, &residual, &act,
-                          &alpha, &beta, &slopes))
+                          &alpha, &beta, &slopes, &post))
         return NULL;
     padded_size(&g);
     dw_job J = {0};
     int has_bias = bias_obj != Py_None;
-    if (!parse_post(residual, act, lo, hi, alpha, beta, slopes, &held, n * c * g.oh * g.ow, &J.post))
+    if (!parse_post(residual, act, lo, hi, alpha, beta, slopes, post, &held, n * c * g.oh * g.ow, &J.post))
         return finish(0, 1, NULL, 3, &xb, &wb, &yb);
     if (has_bias && PyObject_GetBuffer(bias_obj, &bb, PyBUF_SIMPLE) < 0) {
         release_post(&held);

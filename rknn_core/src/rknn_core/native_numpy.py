@@ -65,6 +65,7 @@ def _gathered(b, dtype, koff, poff, k: int, n: int, name: str) -> np.ndarray:
 
 
 ACT_CLAMP, ACT_HARD_SIGMOID, ACT_HARD_SWISH, ACT_PRELU = 0, 1, 2, 3
+POST_MUL, POST_ADD, POST_OPS_MAX = 0, 1, 4
 
 
 def _per_row(values: np.ndarray, rows: int) -> np.ndarray:
@@ -73,9 +74,26 @@ def _per_row(values: np.ndarray, rows: int) -> np.ndarray:
 
 
 def _post(sums: np.ndarray, residual, act: int, lo: float, hi: float, alpha: float, beta: float,
-          name: str, slopes=None) -> np.ndarray:
+          name: str, slopes=None, post=None) -> np.ndarray:
     """The float epilogue: act(sums + residual), act the clamp [lo, hi], HardSigmoid, HardSwish or PRelu
-    (row r of ``sums`` takes slope r modulo the slopes' count), rounded as the standalone ops round them."""
+    (row r of ``sums`` takes slope r modulo the slopes' count), then the ``post`` ops ((code, value)
+    pairs: 0 multiply, 1 add), rounded as the standalone ops round them."""
+    return _post_ops(_activation(sums, residual, act, lo, hi, alpha, beta, name, slopes), post)
+
+
+def _post_ops(y: np.ndarray, post) -> np.ndarray:
+    """``y`` through the post ops (float32 (code, value) pairs) in order."""
+    pairs = np.zeros((0, 2), np.float32) if post is None else np.frombuffer(post, np.float32).reshape(-1, 2)
+    if len(pairs) > POST_OPS_MAX or not np.isin(pairs[:, 0], (POST_MUL, POST_ADD)).all():
+        raise ValueError("post must be float32 (code, value) pairs, code 0 (Mul) or 1 (Add), at most 4")
+    for code, value in pairs:
+        y = y * value if code == POST_MUL else y + value
+    return y
+
+
+def _activation(sums: np.ndarray, residual, act: int, lo: float, hi: float, alpha: float, beta: float,
+                name: str, slopes) -> np.ndarray:
+    """act(sums + residual), see ``_post``."""
     if act not in (ACT_CLAMP, ACT_HARD_SIGMOID, ACT_HARD_SWISH, ACT_PRELU):
         raise ValueError("unknown activation code (0 clamp, 1 HardSigmoid, 2 HardSwish, 3 PRelu)")
     if act == ACT_PRELU and slopes is None:
@@ -92,16 +110,16 @@ def _post(sums: np.ndarray, residual, act: int, lo: float, hi: float, alpha: flo
 
 
 def conv_gemm(a, b, koff, poff, bias, y, m: int, k: int, n: int, lo: float, hi: float, residual=None,
-              act: int = ACT_CLAMP, alpha: float = 0.0, beta: float = 0.0, slopes=None) -> None:
+              act: int = ACT_CLAMP, alpha: float = 0.0, beta: float = 0.0, slopes=None, post=None) -> None:
     """y[i*n+p] = clamp(sum_j a[i*k+j] * b[koff[j]+poff[p]] + bias[i], lo, hi), float32; with ``residual``
     (m, n) added after the bias and ``act`` 1 (HardSigmoid), 2 (HardSwish) or 3 (PRelu with ``slopes``)
-    instead of the clamp."""
+    instead of the clamp; then the ``post`` ops (see ``_post``)."""
     out = _flat(y, np.float32, m * n, "conv_gemm").reshape(m, n)
     sums = _flat(a, np.float32, m * k, "conv_gemm").reshape(m, k) @ _gathered(b, np.float32, koff, poff, k, n,
                                                                               "conv_gemm")
     if bias is not None:
         sums += _flat(bias, np.float32, m, "conv_gemm")[:, None]
-    out[...] = _post(sums, residual, act, lo, hi, alpha, beta, "conv_gemm", slopes)
+    out[...] = _post(sums, residual, act, lo, hi, alpha, beta, "conv_gemm", slopes, post)
 
 
 def _post_quant(dst: np.ndarray, kind: str, add, table, name: str, channels: int) -> None:
@@ -290,7 +308,7 @@ def _depthwise_sums(planes: np.ndarray, w, start: np.ndarray, c: int, kh: int, k
 
 def depthwise_conv2d(x, w, bias, y, n: int, c: int, h: int, w_: int, kh: int, kw: int, oh: int, ow: int, sh: int,
                      sw: int, dh: int, dw: int, pt: int, pl: int, lo: float, hi: float, residual=None,
-                     act: int = ACT_CLAMP, alpha: float = 0.0, beta: float = 0.0, slopes=None) -> None:
+                     act: int = ACT_CLAMP, alpha: float = 0.0, beta: float = 0.0, slopes=None, post=None) -> None:
     """y (N, C, OH, OW) float32 = clamp(depthwise conv of x (N, C, H, W) with implicit zero padding + bias, lo, hi);
     the residual and activation as in ``conv_gemm`` (plane p takes slope p % C)."""
     name = "depthwise_conv2d"
@@ -300,7 +318,7 @@ def depthwise_conv2d(x, w, bias, y, n: int, c: int, h: int, w_: int, kh: int, kw
     sums = _depthwise_sums(_planes(x, "f", 0, n * c, h, w_, name), w, start, c, kh, kw, oh, ow, sh, sw, dh, dw, pt,
                            pl, name)
     _flat(y, np.float32, n * c * oh * ow, name)[...] = _post(sums, residual, act, lo, hi, alpha, beta, name,
-                                                             slopes).reshape(-1)
+                                                             slopes, post).reshape(-1)
 
 
 def qdepthwise_conv2d(x, x_kind: str, zx: int, w, bias, mult, shift, pot: bool, y, out_kind: str, zo: int, lo: int,

@@ -594,13 +594,13 @@ const char *gemm_check(const Py_buffer *a, const Py_buffer *b, Py_ssize_t b_size
 }
 
 const char conv_gemm_doc[] =
-"conv_gemm(a, b, koff, poff, bias, y, m, k, n, lo, hi[, residual, act, alpha, beta, slopes])\n\n"
+"conv_gemm(a, b, koff, poff, bias, y, m, k, n, lo, hi[, residual, act, alpha, beta, slopes, post])\n\n"
 "y[i*n+p] = clamp(sum_j a[i*k+j] * b[koff[j]+poff[p]] + bias[i], lo, hi)\n"
 "a: float32 (m,k) C-contiguous; b: float32 buffer; koff: int64 (k,);\n"
 "poff: int64 (n,); bias: float32 (m,) or None; y: writable float32 (m,n).\n"
 "With residual (float32 (m,n)) it is added after the bias; act 1 (HardSigmoid alpha, beta),\n"
 "2 (HardSwish) or 3 (PRelu: float32 slopes, row i uses slopes[i % len]) replaces the clamp\n"
-"(native/post.h).\n"
+"(native/post.h); post: float32 (code, value) pairs, 0 Mul / 1 Add, applied after it.\n"
 "NaN propagates through the clamp.  Releases the GIL.";
 
 /* The float epilogue on a finished block (see post.h). */
@@ -622,18 +622,18 @@ PyObject *py_conv_gemm(PyObject *self, PyObject *args)
 {
     Py_buffer a, b, ko, po, y, bi = {0};
     post_buffers held;
-    PyObject *bias_obj, *residual = NULL, *slopes = NULL;
+    PyObject *bias_obj, *residual = NULL, *slopes = NULL, *post_ops = NULL;
     Py_ssize_t m, k, n;
     double lo, hi, alpha = 0.0, beta = 0.0;
     int act = ACT_CLAMP;
     post_ctx post;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*Ow*nnndd|OiddO", &a, &b, &ko, &po, &bias_obj, &y, &m, &k, &n, &lo, &hi,
-                          &residual, &act, &alpha, &beta, &slopes))
+    if (!PyArg_ParseTuple(args, "y*y*y*y*Ow*nnndd|OiddOO", &a, &b, &ko, &po, &bias_obj, &y, &m, &k, &n, &lo, &hi,
+                          &residual, &act, &alpha, &beta, &slopes, &post_ops))
         return NULL;
     const char *err = NULL;
     int have_bias = bias_obj != Py_None;
-    if (!parse_post(residual, act, lo, hi, alpha, beta, slopes, &held, m * n, &post.post)) {
+    if (!parse_post(residual, act, lo, hi, alpha, beta, slopes, post_ops, &held, m * n, &post.post)) {
         have_bias = 0;
         err = "";
     } else if (have_bias && PyObject_GetBuffer(bias_obj, &bi, PyBUF_SIMPLE) < 0) {
@@ -652,7 +652,7 @@ PyObject *py_conv_gemm(PyObject *self, PyObject *args)
     } else if (m > 0 && n > 0) {
         int rc;
         Py_BEGIN_ALLOW_THREADS
-        if (post.post.residual || post.post.act != ACT_CLAMP) {
+        if (post.post.residual || post.post.act != ACT_CLAMP || post.post.npost) {
             post.y = y.buf;
             post.n = n;
             rc = gemm_run(a.buf, b.buf, 'f', 0.0f, ko.buf, po.buf, have_bias ? bi.buf : NULL, NULL, m, k, n, -INFINITY,

@@ -39,6 +39,19 @@ HOT_EXACT static void post_row(const float *sums, const float *restrict residual
     }
 }
 
+HOT_EXACT static void post_ops_row(const float_post *f, float *y, Py_ssize_t n)
+{
+    for (int k = 0; k < f->npost; k++) {
+        const float v = f->post_value[k];
+        if (f->post_op[k] == POST_MUL)
+            for (Py_ssize_t i = 0; i < n; i++)
+                y[i] = y[i] * v;
+        else
+            for (Py_ssize_t i = 0; i < n; i++)
+                y[i] = y[i] + v;
+    }
+}
+
 void post_apply(const float_post *f, const float *sums, float *y, Py_ssize_t n, Py_ssize_t i, Py_ssize_t p0,
                 Py_ssize_t p1)
 {
@@ -46,6 +59,33 @@ void post_apply(const float_post *f, const float *sums, float *y, Py_ssize_t n, 
     const float slope = f->slopes ? f->slopes[i % f->channels] : 0.0f;
     post_row(sums, f->residual ? f->residual + at : NULL, y + at, p1 - p0, f->act, f->lo, f->hi, f->alpha, f->beta,
              slope);
+    post_ops_row(f, y + at, p1 - p0);
+}
+
+/* The post ops (None or float32 (code, value) pairs) into f; 0 with an exception set when wrong. */
+static int parse_post_ops(PyObject *post, float_post *f)
+{
+    Py_buffer b;
+    f->npost = 0;
+    if (post == NULL || post == Py_None)
+        return 1;
+    if (PyObject_GetBuffer(post, &b, PyBUF_SIMPLE) < 0)
+        return 0;
+    const Py_ssize_t count = b.len / (Py_ssize_t)(2 * sizeof(float));
+    const float *pairs = b.buf;
+    int ok = b.len == count * (Py_ssize_t)(2 * sizeof(float)) && count <= POST_OPS_MAX;
+    for (Py_ssize_t k = 0; ok && k < count; k++) {
+        ok = pairs[2 * k] == (float)POST_MUL || pairs[2 * k] == (float)POST_ADD;
+        f->post_op[k] = (int)pairs[2 * k];
+        f->post_value[k] = pairs[2 * k + 1];
+    }
+    PyBuffer_Release(&b);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "post must be float32 (code, value) pairs, code 0 (Mul) or 1 (Add), at most 4");
+        return 0;
+    }
+    f->npost = (int)count;
+    return 1;
 }
 
 static int take_buffer(PyObject *obj, Py_buffer *b, Py_ssize_t need, const char *what)
@@ -64,10 +104,12 @@ static int take_buffer(PyObject *obj, Py_buffer *b, Py_ssize_t need, const char 
 }
 
 int parse_post(PyObject *residual, int act, double lo, double hi, double alpha, double beta, PyObject *slopes,
-               post_buffers *held, Py_ssize_t need, float_post *f)
+               PyObject *post, post_buffers *held, Py_ssize_t need, float_post *f)
 {
-    *f = (float_post){NULL, NULL, 1, act, (float)lo, (float)hi, (float)alpha, (float)beta};
+    *f = (float_post){NULL, NULL, 1, act, (float)lo, (float)hi, (float)alpha, (float)beta, 0, {0}, {0}};
     held->residual.obj = held->slopes.obj = NULL;
+    if (!parse_post_ops(post, f))
+        return 0;
     if (act < ACT_CLAMP || act > ACT_PRELU) {
         PyErr_SetString(PyExc_ValueError, "unknown activation code (0 clamp, 1 HardSigmoid, 2 HardSwish, 3 PRelu)");
         return 0;

@@ -25,6 +25,7 @@ from attrs import frozen
 from rknn_core.errors import RknnError
 from rknn_core.ir import QuantParams
 from rknn_core.ops._quant import _add_out_plan, _add_plan, activation_bounds, lut_table, quantized_add
+from rknn_core.ops.elementwise import OPS as ELEMENTWISE_OPS
 from rknn_core.ops.elementwise import _prelu_quant, hard_sigmoid, hard_swish
 from rknn_core.quant.params import QTYPES, dequantize
 
@@ -65,16 +66,36 @@ def float_epilogue(act: dict | None) -> tuple[float, float, int, float, float, n
     return None
 
 
+POST_MUL, POST_ADD = 0.0, 1.0  # the compiled kernels' post op codes
+
+
+def float_post_ops(attrs: dict) -> np.ndarray | None:
+    """The compiled kernels' ``post`` argument: (code, value) float32 pairs of the fused post ops, or None."""
+    steps = attrs.get("post_ops")
+    if not steps:
+        return None
+    return _float32_constants(tuple(v for step in steps for v in ({"Mul": POST_MUL, "Add": POST_ADD}[step["op"]],
+                                                          float(step["value"]))))
+
+
+def apply_post_ops(y: np.ndarray, attrs: dict) -> np.ndarray:
+    """The fused float post ops (Mul / Add by one value), in order, as the standalone ops round them."""
+    for step in attrs.get("post_ops") or ():
+        value = np.asarray(step["value"], dtype=np.float32).astype(y.dtype)
+        y = y * value if step["op"] == "Mul" else y + value
+    return y
+
+
 def prelu_slopes(act: dict) -> np.ndarray:
     """A fused PRelu's real slopes, one float32 per output channel (a quantized one's dequantized codes)."""
     if "slope" in act:
-        return _slopes_of(tuple(act["slope"]))
+        return _float32_constants(tuple(act["slope"]))
     q = _params(act, "slope_q", "a fused PRelu")
-    return _slopes_of(tuple(float(v) for v in dequantize(np.asarray(act["slope_codes"]), q)))
+    return _float32_constants(tuple(float(v) for v in dequantize(np.asarray(act["slope_codes"]), q)))
 
 
 @functools.lru_cache(maxsize=256)
-def _slopes_of(values: tuple) -> np.ndarray:
+def _float32_constants(values: tuple) -> np.ndarray:
     slopes = np.asarray(values, dtype=np.float32)
     slopes.flags.writeable = False
     return slopes
@@ -149,19 +170,37 @@ class QuantStages:
 def quant_stages(attrs: dict, out_q: QuantParams, residual_q: QuantParams | None) -> QuantStages:
     """The stages of a quantized Conv's epilogue (see the module docstring)."""
     act = attrs.get("activation")
+    post_ops = attrs.get("post_ops") or []
+    act_out = _params(post_ops[0], "in_q", "a fused post op") if post_ops else out_q  # the activation's grid
     table_act = bool(act) and act.get("op") in TABLE_ACTIVATIONS
     if act and residual_q is not None and act.get("op") == "LeakyRelu":
         raise RknnError("a quantized Conv with a fused residual add cannot fuse LeakyRelu (keep it a separate node)")
-    before_act = _params(attrs, "act_in_q", f"a fused {act.get('op')}") if table_act else out_q
-    bounds = None if table_act else activation_bounds(act, out_q)
+    before_act = _params(attrs, "act_in_q", f"a fused {act.get('op')}") if table_act else act_out
+    bounds = None if table_act else activation_bounds(act, act_out)
     table = None
     if table_act:
-        table = prelu_tables(act, before_act, out_q) if act["op"] == "PRelu" else \
-            lut_table(activation_function(act), before_act, out_q)
+        table = prelu_tables(act, before_act, act_out) if act["op"] == "PRelu" else \
+            lut_table(activation_function(act), before_act, act_out)
+    if post_ops:
+        lo, hi, dtype = QTYPES[act_out.qtype]
+        table = post_op_table(np.arange(lo, hi + 1).astype(dtype) if table is None else table, post_ops, out_q)
     if residual_q is None:
         return QuantStages(before_act, bounds, None, None, None, table, out_q.qtype)
     conv_q = _params(attrs, "add_conv_q", "a fused residual add")
     return QuantStages(conv_q, None, residual_q, before_act, bounds, table, out_q.qtype)
+
+
+def post_op_table(codes: np.ndarray, post_ops: list[dict], out_q: QuantParams) -> np.ndarray:
+    """``codes`` (storage of the first post op's input grid) mapped through the fused post ops, each the
+    standalone integer Mul / Add with its constant's code, into ``out_q``."""
+    kernels = {op.name: op.quant_kernel for op in ELEMENTWISE_OPS if op.name in ("Mul", "Add")}
+    for k, step in enumerate(post_ops):
+        x_q = _params(step, "in_q", "a fused post op")
+        const_q = _params(step, "const_q", "a fused post op")
+        to_q = _params(post_ops[k + 1], "in_q", "a fused post op") if k + 1 < len(post_ops) else out_q
+        const = np.asarray([step["code"]], dtype=QTYPES[const_q.qtype][2])
+        codes = kernels[step["op"]]([codes, const], [x_q, const_q], [to_q], {})[0]
+    return np.asarray(codes)
 
 
 def finish_quantized(y: np.ndarray, residual, stages: QuantStages) -> np.ndarray:

@@ -16,9 +16,11 @@ from rknn_core.ops._epilogue import (
     CompiledPost,
     QuantStages,
     apply_activation,
+    apply_post_ops,
     compiled_post,
     finish_quantized,
     float_epilogue,
+    float_post_ops,
     quant_stages,
     residual_of,
 )
@@ -110,7 +112,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, attrs: dict, resi
         y += b.reshape(1, m, 1, 1).astype(y.dtype, copy=False)
     if residual is not None:
         y = (y + residual).astype(y.dtype, copy=False)
-    return apply_activation(y, attrs.get("activation"))
+    return apply_post_ops(apply_activation(y, attrs.get("activation")), attrs)
 
 
 @functools.lru_cache(maxsize=512)
@@ -139,11 +141,12 @@ def _float_runner(attrs: dict, x_shape: tuple, w_shape: tuple):
     act = attrs.get("activation")
     fused = float_epilogue(act)
     lo, hi, code, alpha, beta, slopes = fused or float_epilogue(None)
+    post = float_post_ops(attrs) if fused is not None else None
     n, c, h, width = x_shape
     m = w_shape[0]
 
     def finish(y: np.ndarray) -> np.ndarray:
-        return y if fused is not None else apply_activation(y, act)
+        return y if fused is not None else apply_post_ops(apply_activation(y, act), attrs)
 
     def contiguous_bias(b: np.ndarray | None) -> np.ndarray | None:
         return None if b is None else np.ascontiguousarray(b, dtype=np.float32)
@@ -155,7 +158,7 @@ def _float_runner(attrs: dict, x_shape: tuple, w_shape: tuple):
             y = np.empty((n, c, *geo.out), dtype=np.float32)
             _native.depthwise_conv2d(np.ascontiguousarray(x), np.ascontiguousarray(w), contiguous_bias(b), y,
                                      *geometry, None if residual is None else np.ascontiguousarray(residual), code,
-                                     alpha, beta, slopes)
+                                     alpha, beta, slopes, post)
             return finish(y)
 
         return depthwise
@@ -175,7 +178,7 @@ def _float_runner(attrs: dict, x_shape: tuple, w_shape: tuple):
         def call(weights, image, dst, i, g, c0, rows):
             _native.conv_gemm(weights, image, taps, origins, None if bias is None else bias[c0:c0 + rows], dst,
                               *shape, lo, hi, None if r is None else r[i, c0:c0 + rows], code, alpha, beta,
-                              None if slopes is None else slopes[c0:c0 + rows])
+                              None if slopes is None else slopes[c0:c0 + rows], post)
 
         if group == 1 and n == 1:  # one GEMM: no per-group views
             call(np.ascontiguousarray(w), source, y, 0, 0, 0, m)
@@ -260,7 +263,7 @@ def quant_kernel(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.
     stages = _stages(attrs, objects=(o_q, r_q))
     wc, dtype = weight_plan(w, w_q, x_q, 0)
     act = attrs.get("activation")
-    plain = {k: v for k, v in attrs.items() if k != "activation"}
+    plain = {k: v for k, v in attrs.items() if k not in ("activation", "post_ops")}
     acc = kernel([centered(x, x_q, dtype), wc], plain)[0]
     leaky = act if act and act.get("op") == "LeakyRelu" else None
     y = requantize_accumulator(acc, x_q, w_q, stages.conv_q, 1, stages.conv_bounds, b, leaky)

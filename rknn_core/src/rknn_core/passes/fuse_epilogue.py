@@ -2,8 +2,9 @@
 
 ``Conv -> Add(., r)`` becomes one Conv with input 3 = ``r`` and ``fused_add=1``; an activation after a
 Conv (Relu, Clip, LeakyRelu, the table activations HardSwish / HardSigmoid, and PRelu with a constant
-slope per channel) becomes its ``activation``. The Conv kernels compute ``act(conv(x) + b + r)``
-rounded as the unfused graph rounds.
+slope per channel) becomes its ``activation``; then Mul / Add by one constant value become its
+``post_ops``. The Conv kernels compute ``act(conv(x) + b + r)``, then each post op, rounded as the
+unfused graph rounds.
 
 It runs after quantization (``late``) because a quantized epilogue keeps the grids of the tensors it
 removes: the old conv output's parameters as ``add_conv_q`` and a table activation's input parameters
@@ -27,6 +28,8 @@ from rknn_core.quant.quantize_graph import FLOAT_NODES
 from rknn_core.records import PassSpec
 
 PRELU_TABLE_ENTRIES = 1 << 20  # a quantized PRelu is fused as one table per channel up to this many entries in all
+POST_OPS = ("Mul", "Add")  # by one constant value, after the activation
+MAX_POST_OPS = 4
 
 
 def params_dict(q: QuantParams) -> dict:
@@ -125,20 +128,62 @@ def fuse_act(graph: Graph, conv: Node, act_node: Node) -> bool:
     return True
 
 
+def scalar_operand(graph: Graph, node: Node, x: str) -> str | None:
+    """The one-value constant operand of a binary ``node`` whose other operand is ``x``, or None."""
+    if len(node.inputs) != 2 or node.inputs.count(x) != 1:
+        return None
+    other = node.inputs[1] if node.inputs[0] == x else node.inputs[0]
+    data = graph.tensors[other].data
+    return other if data is not None and np.asarray(data).size == 1 else None
+
+
+def fuse_post_op(graph: Graph, conv: Node, node: Node) -> bool:
+    """A Mul or Add by one constant value after the conv (PP-LCNetV3's learnable affine after its
+    activations) as one more step of the epilogue: ``post_ops`` entries ``{"op", "value"}`` in float,
+    ``{"op", "code", "const_q", "in_q"}`` (the constant's storage code and grid, the grid it reads)
+    when quantized."""
+    x = conv.outputs[0]
+    const = scalar_operand(graph, node, x) if node.op in POST_OPS else None
+    if const is None or not _fusable(graph, node) or len(conv.attrs.get("post_ops", ())) >= MAX_POST_OPS:
+        return False
+    shapes = [graph.tensors[n].shape for n in (x, node.outputs[0])]
+    if shapes[0] is None or tuple(shapes[0]) != tuple(shapes[1] or ()):
+        return False
+    data = np.asarray(graph.tensors[const].data)
+    if not _quantized(graph):
+        if data.dtype != np.float32 or graph.tensors[x].dtype != "float32":
+            return False
+        step = {"op": node.op, "value": float(data.reshape(-1)[0])}
+    else:
+        q, x_q = graph.tensors[const].quant, graph.tensors[x].quant
+        if q is None or len(q.scale) != 1 or x_q is None or len(x_q.scale) != 1:
+            return False
+        code = data if data.dtype.kind in "iu" else quantize(data, q)
+        step = {"op": node.op, "code": int(np.asarray(code).reshape(-1)[0]), "const_q": params_dict(q),
+                "in_q": params_dict(x_q)}
+    conv.attrs = {**conv.attrs, "post_ops": [*conv.attrs.get("post_ops", ()), step]}
+    conv.outputs = [node.outputs[0]]
+    _move_to(graph, conv, node)
+    return True
+
+
 def run(graph: Graph, ctx) -> bool:
     changed = False
     for conv in [n for n in graph.nodes if n.op == "Conv"]:
-        if conv.attrs.get("activation") or len(conv.outputs) != 1 or not _fusable(graph, conv):
+        if len(conv.outputs) != 1 or not _fusable(graph, conv):
             continue
         reader = single_consumer(graph, conv.outputs[0], ctx)
         if reader is None:
             continue
-        if not conv.attrs.get("fused_add") and fuse_residual(graph, conv, reader):
+        if conv.attrs.get("activation") or conv.attrs.get("post_ops"):
+            changed |= fuse_post_op(graph, conv, reader)
+        elif not conv.attrs.get("fused_add") and fuse_residual(graph, conv, reader):
             changed = True
-        elif fuse_act(graph, conv, reader):
+        elif fuse_act(graph, conv, reader) or fuse_post_op(graph, conv, reader):
             changed = True
     return changed
 
 
 PASS = PassSpec("fuse_epilogue", run, min_level=1, changes_numerics=False, late=True,
-                doc="A residual Add and the activation after a Conv into the Conv's epilogue (after quantization).")
+                doc="A residual Add, the activation and Mul/Add by one constant after a Conv into the Conv's "
+                    "epilogue (after quantization).")
