@@ -19,6 +19,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "native/bytes.h"
 #include "native/depthwise.h"
 #include "native/gemm.h"
 #include "native/maxpool.h"
@@ -77,17 +78,13 @@ static int plane_tasks(Py_ssize_t planes, Py_ssize_t work)
 
 /* ---- Float depthwise convolution -------------------------------------------------------------------- */
 
-/* Output rows too short for the vector paths of the epilogues: they are gathered into one dense plane. */
-static int narrow(const geometry *g) { return g->ow < 16; }
-
-/* The sums (rows of stride ld) as one dense oh x ow plane: themselves when ld == ow, else copied. */
-static const float *compact(const float *sums, ptrdiff_t ld, float *dense, const geometry *g)
+/* The planes [*p0, *p1) of pool task t out of `tasks`: whole groups of DW_GROUP planes. */
+static void task_planes(Py_ssize_t planes, int tasks, int t, Py_ssize_t *p0, Py_ssize_t *p1)
 {
-    if (ld == g->ow)
-        return sums;
-    for (Py_ssize_t r = 0; r < g->oh; r++)
-        memcpy(dense + r * g->ow, sums + r * ld, sizeof(float) * (size_t)g->ow);
-    return dense;
+    const Py_ssize_t groups = (planes + DW_GROUP - 1) / DW_GROUP;
+    *p0 = groups * t / tasks * DW_GROUP;
+    *p1 = groups * (t + 1) / tasks * DW_GROUP;
+    *p1 = *p1 < planes ? *p1 : planes;
 }
 
 typedef struct {
@@ -100,30 +97,26 @@ typedef struct {
     int failed;
 } dw_job;
 
+/* Planes of one pool task, a group at a time: the sums straight into y, then the epilogue in place. */
 static void dw_task(void *ctx, int t)
 {
     dw_job *J = ctx;
     const geometry *g = &J->g;
     const Py_ssize_t out_plane = g->oh * g->ow;
-    float *scratch = scratch_get(dw_scratch_floats(g) + (size_t)out_plane);
+    float *scratch = scratch_get(dw_scratch_floats(g));
     if (!scratch) {
         J->failed = 1;
         return;
     }
-    float *dense = scratch + dw_scratch_floats(g);
-    ptrdiff_t off[g->kh * g->kw];
-    dw_tap_offsets(g, off);
-    for (Py_ssize_t p = J->planes * t / J->tasks; p < J->planes * (t + 1) / J->tasks; p++) {
-        const Py_ssize_t ch = p % J->c;
-        ptrdiff_t ld;
-        const float *sums = dw_plane_sums(J->x, 'f', p * g->h * g->w, 0, J->w + ch * g->kh * g->kw,
-                                          J->bias ? J->bias[ch] : 0.0f, off, scratch, J->y + p * out_plane, g, &ld);
-        if (ld == g->ow || narrow(g)) {
-            post_apply(&J->post, compact(sums, ld, dense, g), J->y, out_plane, p, 0, out_plane);
-        } else {
-            for (Py_ssize_t r = 0; r < g->oh; r++)
-                post_apply(&J->post, sums + r * ld, J->y, out_plane, p, r * g->ow, (r + 1) * g->ow);
-        }
+    dw_prepare(scratch, g);
+    Py_ssize_t p0, p1;
+    task_planes(J->planes, J->tasks, t, &p0, &p1);
+    for (Py_ssize_t p = p0; p < p1; p += DW_GROUP) {
+        const int count = p1 - p < DW_GROUP ? (int)(p1 - p) : DW_GROUP;
+        float *y = J->y + p * out_plane;
+        dw_sums(J->x, 'f', 0, J->w, J->bias, J->c, p, count, scratch, y, out_plane, g);
+        for (int i = 0; i < count; i++)
+            post_apply(&J->post, y + i * out_plane, J->y, out_plane, p + i, 0, out_plane);
     }
 }
 
@@ -870,29 +863,28 @@ typedef struct {
     int failed;
 } qdw_args;
 
-/* Planes of one pool task: every partial sum is an integer below 2**24 (the caller checks the weights'
- * bound), so the float32 accumulators are exact and the requantization sees the true integer sums. */
+/* Planes of one pool task, a group at a time: every partial sum is an integer below 2**24 (the caller
+ * checks the weights' bound), so the float32 accumulators are exact and the requantization sees the
+ * true integer sums. */
 static void qdw_task(void *ctx, int t)
 {
     qdw_args *a = ctx;
     const geometry *g = &a->g;
     const Py_ssize_t out_plane = g->oh * g->ow;
-    float *scratch = scratch_get(dw_scratch_floats(g) + (size_t)out_plane);
+    float *scratch = scratch_get(dw_scratch_floats(g) + (size_t)(DW_GROUP * out_plane));
     if (!scratch) {
         a->failed = 1;
         return;
     }
     float *dense = scratch + dw_scratch_floats(g);
-    ptrdiff_t off[g->kh * g->kw];
-    dw_tap_offsets(g, off);
-    for (Py_ssize_t p = a->planes * t / a->tasks; p < a->planes * (t + 1) / a->tasks; p++) {
-        const Py_ssize_t ch = p % a->c;
-        ptrdiff_t ld;
-        const float *sums =
-            dw_plane_sums(a->x, a->x_kind, p * g->h * g->w, a->zx, a->w + ch * g->kh * g->kw, 0.0f, off, scratch, NULL, g,
-                          &ld);
-        /* one requantization per plane: whole vectors */
-        quant_post_apply(&a->post, compact(sums, ld, dense, g), ch, a->y, p * out_plane, out_plane);
+    dw_prepare(scratch, g);
+    Py_ssize_t p0, p1;
+    task_planes(a->planes, a->tasks, t, &p0, &p1);
+    for (Py_ssize_t p = p0; p < p1; p += DW_GROUP) {
+        const int count = p1 - p < DW_GROUP ? (int)(p1 - p) : DW_GROUP;
+        dw_sums(a->x, a->x_kind, a->zx, a->w, NULL, a->c, p, count, scratch, dense, out_plane, g);
+        for (int i = 0; i < count; i++) /* one requantization per plane: whole vectors */
+            quant_post_apply(&a->post, dense + i * out_plane, (p + i) % a->c, a->y, (p + i) * out_plane, out_plane);
     }
 }
 
@@ -1307,6 +1299,9 @@ static PyMethodDef methods[] = {
     {"qdepthwise_conv2d", qdepthwise_conv2d, METH_VARARGS,
      "Integer depthwise 2-D convolution: storage in, exact float32 sums, fixed-point requantization, storage out."},
     {"maxpool2d", maxpool2d, METH_VARARGS, "2-D max pooling of NCHW planes (float32, uint8, int8, int16)."},
+    {"lookup8", lookup8, METH_VARARGS, "8-bit codes through 256-entry byte tables (one, or one per row)."},
+    {"upsample8", upsample8, METH_VARARGS, "Nearest upsampling of byte planes by whole factors."},
+    {"depth_to_space8", depth_to_space8, METH_VARARGS, "Byte tap planes (kh, kw, h, w) woven into (h*kh, w*kw)."},
     {NULL, NULL, 0, NULL},
 };
 

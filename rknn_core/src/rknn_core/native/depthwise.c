@@ -1,15 +1,12 @@
 /*
  * Planes and depthwise sums for the compiled kernels.
  *
- * A depthwise plane is computed as whole-plane vector sweeps, one per kernel tap: the zero-bordered
- * input plane is split into its sh x sw stride phases (phase (a, b) holds padded rows a, a + sh, ...
- * and columns b, b + sw, ...), each qh x qw, so that tap (i, j) of output (r, c) reads phase
- * (i*dh % sh, j*dw % sw) at row r + i*dh / sh, column c + j*dw / sw. Laid out flat with row stride qw,
- * output r*qw + c then reads phase element r*qw + c + (constant per tap): every tap is one contiguous
- * multiply-add over the flat plane (the qw - ow extra columns per row are computed and dropped).
- * Chunks of up to 128 outputs stay in registers across all taps, so a small plane (7x7, 14x14) costs
- * a few vector instructions per tap instead of a loop per output row. The phases are built straight
- * from the input (any storage kind, centered), so the zero border costs no extra pass.
+ * Planes are computed 16 at a time with their channels interleaved (group_sums): the 16 planes are
+ * transposed into one zero-bordered grid of 16-float pixels, every tap of every output is then one
+ * aligned vector multiply-add whatever the stride, dilation or plane width, and the sums are transposed
+ * back. Small planes (7x7, 14x14) fill whole vectors that way, and strides cost no phase split. Wide
+ * output rows of a 3x3 kernel keep row kernels over one plane (dw_plane_wide). Either way each output
+ * adds its bias and then its taps in row-major order, so float results do not depend on the path.
  */
 #include "depthwise.h"
 
@@ -68,30 +65,6 @@ void pad_plane(const void *x, int kind, ptrdiff_t offset, long long zero, float 
     }
 }
 
-/* floor(a / b) for b > 0. */
-static ptrdiff_t floor_div(ptrdiff_t a, ptrdiff_t b)
-{
-    return a >= 0 ? a / b : -((-a + b - 1) / b);
-}
-
-/* The phases' shape: qh x qw each (phase floats apart: a row's overshoot fits), sh * sw of them, then a
- * zeroed tail of qw + 16 floats that reads past the last phase stay inside, then the flat sums
- * (rounded up to whole vectors). */
-typedef struct {
-    ptrdiff_t qh, qw, phase, flat, tail;
-} phase_layout;
-
-static phase_layout layout_of(const geometry *g)
-{
-    phase_layout l;
-    l.qh = g->oh + (g->kh - 1) * g->dh / g->sh;
-    l.qw = g->ow + (g->kw - 1) * g->dw / g->sw;
-    l.phase = l.qh * l.qw + 16; /* room for the last row's overshoot (take_even) */
-    l.tail = l.qw + 16;
-    l.flat = (g->oh * l.qw + 15) / 16 * 16;
-    return l;
-}
-
 /* Wide output rows of a 3x3 kernel (stride 1 or 2, no dilation) go through row kernels instead, whose
  * loads are contiguous along a row: the whole-plane sweep would spend more on building phases and on
  * per-row epilogues than on the taps. */
@@ -99,14 +72,6 @@ static int wide_3x3(const geometry *g)
 {
     return g->kh == 3 && g->kw == 3 && g->ow >= 16 && g->dh == 1 && g->dw == 1 && g->sh == g->sw &&
            (g->sh == 1 || g->sh == 2);
-}
-
-size_t dw_scratch_floats(const geometry *g)
-{
-    if (wide_3x3(g))
-        return (size_t)(g->ph * g->pw + g->h * g->w + g->oh * g->ow + 16);
-    const phase_layout l = layout_of(g);
-    return (size_t)(g->sh * g->sw * l.phase + l.tail + l.flat + g->w + 80);
 }
 
 /* 3x3, stride 1, over a zero-bordered plane p (ph x pw): one fused pass per output row. */
@@ -185,12 +150,11 @@ ROWS static void dw_plane3x3s2(const float *restrict x, float *restrict split, c
     }
 }
 
-/* dw_plane_sums for wide_3x3 geometries: the sums as rows of ow, into out (or scratch when NULL). */
-static const float *dw_plane_wide(const void *x, int kind, ptrdiff_t offset, long long zero, const float *k,
-                                  float bias, float *scratch, float *out, const geometry *g)
+/* The sums of one plane of a wide_3x3 geometry as dense rows of ow, into out. */
+static void dw_plane_wide(const void *x, int kind, ptrdiff_t offset, long long zero, const float *k, float bias,
+                          float *scratch, float *out, const geometry *g)
 {
     float *padded = scratch, *centered = padded + g->ph * g->pw;
-    out = out ? out : centered + g->h * g->w;
     if (g->sh == 1) {
         pad_plane(x, kind, offset, zero, padded, g);
         dw_plane3x3(padded, k, bias, out, g);
@@ -202,122 +166,226 @@ static const float *dw_plane_wide(const void *x, int kind, ptrdiff_t offset, lon
         }
         dw_plane3x3s2(plane, padded, k, bias, out, g);
     }
-    return out;
 }
 
-/* d[i] = s[2i] for i < n rounded up to 16: reads up to s[2 * (that) + 31] and writes up to 15 floats past
- * d[n - 1] (callers leave room; what lands there is overwritten or unused). */
-MULTIVERSION static void take_even(float *restrict d, const float *restrict s, ptrdiff_t n)
+/* ---- 16 planes at a time, channels interleaved ----------------------------------------------------
+ * The planes of a group are transposed into one zero-bordered ph x pw grid of 16-float pixels (lane i:
+ * plane i), so that every tap of every output is one aligned vector load whatever the stride or the
+ * plane's width: output (r, c) adds tap (i, j) from pixel (r*sh + i*dh, c*sw + j*dw). The sums go
+ * through a grid of oh x ow pixels that is transposed back into dense planes. */
+
+/* Scratch of a group: the input grid, the output grid, the lanes' taps and biases (16 floats each), the
+ * centered planes of storage integers (16 planes), then the grid place of every input pixel (ptrdiff_t,
+ * -1 when cropped) and the taps' offsets. */
+typedef struct {
+    float *in, *out, *taps, *bias, *centered;
+    ptrdiff_t *place, *off;
+} group_scratch;
+
+static group_scratch group_layout(float *scratch, const geometry *g)
 {
-    const v16i pick = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
-    for (ptrdiff_t i = 0; i < n; i += 16)
-        *(v16u *)(d + i) = __builtin_shuffle(*(const v16u *)(s + 2 * i), *(const v16u *)(s + 2 * i + 16), pick);
+    group_scratch s;
+    s.in = scratch;
+    s.out = s.in + g->ph * g->pw * 16;
+    s.taps = s.out + g->oh * g->ow * 16;
+    s.bias = s.taps + g->kh * g->kw * 16;
+    s.centered = s.bias + 16;
+    s.place = (ptrdiff_t *)(s.centered + 16 * g->h * g->w);
+    s.off = s.place + g->h * g->w;
+    return s;
 }
 
-/* The phases of one plane: phase (a, b) element (r, c) is the padded plane's (r*sh + a, c*sw + b), i.e.
- * input (r*sh + a - pt, c*sw + b - pl) read as center_plane does, or zero outside the input. With
- * stride 1 each input row is centered straight into its phase row; with larger strides it is first
- * centered (or copied) into row (w + 64 floats), whose every sw-th column the phases take (stride 2:
- * 16 at a time, writing past the row's end into the next row or the phase's padding). Short rows:
- * the borders are written inline, not through memset calls. */
-#if defined(__GNUC__) && !defined(__clang__)
-__attribute__((optimize("no-tree-loop-distribute-patterns")))
-#endif
-static void build_phases(const void *x, int kind, ptrdiff_t offset, long long zero, float *scratch, float *row,
-                         const phase_layout *l, const geometry *g)
+static size_t group_floats(const geometry *g)
 {
-    const ptrdiff_t sw = g->sw;
-    ptrdiff_t c0s[sw], c1s[sw]; /* the columns of phase b that lie on the input: [c0s[b], c1s[b]) */
-    for (ptrdiff_t b = 0; b < sw; b++) {
-        const ptrdiff_t first = floor_div(g->pl - b + sw - 1, sw), last = floor_div(g->w - 1 + g->pl - b, sw) + 1;
-        c0s[b] = first < 0 ? 0 : first;
-        c1s[b] = last > l->qw ? l->qw : last;
-    }
-    for (ptrdiff_t a = 0; a < g->sh; a++)
-        for (ptrdiff_t r = 0; r < l->qh; r++) {
-            const ptrdiff_t in_row = r * g->sh + a - g->pt;
-            const int inside = in_row >= 0 && in_row < g->h;
-            if (inside && sw > 1)
-                center_plane(x, kind, offset + in_row * g->w, g->w, zero, row);
-            for (ptrdiff_t b = 0; b < sw; b++) {
-                float *dst = scratch + (a * sw + b) * l->phase + r * l->qw;
-                const ptrdiff_t c0 = c0s[b], c1 = inside ? c1s[b] : c0;
-                const ptrdiff_t j0 = b - g->pl; /* input column of phase column 0 */
-                if (c1 > c0) {
-                    if (sw == 1)
-                        center_plane(x, kind, offset + in_row * g->w + c0 + j0, c1 - c0, zero, dst + c0);
-                    else if (sw == 2)
-                        take_even(dst + c0, row + 2 * c0 + j0, c1 - c0);
-                    else
-                        for (ptrdiff_t c = c0; c < c1; c++)
-                            dst[c] = row[c * sw + j0];
-                }
-                for (ptrdiff_t c = 0; c < (c1 > c0 ? c0 : l->qw); c++)
-                    dst[c] = 0.0f;
-                for (ptrdiff_t c = c1 > c0 ? c1 : l->qw; c < l->qw; c++)
-                    dst[c] = 0.0f;
-            }
+    const ptrdiff_t taps = g->kh * g->kw;
+    const size_t longs = sizeof(ptrdiff_t) / sizeof(float);
+    return (size_t)((g->ph * g->pw + g->oh * g->ow + taps + 1 + g->h * g->w) * 16) +
+           longs * (size_t)(g->h * g->w + taps);
+}
+
+/* The pixels of the input grid that no input lands on, zeroed; the places and the tap offsets. */
+static void group_prepare(float *scratch, const geometry *g)
+{
+    const group_scratch s = group_layout(scratch, g);
+    for (ptrdiff_t pr = 0; pr < g->ph; pr++) {
+        float *row = s.in + pr * g->pw * 16;
+        const ptrdiff_t r = pr - g->pt, c0 = g->pl > 0 ? g->pl : 0, c1 = g->pl + g->w;
+        if (r < 0 || r >= g->h || c1 <= 0 || c0 >= g->pw) {
+            memset(row, 0, sizeof(float) * 16 * (size_t)g->pw);
+            continue;
         }
+        memset(row, 0, sizeof(float) * 16 * (size_t)c0);
+        if (c1 < g->pw)
+            memset(row + c1 * 16, 0, sizeof(float) * 16 * (size_t)(g->pw - c1));
+    }
+    for (ptrdiff_t r = 0; r < g->h; r++)
+        for (ptrdiff_t c = 0; c < g->w; c++) {
+            const ptrdiff_t pr = r + g->pt, pc = c + g->pl;
+            s.place[r * g->w + c] = pr >= 0 && pr < g->ph && pc >= 0 && pc < g->pw ? (pr * g->pw + pc) * 16 : -1;
+        }
+    for (ptrdiff_t i = 0; i < g->kh; i++)
+        for (ptrdiff_t j = 0; j < g->kw; j++)
+            s.off[i * g->kw + j] = (i * g->dh * g->pw + j * g->dw) * 16;
 }
 
-/* U vectors of flat sums from `at`: bias, then every tap in order (one multiply-add each). */
-#define DW_CHUNK(U)                                                                                   \
+/* r[i][l] and r[l][i] swapped: four rounds of two-input shuffles, round d swapping bit d of the row and
+ * of the lane index. */
+static inline __attribute__((always_inline)) void transpose16(v16 *r)
+{
+    static const v16i lo8 = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
+    static const v16i hi8 = {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31};
+    static const v16i lo4 = {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27};
+    static const v16i hi4 = {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31};
+    static const v16i lo2 = {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29};
+    static const v16i hi2 = {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31};
+    static const v16i lo1 = {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30};
+    static const v16i hi1 = {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31};
+#define TRANSPOSE_ROUND(D, LO, HI)                                                                    \
+    for (int i = 0; i < 16; i++)                                                                      \
+        if (!(i & (D))) {                                                                             \
+            const v16 a = r[i], b = r[i + (D)];                                                       \
+            r[i] = __builtin_shuffle(a, b, LO);                                                       \
+            r[i + (D)] = __builtin_shuffle(a, b, HI);                                                  \
+        }
+    TRANSPOSE_ROUND(8, lo8, hi8)
+    TRANSPOSE_ROUND(4, lo4, hi4)
+    TRANSPOSE_ROUND(2, lo2, hi2)
+    TRANSPOSE_ROUND(1, lo1, hi1)
+#undef TRANSPOSE_ROUND
+}
+
+/* The `count` float32 planes from `planes` into the input grid (lanes past count: zeros). */
+MULTIVERSION static void group_in(const float *planes, int count, const group_scratch *s, const geometry *g)
+{
+    const ptrdiff_t hw = g->h * g->w;
+    for (ptrdiff_t p0 = 0; p0 < hw; p0 += 16) {
+        const ptrdiff_t n = hw - p0 < 16 ? hw - p0 : 16;
+        v16 r[16];
+        for (int i = 0; i < 16; i++) {
+            r[i] = (v16){0};
+            if (i < count && n == 16)
+                r[i] = *(const v16u *)(planes + i * hw + p0);
+            else if (i < count)
+                memcpy(&r[i], planes + i * hw + p0, sizeof(float) * (size_t)n);
+        }
+        transpose16(r);
+        for (int i = 0; i < 16; i++)
+            if (i < n && s->place[p0 + i] >= 0)
+                *(v16 *)(s->in + s->place[p0 + i]) = r[i];
+    }
+}
+
+/* U output pixels of the output grid from column c of row `src` (the input grid at the row's first tap):
+ * the bias, then every tap in order (one multiply-add each). */
+#define GROUP_CHUNK(U)                                                                                \
     {                                                                                                 \
         v16 acc[U];                                                                                   \
         for (int u = 0; u < (U); u++)                                                                 \
             acc[u] = (v16){0} + bias;                                                                 \
         for (ptrdiff_t t = 0; t < taps; t++) {                                                        \
-            const float *s = phases + off[t] + at;                                                    \
-            const float wv = k[t];                                                                    \
+            const float *at = src + s->off[t] + c * step;                                             \
+            const v16 wv = *(const v16 *)(s->taps + 16 * t);                                          \
             for (int u = 0; u < (U); u++)                                                             \
-                acc[u] += wv * *(const v16u *)(s + 16 * u);                                           \
+                acc[u] += wv * *(const v16 *)(at + u * step);                                         \
         }                                                                                             \
         for (int u = 0; u < (U); u++)                                                                 \
-            *(v16u *)(flat + at + 16 * u) = acc[u];                                                   \
-        at += 16 * (U);                                                                               \
+            *(v16 *)(dst + 16 * (c + u)) = acc[u];                                                    \
+        c += (U);                                                                                     \
     }
 
-MULTIVERSION static void dw_flat(const float *phases, const ptrdiff_t *off, const float *k, ptrdiff_t taps,
-                                 float bias, float *flat, ptrdiff_t count)
+MULTIVERSION static void group_taps(const group_scratch *s, const geometry *g)
 {
-    ptrdiff_t at = 0;
-    while (count - at >= 128)
-        DW_CHUNK(8)
-    switch ((count - at) / 16) { /* the rest in one chunk: independent accumulators hide the latency */
-    case 7: DW_CHUNK(7) break;
-    case 6: DW_CHUNK(6) break;
-    case 5: DW_CHUNK(5) break;
-    case 4: DW_CHUNK(4) break;
-    case 3: DW_CHUNK(3) break;
-    case 2: DW_CHUNK(2) break;
-    case 1: DW_CHUNK(1) break;
-    default: break;
-    }
-}
-
-void dw_tap_offsets(const geometry *g, ptrdiff_t *off)
-{
-    const phase_layout l = layout_of(g);
-    for (ptrdiff_t i = 0; i < g->kh; i++)
-        for (ptrdiff_t j = 0; j < g->kw; j++) {
-            const ptrdiff_t ti = i * g->dh, tj = j * g->dw;
-            off[i * g->kw + j] = ((ti % g->sh) * g->sw + tj % g->sw) * l.phase + ti / g->sh * l.qw + tj / g->sw;
+    const ptrdiff_t taps = g->kh * g->kw, step = g->sw * 16;
+    const v16 bias = *(const v16 *)s->bias;
+    for (ptrdiff_t r = 0; r < g->oh; r++) {
+        const float *src = s->in + r * g->sh * g->pw * 16;
+        float *dst = s->out + r * g->ow * 16;
+        ptrdiff_t c = 0;
+        while (g->ow - c >= 8)
+            GROUP_CHUNK(8)
+        switch (g->ow - c) { /* the rest in one chunk: independent accumulators hide the latency */
+        case 7: GROUP_CHUNK(7) break;
+        case 6: GROUP_CHUNK(6) break;
+        case 5: GROUP_CHUNK(5) break;
+        case 4: GROUP_CHUNK(4) break;
+        case 3: GROUP_CHUNK(3) break;
+        case 2: GROUP_CHUNK(2) break;
+        case 1: GROUP_CHUNK(1) break;
+        default: break;
         }
+    }
 }
 
-const float *dw_plane_sums(const void *x, int kind, ptrdiff_t offset, long long zero, const float *k, float bias,
-                           const ptrdiff_t *off, float *scratch, float *out, const geometry *g, ptrdiff_t *ld)
+/* The output grid back into `count` dense oh x ow planes, plane i at out + i * ld. */
+MULTIVERSION static void group_out(const group_scratch *s, int count, float *out, ptrdiff_t ld, const geometry *g)
 {
-    if (wide_3x3(g)) {
-        *ld = g->ow;
-        return dw_plane_wide(x, kind, offset, zero, k, bias, scratch, out, g);
+    const ptrdiff_t ohw = g->oh * g->ow;
+    for (ptrdiff_t p0 = 0; p0 < ohw; p0 += 16) {
+        const ptrdiff_t n = ohw - p0 < 16 ? ohw - p0 : 16;
+        v16 r[16];
+        for (int i = 0; i < 16; i++)
+            r[i] = i < n ? *(const v16 *)(s->out + 16 * (p0 + i)) : (v16){0};
+        transpose16(r);
+        for (int i = 0; i < count; i++) {
+            if (n == 16)
+                *(v16u *)(out + i * ld + p0) = r[i];
+            else
+                memcpy(out + i * ld + p0, &r[i], sizeof(float) * (size_t)n);
+        }
     }
-    const phase_layout l = layout_of(g);
-    const ptrdiff_t phases = g->sh * g->sw;
-    float *flat = scratch + phases * l.phase + l.tail;
-    build_phases(x, kind, offset, zero, scratch, flat + l.flat, &l, g);
-    memset(scratch + phases * l.phase, 0, sizeof(float) * (size_t)l.tail);
-    dw_flat(scratch, off, k, g->kh * g->kw, bias, flat, l.flat);
-    *ld = l.qw;
-    return flat;
+}
+
+/* dw_sums of a group: each lane's taps and bias (plane p0 + i takes channel (p0 + i) % channels), the
+ * planes centered when they are storage integers, then the grid in, the taps, the grid out. */
+static void group_sums(const void *x, int kind, long long zero, const float *w, const float *bias,
+                       ptrdiff_t channels, ptrdiff_t p0, int count, float *scratch, float *out, ptrdiff_t ld,
+                       const geometry *g)
+{
+    const group_scratch s = group_layout(scratch, g);
+    const ptrdiff_t taps = g->kh * g->kw;
+    for (int i = 0; i < 16; i++) {
+        const ptrdiff_t ch = (p0 + i) % channels;
+        for (ptrdiff_t t = 0; t < taps; t++)
+            s.taps[16 * t + i] = i < count ? w[ch * taps + t] : 0.0f;
+        s.bias[i] = i < count && bias ? bias[ch] : 0.0f;
+    }
+    const ptrdiff_t hw = g->h * g->w;
+    const float *planes = (const float *)x + p0 * hw;
+    if (kind != 'f') {
+        center_plane(x, kind, p0 * hw, count * hw, zero, s.centered);
+        planes = s.centered;
+    }
+    group_in(planes, count, &s, g);
+    group_taps(&s, g);
+    group_out(&s, count, out, ld, g);
+}
+
+/* ---- Entry points ---------------------------------------------------------------------------------- */
+
+size_t dw_scratch_floats(const geometry *g)
+{
+    if (wide_3x3(g))
+        return (size_t)(g->ph * g->pw + g->h * g->w);
+    return group_floats(g);
+}
+
+void dw_prepare(float *scratch, const geometry *g)
+{
+    if (!wide_3x3(g))
+        group_prepare(scratch, g);
+}
+
+void dw_sums(const void *x, int kind, long long zero, const float *w, const float *bias, ptrdiff_t channels,
+             ptrdiff_t p0, int count, float *scratch, float *out, ptrdiff_t ld, const geometry *g)
+{
+    if (!wide_3x3(g)) {
+        group_sums(x, kind, zero, w, bias, channels, p0, count, scratch, out, ld, g);
+        return;
+    }
+    const ptrdiff_t taps = g->kh * g->kw;
+    for (int i = 0; i < count; i++) {
+        const ptrdiff_t ch = (p0 + i) % channels;
+        dw_plane_wide(x, kind, (p0 + i) * g->h * g->w, zero, w + ch * taps, bias ? bias[ch] : 0.0f, scratch,
+                      out + i * ld, g);
+    }
 }

@@ -17,16 +17,18 @@ void center_plane(const void *x, int kind, ptrdiff_t offset, ptrdiff_t count, lo
 /* One input plane (at element `offset` of x, read as center_plane does) into a zero-bordered
  * ph x pw plane p: input (0, 0) lands at (pt, pl). */
 void pad_plane(const void *x, int kind, ptrdiff_t offset, long long zero, float *p, const geometry *g);
-/* Floats of scratch that dw_plane_sums needs for this geometry. */
+/* Floats of scratch (one per thread) that dw_prepare and dw_sums need for this geometry. */
 size_t dw_scratch_floats(const geometry *g);
-/* The sums bias + the taps of kernel k (kh x kw, row-major) over one input plane read as center_plane
- * does (zero outside it): output (r, c) at [r * *ld + c] of the returned array, which is out (when not
- * NULL: oh x ow floats) if the geometry's kernels write dense rows, else inside scratch. Each output
- * adds its taps in row-major order whatever the geometry, so float results do not depend on the
- * plane's size or the thread. */
-const float *dw_plane_sums(const void *x, int kind, ptrdiff_t offset, long long zero, const float *k, float bias,
-                           const ptrdiff_t *off, float *scratch, float *out, const geometry *g, ptrdiff_t *ld);
-/* The kh * kw tap offsets that dw_plane_sums takes (off), worked out once per geometry. */
-void dw_tap_offsets(const geometry *g, ptrdiff_t *off);
+/* Once per scratch and geometry, before dw_sums. */
+void dw_prepare(float *scratch, const geometry *g);
+/* The sums bias + the taps over planes p0 .. p0 + count - 1 (count <= DW_GROUP) of x, read as
+ * center_plane does (zero outside them): plane p takes channel p % channels of the kernels w (channels x
+ * kh x kw, row-major) and of bias (NULL: zeros), and its dense oh x ow sums go to out + (p - p0) * ld.
+ * Each output starts from its bias and adds its taps in row-major order whatever the geometry, so
+ * float results do not depend on the plane's size, its group or the thread. */
+void dw_sums(const void *x, int kind, long long zero, const float *w, const float *bias, ptrdiff_t channels,
+             ptrdiff_t p0, int count, float *scratch, float *out, ptrdiff_t ld, const geometry *g);
+/* Planes per dw_sums call: the tasks' shares of the planes are whole groups. */
+#define DW_GROUP 16
 
 #endif
