@@ -108,6 +108,19 @@ def test_pow_negative_base_integer_exponent_and_mixed_types():
     check_against_ort(*_two("Pow", np.abs(ints).astype(np.int32), np.array([2.0, 1.5, 0.5], np.float32)))  # int base, float exp
 
 
+@pytest.mark.parametrize("exponent", [2.0, 3.0])
+def test_pow_by_two_or_three_is_onnxruntimes_product_bit_for_bit(exponent):
+    """A constant exponent of exactly 2 or 3 multiplies (x*x, x*x*x) as onnxruntime does: the same bits,
+    where numpy's power is off in the last bit for some values."""
+    a = ((np.random.default_rng(3).random((4, 5000)) - 0.5) * 200).astype(np.float32)
+    model, inputs = _two("Pow", a, np.array(exponent, np.float32), const_b=True)
+    with tempfile.TemporaryDirectory(prefix="rknn-test-") as folder:
+        path = save_model(model, folder)
+        ours, ref = run_rknn(path, inputs)[0], run_ort(path, inputs)[0]
+    np.testing.assert_array_equal(ours, ref)
+    assert not np.array_equal(ref, np.power(a, np.float32(exponent)))  # the case is one numpy rounds otherwise
+
+
 def test_pow_nan_for_negative_base_fractional_exponent():
     check_exact(*_two("Pow", np.array([-2.0, 4.0], np.float32), np.array([0.5, 0.5], np.float32)))
 

@@ -100,8 +100,15 @@ def _copy(inputs, attrs):
 
 
 def _pow(a, b):
+    """a ** b; a float base raised to exactly 2 or 3 is the product x*x (x*x*x), as onnxruntime computes it
+    (numpy's power differs from it in the last bit, and is far slower)."""
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        return np.power(a, b.astype(a.dtype)) if np.issubdtype(a.dtype, np.floating) else np.power(a, b)
+        if not np.issubdtype(a.dtype, np.floating):
+            return np.power(a, b)
+        if np.size(b) == 1 and float(np.asarray(b).reshape(-1)[0]) in (2.0, 3.0):
+            square = a * a
+            return square if float(np.asarray(b).reshape(-1)[0]) == 2.0 else square * a
+        return np.power(a, b.astype(a.dtype))
 
 
 def _div(a, b):
