@@ -19,6 +19,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "native/bytes.h"
 #include "native/depthwise.h"
 #include "native/gemm.h"
 #include "native/maxpool.h"
@@ -1298,6 +1299,9 @@ static PyMethodDef methods[] = {
     {"qdepthwise_conv2d", qdepthwise_conv2d, METH_VARARGS,
      "Integer depthwise 2-D convolution: storage in, exact float32 sums, fixed-point requantization, storage out."},
     {"maxpool2d", maxpool2d, METH_VARARGS, "2-D max pooling of NCHW planes (float32, uint8, int8, int16)."},
+    {"lookup8", lookup8, METH_VARARGS, "8-bit codes through 256-entry byte tables (one, or one per row)."},
+    {"upsample8", upsample8, METH_VARARGS, "Nearest upsampling of byte planes by whole factors."},
+    {"depth_to_space8", depth_to_space8, METH_VARARGS, "Byte tap planes (kh, kw, h, w) woven into (h*kh, w*kw)."},
     {NULL, NULL, 0, NULL},
 };
 

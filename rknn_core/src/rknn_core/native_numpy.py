@@ -389,3 +389,40 @@ def maxpool2d(x, kind: str, y, planes: int, h: int, w: int, kh: int, kw: int, oh
     outside = ~_bordered(np.ones((1, h, w), bool), pt, pl, ph, pw)[0]
     padded[:, outside] = np.finfo(dtype).min if kind == "f" else np.iinfo(dtype).min
     dst[...] = _tap_max(_tap_max(padded, 1, kh, sh, dh, oh), 2, kw, sw, dw, ow)
+
+
+def lookup8(x, tables, out, rows: int, inner: int, per_row: bool) -> None:
+    """out[r, i] = table_r[x[r, i]] for bytes x (rows, inner): one 256-entry byte table, or one per row."""
+    name = "lookup8"
+    if min(rows, inner) < 0:
+        raise ValueError(f"{name}: rows and inner must not be negative")
+    codes = _flat(x, np.uint8, rows * inner, name).reshape(rows, inner)
+    table = _flat(tables, np.uint8, 256 * (rows if per_row else 1), name).reshape(-1, 256)
+    dst = _flat(out, np.uint8, rows * inner, name).reshape(rows, inner)
+    if per_row:
+        dst[...] = np.take_along_axis(table, codes.astype(np.intp), axis=1)
+    else:
+        dst[...] = table[0].take(codes)
+
+
+def _weave_check(name: str, planes: int, h: int, w: int, fy: int, fx: int) -> None:
+    if min(planes, h, w) < 0 or min(fy, fx) < 1 or fx > 64:
+        raise ValueError(f"{name}: sizes must not be negative, factors between 1 and 64")
+
+
+def upsample8(x, out, planes: int, h: int, w: int, fy: int, fx: int) -> None:
+    """out[p, y * fy + a, x * fx + b] = x[p, y, x]: nearest upsampling of byte planes by whole factors."""
+    name = "upsample8"
+    _weave_check(name, planes, h, w, fy, fx)
+    src = _flat(x, np.uint8, planes * h * w, name).reshape(planes, h, 1, w, 1)
+    dst = _flat(out, np.uint8, planes * h * fy * w * fx, name).reshape(planes, h, fy, w, fx)
+    dst[...] = src
+
+
+def depth_to_space8(x, out, planes: int, kh: int, kw: int, h: int, w: int) -> None:
+    """out[p, y * kh + i, x * kw + j] = x[p, i, j, y, x] for byte planes x (planes, kh, kw, h, w)."""
+    name = "depth_to_space8"
+    _weave_check(name, planes, h, w, kh, kw)
+    src = _flat(x, np.uint8, planes * kh * kw * h * w, name).reshape(planes, kh, kw, h, w)
+    dst = _flat(out, np.uint8, planes * h * kh * w * kw, name).reshape(planes, h, kh, w, kw)
+    dst[...] = src.transpose(0, 3, 1, 4, 2)

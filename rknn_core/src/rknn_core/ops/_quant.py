@@ -289,14 +289,85 @@ def code_lookup(table: np.ndarray, qtype: str) -> Callable[[np.ndarray], np.ndar
     if storage.itemsize != 1:
         return lambda x: table[np.asarray(x, dtype=np.int64) - lo]
     by_byte = np.roll(table, lo)  # i8: the bytes 128..255 are the codes -128..-1
+    bytes_out = by_byte.dtype.itemsize == 1
 
     def run(x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
         if x.dtype == storage and x.ndim:
+            if bytes_out:
+                return _looked_up(x, by_byte, 1, by_byte.dtype)
             return by_byte.take(x.view(np.uint8))
         return table[np.asarray(x, dtype=np.int64) - lo]
 
     return run
+
+
+def _looked_up(x: np.ndarray, tables: np.ndarray, rows: int, dtype) -> np.ndarray:
+    """8-bit ``x`` through 256-entry byte tables indexed by the code's byte on the compiled kernel: one table
+    (``rows`` 1) or one per leading row of ``x`` (``tables`` (rows, 256)); the result has ``x``'s shape."""
+    x = np.ascontiguousarray(x)
+    out = np.empty(x.shape, dtype)
+    _native.lookup8(x, tables, out, rows, x.size // max(rows, 1), rows > 1)
+    return out
+
+
+CODES_BY_BYTE = {qtype: np.arange(256, dtype=np.uint8).view(STORAGE_DTYPES[qtype]) for qtype in ("u8", "i8")}
+TABLE_FRACTION = 1024  # per-row tables pay when the input has this many elements per table entry
+
+
+def _params_key(q: QuantParams | None) -> tuple | None:
+    return None if q is None else (q.qtype, q.scale, q.zero_point, q.axis)
+
+
+def _table_axes(x_shape: tuple, other_shape: tuple) -> int | None:
+    """How many leading axes of ``x`` an operand of ``other_shape`` varies along (it is constant along the
+    rest and broadcasts into ``x`` without enlarging it); None when it varies along the last axis."""
+    padded = (1,) * (len(x_shape) - len(other_shape)) + tuple(other_shape)
+    if len(padded) != len(x_shape) or any(o not in (1, d) for o, d in zip(padded, x_shape)):
+        return None
+    k = max((i + 1 for i, o in enumerate(padded) if o != 1), default=0)
+    return k if k < len(x_shape) else None
+
+
+def lookup_by_code(x: np.ndarray, x_q: QuantParams, out_q: QuantParams, other: np.ndarray,
+                   evaluate: Callable[[np.ndarray], np.ndarray], tag: tuple) -> np.ndarray | None:
+    """``evaluate(x)``, an elementwise integer op of 8-bit storage ``x`` and a much smaller operand ``other``
+    (constant along ``x``'s trailing axes) into 8-bit storage, as one code table per leading row of ``x``: the
+    op evaluated on every code (so the same codes), then looked up on the compiled kernel. Tables are kept
+    while ``other`` lives (``tag`` names the op and everything else it depends on). None when it does not
+    apply or the tables would cost more than they save."""
+    k = _table_axes(x.shape, np.shape(other))
+    if (k is None or x_q.qtype not in CODES_BY_BYTE or out_q.qtype not in CODES_BY_BYTE
+            or x.dtype != STORAGE_DTYPES[x_q.qtype]):
+        return None
+    rows = math.prod(x.shape[:k])
+    if rows * TABLE_FRACTION > x.size:
+        return None
+    probe_shape = (*x.shape[:k], *(1,) * (x.ndim - k - 1), 256)
+
+    def make(_) -> np.ndarray:
+        codes = np.broadcast_to(CODES_BY_BYTE[x_q.qtype], probe_shape)
+        table = np.asarray(evaluate(codes))
+        return np.ascontiguousarray(table.reshape(rows, 256)).view(np.uint8)
+
+    tables = derived(other, ("code_tables", *tag, _params_key(x_q), _params_key(out_q), probe_shape), make)
+    return _looked_up(x, tables, rows, STORAGE_DTYPES[out_q.qtype])
+
+
+def binary_by_code(a: np.ndarray, b: np.ndarray, a_q: QuantParams | None, b_q: QuantParams | None,
+                   out_q: QuantParams, op: Callable[[np.ndarray, np.ndarray], np.ndarray], tag: tuple,
+                   either: bool = True) -> np.ndarray:
+    """``op(a, b)``, an elementwise integer op, through ``lookup_by_code`` when one operand is 8-bit storage much
+    larger than the other (a constant, a per-channel scale), else directly. Same codes either way. ``either``
+    False: only ``a`` is looked up (an op that may refuse codes of ``b`` that are not there, as a zero divisor)."""
+    a, b = np.asarray(a), np.asarray(b)
+    key = (*tag, _params_key(a_q), _params_key(b_q))
+    out = None
+    if a.size >= b.size and a_q is not None:
+        out = lookup_by_code(a, a_q, out_q, b, lambda codes: op(codes, b), (*key, 0))
+    elif either and b.size > a.size and b_q is not None:
+        out = lookup_by_code(b, b_q, out_q, a, lambda codes: op(a, codes), (*key, 1))
+    return op(a, b) if out is None else out
 
 
 def lut_kernel(fn: Callable[[np.ndarray], np.ndarray]) -> Callable:
@@ -325,8 +396,24 @@ def rescale(v: np.ndarray, src: QuantParams, dst: QuantParams) -> np.ndarray:
     """Storage integers of ``src`` re-expressed in ``dst`` (same real value, fixed point)."""
     if same_params(src, dst):
         return np.asarray(v)
+    v = np.asarray(v)
+    if src.qtype in CODES_BY_BYTE and dst.qtype in CODES_BY_BYTE and v.dtype == STORAGE_DTYPES[src.qtype] \
+            and v.size >= TABLE_FRACTION:
+        return _looked_up(v, _rescale_table(_params_key(src), _params_key(dst)), 1, STORAGE_DTYPES[dst.qtype])
+    return _rescaled(v, src, dst)
+
+
+def _rescaled(v: np.ndarray, src: QuantParams, dst: QuantParams) -> np.ndarray:
+    """``rescale`` element by element."""
     acc = np.subtract(v, np.int32(src.zero_point[0]), dtype=np.int32)
     return requantize_channels(acc, src.scale[0] / dst.scale[0], dst.zero_point[0], dst.qtype)
+
+
+@functools.lru_cache(maxsize=1024)
+def _rescale_table(src: tuple, dst: tuple) -> np.ndarray:
+    """``rescale`` of every 8-bit code of ``src`` (by byte) into ``dst`` (parameter keys), as bytes."""
+    src_q, dst_q = QuantParams(*src), QuantParams(*dst)
+    return np.ascontiguousarray(_rescaled(CODES_BY_BYTE[src_q.qtype], src_q, dst_q)).view(np.uint8)
 
 
 @functools.lru_cache(maxsize=1024)

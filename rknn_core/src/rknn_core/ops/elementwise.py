@@ -12,6 +12,7 @@ from rknn_core.errors import RknnError
 from rknn_core.ir import TensorInfo
 from rknn_core.ops._common import binary, default_cost, memo_by_attrs, same_as_first, unary, variadic, with_values
 from rknn_core.ops._quant import (
+    binary_by_code,
     centered,
     centered_int,
     code_lookup,
@@ -140,15 +141,18 @@ def _sqrt(x):
 
 
 def _add_quant(inputs, in_q, out_q, attrs):
-    return [quantized_add(inputs[0], inputs[1], in_q[0], in_q[1], out_q[0])]
+    a_q, b_q, o_q = in_q[0], in_q[1], out_q[0]
+    return [binary_by_code(*inputs, a_q, b_q, o_q, lambda a, b: quantized_add(a, b, a_q, b_q, o_q), ("Add",))]
 
 
 def _sub_quant(inputs, in_q, out_q, attrs):
-    return [quantized_add(inputs[0], inputs[1], in_q[0], in_q[1], out_q[0], sign=-1)]
+    a_q, b_q, o_q = in_q[0], in_q[1], out_q[0]
+    return [binary_by_code(*inputs, a_q, b_q, o_q, lambda a, b: quantized_add(a, b, a_q, b_q, o_q, sign=-1), ("Sub",))]
 
 
 def _mul_quant(inputs, in_q, out_q, attrs):
-    return [quantized_mul(inputs[0], inputs[1], in_q[0], in_q[1], out_q[0])]
+    a_q, b_q, o_q = in_q[0], in_q[1], out_q[0]
+    return [binary_by_code(*inputs, a_q, b_q, o_q, lambda a, b: quantized_mul(a, b, a_q, b_q, o_q), ("Mul",))]
 
 
 DIV_LEFT_SHIFT = 15  # |centered 16-bit value| << 15 stays inside int32
@@ -156,20 +160,26 @@ DIV_LEFT_SHIFT = 15  # |centered 16-bit value| << 15 stays inside int32
 
 def _div_quant(inputs, in_q, out_q, attrs):
     """a / b as a requantization of a by the multiplier a_scale / (b * out_scale), element by element
-    (b is the real divisor: a float constant, as the input-scale step of preprocessing is)."""
+    (b is the real divisor: a float constant, as the input-scale step of preprocessing is); a large a by a
+    small b through code tables of a (``binary_by_code``)."""
     a_q, b_q, o_q = in_q[0], in_q[1], out_q[0]
-    b = inputs[1]
+    return [binary_by_code(*inputs, a_q, b_q, o_q, lambda a, b: _divided(a, b, a_q, b_q, o_q), ("Div",),
+                           either=False)]
+
+
+def _divided(a, b, a_q, b_q, o_q) -> np.ndarray:
+    """``_div_quant`` element by element."""
     real_b = dequantize(b, b_q) if b_q is not None else np.asarray(b, dtype=np.float64)
     if np.any(real_b == 0):
         raise RknnError("division by zero")
-    acc = centered(inputs[0], a_q).astype(np.int64)
+    acc = centered(a, a_q).astype(np.int64)
     m = a_q.scale[0] / (real_b * o_q.scale[0])  # broadcast by the requantization: one plan per divisor
     # the small accumulators are first shifted left (as integer ADD does) so that the fixed-point
     # multiply rounds once, not twice; the multipliers are positive, the sign is applied apart
     out = requantize(np.abs(acc) << DIV_LEFT_SHIFT, np.abs(m) / 2**DIV_LEFT_SHIFT, 0, "i32")
     signed = np.where((acc < 0) != (m < 0), -out.astype(np.int64), out) + o_q.zero_point[0]
     lo, hi, dtype = QTYPES[o_q.qtype]
-    return [np.clip(signed, lo, hi).astype(dtype)]
+    return np.clip(signed, lo, hi).astype(dtype)
 
 
 def _clip_quant(inputs, in_q, out_q, attrs):

@@ -10,10 +10,12 @@ import numpy as np
 from rknn_core.errors import RknnError
 from rknn_core.ir import QuantParams, TensorInfo
 from rknn_core.kernels_backend import native as _native
+from rknn_core.ops import conv as conv_op
 from rknn_core.ops._common import broadcast, default_cost, memo_by_attrs, norm_axis, promote, same_as_first
 from rknn_core.ops._quant import (
     STORAGE_KINDS,
     centered,
+    derived,
     exact_chunks,
     exact_dtype,
     requantize_accumulator,
@@ -404,9 +406,55 @@ def _deconv_quant(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np
     x_q, w_q, o_q = in_q[0], in_q[1], out_q[0]
     if w_q.axis is not None and (w_q.axis != 1 or int(attrs.get("group", 1)) != 1):
         raise RknnError("ConvTranspose per-channel weights must be along axis 1 (output channels), group 1")
+    woven = _deconv_by_taps(x, w, b, x_q, w_q, o_q, attrs)
+    if woven is not None:
+        return [woven]
     wc, dtype = weight_plan(w, w_q, x_q, 1)
     acc = _deconv_kernel([centered(x, x_q, dtype), wc], attrs)[0]
     return [requantize_accumulator(acc, x_q, w_q, o_q, 1, bias=b)]
+
+
+def _deconv_by_taps(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, x_q: QuantParams, w_q: QuantParams,
+                    o_q: QuantParams, attrs: dict) -> np.ndarray | None:
+    """The integer ConvTranspose whose kernel equals its strides (2-D, group 1, no dilation, no output padding:
+    every output pixel is one tap of one input pixel) as the integer 1x1 Conv into kh * kw tap planes per output
+    channel (conv.quant_kernel: the same exact sums, multipliers and bias, so the same codes), woven into the
+    output planes on the compiled kernel and cropped by the pads; None when that does not apply (8-bit
+    output storage only)."""
+    if x.ndim != 4 or int(attrs.get("group", 1)) != 1 or o_q.qtype not in ("u8", "i8"):
+        return None
+    kernel, strides, dilations, begin, end, out, full = _deconv_geometry(x.shape, w.shape, attrs)
+    n, _, h, width = x.shape
+    if kernel != strides or dilations != [1, 1] or min(*begin, *end) < 0 or full != [h * kernel[0], width * kernel[1]]:
+        return None
+    conv_w, conv_b, conv_wq, conv_attrs = _taps_as_conv(w, b, w_q)
+    taps = conv_op.quant_kernel([x, conv_w, conv_b], [x_q, conv_wq, None], [o_q], conv_attrs)[0]
+    m = w.shape[1]
+    y = np.empty((n, m, *full), dtype=taps.dtype)
+    _native.depth_to_space8(np.ascontiguousarray(taps), y, n * m, *kernel, h, width)
+    if full == out:
+        return y
+    return np.ascontiguousarray(y[:, :, begin[0]:begin[0] + out[0], begin[1]:begin[1] + out[1]])
+
+
+def _taps_as_conv(w: np.ndarray, b: np.ndarray | None, w_q: QuantParams) -> tuple:
+    """ConvTranspose weights (c, m, kh, kw) as a 1x1 Conv's (m * kh * kw, c, 1, 1): output row (o, i, j) is tap
+    (i, j) of output channel o; its bias and per-channel parameters repeated per tap; the Conv's attributes.
+    Kept with the weights (the same objects every run, as the Conv's own caches need)."""
+
+    def make(w: np.ndarray) -> tuple:
+        c, m = w.shape[:2]
+        taps = math.prod(w.shape[2:])
+        conv_w = np.ascontiguousarray(w.reshape(c, m * taps).T).reshape(m * taps, c, 1, 1)
+        conv_b = None if b is None else np.repeat(np.asarray(b).reshape(-1), taps)
+        conv_wq = w_q if w_q.axis is None else QuantParams(
+            w_q.qtype, tuple(np.repeat(w_q.scale, taps).tolist()), tuple(np.repeat(w_q.zero_point, taps).tolist()),
+            axis=0)
+        return conv_w, conv_b, conv_wq, {"kernel_shape": [1, 1], "strides": [1, 1], "pads": [0, 0, 0, 0],
+                                         "dilations": [1, 1], "group": 1}
+
+    key = ("deconv_taps", None if b is None else id(b), w_q.qtype, w_q.scale, w_q.zero_point, w_q.axis)
+    return derived(w, key, make)
 
 
 def _gemm_bias(b: np.ndarray | None, attrs: dict) -> np.ndarray | None:

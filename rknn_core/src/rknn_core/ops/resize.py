@@ -15,6 +15,7 @@ import numpy as np
 
 from rknn_core.errors import RknnError
 from rknn_core.ir import TensorInfo
+from rknn_core.kernels_backend import native as _native
 from rknn_core.quant.params import QTYPES, quantize
 from rknn_core.records import Cost, OpDef
 
@@ -257,7 +258,9 @@ def quant_kernel(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.
     if tuple(out_shape) == x.shape:
         return [np.array(x, copy=True)]
     if mode == "nearest":
-        y = kernel(inputs, {**attrs, "extrapolation_value": 0.0})[0]
+        y = _by_copies(x, out_shape, scale, box, coord, nearest, attrs)
+        if y is None:
+            y = kernel(inputs, {**attrs, "extrapolation_value": 0.0})[0]
         stored = _extrapolate(x, y, out_shape, scale, box, coord, nearest, attrs, o_q)
         return [stored]
     zero = x_q.zero_point[0]
@@ -280,6 +283,27 @@ def quant_kernel(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.
     lo, hi, dtype = QTYPES[o_q.qtype]
     y = np.clip(y, lo, hi).astype(dtype)
     return [_extrapolate(x, y, out_shape, scale, box, coord, nearest, attrs, o_q)]
+
+
+def _by_copies(x: np.ndarray, out_shape, scale, box, coord: str, nearest: str, attrs: dict) -> np.ndarray | None:
+    """Nearest resize of 8-bit codes that repeats every input pixel of the last two axes a whole number of
+    times (output position o reads input o // factor, as ``kernel``'s taps say) on the compiled kernel; None
+    otherwise (other axes resized, other index patterns, wider storage)."""
+    if x.ndim < 2 or x.dtype.itemsize != 1 or tuple(out_shape[:-2]) != x.shape[:-2] or coord == "tf_crop_and_resize":
+        return None
+    factors = []
+    for axis in (x.ndim - 2, x.ndim - 1):
+        n_in, n_out = x.shape[axis], out_shape[axis]
+        if n_out % n_in:
+            return None
+        idx, _, _ = _taps("nearest", coord, nearest, n_out, n_in, scale[axis], box[axis], attrs)
+        if not np.array_equal(idx[:, 0], np.arange(n_out) // (n_out // n_in)):
+            return None
+        factors.append(n_out // n_in)
+    y = np.empty(tuple(out_shape), dtype=x.dtype)
+    planes = int(np.prod(x.shape[:-2]))
+    _native.upsample8(np.ascontiguousarray(x), y, planes, *x.shape[-2:], *factors)
+    return y
 
 
 def _extrapolate(x, y, out_shape, scale, box, coord, nearest, attrs, o_q) -> np.ndarray:

@@ -1,0 +1,233 @@
+/*
+ * Kernels on 8-bit codes and their Python bindings (see bytes.h): lookup8 (256-entry tables indexed
+ * by the byte: every elementwise function of one 8-bit code), upsample8 (nearest upsampling by whole
+ * factors) and depth_to_space8 (the tap planes of a ConvTranspose whose kernel equals its stride,
+ * woven into the output planes). They only move bytes, so any order gives the same results.
+ * Work of at least BIG_WORK bytes is shared out over the thread pool (pool.h).
+ */
+#define PY_SSIZE_T_CLEAN
+#include "bytes.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include "pool.h"
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#include <immintrin.h>
+#define X86_KERNELS 1
+#endif
+
+enum { BIG_WORK = 1 << 18 }; /* bytes written from which the pool takes part (about 20 us of lookups) */
+
+/* ---- lookup8 ------------------------------------------------------------------------------------- */
+
+typedef void (*lookup_fn)(const uint8_t *x, const uint8_t *table, uint8_t *out, ptrdiff_t n);
+
+static void lookup_scalar(const uint8_t *x, const uint8_t *table, uint8_t *out, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; i++)
+        out[i] = table[x[i]];
+}
+
+#ifdef X86_KERNELS
+/* 64 lookups at a time: two VPERMI2B pick from the table's halves (the byte's low 7 bits), its top bit
+ * chooses between them; the tail through masked loads and stores. */
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) static void lookup_vbmi(const uint8_t *x,
+                                                                                 const uint8_t *table,
+                                                                                 uint8_t *out, ptrdiff_t n)
+{
+    const __m512i t0 = _mm512_loadu_si512(table), t1 = _mm512_loadu_si512(table + 64);
+    const __m512i t2 = _mm512_loadu_si512(table + 128), t3 = _mm512_loadu_si512(table + 192);
+    for (ptrdiff_t i = 0; i < n; i += 64) {
+        const __mmask64 m = n - i >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << (n - i)) - 1;
+        const __m512i idx = _mm512_maskz_loadu_epi8(m, x + i);
+        const __m512i low = _mm512_permutex2var_epi8(t0, idx, t1), high = _mm512_permutex2var_epi8(t2, idx, t3);
+        _mm512_mask_storeu_epi8(out + i, m, _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), low, high));
+    }
+}
+#endif
+
+static lookup_fn lookup_kernel(void)
+{
+#ifdef X86_KERNELS
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vbmi"))
+        return lookup_vbmi;
+#endif
+    return lookup_scalar;
+}
+
+typedef struct {
+    const uint8_t *x, *tables;
+    uint8_t *out;
+    Py_ssize_t rows, inner;
+    int per_row, tasks;
+    lookup_fn fn;
+} lookup_job;
+
+/* Task t's share of the flat range, row piece by row piece (each with its row's table). */
+static void lookup_task(void *ctx, int t)
+{
+    const lookup_job *J = ctx;
+    const Py_ssize_t n = J->rows * J->inner, i1 = n * (t + 1) / J->tasks;
+    for (Py_ssize_t i = n * t / J->tasks; i < i1;) {
+        const Py_ssize_t r = i / J->inner, stop = (r + 1) * J->inner < i1 ? (r + 1) * J->inner : i1;
+        J->fn(J->x + i, J->tables + (J->per_row ? r * 256 : 0), J->out + i, stop - i);
+        i = stop;
+    }
+}
+
+static int tasks_for(Py_ssize_t bytes, Py_ssize_t parts)
+{
+    const Py_ssize_t wanted = bytes < BIG_WORK ? 1 : pool_get_threads();
+    return (int)(wanted < parts ? wanted : parts > 0 ? parts : 1);
+}
+
+PyObject *lookup8(PyObject *self, PyObject *args)
+{
+    Py_buffer xb, tb, ob;
+    lookup_job J = {0};
+    if (!PyArg_ParseTuple(args, "y*y*w*nnp", &xb, &tb, &ob, &J.rows, &J.inner, &J.per_row))
+        return NULL;
+    const Py_ssize_t n = J.rows * J.inner;
+    const int ok = J.rows >= 0 && J.inner >= 0 && xb.len >= n && ob.len >= n && tb.len >= 256 * (J.per_row ? J.rows : 1);
+    if (ok && n > 0) {
+        J = (lookup_job){xb.buf, tb.buf, ob.buf, J.rows, J.inner, J.per_row, tasks_for(n, n), lookup_kernel()};
+        Py_BEGIN_ALLOW_THREADS
+        pool_run(J.tasks, lookup_task, &J);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&xb);
+    PyBuffer_Release(&tb);
+    PyBuffer_Release(&ob);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "lookup8: buffer sizes that do not match rows, inner and the tables");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* ---- Weaving rows: upsample8, depth_to_space8 ---------------------------------------------------- */
+
+/* out[x * k + j] = src[j][x] for x < w, j < k: two rows interleaved 16 bytes at a time. */
+static void weave(uint8_t *out, const uint8_t *const *src, Py_ssize_t w, int k)
+{
+    Py_ssize_t x = 0;
+#ifdef X86_KERNELS
+    if (k == 2)
+        for (; x + 16 <= w; x += 16) {
+            const __m128i a = _mm_loadu_si128((const __m128i *)(src[0] + x));
+            const __m128i b = _mm_loadu_si128((const __m128i *)(src[1] + x));
+            _mm_storeu_si128((__m128i *)(out + 2 * x), _mm_unpacklo_epi8(a, b));
+            _mm_storeu_si128((__m128i *)(out + 2 * x + 16), _mm_unpackhi_epi8(a, b));
+        }
+#endif
+    for (; x < w; x++)
+        for (int j = 0; j < k; j++)
+            out[x * k + j] = src[j][x];
+}
+
+#ifdef X86_KERNELS
+/* The 16 bytes of v, each f times (f a power of two up to 8), at out. */
+static inline void repeat16(uint8_t *out, __m128i v, int f)
+{
+    if (f == 1) {
+        _mm_storeu_si128((__m128i *)out, v);
+        return;
+    }
+    repeat16(out, _mm_unpacklo_epi8(v, v), f / 2);
+    repeat16(out + 8 * f, _mm_unpackhi_epi8(v, v), f / 2);
+}
+#endif
+
+/* out[x * f + j] = src[x] for x < w, j < f. */
+static void repeat_row(uint8_t *out, const uint8_t *src, Py_ssize_t w, int f)
+{
+    Py_ssize_t x = 0;
+    if (f == 1) {
+        memcpy(out, src, (size_t)w);
+        return;
+    }
+#ifdef X86_KERNELS
+    if (f == 2 || f == 4 || f == 8)
+        for (; x + 16 <= w; x += 16)
+            repeat16(out + x * f, _mm_loadu_si128((const __m128i *)(src + x)), f);
+#endif
+    for (; x < w; x++)
+        memset(out + x * f, src[x], (size_t)f);
+}
+
+typedef struct {
+    const uint8_t *x;
+    uint8_t *out;
+    Py_ssize_t planes, h, w;
+    int fy, fx, tasks, depth; /* depth: depth_to_space8 (kh fy, kw fx), else upsample8 */
+} weave_job;
+
+/* The planes of task t: each output row woven once; upsampling copies it to the fy - 1 rows below. */
+static void weave_task(void *ctx, int t)
+{
+    const weave_job *J = ctx;
+    const Py_ssize_t ow = J->w * J->fx, plane = J->h * J->w;
+    for (Py_ssize_t p = J->planes * t / J->tasks; p < J->planes * (t + 1) / J->tasks; p++) {
+        uint8_t *out = J->out + p * plane * J->fy * J->fx;
+        for (Py_ssize_t y = 0; y < J->h; y++) {
+            if (!J->depth) {
+                uint8_t *row = out + y * J->fy * ow;
+                repeat_row(row, J->x + p * plane + y * J->w, J->w, J->fx);
+                for (int i = 1; i < J->fy; i++)
+                    memcpy(row + i * ow, row, (size_t)ow);
+                continue;
+            }
+            for (int i = 0; i < J->fy; i++) {
+                const uint8_t *src[64];
+                for (int j = 0; j < J->fx; j++)
+                    src[j] = J->x + ((p * J->fy + i) * J->fx + j) * plane + y * J->w;
+                weave(out + (y * J->fy + i) * ow, src, J->w, J->fx);
+            }
+        }
+    }
+}
+
+/* Run a parsed job (xb and ob released here); message: the ValueError of arguments that do not match. */
+static PyObject *run_weave(weave_job J, Py_buffer *xb, Py_buffer *ob, const char *message)
+{
+    const Py_ssize_t n = J.planes * J.h * J.w * J.fy * J.fx;
+    const int ok = J.planes >= 0 && J.h >= 0 && J.w >= 0 && J.fy >= 1 && J.fx >= 1 && J.fx <= 64 &&
+                   xb->len >= (J.depth ? n : n / (J.fy * J.fx)) && ob->len >= n;
+    if (ok && n > 0) {
+        J.x = xb->buf;
+        J.out = ob->buf;
+        J.tasks = tasks_for(n, J.planes);
+        Py_BEGIN_ALLOW_THREADS
+        pool_run(J.tasks, weave_task, &J);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(xb);
+    PyBuffer_Release(ob);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, message);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+PyObject *upsample8(PyObject *self, PyObject *args)
+{
+    Py_buffer xb, ob;
+    weave_job J = {0};
+    if (!PyArg_ParseTuple(args, "y*w*nnnii", &xb, &ob, &J.planes, &J.h, &J.w, &J.fy, &J.fx))
+        return NULL;
+    return run_weave(J, &xb, &ob, "upsample8: factors below 1 (or fx above 64) or buffer sizes that do not match");
+}
+
+PyObject *depth_to_space8(PyObject *self, PyObject *args)
+{
+    Py_buffer xb, ob;
+    weave_job J = {.depth = 1};
+    if (!PyArg_ParseTuple(args, "y*w*niinn", &xb, &ob, &J.planes, &J.fy, &J.fx, &J.h, &J.w))
+        return NULL;
+    return run_weave(J, &xb, &ob, "depth_to_space8: kernel below 1 (or kw above 64) or buffer sizes that do not match");
+}

@@ -1,0 +1,19 @@
+/* Kernels that move or look up 8-bit codes (bytes.c): code tables, nearest upsampling, depth to space. */
+#ifndef RKNN_NATIVE_BYTES_H
+#define RKNN_NATIVE_BYTES_H
+
+#include <Python.h>
+
+/* lookup8(x, tables, out, rows, inner, per_row): out[r, i] = table_r[x[r, i]] for bytes x (rows, inner);
+ * tables holds one 256-entry byte table (per_row false) or one per row (rows, 256), indexed by the byte. */
+PyObject *lookup8(PyObject *self, PyObject *args);
+
+/* upsample8(x, out, planes, h, w, fy, fx): nearest upsampling of byte planes by whole factors,
+ * out[p, y * fy + a, x * fx + b] = x[p, y, x] (out (planes, h * fy, w * fx)). */
+PyObject *upsample8(PyObject *self, PyObject *args);
+
+/* depth_to_space8(x, out, planes, kh, kw, h, w): out[p, y * kh + i, x * kw + j] = x[p, i, j, y, x] for byte
+ * planes x (planes, kh, kw, h, w), out (planes, h * kh, w * kw). */
+PyObject *depth_to_space8(PyObject *self, PyObject *args);
+
+#endif
