@@ -455,6 +455,36 @@ def test_qdepthwise_conv2d_is_bit_identical(compiled, threads, geometry, kinds, 
     np.testing.assert_array_equal(got, want)
 
 
+# EfficientNet-Lite0's depthwise layers (kh, kw, sh, sw, dh, dw, pt, pl, pb, pr; input plane): stride 2 with
+# TF "SAME" pads folded in (begin 0/1, end 1/2), 5x5 and 3x3 on 7x7 and 14x14 planes
+LITE0 = [((3, 3, 2, 2, 1, 1, 0, 0, 1, 1), (28, 28)), ((5, 5, 2, 2, 1, 1, 1, 1, 2, 2), (56, 56)),
+         ((5, 5, 2, 2, 1, 1, 1, 1, 2, 2), (14, 14)), ((5, 5, 1, 1, 1, 1, 2, 2, 2, 2), (7, 7)),
+         ((3, 3, 1, 1, 1, 1, 1, 1, 1, 1), (7, 7)), ((5, 5, 1, 1, 1, 1, 2, 2, 2, 2), (14, 14)),
+         ((3, 3, 2, 2, 1, 1, 0, 0, 1, 1), (112, 112))]
+
+
+@pytest.mark.parametrize("geometry, plane", LITE0)
+def test_depthwise_many_planes_are_bit_identical(compiled, threads, geometry, plane):
+    """Many channels (planes taken 16 at a time, a group straddling the batch), float and integer."""
+    rng = np.random.default_rng(plane[0] + sum(geometry))
+    n, c = 2, 37
+    geo = _dw_geometry(geometry, *plane)
+    kh, kw, oh, ow = geo[2], geo[3], geo[4], geo[5]
+    x, w, bias = (rng.integers(-9, 10, s).astype(np.float32) for s in ((n, c, *plane), (c, kh, kw), (c,)))
+    (want,), (got,) = both(compiled, "depthwise_conv2d", [np.empty((n, c, oh, ow), np.float32)], x, w, bias, OUT,
+                           n, c, *geo, 0.0, 6.0)
+    np.testing.assert_array_equal(got, want)
+    assert 0 < (want == 6).mean() < 1 and 0 < (want == 0).mean() < 1  # ReLU6 clips both ends
+    xq = storage(rng, "B", (n, c, *plane))
+    wq = rng.integers(-127, 128, (c, kh, kw)).astype(np.float32)
+    mult, shift = multipliers(rng, c, False)
+    bq = rng.integers(-2**12, 2**12, c).astype(np.int64)
+    (want,), (got,) = both(compiled, "qdepthwise_conv2d", [np.empty((n, c, oh, ow), np.uint8)], xq, "B", 128, wq,
+                           bq, mult, shift - 4, False, OUT, "B", 3, 0, 255, n, c, *geo)
+    np.testing.assert_array_equal(got, want)
+    assert len(np.unique(want)) > 10
+
+
 @pytest.mark.parametrize("module", ["compiled", "numpy"])
 def test_bad_arguments_raise_value_error_in_both(compiled, module):
     kernels = compiled if module == "compiled" else native_numpy
