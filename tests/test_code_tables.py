@@ -195,3 +195,16 @@ def test_deconv_with_overlapping_taps_keeps_the_scatter():
     assert nn._deconv_by_taps(x, w, None, q, q, q, attrs) is None
     np.testing.assert_array_equal(nn._deconv_quant([x, w], [q, q], [q], attrs)[0],
                                   _deconv_reference(x, w, None, q, q, q, attrs))
+
+
+@pytest.mark.parametrize("kind, dtype", [("B", np.uint8), ("b", np.int8)])
+@pytest.mark.parametrize("planes, size", [(96, 14400), (3, 17), (5, 1), (2, 0)])
+def test_byte_plane_sums_equal_twin(compiled, kind, dtype, planes, size):
+    info = np.iinfo(dtype)
+    x = RNG.integers(info.min, info.max + 1, planes * size).astype(dtype)
+    x[:size] = info.min  # a plane of the lowest code
+    got, want = np.empty(planes, np.int64), np.empty(planes, np.int64)
+    compiled.plane_sums(x, kind, got, planes, size)
+    native_numpy.plane_sums(x, kind, want, planes, size)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(want, x.reshape(planes, size).astype(np.int64).sum(axis=1))

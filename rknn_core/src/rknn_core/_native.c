@@ -1241,12 +1241,8 @@ static PyObject *plane_sums(PyObject *self, PyObject *args)
         Py_BEGIN_ALLOW_THREADS
         for (Py_ssize_t p = 0; p < planes; p++) {
             int64_t total = 0;
-            if (kind == 'B')
-                for (Py_ssize_t i = 0; i < size; i++)
-                    total += ((const uint8_t *)xb.buf)[p * size + i];
-            else if (kind == 'b')
-                for (Py_ssize_t i = 0; i < size; i++)
-                    total += ((const int8_t *)xb.buf)[p * size + i];
+            if (kind == 'B' || kind == 'b')
+                total = byte_sum((const uint8_t *)xb.buf + p * size, size, kind == 'b');
             else
                 for (Py_ssize_t i = 0; i < size; i++)
                     total += ((const int16_t *)xb.buf)[p * size + i];

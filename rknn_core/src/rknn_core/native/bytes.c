@@ -109,9 +109,30 @@ PyObject *lookup8(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* ---- byte_sum ----------------------------------------------------------------------------------- */
+
+int64_t byte_sum(const uint8_t *x, Py_ssize_t n, int is_signed)
+{
+    int64_t total = 0;
+    Py_ssize_t i = 0;
+#ifdef X86_KERNELS
+    const __m128i flip = _mm_set1_epi8(is_signed ? (char)0x80 : 0), zero = _mm_setzero_si128();
+    __m128i acc = zero; /* two 64-bit lanes of PSADBW sums: at most 255 * 8 per step, no overflow */
+    for (; i + 16 <= n; i += 16)
+        acc = _mm_add_epi64(acc, _mm_sad_epu8(_mm_xor_si128(_mm_loadu_si128((const __m128i *)(x + i)), flip), zero));
+    total = _mm_cvtsi128_si64(acc) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(acc, acc));
+    if (is_signed)
+        total -= 128 * (int64_t)i; /* the bytes were read plus 128 */
+#endif
+    for (; i < n; i++)
+        total += is_signed ? (int8_t)x[i] : x[i];
+    return total;
+}
+
 /* ---- Weaving rows: upsample8, depth_to_space8 ---------------------------------------------------- */
 
-/* out[x * k + j] = src[j][x] for x < w, j < k: two rows interleaved 16 bytes at a time. */
+/* out[x * k + j] = src[j][x] for x < w, j < k: two rows interleaved 16 bytes at a time (a tail of fewer
+ * through local blocks). */
 static void weave(uint8_t *out, const uint8_t *const *src, Py_ssize_t w, int k)
 {
     Py_ssize_t x = 0;
@@ -123,6 +144,16 @@ static void weave(uint8_t *out, const uint8_t *const *src, Py_ssize_t w, int k)
             _mm_storeu_si128((__m128i *)(out + 2 * x), _mm_unpacklo_epi8(a, b));
             _mm_storeu_si128((__m128i *)(out + 2 * x + 16), _mm_unpackhi_epi8(a, b));
         }
+    if (k == 2 && x < w) {
+        uint8_t a[16] = {0}, b[16] = {0}, wide[32];
+        memcpy(a, src[0] + x, (size_t)(w - x));
+        memcpy(b, src[1] + x, (size_t)(w - x));
+        const __m128i va = _mm_loadu_si128((const __m128i *)a), vb = _mm_loadu_si128((const __m128i *)b);
+        _mm_storeu_si128((__m128i *)wide, _mm_unpacklo_epi8(va, vb));
+        _mm_storeu_si128((__m128i *)(wide + 16), _mm_unpackhi_epi8(va, vb));
+        memcpy(out + 2 * x, wide, (size_t)(2 * (w - x)));
+        return;
+    }
 #endif
     for (; x < w; x++)
         for (int j = 0; j < k; j++)
@@ -142,7 +173,7 @@ static inline void repeat16(uint8_t *out, __m128i v, int f)
 }
 #endif
 
-/* out[x * f + j] = src[x] for x < w, j < f. */
+/* out[x * f + j] = src[x] for x < w, j < f; a tail of fewer than 16 pixels through a local block. */
 static void repeat_row(uint8_t *out, const uint8_t *src, Py_ssize_t w, int f)
 {
     Py_ssize_t x = 0;
@@ -151,12 +182,21 @@ static void repeat_row(uint8_t *out, const uint8_t *src, Py_ssize_t w, int f)
         return;
     }
 #ifdef X86_KERNELS
-    if (f == 2 || f == 4 || f == 8)
+    if (f == 2 || f == 4 || f == 8) {
         for (; x + 16 <= w; x += 16)
             repeat16(out + x * f, _mm_loadu_si128((const __m128i *)(src + x)), f);
+        if (x < w) {
+            uint8_t part[16] = {0}, wide[16 * 8];
+            memcpy(part, src + x, (size_t)(w - x));
+            repeat16(wide, _mm_loadu_si128((const __m128i *)part), f);
+            memcpy(out + x * f, wide, (size_t)((w - x) * f));
+        }
+        return;
+    }
 #endif
     for (; x < w; x++)
-        memset(out + x * f, src[x], (size_t)f);
+        for (int j = 0; j < f; j++)
+            out[x * f + j] = src[x];
 }
 
 typedef struct {

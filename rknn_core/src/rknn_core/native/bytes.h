@@ -1,12 +1,16 @@
-/* Kernels that move or look up 8-bit codes (bytes.c): code tables, nearest upsampling, depth to space. */
+/* Kernels on 8-bit codes (bytes.c): code tables, sums, nearest upsampling, depth to space. */
 #ifndef RKNN_NATIVE_BYTES_H
 #define RKNN_NATIVE_BYTES_H
 
 #include <Python.h>
+#include <stdint.h>
 
 /* lookup8(x, tables, out, rows, inner, per_row): out[r, i] = table_r[x[r, i]] for bytes x (rows, inner);
  * tables holds one 256-entry byte table (per_row false) or one per row (rows, 256), indexed by the byte. */
 PyObject *lookup8(PyObject *self, PyObject *args);
+
+/* The sum of n bytes read as uint8 (is_signed 0) or int8 (1). */
+int64_t byte_sum(const uint8_t *x, Py_ssize_t n, int is_signed);
 
 /* upsample8(x, out, planes, h, w, fy, fx): nearest upsampling of byte planes by whole factors,
  * out[p, y * fy + a, x * fx + b] = x[p, y, x] (out (planes, h * fy, w * fx)). */

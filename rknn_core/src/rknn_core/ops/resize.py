@@ -11,6 +11,8 @@ axis grows, ceil when it shrinks — onnxruntime's behaviour for those old ops).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from rknn_core.errors import RknnError
@@ -291,19 +293,23 @@ def _by_copies(x: np.ndarray, out_shape, scale, box, coord: str, nearest: str, a
     otherwise (other axes resized, other index patterns, wider storage)."""
     if x.ndim < 2 or x.dtype.itemsize != 1 or tuple(out_shape[:-2]) != x.shape[:-2] or coord == "tf_crop_and_resize":
         return None
-    factors = []
-    for axis in (x.ndim - 2, x.ndim - 1):
-        n_in, n_out = x.shape[axis], out_shape[axis]
-        if n_out % n_in:
-            return None
-        idx, _, _ = _taps("nearest", coord, nearest, n_out, n_in, scale[axis], box[axis], attrs)
-        if not np.array_equal(idx[:, 0], np.arange(n_out) // (n_out // n_in)):
-            return None
-        factors.append(n_out // n_in)
+    factors = [_whole_factor(x.shape[axis], out_shape[axis], scale[axis], tuple(box[axis]), coord, nearest)
+               for axis in (x.ndim - 2, x.ndim - 1)]
+    if None in factors:
+        return None
     y = np.empty(tuple(out_shape), dtype=x.dtype)
     planes = int(np.prod(x.shape[:-2]))
     _native.upsample8(np.ascontiguousarray(x), y, planes, *x.shape[-2:], *factors)
     return y
+
+
+@functools.lru_cache(maxsize=1024)
+def _whole_factor(n_in: int, n_out: int, scale, box: tuple, coord: str, nearest: str) -> int | None:
+    """f when nearest's taps read input o // f at every output position o of an axis, else None."""
+    if n_out % n_in:
+        return None
+    idx, _, _ = _taps("nearest", coord, nearest, n_out, n_in, scale, box, {})
+    return n_out // n_in if np.array_equal(idx[:, 0], np.arange(n_out) // (n_out // n_in)) else None
 
 
 def _extrapolate(x, y, out_shape, scale, box, coord, nearest, attrs, o_q) -> np.ndarray:
