@@ -102,37 +102,50 @@ ROWS static void dw_plane3x3(const float *restrict p, const float *restrict k, f
     }
 }
 
-/* 3x3, stride 2: each row of the padded plane is stored as its even then its odd columns (built
- * straight from the float32 input plane x), so that every load of the main loop is contiguous. */
-ROWS static void dw_plane3x3s2(const float *restrict x, float *restrict split, const float *restrict k,
-                                       float bias, float *restrict y, const geometry *g)
+/* Padded row pr of a stride-2 plane (at element `offset` of x, read as center_plane does: storage
+ * integers through the row buffer `centered`) as its even then its odd columns. */
+static inline void split_row(const void *x, int kind, ptrdiff_t offset, long long zero, ptrdiff_t pr,
+                             float *restrict centered, float *restrict even, const geometry *g)
 {
-    const ptrdiff_t pw = g->pw, ow = g->ow, half = (pw + 1) / 2;
-    for (ptrdiff_t pr = 0; pr < g->ph; pr++) {
-        float *restrict even = split + pr * pw, *restrict odd = even + half;
-        ptrdiff_t r = pr - g->pt;
-        memset(even, 0, sizeof(float) * (size_t)pw);
-        if (r < 0 || r >= g->h)
-            continue;
-        const float *restrict src = x + r * g->w;
-        /* padded column q = 2c + parity reads input column q - pl when that lies in [0, w) */
-        for (int parity = 0; parity < 2; parity++) {
-            float *restrict dst = parity ? odd : even;
-            ptrdiff_t span = g->w - 1 + g->pl - parity; /* last readable q - parity; may be negative */
-            ptrdiff_t first = (g->pl - parity + 1) / 2, last = span < 0 ? 0 : span / 2 + 1;
-            ptrdiff_t count = parity ? pw / 2 : half;
-            first = first < 0 ? 0 : first;
-            last = last > count ? count : last;
-            const float *restrict s0 = src + parity - g->pl;
-            for (ptrdiff_t c = first; c < last; c++)
-                dst[c] = s0[2 * c];
-        }
+    const ptrdiff_t pw = g->pw, half = (pw + 1) / 2, r = pr - g->pt;
+    float *restrict odd = even + half;
+    memset(even, 0, sizeof(float) * (size_t)pw);
+    if (r < 0 || r >= g->h)
+        return;
+    const float *restrict src = (const float *)x + offset + r * g->w;
+    if (kind != 'f') {
+        center_plane(x, kind, offset + r * g->w, g->w, zero, centered);
+        src = centered;
     }
+    /* padded column q = 2c + parity reads input column q - pl when that lies in [0, w) */
+    for (int parity = 0; parity < 2; parity++) {
+        float *restrict dst = parity ? odd : even;
+        ptrdiff_t span = g->w - 1 + g->pl - parity; /* last readable q - parity; may be negative */
+        ptrdiff_t first = (g->pl - parity + 1) / 2, last = span < 0 ? 0 : span / 2 + 1;
+        ptrdiff_t count = parity ? pw / 2 : half;
+        first = first < 0 ? 0 : first;
+        last = last > count ? count : last;
+        const float *restrict s0 = src + parity - g->pl;
+        for (ptrdiff_t c = first; c < last; c++)
+            dst[c] = s0[2 * c];
+    }
+}
+
+/* 3x3, stride 2: each row of the padded plane is split into its even then its odd columns (a ring of
+ * three such rows in `split`, each row split once), so that every load of the main loop is contiguous. */
+ROWS static void dw_plane3x3s2(const void *x, int kind, ptrdiff_t offset, long long zero, float *restrict split,
+                               const float *restrict k, float bias, float *restrict y, const geometry *g)
+{
+    float *restrict centered = split + 3 * g->pw;
+    const ptrdiff_t pw = g->pw, ow = g->ow, half = (pw + 1) / 2;
     const float k0 = k[0], k1 = k[1], k2 = k[2], k3 = k[3], k4 = k[4], k5 = k[5], k6 = k[6], k7 = k[7], k8 = k[8];
+    split_row(x, kind, offset, zero, 0, centered, split, g);
     for (ptrdiff_t r = 0; r < g->oh; r++) {
-        const float *restrict e0 = split + 2 * r * pw, *restrict o0 = e0 + half;
-        const float *restrict e1 = e0 + pw, *restrict o1 = e1 + half;
-        const float *restrict e2 = e1 + pw, *restrict o2 = e2 + half;
+        split_row(x, kind, offset, zero, 2 * r + 1, centered, split + (2 * r + 1) % 3 * pw, g);
+        split_row(x, kind, offset, zero, 2 * r + 2, centered, split + (2 * r + 2) % 3 * pw, g);
+        const float *restrict e0 = split + 2 * r % 3 * pw, *restrict o0 = e0 + half;
+        const float *restrict e1 = split + (2 * r + 1) % 3 * pw, *restrict o1 = e1 + half;
+        const float *restrict e2 = split + (2 * r + 2) % 3 * pw, *restrict o2 = e2 + half;
         float *restrict yrow = y + r * ow;
         for (ptrdiff_t c = 0; c < ow; c++) {
             float acc = bias;
@@ -154,17 +167,11 @@ ROWS static void dw_plane3x3s2(const float *restrict x, float *restrict split, c
 static void dw_plane_wide(const void *x, int kind, ptrdiff_t offset, long long zero, const float *k, float bias,
                           float *scratch, float *out, const geometry *g)
 {
-    float *padded = scratch, *centered = padded + g->ph * g->pw;
     if (g->sh == 1) {
-        pad_plane(x, kind, offset, zero, padded, g);
-        dw_plane3x3(padded, k, bias, out, g);
+        pad_plane(x, kind, offset, zero, scratch, g);
+        dw_plane3x3(scratch, k, bias, out, g);
     } else {
-        const float *plane = (const float *)x + offset;
-        if (kind != 'f') {
-            center_plane(x, kind, offset, g->h * g->w, zero, centered);
-            plane = centered;
-        }
-        dw_plane3x3s2(plane, padded, k, bias, out, g);
+        dw_plane3x3s2(x, kind, offset, zero, scratch, k, bias, out, g);
     }
 }
 
@@ -364,8 +371,8 @@ static void group_sums(const void *x, int kind, long long zero, const float *w, 
 
 size_t dw_scratch_floats(const geometry *g)
 {
-    if (wide_3x3(g))
-        return (size_t)(g->ph * g->pw + g->h * g->w);
+    if (wide_3x3(g)) /* the padded plane (stride 1), or three split rows and one centered row (stride 2) */
+        return (size_t)(g->ph * g->pw + g->w);
     return group_floats(g);
 }
 
