@@ -13,8 +13,9 @@
  *   w: float32 C-contiguous (C, KH, KW); bias: float32 (C,) or None
  *   y: float32 C-contiguous writable (N, C, OH, OW), overwritten with clamp(conv + bias, lo, hi), or
  *   with the epilogue of native/post.h (residual float32 laid out as y, act 1 HardSigmoid, 2 HardSwish).
- * Planes are computed by native/depthwise.c (whole-plane vector sweeps over stride phases) and
- * shared out over the thread pool (native/pool.c).
+ * Planes are computed by native/depthwise.c (16 planes at a time with their channels interleaved, or row
+ * kernels for wide 3x3 rows), whole groups of planes per task, shared out over the thread pool
+ * (native/pool.c).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -1297,6 +1298,7 @@ static PyMethodDef methods[] = {
     {"maxpool2d", maxpool2d, METH_VARARGS, "2-D max pooling of NCHW planes (float32, uint8, int8, int16)."},
     {"lookup8", lookup8, METH_VARARGS, "8-bit codes through 256-entry byte tables (one, or one per row)."},
     {"upsample8", upsample8, METH_VARARGS, "Nearest upsampling of byte planes by whole factors."},
+    {"byte_histograms", byte_histograms, METH_VARARGS, "How many times each byte occurs in each row (int64)."},
     {"depth_to_space8", depth_to_space8, METH_VARARGS, "Byte tap planes (kh, kw, h, w) woven into (h*kh, w*kw)."},
     {NULL, NULL, 0, NULL},
 };
