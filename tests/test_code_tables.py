@@ -208,3 +208,33 @@ def test_byte_plane_sums_equal_twin(compiled, kind, dtype, planes, size):
     native_numpy.plane_sums(x, kind, want, planes, size)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(want, x.reshape(planes, size).astype(np.int64).sum(axis=1))
+
+
+@pytest.mark.parametrize("rows, inner", [(40, 6625), (3, 17), (1, 1), (0, 4)])
+def test_byte_histograms_equal_twin(compiled, threads, rows, inner):
+    x = _codes(rows * inner)
+    got, want = np.empty((rows, 256), np.int64), np.empty((rows, 256), np.int64)
+    compiled.byte_histograms(x, got, rows, inner)
+    native_numpy.byte_histograms(x, want, rows, inner)
+    np.testing.assert_array_equal(got, want)
+    for r in range(min(rows, 2)):
+        np.testing.assert_array_equal(want[r], np.bincount(x.reshape(rows, inner)[r], minlength=256))
+
+
+SOFTMAX_ATTRS = [{"axis": 2, "coerce_2d": True}, {"axis": -1}, {"axis": 1, "coerce_2d": True}, {"axis": 1}]
+
+
+@pytest.mark.parametrize("qtype", ["u8", "i8"])
+@pytest.mark.parametrize("attrs", SOFTMAX_ATTRS)
+def test_softmax_by_histograms_equals_elementwise(monkeypatch, qtype, attrs):
+    lo, hi, dtype = QTYPES[qtype]
+    x = _codes((1, 6, 1500), qtype)
+    x[0, 1] = lo  # a row of the lowest code only
+    x[0, 2] = np.clip(RNG.integers(lo + 20, lo + 40, 1500), lo, hi)  # a narrow band, far below the top code
+    x[0, 3, :7] = hi  # a few top codes
+    x_q, o_q = _params(qtype, 0.114, 140 if qtype == "u8" else 12), _params(qtype, 1 / 256, lo)
+    got = nn._softmax_quant([x], [x_q], [o_q], dict(attrs))[0]
+    monkeypatch.setattr(nn, "_by_histograms", lambda *args: False)
+    want = nn._softmax_quant([x], [x_q], [o_q], dict(attrs))[0]
+    assert got.dtype == want.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(got, want)

@@ -1298,6 +1298,7 @@ static PyMethodDef methods[] = {
     {"maxpool2d", maxpool2d, METH_VARARGS, "2-D max pooling of NCHW planes (float32, uint8, int8, int16)."},
     {"lookup8", lookup8, METH_VARARGS, "8-bit codes through 256-entry byte tables (one, or one per row)."},
     {"upsample8", upsample8, METH_VARARGS, "Nearest upsampling of byte planes by whole factors."},
+    {"byte_histograms", byte_histograms, METH_VARARGS, "How many times each byte occurs in each row (int64)."},
     {"depth_to_space8", depth_to_space8, METH_VARARGS, "Byte tap planes (kh, kw, h, w) woven into (h*kh, w*kw)."},
     {NULL, NULL, 0, NULL},
 };

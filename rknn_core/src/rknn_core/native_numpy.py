@@ -405,6 +405,19 @@ def lookup8(x, tables, out, rows: int, inner: int, per_row: bool) -> None:
         dst[...] = table[0].take(codes)
 
 
+def byte_histograms(x, out, rows: int, inner: int) -> None:
+    """out[r, b] (int64 (rows, 256)) = how many bytes of row r of x (rows, inner) are b."""
+    name = "byte_histograms"
+    if min(rows, inner) < 0:
+        raise ValueError(f"{name}: rows and inner must not be negative")
+    if rows == 0:
+        return
+    codes = _flat(x, np.uint8, rows * inner, name).reshape(rows, inner)
+    dst = _flat(out, np.int64, rows * 256, name).reshape(rows, 256)
+    offsets = np.arange(rows, dtype=np.intp)[:, None] * 256
+    dst[...] = np.bincount((codes + offsets).reshape(-1), minlength=rows * 256).reshape(rows, 256)
+
+
 def _weave_check(name: str, planes: int, h: int, w: int, fy: int, fx: int) -> None:
     if min(planes, h, w) < 0 or min(fy, fx) < 1 or fx > 64:
         raise ValueError(f"{name}: sizes must not be negative, factors between 1 and 64")

@@ -1,6 +1,6 @@
 /*
  * Kernels on 8-bit codes and their Python bindings (see bytes.h): lookup8 (256-entry tables indexed
- * by the byte: every elementwise function of one 8-bit code), upsample8 (nearest upsampling by whole
+ * by the byte: every elementwise function of one 8-bit code), byte_sum and byte_histograms, upsample8 (nearest upsampling by whole
  * factors) and depth_to_space8 (the tap planes of a ConvTranspose whose kernel equals its stride,
  * woven into the output planes). They only move bytes, so any order gives the same results.
  * Work of at least BIG_WORK bytes is shared out over the thread pool (pool.h).
@@ -127,6 +127,63 @@ int64_t byte_sum(const uint8_t *x, Py_ssize_t n, int is_signed)
     for (; i < n; i++)
         total += is_signed ? (int8_t)x[i] : x[i];
     return total;
+}
+
+/* ---- byte_histograms ------------------------------------------------------------------------------ */
+
+typedef struct {
+    const uint8_t *x;
+    int64_t *out;
+    Py_ssize_t rows, inner;
+    int tasks;
+} histogram_job;
+
+/* The rows of task t, each counted into four interleaved partial histograms (so that runs of one byte do
+ * not wait on one counter). */
+static void histogram_task(void *ctx, int t)
+{
+    const histogram_job *J = ctx;
+    for (Py_ssize_t r = J->rows * t / J->tasks; r < J->rows * (t + 1) / J->tasks; r++) {
+        uint32_t part[4][256] = {{0}};
+        const uint8_t *x = J->x + r * J->inner;
+        Py_ssize_t i = 0;
+        for (; i + 4 <= J->inner; i += 4) {
+            part[0][x[i]]++;
+            part[1][x[i + 1]]++;
+            part[2][x[i + 2]]++;
+            part[3][x[i + 3]]++;
+        }
+        for (; i < J->inner; i++)
+            part[0][x[i]]++;
+        int64_t *out = J->out + r * 256;
+        for (int b = 0; b < 256; b++)
+            out[b] = (int64_t)part[0][b] + part[1][b] + part[2][b] + part[3][b];
+    }
+}
+
+PyObject *byte_histograms(PyObject *self, PyObject *args)
+{
+    Py_buffer xb, ob;
+    histogram_job J = {0};
+    if (!PyArg_ParseTuple(args, "y*w*nn", &xb, &ob, &J.rows, &J.inner))
+        return NULL;
+    const int ok = J.rows >= 0 && J.inner >= 0 && J.inner < ((Py_ssize_t)1 << 32) && xb.len >= J.rows * J.inner &&
+                   ob.len >= J.rows * 256 * 8;
+    if (ok && J.rows > 0) {
+        J.x = xb.buf;
+        J.out = ob.buf;
+        J.tasks = tasks_for(J.rows * J.inner, J.rows);
+        Py_BEGIN_ALLOW_THREADS
+        pool_run(J.tasks, histogram_task, &J);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&xb);
+    PyBuffer_Release(&ob);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "byte_histograms: buffer sizes that do not match rows and inner");
+        return NULL;
+    }
+    Py_RETURN_NONE;
 }
 
 /* ---- Weaving rows: upsample8, depth_to_space8 ---------------------------------------------------- */

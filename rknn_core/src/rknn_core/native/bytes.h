@@ -1,4 +1,4 @@
-/* Kernels on 8-bit codes (bytes.c): code tables, sums, nearest upsampling, depth to space. */
+/* Kernels on 8-bit codes (bytes.c): code tables, sums and histograms, nearest upsampling, depth to space. */
 #ifndef RKNN_NATIVE_BYTES_H
 #define RKNN_NATIVE_BYTES_H
 
@@ -11,6 +11,10 @@ PyObject *lookup8(PyObject *self, PyObject *args);
 
 /* The sum of n bytes read as uint8 (is_signed 0) or int8 (1). */
 int64_t byte_sum(const uint8_t *x, Py_ssize_t n, int is_signed);
+
+/* byte_histograms(x, out, rows, inner): out[r, b] (int64 (rows, 256)) = how many bytes of row r of x
+ * (rows, inner) are b. */
+PyObject *byte_histograms(PyObject *self, PyObject *args);
 
 /* upsample8(x, out, planes, h, w, fy, fx): nearest upsampling of byte planes by whole factors,
  * out[p, y * fy + a, x * fx + b] = x[p, y, x] (out (planes, h * fy, w * fx)). */

@@ -13,6 +13,7 @@ from rknn_core.kernels_backend import native as _native
 from rknn_core.ops import conv as conv_op
 from rknn_core.ops._common import broadcast, default_cost, memo_by_attrs, norm_axis, promote, same_as_first
 from rknn_core.ops._quant import (
+    CODES_BY_BYTE,
     STORAGE_KINDS,
     centered,
     derived,
@@ -573,6 +574,9 @@ def _softmax_runner(attrs: dict, shape: tuple, x_q: QuantParams, o_q: QuantParam
     table = _exp_table(x_q.qtype, x_q.scale[0])
     view, axis = _view_shape(shape, attrs)
     requantize = requantizer(2.0**-SOFTMAX_PROB_BITS / o_q.scale[0], o_q.zero_point[0], o_q.qtype)
+    rows, inner = _rows_of(shape, view, axis)
+    if _by_histograms(rows, inner, x_q, o_q):
+        return _softmax_by_histograms(table, requantize, x_q, o_q, rows, inner)
 
     def run(x: np.ndarray) -> np.ndarray:
         v = x.reshape(view)
@@ -582,6 +586,51 @@ def _softmax_runner(attrs: dict, shape: tuple, x_q: QuantParams, o_q: QuantParam
         e += total // 2
         _divide(e, total, axis)
         return requantize(e).reshape(shape)
+
+    return run
+
+
+def _rows_of(shape: tuple, view: tuple, axis: int) -> tuple[int, int]:
+    """(rows, codes per row) when the reduced axis is the last of ``view`` (that of an input of ``shape``), else
+    (0, 0)."""
+    size = math.prod(shape)
+    if axis != len(view) - 1 or size == 0:
+        return 0, 0
+    inner = view[-1] if view[-1] != -1 else size // view[0]
+    return size // inner, inner
+
+
+def _by_histograms(rows: int, inner: int, x_q: QuantParams, o_q: QuantParams) -> bool:
+    """Whether ``_softmax_by_histograms`` applies and pays: 8-bit storage in and out, ``rows`` rows of ``inner``
+    codes along the reduced last axis (``inner`` 0: another axis), at least ``LONG_ROW`` of them (a row's 256
+    table entries cost less than its codes)."""
+    return x_q.qtype in CODES_BY_BYTE and o_q.qtype in CODES_BY_BYTE and rows > 0 and inner >= LONG_ROW
+
+
+def _softmax_by_histograms(table: np.ndarray, requantize, x_q: QuantParams, o_q: QuantParams, rows: int,
+                           inner: int):
+    """``_softmax_quant`` of long rows of 8-bit codes: a row's output code depends only on the input code once
+    the row's largest code and sum of exp terms are known, and both follow from how often each code occurs.
+    So per row: a histogram of its codes (compiled), its maximum and sum of table entries, the probability
+    and output code of every code (the same integer steps as element by element), then one lookup per code."""
+    codes = CODES_BY_BYTE[x_q.qtype].astype(np.intp)  # the code of each byte
+    lowest = QTYPES[x_q.qtype][0]
+    out_dtype = QTYPES[o_q.qtype][2]
+
+    def run(x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x)
+        counts = np.empty((rows, 256), np.int64)
+        _native.byte_histograms(x, counts, rows, inner)
+        top = np.where(counts > 0, codes, lowest).max(axis=1, keepdims=True)
+        e = table[np.maximum(top - codes, 0)]  # codes above the maximum do not occur: any entry
+        total = (counts * e).sum(axis=1, keepdims=True)
+        e <<= SOFTMAX_PROB_BITS
+        e += total // 2
+        e //= total
+        tables = np.ascontiguousarray(requantize(e)).view(np.uint8)
+        out = np.empty(x.shape, out_dtype)
+        _native.lookup8(x, tables, out, rows, inner, True)
+        return out
 
     return run
 
