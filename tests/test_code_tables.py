@@ -238,3 +238,35 @@ def test_softmax_by_histograms_equals_elementwise(monkeypatch, qtype, attrs):
     want = nn._softmax_quant([x], [x_q], [o_q], dict(attrs))[0]
     assert got.dtype == want.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("n", [1 << 20, 37, 0])
+def test_lookup8_pairs_equals_twin(compiled, threads, n):
+    a, b = _codes(n), _codes(n)
+    table = _codes(65536 + 3)
+    got, want = np.empty(n, np.uint8), np.empty(n, np.uint8)
+    compiled.lookup8_pairs(a, b, table, got, n)
+    native_numpy.lookup8_pairs(a, b, table, want, n)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(want, table[a.astype(np.intp) * 256 + b])
+    with pytest.raises(ValueError):
+        compiled.lookup8_pairs(a, b, table[:65536], got, n)
+
+
+ADD_SCALES = [(0.9874, 0.7752, 1.0747), (0.37, 0.37, 0.37), (0.5, 0.25, 2.0**-3), (0.004, 3.1, 0.05)]
+
+
+@pytest.mark.parametrize("qtype", ["u8", "i8"])
+@pytest.mark.parametrize("scales", ADD_SCALES)
+@pytest.mark.parametrize("sign", [1, -1])
+def test_add_by_code_pairs_equals_arithmetic(qtype, scales, sign):
+    lo, hi, _ = QTYPES[qtype]
+    a, b = _codes((1, 8, 128, 128), qtype), _codes((1, 8, 128, 128), qtype)
+    a_q, b_q, o_q = (_params(qtype, s, int(z)) for s, z in zip(scales, RNG.integers(lo, hi + 1, 3)))
+    assert a.size >= _quant.PAIR_TABLE_MIN
+    got = _quant.quantized_add(a, b, a_q, b_q, o_q, sign)
+    np.testing.assert_array_equal(got, _quant._compiled_add(a, b, a_q, b_q, o_q, sign))
+    pairs = _quant._add_pair_table(_quant._params_key(a_q), _quant._params_key(b_q), _quant._params_key(o_q), sign)
+    codes = _quant.CODES_BY_BYTE[qtype]
+    want = _quant.quantized_add(np.repeat(codes, 256)[:4096], np.tile(codes, 256)[:4096], a_q, b_q, o_q, sign)
+    np.testing.assert_array_equal(pairs[:4096], want.view(np.uint8))

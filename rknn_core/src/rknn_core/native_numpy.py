@@ -405,6 +405,14 @@ def lookup8(x, tables, out, rows: int, inner: int, per_row: bool) -> None:
         dst[...] = table[0].take(codes)
 
 
+def lookup8_pairs(a, b, table, out, n: int) -> None:
+    """out[i] = table[a[i] * 256 + b[i]] for bytes a and b (the table: 65536 entries, then 3 bytes not used)."""
+    name = "lookup8_pairs"
+    pairs = _flat(table, np.uint8, 65536 + 3, name)[:65536]
+    index = _flat(a, np.uint8, n, name).astype(np.intp) << 8 | _flat(b, np.uint8, n, name)
+    _flat(out, np.uint8, n, name)[...] = pairs[index]
+
+
 def byte_histograms(x, out, rows: int, inner: int) -> None:
     """out[r, b] (int64 (rows, 256)) = how many bytes of row r of x (rows, inner) are b."""
     name = "byte_histograms"

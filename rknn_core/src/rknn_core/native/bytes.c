@@ -1,6 +1,7 @@
 /*
  * Kernels on 8-bit codes and their Python bindings (see bytes.h): lookup8 (256-entry tables indexed
- * by the byte: every elementwise function of one 8-bit code), byte_sum and byte_histograms, upsample8 (nearest upsampling by whole
+ * by the byte: every elementwise function of one 8-bit code), lookup8_pairs (65536-entry tables indexed by
+ * two codes' bytes: every elementwise function of two), byte_sum and byte_histograms, upsample8 (nearest upsampling by whole
  * factors) and depth_to_space8 (the tap planes of a ConvTranspose whose kernel equals its stride,
  * woven into the output planes). They only move bytes, so any order gives the same results.
  * Work of at least BIG_WORK bytes is shared out over the thread pool (pool.h).
@@ -19,6 +20,7 @@
 #endif
 
 enum { BIG_WORK = 1 << 18 }; /* bytes written from which the pool takes part (about 20 us of lookups) */
+enum { PAIR_TABLE_BYTES = 65536 + 3 }; /* a pair table and the 3 bytes its last 32-bit gather reads past it */
 
 /* ---- lookup8 ------------------------------------------------------------------------------------- */
 
@@ -104,6 +106,83 @@ PyObject *lookup8(PyObject *self, PyObject *args)
     PyBuffer_Release(&ob);
     if (!ok) {
         PyErr_SetString(PyExc_ValueError, "lookup8: buffer sizes that do not match rows, inner and the tables");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* ---- lookup8_pairs -------------------------------------------------------------------------------- */
+
+typedef void (*pairs_fn)(const uint8_t *a, const uint8_t *b, const uint8_t *table, uint8_t *out, ptrdiff_t n);
+
+static void pairs_scalar(const uint8_t *a, const uint8_t *b, const uint8_t *table, uint8_t *out, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; i++)
+        out[i] = table[(unsigned)a[i] << 8 | b[i]];
+}
+
+#ifdef X86_KERNELS
+/* 16 lookups at a time by one 32-bit gather at byte offsets (the table is padded by 3 bytes), of which
+ * the low byte is kept. */
+__attribute__((target("avx512f,avx512bw"))) static void pairs_avx512(const uint8_t *a, const uint8_t *b,
+                                                                     const uint8_t *table, uint8_t *out,
+                                                                     ptrdiff_t n)
+{
+    ptrdiff_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512i ia = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(a + i)));
+        const __m512i ib = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + i)));
+        const __m512i v = _mm512_i32gather_epi32(_mm512_or_si512(_mm512_slli_epi32(ia, 8), ib), (const void *)table, 1);
+        _mm_storeu_si128((__m128i *)(out + i), _mm512_cvtepi32_epi8(v));
+    }
+    pairs_scalar(a + i, b + i, table, out + i, n - i);
+}
+#endif
+
+static pairs_fn pairs_kernel(void)
+{
+#ifdef X86_KERNELS
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw"))
+        return pairs_avx512;
+#endif
+    return pairs_scalar;
+}
+
+typedef struct {
+    const uint8_t *a, *b, *table;
+    uint8_t *out;
+    Py_ssize_t n;
+    int tasks;
+    pairs_fn fn;
+} pairs_job;
+
+static void pairs_task(void *ctx, int t)
+{
+    const pairs_job *J = ctx;
+    const Py_ssize_t i0 = J->n * t / J->tasks, i1 = J->n * (t + 1) / J->tasks;
+    J->fn(J->a + i0, J->b + i0, J->table, J->out + i0, i1 - i0);
+}
+
+PyObject *lookup8_pairs(PyObject *self, PyObject *args)
+{
+    Py_buffer ab, bb, tb, ob;
+    pairs_job J = {0};
+    if (!PyArg_ParseTuple(args, "y*y*y*w*n", &ab, &bb, &tb, &ob, &J.n))
+        return NULL;
+    const int ok = J.n >= 0 && ab.len >= J.n && bb.len >= J.n && ob.len >= J.n && tb.len >= PAIR_TABLE_BYTES;
+    if (ok && J.n > 0) {
+        J = (pairs_job){ab.buf, bb.buf, tb.buf, ob.buf, J.n, tasks_for(J.n, J.n), pairs_kernel()};
+        Py_BEGIN_ALLOW_THREADS
+        pool_run(J.tasks, pairs_task, &J);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&ab);
+    PyBuffer_Release(&bb);
+    PyBuffer_Release(&tb);
+    PyBuffer_Release(&ob);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "lookup8_pairs: a table of fewer than 65539 bytes or buffers shorter than n");
         return NULL;
     }
     Py_RETURN_NONE;

@@ -1,4 +1,5 @@
-/* Kernels on 8-bit codes (bytes.c): code tables, sums and histograms, nearest upsampling, depth to space. */
+/* Kernels on 8-bit codes (bytes.c): code and code-pair tables, sums and histograms, nearest upsampling,
+ * depth to space. */
 #ifndef RKNN_NATIVE_BYTES_H
 #define RKNN_NATIVE_BYTES_H
 
@@ -8,6 +9,10 @@
 /* lookup8(x, tables, out, rows, inner, per_row): out[r, i] = table_r[x[r, i]] for bytes x (rows, inner);
  * tables holds one 256-entry byte table (per_row false) or one per row (rows, 256), indexed by the byte. */
 PyObject *lookup8(PyObject *self, PyObject *args);
+
+/* lookup8_pairs(a, b, table, out, n): out[i] = table[a[i] * 256 + b[i]] for bytes a, b; the table holds 65536
+ * entries and 3 bytes more (read, not used). */
+PyObject *lookup8_pairs(PyObject *self, PyObject *args);
 
 /* The sum of n bytes read as uint8 (is_signed 0) or int8 (1). */
 int64_t byte_sum(const uint8_t *x, Py_ssize_t n, int is_signed);

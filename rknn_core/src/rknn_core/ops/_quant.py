@@ -523,6 +523,31 @@ def _expanded(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(a), np.ascontiguousarray(b)
 
 
+PAIR_TABLE_MIN = 1 << 17  # 8-bit ADDs of this many elements look each pair of codes up (one table per node)
+
+
+def _compiled_add(a: np.ndarray, b: np.ndarray, a_q: QuantParams, b_q: QuantParams, out_q: QuantParams,
+                  sign: int) -> np.ndarray:
+    """``quantized_add`` of storage arrays of one shape and kind on the compiled integer ADD."""
+    left, right = _add_constants(a_q.scale[0], b_q.scale[0], out_q.scale[0], out_q.qtype)
+    out = np.empty(a.shape, dtype=STORAGE_DTYPES[out_q.qtype])
+    _native.quantized_add(a, b, out, STORAGE_KINDS[out_q.qtype], out.size, a_q.zero_point[0], b_q.zero_point[0],
+                          *left, sign, *right, out_q.zero_point[0], *QTYPES[out_q.qtype][:2])
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def _add_pair_table(a_key: tuple, b_key: tuple, out_key: tuple, sign: int) -> np.ndarray:
+    """The compiled ADD of every pair of 8-bit codes (parameter keys), as bytes indexed by a's byte * 256 + b's
+    byte (then 3 bytes the gathers read past the end)."""
+    a_q, b_q, out_q = QuantParams(*a_key), QuantParams(*b_key), QuantParams(*out_key)
+    a = np.repeat(CODES_BY_BYTE[a_q.qtype], 256)
+    b = np.tile(CODES_BY_BYTE[b_q.qtype], 256)
+    table = np.zeros(65536 + 3, np.uint8)
+    table[:65536] = _compiled_add(a, b, a_q, b_q, out_q, sign).view(np.uint8)
+    return table
+
+
 def quantized_add(a: np.ndarray, b: np.ndarray, a_q: QuantParams, b_q: QuantParams, out_q: QuantParams,
                   sign: int = 1) -> np.ndarray:
     """a + sign * b with TFLite's integer ADD: both sides scaled to a common fixed-point grid."""
@@ -530,12 +555,13 @@ def quantized_add(a: np.ndarray, b: np.ndarray, a_q: QuantParams, b_q: QuantPara
     kind = STORAGE_KINDS.get(out_q.qtype)
     dtype = STORAGE_DTYPES[out_q.qtype]
     if kind is not None and a.dtype == b.dtype == dtype == STORAGE_DTYPES[a_q.qtype]:
-        left, right = _add_constants(a_q.scale[0], b_q.scale[0], out_q.scale[0], out_q.qtype)
         a2, b2 = _expanded(a, b)
-        out = np.empty(a2.shape, dtype=dtype)
-        _native.quantized_add(a2, b2, out, kind, out.size, a_q.zero_point[0], b_q.zero_point[0], *left, sign, *right,
-                              out_q.zero_point[0], *QTYPES[out_q.qtype][:2])
-        return out
+        if kind in ("B", "b") and a2.size >= PAIR_TABLE_MIN:
+            table = _add_pair_table(_params_key(a_q), _params_key(b_q), _params_key(out_q), sign)
+            out = np.empty(a2.shape, dtype=dtype)
+            _native.lookup8_pairs(a2, b2, table, out, out.size)
+            return out
+        return _compiled_add(a2, b2, a_q, b_q, out_q, sign)
     shift, ma, sa, mb, sb, m_out = _add_plan(a_q.scale[0], b_q.scale[0], out_q.scale[0], out_q.qtype)
     terms = [multiply(centered(v, q).astype(np.int64) << shift, m, s) for v, q, m, s in ((a, a_q, ma, sa), (b, b_q, mb, sb))]
     return requantize(terms[0] + sign * terms[1], m_out, out_q.zero_point[0], out_q.qtype)
