@@ -12,8 +12,9 @@ import pytest
 
 from rknn_core import native_numpy
 from rknn_core.ir import QuantParams
-from rknn_core.ops import _quant, elementwise, nn, resize
+from rknn_core.ops import _quant, elementwise, nn, pool, resize
 from rknn_core.ops._quant import centered, requantize_accumulator, weight_plan
+from rknn_core.quant.fixedpoint import multiply, quantize_multiplier
 from rknn_core.quant.params import QTYPES
 
 RNG = np.random.default_rng(7)
@@ -270,3 +271,16 @@ def test_add_by_code_pairs_equals_arithmetic(qtype, scales, sign):
     codes = _quant.CODES_BY_BYTE[qtype]
     want = _quant.quantized_add(np.repeat(codes, 256)[:4096], np.tile(codes, 256)[:4096], a_q, b_q, o_q, sign)
     np.testing.assert_array_equal(pairs[:4096], want.view(np.uint8))
+
+
+@pytest.mark.parametrize("pads, include", [([0, 0, 0, 0], 0), ([1, 1, 0, 1], 0), ([1, 1, 0, 1], 1)])
+def test_average_pool_of_one_count_equals_per_window_multipliers(pads, include):
+    x = _codes((1, 16, 9, 80))
+    x_q, o_q = _params("u8", 0.2925, 5), _params("u8", 0.1633, 8)
+    attrs = {"kernel_shape": [3, 2], "strides": [3, 2], "pads": pads, "count_include_pad": include}
+    total, div = pool.window_sums(centered(x, x_q, np.int64), attrs)
+    got = pool._avgpool_quant([x], [x_q], [o_q], attrs)[0]
+    m = np.where(div > 0, x_q.scale[0] / (o_q.scale[0] * np.maximum(div, 1)), 0.0) * np.ones(total.shape)
+    mult, shift = quantize_multiplier(m)
+    want = np.clip(multiply(total, mult, shift) + o_q.zero_point[0], 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(got, want)

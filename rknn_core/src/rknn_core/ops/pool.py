@@ -243,6 +243,9 @@ def _average_requantize(total: np.ndarray, div: np.ndarray, x_q, o_q) -> np.ndar
     multiplier of x_scale / (out_scale * count) per window, as TFLite averages (also when that is a
     power of two); a count of 0 (an all-padding window) gives the zero point."""
     lo, hi, dtype = QTYPES[o_q.qtype]
+    div = np.asarray(div)
+    if div.size > 1 and div.flat[0] > 0 and (div == div.flat[0]).all():  # one count for all: one multiplier
+        div = div.reshape(-1)[:1]
     m = np.where(div > 0, x_q.scale[0] / (o_q.scale[0] * np.maximum(div, 1)), 0.0)
     if m.size == 1 and o_q.qtype in STORAGE_KINDS:  # one multiplier: the compiled fixed-point multiply
         mult, shift = _one_multiplier(float(m.reshape(-1)[0]))
