@@ -347,7 +347,7 @@ def lookup_by_code(x: np.ndarray, x_q: QuantParams, out_q: QuantParams, other: n
 
     def make(_) -> np.ndarray:
         codes = np.broadcast_to(CODES_BY_BYTE[x_q.qtype], probe_shape)
-        table = np.asarray(evaluate(codes))
+        table = np.asarray(evaluate(codes), dtype=STORAGE_DTYPES[out_q.qtype])  # codes of out_q: exact
         return np.ascontiguousarray(table.reshape(rows, 256)).view(np.uint8)
 
     tables = derived(other, ("code_tables", *tag, _params_key(x_q), _params_key(out_q), probe_shape), make)
