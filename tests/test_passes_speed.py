@@ -369,13 +369,15 @@ class NodeByNode(QuantExecutor):
                                  {"mean_values": [[123.7, 116.3, 103.5]], "std_values": [[58.4, 57.1, 57.4]],
                                   "reorder_channel": "2 1 0"}])
 @pytest.mark.parametrize("dtype", ["asymmetric_quantized-u8", "dynamic_fixed_point-8"])
-def test_quantized_normalization_runs_as_one_lookup_bit_exact(tmp_path, cfg, dtype):
-    model, x = first_conv_model([1, 1, 1, 1], nhwc=True)
-    samples = [np.random.default_rng(s).integers(0, 256, (1, 7, 7, 3)).astype(F32) for s in range(4)]
+@pytest.mark.parametrize("nhwc", [True, False], ids=["nhwc-input", "nchw-input-compiled-lookup"])
+def test_quantized_normalization_runs_as_one_lookup_bit_exact(tmp_path, cfg, dtype, nhwc):
+    model, x = first_conv_model([1, 1, 1, 1], nhwc=nhwc)
+    samples = [np.random.default_rng(s).integers(0, 256, x.shape).astype(F32) for s in range(4)]
     tk = Toolkit()
     tk.config(optimization_level=3, quantized_dtype=dtype, **cfg)
     tk.load("load_onnx", model=save_model(model, str(tmp_path)))
-    graph = tk.build(do_quantization=True, dataset=write_dataset([[s] for s in samples], str(tmp_path), "nhwc")).graph
+    dataset = write_dataset([[s] for s in samples], str(tmp_path), "nhwc" if nhwc else "nchw")
+    graph = tk.build(do_quantization=True, dataset=dataset).graph
     fast, plain = QuantExecutor(graph, tk.registry), NodeByNode(graph, tk.registry)
     feeds = {graph.inputs[0]: x}
     steps = fast._plan(frozenset(feeds), frozenset())
@@ -386,6 +388,31 @@ def test_quantized_normalization_runs_as_one_lookup_bit_exact(tmp_path, cfg, dty
         got, want = fast.run(feeds), plain.run(feeds)
         for name in graph.outputs:
             np.testing.assert_array_equal(got[name], want[name])
+
+
+def test_uint8_pictures_feed_a_u8_input_as_its_codes(tmp_path):
+    """A u8 model whose input grid is the identity (scale 1, zero point 0: calibrated on 0..255 pictures)
+    takes a uint8 picture as its codes, without a float round trip; the same outputs as the picture fed as
+    float32."""
+    from rknn.api import RKNN
+    from rknn_core.runtime.inputs import prepare_inputs
+
+    model, x = first_conv_model([1, 1, 1, 1])
+    samples = [np.random.default_rng(s).integers(0, 256, x.shape).astype(F32) for s in range(4)]
+    rknn = RKNN()
+    rknn.config(mean_values=[[120, 110, 100]], std_values=[[60, 60, 60]])
+    assert rknn.load_onnx(save_model(model, str(tmp_path))) == 0
+    assert rknn.build(do_quantization=True, dataset=write_dataset([[s] for s in samples], str(tmp_path), "nchw")) == 0
+    assert rknn.init_runtime() == 0
+    picture = np.random.default_rng(9).integers(0, 256, x.shape).astype(np.uint8)
+    graph = rknn._tk.model.graph
+    assert graph.tensors[graph.inputs[0]].quant.scale == (1.0,)
+    feeds = prepare_inputs(rknn._tk.model, [picture], data_type="uint8", data_format="nchw")
+    assert feeds[graph.inputs[0]].dtype == np.uint8
+    as_codes = rknn.inference(inputs=[picture], data_type="uint8", data_format="nchw")
+    as_floats = rknn.inference(inputs=[picture.astype(F32)], data_type="float32", data_format="nchw")
+    np.testing.assert_array_equal(as_codes[0], as_floats[0])
+    assert len(np.unique(as_codes[0])) > 10
 
 
 # ------------------------------------------------------------------------------------ fuse_hardswish

@@ -1121,24 +1121,29 @@ typedef struct {
     int tasks;
 } quantize_job;
 
-/* round(x / scale) with ties away from zero, + zero point, saturated; NaN gives the zero point. Written
- * without branches so that the loops below vectorize (the division stays a true division). */
-static inline long long quantize_one(double x, double scale, double zero, double lo, double hi)
+/* round(v) with ties away from zero, + zero point, saturated; NaN gives the zero point. Written without
+ * branches so that the loops below vectorize. */
+static inline int32_t quantize_one(double v, double zero, double lo, double hi)
 {
-    const double v = x / scale;
     const double r = (v >= 0 ? floor(v + 0.5) : ceil(v - 0.5)) + zero;
     const double c = r < lo ? lo : r > hi ? hi : r;
-    return (long long)(v == v ? c : (zero < lo ? lo : zero > hi ? hi : zero));
+    return (int32_t)(v == v ? c : (zero < lo ? lo : zero > hi ? hi : zero)); /* within 16-bit storage */
 }
 
+/* v = x / scale, as a product by `inverse` when that is exactly 1 / scale (scale a power of two: both
+ * round the same real number, so the same v) - a true division per value costs most of the time. */
 #define DEFINE_QUANTIZE(NAME, IN_T, OUT_T)                                                                  \
-    HOT_INT static void NAME(const void *x_v, void *out_v, Py_ssize_t n, double scale, double zero, double lo, \
-                             double hi)                                                                     \
+    HOT_INT static void NAME(const void *x_v, void *out_v, Py_ssize_t n, double scale, double inverse,      \
+                             double zero, double lo, double hi)                                             \
     {                                                                                                       \
         const IN_T *restrict x = x_v;                                                                       \
         OUT_T *restrict out = out_v;                                                                        \
-        for (Py_ssize_t i = 0; i < n; i++)                                                                  \
-            out[i] = (OUT_T)quantize_one((double)x[i], scale, zero, lo, hi);                               \
+        if (inverse != 0.0)                                                                                 \
+            for (Py_ssize_t i = 0; i < n; i++)                                                              \
+                out[i] = (OUT_T)quantize_one((double)x[i] * inverse, zero, lo, hi);                        \
+        else                                                                                                \
+            for (Py_ssize_t i = 0; i < n; i++)                                                              \
+                out[i] = (OUT_T)quantize_one((double)x[i] / scale, zero, lo, hi);                          \
     }
 DEFINE_QUANTIZE(quantize_f_u8, float, uint8_t)
 DEFINE_QUANTIZE(quantize_f_i8, float, int8_t)
@@ -1147,9 +1152,17 @@ DEFINE_QUANTIZE(quantize_d_u8, double, uint8_t)
 DEFINE_QUANTIZE(quantize_d_i8, double, int8_t)
 DEFINE_QUANTIZE(quantize_d_i16, double, int16_t)
 
-typedef void (*quantize_fn)(const void *, void *, Py_ssize_t, double, double, double, double);
+typedef void (*quantize_fn)(const void *, void *, Py_ssize_t, double, double, double, double, double);
 static const quantize_fn QUANTIZE[2][3] = {{quantize_f_u8, quantize_f_i8, quantize_f_i16},
                                            {quantize_d_u8, quantize_d_i8, quantize_d_i16}};
+
+/* 1 / scale when it is exact (scale a power of two, its inverse a normal double), else 0. */
+static double exact_inverse(double scale)
+{
+    int e;
+    const double m = frexp(scale, &e), inverse = ldexp(1.0, 1 - e);
+    return m == 0.5 && isnormal(inverse) ? inverse : 0.0;
+}
 
 static void quantize_task(void *ctx, int t)
 {
@@ -1158,7 +1171,8 @@ static void quantize_task(void *ctx, int t)
     const Py_ssize_t in_size = kind_size(J->x_kind), out_size = kind_size(J->out_kind);
     QUANTIZE[J->x_kind == 'd'][out_index(J->out_kind)]((const char *)J->x + i0 * in_size,
                                                       (char *)J->out + i0 * out_size, i1 - i0, J->scale,
-                                                      (double)J->zero, (double)J->lo, (double)J->hi);
+                                                      exact_inverse(J->scale), (double)J->zero, (double)J->lo,
+                                                      (double)J->hi);
 }
 
 /* quantize(x, x_kind, scale, zero, out, out_kind, lo, hi): per-tensor quantization of float32/float64

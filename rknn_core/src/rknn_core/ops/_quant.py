@@ -302,6 +302,25 @@ def code_lookup(table: np.ndarray, qtype: str) -> Callable[[np.ndarray], np.ndar
     return run
 
 
+def rows_lookup(tables: np.ndarray, qtype: str) -> Callable[[np.ndarray], np.ndarray] | None:
+    """``x -> out`` with out[n, r] = tables[r][x[n, r] - lowest code] for 8-bit storage ``x`` of ``qtype`` of
+    shape (N, rows, ...), on the compiled lookup (one 256-entry byte table per row); None when the codes or
+    the tables' values are not 8-bit."""
+    lo, _, dtype = QTYPES[qtype]
+    if np.dtype(dtype).itemsize != 1 or tables.dtype.itemsize != 1:
+        return None
+    by_byte = np.ascontiguousarray(np.roll(tables, lo, axis=1))  # i8: the bytes 128..255 are the codes -128..-1
+    repeated: dict[int, np.ndarray] = {}
+
+    def run(x: np.ndarray) -> np.ndarray:
+        batch = x.shape[0]
+        if batch not in repeated:
+            repeated[batch] = np.ascontiguousarray(np.tile(by_byte, (batch, 1)))
+        return _looked_up(x, repeated[batch], batch * len(by_byte), by_byte.dtype)
+
+    return run
+
+
 def _looked_up(x: np.ndarray, tables: np.ndarray, rows: int, dtype) -> np.ndarray:
     """8-bit ``x`` through 256-entry byte tables indexed by the code's byte on the compiled kernel: one table
     (``rows`` 1) or one per leading row of ``x`` (``tables`` (rows, 256)); the result has ``x``'s shape."""

@@ -42,15 +42,23 @@ STORAGE_KINDS = {"u8": "B", "i8": "b", "i16": "h"}
 ARRAY_KINDS = {np.dtype(np.float32): "f", np.dtype(np.float64): "d", np.dtype(np.int32): "i", np.dtype(np.int64): "q"}
 
 
+def memory_order(x: np.ndarray) -> tuple[int, ...]:
+    """The axes of ``x`` from the largest stride to the smallest: ``x.transpose(order)`` of a transposed view
+    of a C-contiguous array is that array (identity for a C-contiguous ``x``)."""
+    return tuple(sorted(range(x.ndim), key=lambda axis: -abs(x.strides[axis])))
+
+
 def quantize(x: np.ndarray, q: QuantParams) -> np.ndarray:
     """Real values to the storage integers of ``q`` (rounded, ties away from zero; saturated)."""
     lo, hi, dtype = QTYPES[q.qtype]
     x = np.asarray(x)
     if x.dtype.kind == "f" and x.dtype in ARRAY_KINDS and q.qtype in STORAGE_KINDS and len(q.scale) == 1 and x.size:
-        out = np.empty(x.shape, dtype=dtype)
-        _native.quantize(np.ascontiguousarray(x), ARRAY_KINDS[x.dtype], float(q.scale[0]), int(q.zero_point[0]), out,
-                         STORAGE_KINDS[q.qtype], lo, hi)
-        return out
+        order = memory_order(x)  # elementwise: quantize a transposed view (NHWC fed to NCHW) in its memory order
+        source = x.transpose(order)
+        out = np.empty(source.shape, dtype=dtype)
+        _native.quantize(np.ascontiguousarray(source), ARRAY_KINDS[x.dtype], float(q.scale[0]), int(q.zero_point[0]),
+                         out, STORAGE_KINDS[q.qtype], lo, hi)
+        return out.transpose(np.argsort(order))
     x = np.asarray(x, dtype=np.float64)
     scale = _broadcast(q.scale, q, x.ndim)
     zero = _broadcast(q.zero_point, q, x.ndim)

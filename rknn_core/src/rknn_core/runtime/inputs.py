@@ -7,6 +7,7 @@ import numpy as np
 from rknn_core.errors import RknnError
 from rknn_core.ir import Tensor
 from rknn_core.model import RknnModel
+from rknn_core.quant.params import QTYPES
 
 DATA_TYPES = ("float32", "float16", "int8", "uint8", "int16")
 DATA_FORMATS = ("nhwc", "nchw")
@@ -57,9 +58,20 @@ def prepare_inputs(model: RknnModel, inputs: list, data_type: str = "uint8", dat
     return feeds
 
 
+def _codes_as_given(arr: np.ndarray, tensor: Tensor) -> bool:
+    """Whether integer data are already the quantized input's storage codes: its grid is the identity
+    (scale 1, zero point 0) in the data's own type, as for uint8 pictures fed to a u8 input."""
+    q = tensor.quant
+    return (q is not None and arr.dtype.kind in "iu" and q.qtype in QTYPES and len(q.scale) == 1
+            and q.scale[0] == 1.0 and q.zero_point[0] == 0 and np.dtype(QTYPES[q.qtype][2]) == arr.dtype)
+
+
 def _stored(arr: np.ndarray, tensor: Tensor, index: int, name: str) -> np.ndarray:
-    """``arr`` in the input's storage type; for an already-quantized integer input, values outside its
-    range are refused rather than wrapped (uint8 pictures fed to an int8 input)."""
+    """``arr`` in the input's storage type (integer data that are its quantization codes as they are); for
+    an already-quantized integer input, values outside its range are refused rather than wrapped (uint8
+    pictures fed to an int8 input)."""
+    if _codes_as_given(arr, tensor):
+        return arr
     kind, dtype = np.dtype(tensor.dtype), tensor.dtype
     if tensor.quant is not None and kind.kind in "iu" and arr.dtype != kind and arr.size:
         info, low, high = np.iinfo(kind), arr.min(), arr.max()

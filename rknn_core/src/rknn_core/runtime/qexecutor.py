@@ -20,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 
 from rknn_core.ir import Graph, Node, QuantParams
-from rknn_core.ops._quant import code_lookup
+from rknn_core.ops._quant import code_lookup, rows_lookup
 from rknn_core.plugins import Registry
 from rknn_core.preprocess import channel_axis
 from rknn_core.quant.params import QTYPES, dequantize, quantize
@@ -174,6 +174,15 @@ class QuantExecutor(Executor):
                 order = order[np.asarray(self.graph.tensors[node.inputs[1]].data).astype(np.int64)]
             value = self._call(i, node, [value, self.graph.tensors[node.inputs[1]].data])[0]
         table = np.moveaxis(np.asarray(value), axis, 0).reshape(channels, len(codes))
+        compiled = rows_lookup(table, q.qtype) if axis == 1 else None
+        if compiled is not None:  # NCHW 8-bit: one compiled pass, channel c's table on its (reordered) plane
+            identity = bool((order == np.arange(channels)).all())
+
+            def run_compiled(args: list) -> list[np.ndarray]:
+                stored = args[0] if is_stored_quantized(args[0], q) else quantize(args[0], q)
+                return [compiled(stored if identity else np.take(stored, order, axis=1))]
+
+            return run_compiled
         tables = [np.ascontiguousarray(table[c]) for c in range(channels)]
         before = (slice(None),) * axis
         source = [before + (int(order[c]),) for c in range(channels)]
