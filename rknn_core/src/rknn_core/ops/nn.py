@@ -19,8 +19,11 @@ from rknn_core.ops._quant import (
     derived,
     exact_chunks,
     exact_dtype,
+    int8_operands,
+    requant_plan,
     requantize_accumulator,
     requantizer,
+    span,
     to_int,
     weight_plan,
 )
@@ -537,11 +540,47 @@ def _by_weights(attrs: dict, b: np.ndarray, a_q: QuantParams, b_q: QuantParams, 
     zero = dtype(a_q.zero_point[0])
     m = a_q.scale[0] * np.asarray(b_q.scale, dtype=np.float64) / o_q.scale[0]
     columns = m.size > 1
+    eight_bit = _int8_by_weights(bc, a_q, m, o_q)
+    if eight_bit is not None:
+        return eight_bit
     requantize = requantizer(m, o_q.zero_point[0], o_q.qtype, b.shape[-1] if columns else 1)
 
     def run(a: np.ndarray) -> np.ndarray:
         acc = np.matmul(np.subtract(a, zero, dtype=dtype), bc)
         return requantize(acc, acc.ndim - 1 if columns else None)
+
+    return run
+
+
+def _int8_by_weights(bc: np.ndarray, a_q: QuantParams, m: np.ndarray, o_q: QuantParams):
+    """A @ B on the 8-bit GEMM (exact int32 sums of the storage bytes, as the integer convolutions use it: the
+    rows of A are the image's pixels, B's columns its output channels), requantized by the same plan; None
+    where it does not apply (no VNNI, 16-bit storage, weights or sums beyond its bounds)."""
+    kind = STORAGE_KINDS.get(a_q.qtype)
+    if kind not in ("B", "b") or o_q.qtype not in STORAGE_KINDS or not _native.int8_gemm():
+        return None
+    weights = np.ascontiguousarray(bc.T, dtype=np.float32)  # (M, K) centered integers
+    if np.abs(weights).sum(axis=1).max(initial=0) * span(a_q) >= conv_op.INT32_SUMS:
+        return None
+    operands = int8_operands(weights, int(a_q.zero_point[0]) + (128 if kind == "b" else 0))
+    if operands is None:
+        return None
+    channels, k = weights.shape
+    plan = requant_plan(m, o_q.qtype, None, channels, None)
+    zero = int(o_q.zero_point[0])
+    offsets: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def run(a: np.ndarray) -> np.ndarray:
+        rows = a.reshape(-1, k)
+        count = rows.shape[0]
+        image = np.ascontiguousarray(rows.T if count > 1 else rows)  # (K, rows): pixel r of channel k at k*rows + r
+        if count not in offsets:
+            offsets[count] = (np.arange(k, dtype=np.int64) * count, np.arange(count, dtype=np.int64))
+        taps, origins = offsets[count]
+        out = np.empty((channels, count), dtype=plan.dtype)
+        _native.qconv_gemm_u8(*operands, image, kind, taps, origins, None, plan.mult, plan.shift, plan.pot, out,
+                              plan.kind, zero, plan.lo, plan.hi, channels, k, count)
+        return out.T.reshape(*a.shape[:-1], channels)
 
     return run
 
