@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from onnx_util import check_against_ort, run_ort, save_model, single_op
 
-from rknn_core.ops import pool
+from rknn_core.ops import nn, pool
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # onnxruntime before 1.25 (the newest for Python 3.10 is 1.23) leaves end pads out of count_include_pad averages
@@ -177,6 +177,19 @@ def test_conv_transpose(case, seed):
     if with_bias:
         inits["b"] = _randn(rng, w_shape[1] * attrs["group"])
     check_against_ort(single_op("ConvTranspose", {"x": x}, inits, **attrs), {"x": x})
+
+
+@pytest.mark.parametrize(("kernel", "attrs"), [((2, 2), {}), ((4, 4), {"pads": [1, 0, 2, 3]}),
+                                               ((2, 3), {"output_shape": [11, 16]})])
+def test_conv_transpose_with_kernel_equal_to_strides_weaves_a_1x1_conv(kernel, attrs):
+    """PP-OCR det's upsampling (2x2 stride 2): the float 1x1-Conv-and-weave form against onnxruntime."""
+    rng = np.random.default_rng(sum(kernel))
+    x = _randn(rng, 2, 6, 6, 6)
+    inits = {"w": _randn(rng, 6, 5, *kernel), "b": _randn(rng, 5)}
+    model = single_op("ConvTranspose", {"x": x}, inits, strides=list(kernel), **attrs)
+    out = check_against_ort(model, {"x": x})
+    assert out[0].shape[:2] == (2, 5)
+    assert nn._tap_plan(x.shape, inits["w"].shape, {"strides": list(kernel), **attrs}) is not None
 
 
 # --- Gemm / MatMul -------------------------------------------------------------------------------

@@ -112,6 +112,9 @@ def _deconv_infer(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorIn
 
 def _deconv_kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
     x, w, b = inputs[0], inputs[1], _opt(inputs, 2)
+    woven = _float_deconv_by_taps(x, w, b, attrs)
+    if woven is not None:
+        return [woven]
     kernel, strides, dilations, begin, end, out, full = _deconv_geometry(x.shape, w.shape, attrs)
     group = int(attrs.get("group", 1))
     n, c = x.shape[:2]
@@ -140,6 +143,43 @@ def _deconv_kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndar
     if b is not None:
         y = y + b.reshape(1, -1, *[1] * rank).astype(dtype, copy=False)
     return [np.ascontiguousarray(y, dtype=x.dtype)]
+
+
+def _tap_plan(x_shape: tuple, w_shape: tuple, attrs: dict) -> tuple | None:
+    """(kernel, begin, out, full) of a ConvTranspose whose kernel equals its strides (2-D, group 1, no dilation,
+    no output padding, pads not negative: every output pixel is one tap of one input pixel), else None."""
+    if len(x_shape) != 4 or int(attrs.get("group", 1)) != 1:
+        return None
+    kernel, strides, dilations, begin, end, out, full = _deconv_geometry(x_shape, w_shape, attrs)
+    h, width = x_shape[2:]
+    if kernel != strides or dilations != [1, 1] or min(*begin, *end) < 0 or full != [h * kernel[0], width * kernel[1]]:
+        return None
+    return kernel, begin, out, full
+
+
+def _cropped(y: np.ndarray, begin: list, out: list, full: list) -> np.ndarray:
+    """The full ConvTranspose result ``y`` cropped by its pads."""
+    if full == out:
+        return y
+    return np.ascontiguousarray(y[:, :, begin[0]:begin[0] + out[0], begin[1]:begin[1] + out[1]])
+
+
+def _float_deconv_by_taps(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, attrs: dict) -> np.ndarray | None:
+    """The float32 ConvTranspose whose kernel equals its strides (``_tap_plan``) as a 1x1 Conv on the compiled
+    GEMM into kh * kw tap planes per output channel (bias added to each sum, as the scatter-add form adds it
+    after), woven into the output planes; None when that does not apply."""
+    plan = _tap_plan(x.shape, w.shape, attrs) if x.dtype == w.dtype == np.float32 else None
+    if plan is None or (b is not None and b.dtype != np.float32):
+        return None
+    kernel, begin, out, full = plan
+    conv_w, conv_b, _, conv_attrs = _taps_as_conv(w, b, FLOAT_WEIGHTS)
+    n, m, (h, width), (kh, kw) = x.shape[0], w.shape[1], x.shape[2:], kernel
+    taps = conv_op.conv2d(x, conv_w, conv_b, conv_attrs).reshape(n, m, kh, kw, h, width)
+    y = np.empty((n, m, h, kh, width, kw), dtype=np.float32)
+    for i in range(kh):  # one strided copy per tap (numpy's 6-D transposing copy is several times slower)
+        for j in range(kw):
+            y[:, :, :, i, :, j] = taps[:, :, i, j]
+    return _cropped(y.reshape(n, m, *full), begin, out, full)
 
 
 def _deconv_cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict) -> Cost:
@@ -425,20 +465,19 @@ def _deconv_by_taps(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, x_q: Qua
     channel (conv.quant_kernel: the same exact sums, multipliers and bias, so the same codes), woven into the
     output planes on the compiled kernel and cropped by the pads; None when that does not apply (8-bit
     output storage only)."""
-    if x.ndim != 4 or int(attrs.get("group", 1)) != 1 or o_q.qtype not in ("u8", "i8"):
+    plan = _tap_plan(x.shape, w.shape, attrs) if o_q.qtype in ("u8", "i8") else None
+    if plan is None:
         return None
-    kernel, strides, dilations, begin, end, out, full = _deconv_geometry(x.shape, w.shape, attrs)
-    n, _, h, width = x.shape
-    if kernel != strides or dilations != [1, 1] or min(*begin, *end) < 0 or full != [h * kernel[0], width * kernel[1]]:
-        return None
+    kernel, begin, out, full = plan
     conv_w, conv_b, conv_wq, conv_attrs = _taps_as_conv(w, b, w_q)
     taps = conv_op.quant_kernel([x, conv_w, conv_b], [x_q, conv_wq, None], [o_q], conv_attrs)[0]
-    m = w.shape[1]
+    n, m, (h, width) = x.shape[0], w.shape[1], x.shape[2:]
     y = np.empty((n, m, *full), dtype=taps.dtype)
     _native.depth_to_space8(np.ascontiguousarray(taps), y, n * m, *kernel, h, width)
-    if full == out:
-        return y
-    return np.ascontiguousarray(y[:, :, begin[0]:begin[0] + out[0], begin[1]:begin[1] + out[1]])
+    return _cropped(y, begin, out, full)
+
+
+FLOAT_WEIGHTS = QuantParams("float32", 1.0, 0)  # stands for "not quantized" in _taps_as_conv's cache key
 
 
 def _taps_as_conv(w: np.ndarray, b: np.ndarray | None, w_q: QuantParams) -> tuple:
