@@ -204,9 +204,6 @@ def kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
     out_shape, scale, box = _plan(x.shape, get(1), get(2), get(3), attrs)
     if tuple(out_shape) == x.shape:
         return [x.copy()]  # onnxruntime copies whenever the shape is unchanged, whatever the scales
-    copies = _by_copies(x, out_shape, scale, box, coord, nearest, attrs) if mode == "nearest" else None
-    if copies is not None:
-        return [copies]
     floating = np.issubdtype(x.dtype, np.floating)
     y = x
     mask = None
@@ -291,22 +288,18 @@ def quant_kernel(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.
 
 
 def _by_copies(x: np.ndarray, out_shape, scale, box, coord: str, nearest: str, attrs: dict) -> np.ndarray | None:
-    """Nearest resize that repeats every input pixel of the last two axes a whole number of times (output
-    position o reads input o // factor, as ``kernel``'s taps say) as copies: 8-bit codes on the compiled
-    kernel, other types as one broadcast copy; None otherwise (other axes resized, other index patterns)."""
-    if x.ndim < 2 or tuple(out_shape[:-2]) != x.shape[:-2] or coord == "tf_crop_and_resize":
+    """Nearest resize of 8-bit codes that repeats every input pixel of the last two axes a whole number of
+    times (output position o reads input o // factor, as ``kernel``'s taps say) on the compiled kernel; None
+    otherwise (other axes resized, other index patterns, wider storage)."""
+    if x.ndim < 2 or x.dtype.itemsize != 1 or tuple(out_shape[:-2]) != x.shape[:-2] or coord == "tf_crop_and_resize":
         return None
     factors = [_whole_factor(x.shape[axis], out_shape[axis], scale[axis], tuple(box[axis]), coord, nearest)
                for axis in (x.ndim - 2, x.ndim - 1)]
     if None in factors:
         return None
-    h, w = x.shape[-2:]
-    if x.dtype.itemsize != 1:
-        spread = np.broadcast_to(x[..., :, None, :, None], (*x.shape[:-2], h, factors[0], w, factors[1]))
-        return np.ascontiguousarray(spread).reshape(tuple(out_shape))
     y = np.empty(tuple(out_shape), dtype=x.dtype)
     planes = int(np.prod(x.shape[:-2]))
-    _native.upsample8(np.ascontiguousarray(x), y, planes, h, w, *factors)
+    _native.upsample8(np.ascontiguousarray(x), y, planes, *x.shape[-2:], *factors)
     return y
 
 
