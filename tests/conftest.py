@@ -1,3 +1,4 @@
+import importlib
 import os
 import sys
 
@@ -20,3 +21,21 @@ def rknn_log():
     """Records logged on the ``rknn`` logger, all levels (it does not propagate, so caplog cannot see them)."""
     with collect_records() as records:
         yield records
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    """The compiled kernels (rknn_core._native); the test is skipped where they are not built."""
+    try:
+        return importlib.import_module("rknn_core._native")
+    except ImportError:
+        pytest.skip("the compiled kernels are not built here (nothing to compare the numpy kernels with)")
+
+
+@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
+def threads(request, compiled):
+    """Both thread counts of the compiled kernels: the results must not depend on them."""
+    old = compiled.get_threads()
+    compiled.set_threads(request.param)
+    yield request.param
+    compiled.set_threads(old)

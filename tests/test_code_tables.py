@@ -5,8 +5,6 @@ Resize by whole factors, and ConvTranspose whose kernel equals its strides as a 
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pytest
 
@@ -21,21 +19,6 @@ RNG = np.random.default_rng(7)
 ELEMENTWISE = {o.name: o for o in elementwise.OPS}
 
 
-@pytest.fixture(scope="module")
-def compiled():
-    try:
-        return importlib.import_module("rknn_core._native")
-    except ImportError:
-        pytest.skip("the compiled kernels are not built here")
-
-
-@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
-def threads(request, compiled):
-    """Both thread counts of the compiled kernels: the results must not depend on them."""
-    old = compiled.get_threads()
-    compiled.set_threads(request.param)
-    yield request.param
-    compiled.set_threads(old)
 
 
 def _codes(shape, qtype="u8") -> np.ndarray:

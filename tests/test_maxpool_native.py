@@ -5,8 +5,6 @@ finite values; RKNN_NO_NATIVE runs the twin."""
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pytest
 from onnx_util import run_ort, save_model, single_op
@@ -21,21 +19,6 @@ DTYPES = [np.float32, np.uint8, np.int8, np.int16]
 LOWEST = float(np.finfo(np.float32).min)
 
 
-@pytest.fixture(scope="module")
-def compiled():
-    try:
-        return importlib.import_module("rknn_core._native")
-    except ImportError:
-        pytest.skip("the compiled kernels are not built here")
-
-
-@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
-def threads(request, compiled):
-    """Both thread counts of the compiled kernels: the results must not depend on them."""
-    old = compiled.get_threads()
-    compiled.set_threads(request.param)
-    yield request.param
-    compiled.set_threads(old)
 
 
 def random_case(rng: np.random.Generator, ort_safe: bool, big: bool = False) -> tuple[tuple, dict]:

@@ -22,21 +22,6 @@ STORAGE = {"B": "u8", "b": "i8", "h": "i16"}
 SEEDS = range(6)
 
 
-@pytest.fixture(scope="module")
-def compiled():
-    try:
-        return importlib.import_module("rknn_core._native")
-    except ImportError:
-        pytest.skip("the compiled kernels are not built here (nothing to compare the numpy kernels with)")
-
-
-@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
-def threads(request, compiled):
-    """Both thread counts of the compiled kernels: the results must not depend on them."""
-    old = compiled.get_threads()
-    compiled.set_threads(request.param)
-    yield request.param
-    compiled.set_threads(old)
 
 
 def both(compiled, name: str, outputs: list[np.ndarray], *args) -> tuple[list, list]:

@@ -228,19 +228,28 @@ def test_prelu_with_slopes_per_channel_fuses_into_the_conv_float(tmp_path):
     assert (fused[0] < 0).any()
 
 
-@pytest.mark.parametrize("dtype", ["asymmetric_quantized-u8", "dynamic_fixed_point-8", "dynamic_fixed_point-16"])
-def test_prelu_fuses_bit_exact_when_quantized(tmp_path, dtype):
-    model, inputs = prelu_model()
+QUANTIZED_DTYPES = ["asymmetric_quantized-u8", "dynamic_fixed_point-8", "dynamic_fixed_point-16"]
+
+
+def fused_epilogue_quantized(tmp_path, model_and_inputs, dtype: str):
+    """The model built quantized with and without ``fuse_epilogue`` (bit-equal outputs asserted, and not all
+    alike) and the fused build's (op, attrs) list."""
+    model, inputs = model_and_inputs
     path = save_model(model, str(tmp_path))
-    samples = [[randn(1, 4, 9, 9, seed=s)] for s in range(4)]
+    samples = [[randn(*inputs["x"].shape, seed=s)] for s in range(4)]
     _dirs(tmp_path)
     fused, plain = both(path, inputs, ["fuse_epilogue"], quantize=True, samples=samples, tmp_path=tmp_path,
                         quantized_dtype=dtype)
-    nodes = conv_attrs(path, quantize=True, dataset=str(tmp_path / "fused" / "dataset.txt"))
-    prelus = [attrs["activation"] for op, attrs in nodes if op == "Conv" and attrs.get("activation")]
-    assert len(prelus) == 4 and all(set(a) == {"op", "slope_codes", "slope_q"} for a in prelus)
     np.testing.assert_array_equal(fused[0], plain[0])
     assert len(np.unique(fused[0])) > 20
+    return conv_attrs(path, quantize=True, dataset=str(tmp_path / "fused" / "dataset.txt"))
+
+
+@pytest.mark.parametrize("dtype", QUANTIZED_DTYPES)
+def test_prelu_fuses_bit_exact_when_quantized(tmp_path, dtype):
+    nodes = fused_epilogue_quantized(tmp_path, prelu_model(), dtype)
+    prelus = [attrs["activation"] for op, attrs in nodes if op == "Conv" and attrs.get("activation")]
+    assert len(prelus) == 4 and all(set(a) == {"op", "slope_codes", "slope_q"} for a in prelus)
 
 
 def affine_model():
@@ -281,20 +290,12 @@ def test_mul_and_add_by_one_value_fuse_after_the_activation_float(tmp_path):
     np.testing.assert_allclose(fused[0], run_ort(path, inputs)[0], rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("dtype", ["asymmetric_quantized-u8", "dynamic_fixed_point-8", "dynamic_fixed_point-16"])
+@pytest.mark.parametrize("dtype", QUANTIZED_DTYPES)
 def test_mul_and_add_by_one_value_fuse_bit_exact_when_quantized(tmp_path, dtype):
-    model, inputs = affine_model()
-    path = save_model(model, str(tmp_path))
-    samples = [[randn(1, 4, 9, 9, seed=s)] for s in range(4)]
-    _dirs(tmp_path)
-    fused, plain = both(path, inputs, ["fuse_epilogue"], quantize=True, samples=samples, tmp_path=tmp_path,
-                        quantized_dtype=dtype)
-    nodes = conv_attrs(path, quantize=True, dataset=str(tmp_path / "fused" / "dataset.txt"))
+    nodes = fused_epilogue_quantized(tmp_path, affine_model(), dtype)
     assert [op for op, _ in nodes] == ["Conv", "Conv", "Conv", "Mul"]
     steps = [step for _, attrs in nodes[:3] for step in attrs.get("post_ops", [])]
     assert len(steps) == 5 and all(set(step) == {"op", "code", "const_q", "in_q"} for step in steps)
-    np.testing.assert_array_equal(fused[0], plain[0])
-    assert len(np.unique(fused[0])) > 20
 
 
 # ------------------------------------------------------------------------------------ fold_preprocess
