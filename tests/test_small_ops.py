@@ -44,15 +44,15 @@ def test_plan_quantizes_a_float_constant_once(monkeypatch):
     constant = np.array([[0.5, -1.0, 2.0, 0.25]], np.float32)
     graph = add_graph(constant)
     seen = []
-    real_quantize = qexecutor.quantize
-    monkeypatch.setattr(qexecutor, "quantize", lambda v, q: seen.append(v is constant) or real_quantize(v, q))
+    real_codes = qexecutor.stored_codes
+    monkeypatch.setattr(qexecutor, "stored_codes", lambda v, q: seen.append(v is constant) or real_codes(v, q))
     executor = QuantExecutor(graph, default_registry())
     x = np.array([[0.1, 0.2, -0.3, 1.5]], np.float32)
     outs = [executor.run({"x": x})["y"] for _ in range(3)]
     assert seen.count(True) == 1  # the constant at plan time; the fed input on every run
     assert seen.count(False) == 3
     tensors = graph.tensors
-    want = _quant.quantized_add(real_quantize(x, U8), real_quantize(constant, tensors["c"].quant), U8,
+    want = _quant.quantized_add(quantize(x, U8), quantize(constant, tensors["c"].quant), U8,
                                 tensors["c"].quant, tensors["y"].quant)
     for out in outs:
         np.testing.assert_array_equal(out, dequantize(want, tensors["y"].quant))

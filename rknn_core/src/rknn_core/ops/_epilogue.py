@@ -24,14 +24,13 @@ from attrs import frozen
 
 from rknn_core.errors import RknnError
 from rknn_core.ir import QuantParams
-from rknn_core.ops._quant import _add_out_plan, _add_plan, activation_bounds, lut_table, quantized_add
+from rknn_core.ops._quant import _add_constants, activation_bounds, lut_table, quantized_add
 from rknn_core.ops.elementwise import OPS as ELEMENTWISE_OPS
 from rknn_core.ops.elementwise import _prelu_quant, hard_sigmoid, hard_swish
 from rknn_core.quant.params import QTYPES, dequantize
 
 ACT_CLAMP, ACT_HARD_SIGMOID, ACT_HARD_SWISH, ACT_PRELU = 0, 1, 2, 3
 TABLE_ACTIVATIONS = ("HardSigmoid", "HardSwish", "PRelu")
-NO_SLOPES = None
 
 
 def residual_of(inputs: list, attrs: dict):
@@ -56,11 +55,11 @@ def float_epilogue(act: dict | None) -> tuple[float, float, int, float, float, n
     or None when they have none (LeakyRelu: applied afterwards)."""
     bounds = clamp_bounds(act)
     if bounds is not None:
-        return (*bounds, ACT_CLAMP, 0.0, 0.0, NO_SLOPES)
+        return (*bounds, ACT_CLAMP, 0.0, 0.0, None)
     if act.get("op") == "HardSigmoid":
-        return -np.inf, np.inf, ACT_HARD_SIGMOID, float(act.get("alpha", 0.2)), float(act.get("beta", 0.5)), NO_SLOPES
+        return -np.inf, np.inf, ACT_HARD_SIGMOID, float(act.get("alpha", 0.2)), float(act.get("beta", 0.5)), None
     if act.get("op") == "HardSwish":
-        return -np.inf, np.inf, ACT_HARD_SWISH, 1 / 6, 0.5, NO_SLOPES
+        return -np.inf, np.inf, ACT_HARD_SWISH, 1 / 6, 0.5, None
     if act.get("op") == "PRelu":
         return -np.inf, np.inf, ACT_PRELU, 0.0, 0.0, prelu_slopes(act)
     return None
@@ -245,11 +244,10 @@ def compiled_post(stages: QuantStages, residual_dtype) -> CompiledPost | None:
         return CompiledPost(None, table)
     if residual_dtype != np.dtype(QTYPES[qtype][2]):
         return None
-    shift, ma, sa, mb, sb, m_out = _add_plan(stages.conv_q.scale[0], stages.residual_q.scale[0],
-                                              stages.add_q.scale[0], qtype)
-    pot, mo, so = _add_out_plan(m_out)
+    (shift, ma, sa, mb, sb), (mo, so, pot) = _add_constants(stages.conv_q.scale[0], stages.residual_q.scale[0],
+                                                            stages.add_q.scale[0], qtype)
     lo, hi, _ = QTYPES[qtype]
     if stages.add_bounds is not None:
         lo, hi = max(lo, stages.add_bounds[0]), min(hi, stages.add_bounds[1])
     return CompiledPost((stages.conv_q.zero_point[0], stages.residual_q.zero_point[0], shift, ma, sa, mb, sb,
-                         int(mo), int(so), bool(pot), stages.add_q.zero_point[0], lo, hi), table)
+                         mo, so, bool(pot), stages.add_q.zero_point[0], lo, hi), table)

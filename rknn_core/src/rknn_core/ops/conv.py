@@ -378,17 +378,22 @@ def _gemm_runner(x_shape, wc, b, x_q, w_q, stages: QuantStages, post: CompiledPo
 
 
 def _int8_groups(layout: GroupLayout, x_q) -> list | None:
-    """Each group's operands of the 8-bit GEMM (a8, row terms, row d), or None when it does not apply: a CPU
-    without it, 16-bit storage, weights that do not fit a byte after a shift per row, sums that could
-    reach 2**30 (the int32 requantization's bound)."""
-    kind = STORAGE_KINDS[x_q.qtype]
+    """Each group's operands of the 8-bit GEMM, or None when it does not apply to one of them
+    (``int8_gemm_operands``)."""
+    groups = [int8_gemm_operands(weights, x_q) for weights in layout.weights]
+    return None if any(g is None for g in groups) else groups
+
+
+def int8_gemm_operands(weights: np.ndarray, x_q) -> tuple | None:
+    """The operands of the 8-bit GEMM (a8, row terms, row d) for centered weights (rows, k) times activations of
+    parameters ``x_q``, or None when it does not apply: a CPU without it, 16-bit storage, weights that do not
+    fit a byte after a shift per row, sums that could reach 2**30 (the int32 requantization's bound)."""
+    kind = STORAGE_KINDS.get(x_q.qtype)
     if kind not in ("B", "b") or not _native.int8_gemm():
         return None
-    if np.abs(layout.weights).sum(axis=2).max(initial=0) * span(x_q) >= INT32_SUMS:
+    if np.abs(weights).sum(axis=1).max(initial=0) * span(x_q) >= INT32_SUMS:
         return None
-    zero = int(x_q.zero_point[0]) + (128 if kind == "b" else 0)  # the unsigned byte that is a centered zero
-    groups = [int8_operands(weights, zero) for weights in layout.weights]
-    return None if any(g is None for g in groups) else groups
+    return int8_operands(weights, int(x_q.zero_point[0]) + (128 if kind == "b" else 0))  # the byte of a centered 0
 
 
 def _depthwise_runner(x_shape, wc, b, x_q, w_q, stages: QuantStages, post: CompiledPost, attrs):

@@ -19,11 +19,9 @@ from rknn_core.ops._quant import (
     derived,
     exact_chunks,
     exact_dtype,
-    int8_operands,
     requant_plan,
     requantize_accumulator,
     requantizer,
-    span,
     to_int,
     weight_plan,
 )
@@ -595,15 +593,13 @@ def _int8_by_weights(bc: np.ndarray, a_q: QuantParams, m: np.ndarray, o_q: Quant
     """A @ B on the 8-bit GEMM (exact int32 sums of the storage bytes, as the integer convolutions use it: the
     rows of A are the image's pixels, B's columns its output channels), requantized by the same plan; None
     where it does not apply (no VNNI, 16-bit storage, weights or sums beyond its bounds)."""
-    kind = STORAGE_KINDS.get(a_q.qtype)
-    if kind not in ("B", "b") or o_q.qtype not in STORAGE_KINDS or not _native.int8_gemm():
+    if o_q.qtype not in STORAGE_KINDS:
         return None
     weights = np.ascontiguousarray(bc.T, dtype=np.float32)  # (M, K) centered integers
-    if np.abs(weights).sum(axis=1).max(initial=0) * span(a_q) >= conv_op.INT32_SUMS:
-        return None
-    operands = int8_operands(weights, int(a_q.zero_point[0]) + (128 if kind == "b" else 0))
+    operands = conv_op.int8_gemm_operands(weights, a_q)
     if operands is None:
         return None
+    kind = STORAGE_KINDS[a_q.qtype]
     channels, k = weights.shape
     plan = requant_plan(m, o_q.qtype, None, channels, None)
     zero = int(o_q.zero_point[0])

@@ -21,9 +21,9 @@ import numpy as np
 
 from rknn_core.ir import Graph, Node, QuantParams
 from rknn_core.ops._epilogue import TABLE_ACTIVATIONS
-from rknn_core.passes._util import single_consumer
+from rknn_core.passes._util import const_scalar, single_consumer
 from rknn_core.passes.fuse_activation import activation_of
-from rknn_core.quant.params import QTYPES, quantize
+from rknn_core.quant.params import QTYPES, stored_codes
 from rknn_core.quant.quantize_graph import FLOAT_NODES
 from rknn_core.records import PassSpec
 
@@ -99,7 +99,7 @@ def prelu_activation(graph: Graph, prelu: Node) -> dict | None:
     lo, hi, _ = QTYPES[x.quant.qtype]
     if channels * (hi - lo + 1) > PRELU_TABLE_ENTRIES:
         return None
-    codes = values if data.dtype.kind in "iu" else quantize(values, q)
+    codes = stored_codes(values, q)
     return {"op": "PRelu", "slope_codes": [int(c) for c in codes], "slope_q": params_dict(q)}
 
 
@@ -133,8 +133,7 @@ def scalar_operand(graph: Graph, node: Node, x: str) -> str | None:
     if len(node.inputs) != 2 or node.inputs.count(x) != 1:
         return None
     other = node.inputs[1] if node.inputs[0] == x else node.inputs[0]
-    data = graph.tensors[other].data
-    return other if data is not None and np.asarray(data).size == 1 else None
+    return other if const_scalar(graph, other) is not None else None
 
 
 def fuse_post_op(graph: Graph, conv: Node, node: Node) -> bool:
@@ -158,8 +157,7 @@ def fuse_post_op(graph: Graph, conv: Node, node: Node) -> bool:
         q, x_q = graph.tensors[const].quant, graph.tensors[x].quant
         if q is None or len(q.scale) != 1 or x_q is None or len(x_q.scale) != 1:
             return False
-        code = data if data.dtype.kind in "iu" else quantize(data, q)
-        step = {"op": node.op, "code": int(np.asarray(code).reshape(-1)[0]), "const_q": params_dict(q),
+        step = {"op": node.op, "code": int(stored_codes(data, q).reshape(-1)[0]), "const_q": params_dict(q),
                 "in_q": params_dict(x_q)}
     conv.attrs = {**conv.attrs, "post_ops": [*conv.attrs.get("post_ops", ()), step]}
     conv.outputs = [node.outputs[0]]

@@ -65,6 +65,12 @@ def quantize(x: np.ndarray, q: QuantParams) -> np.ndarray:
     return np.clip(round_half_away(x / scale) + zero, lo, hi).astype(dtype)
 
 
+def stored_codes(value: np.ndarray, q: QuantParams) -> np.ndarray:
+    """``value`` as storage integers of ``q``: integer data are the codes they hold, real values are quantized."""
+    value = np.asarray(value)
+    return value if value.dtype.kind in "iu" else quantize(value, q)
+
+
 def dequantize(v: np.ndarray, q: QuantParams) -> np.ndarray:
     """Storage integers of ``q`` to float32 real values."""
     scale = _broadcast(q.scale, q, np.ndim(v))

@@ -23,7 +23,7 @@ from rknn_core.ir import Graph, Node, QuantParams
 from rknn_core.ops._quant import code_lookup, rows_lookup
 from rknn_core.plugins import Registry
 from rknn_core.preprocess import channel_axis
-from rknn_core.quant.params import QTYPES, dequantize, quantize
+from rknn_core.quant.params import QTYPES, dequantize, stored_codes
 from rknn_core.quant.quantize_graph import FLOAT_NODES
 from rknn_core.runtime.executor import Executor
 
@@ -42,7 +42,7 @@ def _converter(q, quantized: bool, constant: np.ndarray | None) -> Callable | No
         return None
     if quantized:
         def convert(a):
-            return a if a is None or is_stored_quantized(a, q) else quantize(a, q)
+            return a if a is None else stored_codes(a, q)
     else:
         to_real = dequantizer(q)
 
@@ -179,7 +179,7 @@ class QuantExecutor(Executor):
             identity = bool((order == np.arange(channels)).all())
 
             def run_compiled(args: list) -> list[np.ndarray]:
-                stored = args[0] if is_stored_quantized(args[0], q) else quantize(args[0], q)
+                stored = stored_codes(args[0], q)
                 return [compiled(stored if identity else np.take(stored, order, axis=1))]
 
             return run_compiled
@@ -189,7 +189,7 @@ class QuantExecutor(Executor):
         target = [before + (c,) for c in range(channels)]
 
         def run(args: list) -> list[np.ndarray]:
-            stored = args[0] if is_stored_quantized(args[0], q) else quantize(args[0], q)
+            stored = stored_codes(args[0], q)
             index = stored.astype(np.intp) - lo if lo else stored
             out = np.empty(stored.shape, table.dtype)
             for c in range(channels):  # output channel c looks its input channel's codes up in its table
