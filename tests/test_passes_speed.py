@@ -213,6 +213,16 @@ def prelu_model():
     return make_model(nodes, {"x": x}, ["y"], initializers=inits, opset=14), {"x": x}
 
 
+def fused_epilogue_float(tmp_path, path: str, inputs: dict) -> list:
+    """The float build's outputs with ``fuse_epilogue``: bit-equal to the build without it, and onnxruntime's
+    to rounding."""
+    _dirs(tmp_path)
+    fused, plain = both(path, inputs, ["fuse_epilogue"], tmp_path=tmp_path)
+    np.testing.assert_array_equal(fused[0], plain[0])
+    np.testing.assert_allclose(fused[0], run_ort(path, inputs)[0], rtol=1e-4, atol=1e-5)
+    return fused
+
+
 def test_prelu_with_slopes_per_channel_fuses_into_the_conv_float(tmp_path):
     model, inputs = prelu_model()
     path = save_model(model, str(tmp_path))
@@ -221,10 +231,7 @@ def test_prelu_with_slopes_per_channel_fuses_into_the_conv_float(tmp_path):
     acts = [attrs.get("activation") for _, attrs in nodes[:4]]
     assert [a["op"] for a in acts] == ["PRelu"] * 4 and nodes[3][1]["fused_add"] == 1
     assert acts[2]["slope"] == [0.25] * 6 and len(acts[0]["slope"]) == 6
-    _dirs(tmp_path)
-    fused, plain = both(path, inputs, ["fuse_epilogue"], tmp_path=tmp_path)
-    np.testing.assert_array_equal(fused[0], plain[0])  # the same float32 product where negative
-    np.testing.assert_allclose(fused[0], run_ort(path, inputs)[0], rtol=1e-4, atol=1e-5)
+    fused = fused_epilogue_float(tmp_path, path, inputs)  # the same float32 product where negative
     assert (fused[0] < 0).any()
 
 
@@ -284,10 +291,7 @@ def test_mul_and_add_by_one_value_fuse_after_the_activation_float(tmp_path):
     posts = [[(step["op"], step["value"]) for step in attrs.get("post_ops", [])] for _, attrs in nodes[:3]]
     assert posts == [[("Mul", pytest.approx(1.7)), ("Add", pytest.approx(-0.4))],
                      [("Add", 0.25), ("Mul", pytest.approx(0.3))], [("Mul", pytest.approx(-1.1))]]
-    _dirs(tmp_path)
-    fused, plain = both(path, inputs, ["fuse_epilogue"], tmp_path=tmp_path)
-    np.testing.assert_array_equal(fused[0], plain[0])  # a product, then a sum, rounded as the standalone ops
-    np.testing.assert_allclose(fused[0], run_ort(path, inputs)[0], rtol=1e-4, atol=1e-5)
+    fused_epilogue_float(tmp_path, path, inputs)  # a product, then a sum, rounded as the standalone ops
 
 
 @pytest.mark.parametrize("dtype", QUANTIZED_DTYPES)
