@@ -600,7 +600,7 @@ def test_quantized_matmul_with_a_weight_matrix_gives_exact_integer_codes(per_cha
     """MatMul by a 2-D B sums in float32 where B's actual columns allow it (its centered form cached):
     the codes of the exact integer products."""
     from rknn_core.ir import QuantParams
-    from rknn_core.ops import nn
+    from rknn_core.ops import matmul as matmul_module
     from rknn_core.ops._quant import weight_plan
     from rknn_core.quant.fixedpoint import requantize
 
@@ -609,7 +609,7 @@ def test_quantized_matmul_with_a_weight_matrix_gives_exact_integer_codes(per_cha
     a_q, o_q = QuantParams("u8", (0.02,), (120,)), QuantParams("u8", (0.1,), (128,))
     b_q = QuantParams("u8", tuple(rng.uniform(0.001, 0.003, 50)), (128,) * 50, axis=1) if per_channel else \
         QuantParams("u8", (0.002,), (128,))
-    matmul = {o.name: o for o in nn.OPS}["MatMul"]
+    matmul = {o.name: o for o in matmul_module.OPS}["MatMul"]
     got = matmul.quant_kernel([a, b], [a_q, b_q], [o_q], {})[0]
     acc = (a.astype(np.int64) - 120) @ (b.astype(np.int64) - 128)
     want = requantize(acc, 0.02 * np.asarray(b_q.scale) / 0.1, 128, "u8")

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from rknn_core import _native
 from rknn_core.ir import QuantParams
-from rknn_core.ops import _quant, conv, elementwise, nn, pool, reduce, resize, tensor
+from rknn_core.ops import _quant, conv, elementwise, matmul, nn, pool, reduce, resize, tensor
 from rknn_core.quant import fixedpoint
 from rknn_core.quant.params import QTYPES
 from rknn_core.quant.params import quantize as params_quantize
@@ -233,7 +233,7 @@ def test_matmul_equals_integer_loops(seed, qtype, per_channel):
     a_q, o_q = params(rng, qtype), params(rng, qtype)
     b_q = params(rng, qtype, 3 if per_channel else None, axis=1)
     a, b = storage(rng, a_q, (2, 4, 6)), storage(rng, b_q, (6, 3))
-    got = nn._matmul_quant([a, b], [a_q, b_q], [o_q], {})[0]
+    got = matmul._quant_kernel([a, b], [a_q, b_q], [o_q], {})[0]
     lo, hi, _ = QTYPES[qtype]
     for idx in np.ndindex(2, 4, 3):
         acc = sum((int(a[idx[0], idx[1], kk]) - zp_of(a_q)) * (int(b[kk, idx[2]]) - zp_of(b_q, idx[2])) for kk in range(6))
@@ -422,7 +422,7 @@ def test_pad_constant_is_the_zero_point_and_maxpool_pads_with_the_minimum(qtype)
 
 
 def test_every_integer_kernel_is_registered():
-    quantized = {o.name for mod in (conv, nn, pool, reduce, resize, tensor, elementwise) for o in mod.OPS if o.quantizable}
+    quantized = {o.name for mod in (conv, nn, matmul, pool, reduce, resize, tensor, elementwise) for o in mod.OPS if o.quantizable}
     for name in ("Conv", "ConvTranspose", "Gemm", "MatMul", "AveragePool", "GlobalAveragePool", "MaxPool",
                  "GlobalMaxPool", "Concat", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Slice",
                  "Gather", "Split", "DepthToSpace", "SpaceToDepth", "Tile", "Expand", "Pad", "Resize", "ReduceMean",

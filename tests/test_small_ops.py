@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from rknn_core.ir import Graph, Node, QuantParams, Tensor
-from rknn_core.ops import _common, _quant, elementwise, nn, tensor
+from rknn_core.ops import _common, _quant, elementwise, matmul, nn, tensor
+from rknn_core.ops._epilogue import compiled_post, quant_stages
 from rknn_core.plugins import default_registry
 from rknn_core.quant import fixedpoint
 from rknn_core.quant.params import QTYPES, dequantize, quantize
@@ -180,12 +181,12 @@ def test_matmul_by_weights_equals_numpy_sums(per_column, a_shape):
     m = a_q.scale[0] * np.asarray(b_q.scale) / o_q.scale[0]
     want = fixedpoint.requantize(acc, m, o_q.zero_point[0], "u8")
     for _ in range(2):
-        np.testing.assert_array_equal(nn._matmul_quant([a, b], [a_q, b_q], [o_q], {})[0], want)
+        np.testing.assert_array_equal(matmul._quant_kernel([a, b], [a_q, b_q], [o_q], {})[0], want)
 
 
 @pytest.mark.parametrize("qtype", ["u8", "i8"])
 @pytest.mark.parametrize(("a_shape", "k", "m"), [((1, 576), 576, 128), ((1, 1152), 1152, 256), ((5, 300), 300, 70),
-                                                 ((2, 3, 64), 64, 33)])
+                                                 ((2, 3, 64), 64, 33), ((1, 300), 300, 70), ((1, 7), 7, 40)])
 def test_matmul_by_weights_on_the_8_bit_gemm_equals_integer_sums(qtype, a_shape, k, m):
     """Fully connected layers of MTCNN's sizes: the 8-bit GEMM's int32 sums, requantized per column, are the
     integer reference's codes."""
@@ -197,11 +198,13 @@ def test_matmul_by_weights_on_the_8_bit_gemm_equals_integer_sums(qtype, a_shape,
     acc = (a.astype(np.int64) - a_q.zero_point[0]) @ (b.astype(np.int64) - np.asarray(b_q.zero_point, np.int64))
     o_q = QuantParams(qtype, 0.03 * 0.05 * float(np.abs(acc).max()) / 100, lo + 128)  # the sums span the codes
     want = fixedpoint.requantize(acc, a_q.scale[0] * np.asarray(b_q.scale) / o_q.scale[0], o_q.zero_point[0], qtype)
-    got = nn._matmul_quant([a, b], [a_q, b_q], [o_q], {})[0]
+    got = matmul._quant_kernel([a, b], [a_q, b_q], [o_q], {})[0]
     np.testing.assert_array_equal(got, want)
     assert len(np.unique(want)) > 20
-    eight_bit = nn._int8_by_weights(nn.weight_plan(b, b_q, a_q, 1)[0], a_q, np.ones(m), o_q)
-    assert (eight_bit is not None) == bool(nn._native.int8_gemm())
+    stages = quant_stages({}, o_q, None)
+    eight_bit = matmul._int8_by_weights(_quant.weight_plan(b, b_q, a_q, 1)[0], a_q, np.ones(m), stages,
+                                        compiled_post(stages, None), None)
+    assert (eight_bit is not None) == bool(matmul._native.int8_gemm())
 
 
 @pytest.mark.parametrize(("a_shape", "b_shape"), [((1, 128), (128,)), ((2, 3, 4), (1,)), ((4, 1), (1, 3)),

@@ -621,12 +621,13 @@ static void requant_sums(const quant_post *e, const void *sums, Py_ssize_t ch, v
 {
     row_params rp;
     const int size = (int)kind_size(e->kind);
+    const int short_row = q->inner < 16; /* no full vector: the scalar form (the vector one's tail) directly */
     if (!row_form(e, ch, &rp))
         REQUANT[e->int32 ? 2 : 0][out_index(e->kind)](sums, dst, q);
     else if (e->int32)
-        rq_i32_row(sums, dst, size, q->inner, &rp);
+        (short_row ? rq_i32_row_scalar : rq_i32_row)(sums, dst, size, q->inner, &rp);
     else
-        rq_f32_row(sums, dst, size, q->inner, &rp);
+        (short_row ? rq_f32_row_scalar : rq_f32_row)(sums, dst, size, q->inner, &rp);
 }
 
 /* `count` sums (4-byte elements, see requant_sums) of channel ch into output elements [at, at + count) of
@@ -654,7 +655,7 @@ static void quant_post_apply(const quant_post *e, const void *sums, Py_ssize_t c
             add_args a = e->add;
             a.n = len;
             if (e->add_fast)
-                add8(conv, r, sum_to, e->kind == 'b', len, &e->add8p);
+                (len < 16 ? add8_scalar : add8)(conv, r, sum_to, e->kind == 'b', len, &e->add8p);
             else if (e->kind == 'B')
                 add_u8(conv, r, sum_to, &a);
             else if (e->kind == 'b')

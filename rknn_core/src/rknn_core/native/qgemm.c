@@ -282,6 +282,39 @@ static int gather_columns(qjob *J, int nt)
     return 1;
 }
 
+#if HAVE_VNNI_KERNEL
+/* One column (n == 1: a fully connected layer on one row), serially: u gathered once (zero past k), then
+ * each row's products with it, 64 at a time in the int32 lanes, summed across the lanes (exact: the same
+ * integers as the tiles); the m sums reach the epilogue as one block. 0 when out of memory. */
+VNNI static int qgemv(const qjob *J)
+{
+    const ptrdiff_t kp = J->kp, full = kp / 64 * 64;
+    uint8_t *u = (uint8_t *)scratch_get((size_t)(kp + 63) / 4 + 16);
+    int32_t *sums = (int32_t *)scratch_slot(SCRATCH_TILE, (size_t)J->m);
+    if (!u || !sums)
+        return 0;
+    uint32_t colsum = 0;
+    for (ptrdiff_t j = 0; j < kp; j++) {
+        u[j] = j < J->k ? J->b[J->koff[j] + J->poff[0]] ^ J->flip : 0;
+        colsum += u[j];
+    }
+    const __mmask16 tail = (__mmask16)((1u << ((kp - full) / 4)) - 1);
+    for (ptrdiff_t i = 0; i < J->m; i++) {
+        const int8_t *a = J->a8 + i * kp;
+        __m512i acc = _mm512_setzero_si512();
+        for (ptrdiff_t j = 0; j < full; j += 64)
+            acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(u + j), _mm512_loadu_si512(a + j));
+        if (tail)
+            acc = _mm512_dpbusd_epi32(acc, _mm512_maskz_loadu_epi32(tail, u + full),
+                                      _mm512_maskz_loadu_epi32(tail, a + full));
+        const uint32_t d = J->row_d ? (uint32_t)J->row_d[i] * (uint32_t)colsum : 0; /* wrapping, as the lanes */
+        sums[i] = (int32_t)((uint32_t)_mm512_reduce_add_epi32(acc) + (uint32_t)J->row_terms[i] + d);
+    }
+    J->epilogue(J->ectx, sums, 1, 0, J->m, 0, 1);
+    return 1;
+}
+#endif
+
 #define SERIAL_MACS 4000000.0 /* below this (about 20 us of work: four times the float rate), run on the calling thread */
 
 int qgemm_run(const int8_t *a8, const int32_t *row_terms, const int32_t *row_d, const void *b, int b_kind,
@@ -293,6 +326,10 @@ int qgemm_run(const int8_t *a8, const int32_t *row_terms, const int32_t *row_d, 
     qjob J = {.a8 = a8, .row_terms = row_terms, .row_d = row_d, .b = b, .flip = b_kind == 'b' ? 0x80 : 0,
               .koff = koff, .poff = poff, .m = m, .k = k, .kp = (k + 3) / 4 * 4, .n = n, .epilogue = epilogue,
               .ectx = ectx};
+#if HAVE_VNNI_KERNEL
+    if (n == 1)
+        return qgemv(&J) ? 0 : -1;
+#endif
     J.contiguous = 1;
     for (ptrdiff_t p = 1; p < n && J.contiguous; p++)
         J.contiguous = poff[p] == poff[0] + p;

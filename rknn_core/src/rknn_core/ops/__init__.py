@@ -6,7 +6,7 @@ import importlib
 
 from rknn_core.records import OpDef
 
-MODULES = ("elementwise", "conv", "pool", "nn", "tensor", "generate", "reduce", "resize", "quantize")
+MODULES = ("elementwise", "conv", "pool", "nn", "matmul", "tensor", "generate", "reduce", "resize", "quantize")
 
 
 def builtin_ops() -> list[OpDef]:

@@ -101,9 +101,12 @@ def _float32_constants(values: tuple) -> np.ndarray:
 
 
 def activation_function(act: dict):
-    """The float function of a table activation (HardSigmoid, HardSwish), as the standalone op's."""
+    """The float function of a table activation (HardSigmoid, HardSwish, a Relu between two grids), as the
+    standalone op's."""
     if act.get("op") == "HardSwish":
         return hard_swish
+    if act.get("op") == "Relu":
+        return lambda x: np.maximum(x, 0)
     return lambda x: hard_sigmoid(x, act.get("alpha", 0.2), act.get("beta", 0.5))
 
 
@@ -131,6 +134,12 @@ def apply_activation(y: np.ndarray, act: dict | None) -> np.ndarray:
         return np.asarray(activation_function(act)(y)).astype(y.dtype, copy=False)
     raise RknnError(f"Conv fused activation {op!r} is unknown (expected Relu, Clip, LeakyRelu, HardSigmoid, "
                     "HardSwish or PRelu)")
+
+
+def is_table_activation(act: dict | None, attrs: dict) -> bool:
+    """Whether a quantized epilogue runs ``act`` as a lookup table: HardSwish, HardSigmoid, PRelu, and a Relu whose
+    output has a grid of its own (``act_in_q`` given: the standalone quantized Relu's table)."""
+    return bool(act) and (act.get("op") in TABLE_ACTIVATIONS or (act.get("op") == "Relu" and "act_in_q" in attrs))
 
 
 def _params(attrs: dict, key: str, why: str) -> QuantParams:
@@ -171,7 +180,7 @@ def quant_stages(attrs: dict, out_q: QuantParams, residual_q: QuantParams | None
     act = attrs.get("activation")
     post_ops = attrs.get("post_ops") or []
     act_out = _params(post_ops[0], "in_q", "a fused post op") if post_ops else out_q  # the activation's grid
-    table_act = bool(act) and act.get("op") in TABLE_ACTIVATIONS
+    table_act = is_table_activation(act, attrs)
     if act and residual_q is not None and act.get("op") == "LeakyRelu":
         raise RknnError("a quantized Conv with a fused residual add cannot fuse LeakyRelu (keep it a separate node)")
     before_act = _params(attrs, "act_in_q", f"a fused {act.get('op')}") if table_act else act_out

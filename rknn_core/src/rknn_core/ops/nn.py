@@ -1,4 +1,4 @@
-"""Neural-network ops: ConvTranspose, Gemm, MatMul, normalizations and the softmax family."""
+"""Neural-network ops: ConvTranspose, Gemm, normalizations and the softmax family."""
 
 from __future__ import annotations
 
@@ -18,8 +18,6 @@ from rknn_core.ops._quant import (
     centered,
     derived,
     exact_chunks,
-    exact_dtype,
-    requant_plan,
     requantize_accumulator,
     requantizer,
     to_int,
@@ -186,7 +184,7 @@ def _deconv_cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], att
     return Cost(macs, _moved(inputs, outputs))
 
 
-# --- Gemm / MatMul -------------------------------------------------------------------------------
+# --- Gemm -------------------------------------------------------------------------------------
 
 def _gemm_dims(a_shape, b_shape, attrs):
     if len(a_shape) != 2 or len(b_shape) != 2:
@@ -256,39 +254,6 @@ def gemm_kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray
 def gemm_cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict) -> Cost:
     m, k, n = _gemm_dims(inputs[0].shape, inputs[1].shape, attrs)
     return Cost(m * k * n, _moved(inputs, outputs))
-
-
-def _matmul_shape(a_shape, b_shape) -> tuple[tuple[int, ...], int]:
-    """numpy matmul result shape and the inner dimension."""
-    if not a_shape or not b_shape:
-        raise RknnError("MatMul does not take scalars")
-    a2 = (1, *a_shape) if len(a_shape) == 1 else tuple(a_shape)
-    b2 = (*b_shape, 1) if len(b_shape) == 1 else tuple(b_shape)
-    if a2[-1] != b2[-2]:
-        raise RknnError(f"MatMul inner dimensions differ: {tuple(a_shape)} @ {tuple(b_shape)}")
-    batch = broadcast(a2[:-2], b2[:-2])
-    out = list(batch)
-    if len(a_shape) > 1:
-        out.append(a2[-2])
-    if len(b_shape) > 1:
-        out.append(b2[-1])
-    return tuple(out), int(a2[-1])
-
-
-def _matmul_infer(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]:
-    a, b = inputs
-    shape, _ = _matmul_shape(a.shape, b.shape)
-    return [TensorInfo(shape, promote(a.dtype, b.dtype))]
-
-
-def _matmul_kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
-    a, b = inputs
-    return [np.asarray(np.matmul(a, b), dtype=np.result_type(a, b))]
-
-
-def _matmul_cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict) -> Cost:
-    _, k = _matmul_shape(inputs[0].shape, inputs[1].shape)
-    return Cost(outputs[0].size * k, _moved(inputs, outputs))
 
 
 # --- normalizations ------------------------------------------------------------------------------
@@ -555,71 +520,6 @@ def _gemm_quant(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.n
     return [requantize_accumulator(acc, a_q, m_q, o_q, 1, bias=bias)]
 
 
-def _matmul_quant(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.ndarray]:
-    """Integer MatMul: exact float sums of centered storage, requantized by a_s * b_s / out_s
-    (per column when B is quantized per channel along its last axis)."""
-    a, b = inputs
-    a_q, b_q, o_q = in_q[0], in_q[1], out_q[0]
-    if a_q.axis is not None or (b_q.axis is not None and (b.ndim < 2 or b_q.axis % b.ndim != b.ndim - 1)):
-        raise RknnError("MatMul needs A per tensor and B per tensor or per channel along its last axis")
-    if b.ndim == 2:  # a weight matrix (as a fully connected layer)
-        return [_by_weights(attrs, objects=(b, a_q, b_q, o_q))(a)]
-    dtype = exact_dtype(a.shape[-1], a_q, b_q)
-    acc = np.matmul(centered(a, a_q, dtype), centered(b, b_q, dtype))
-    return [requantize_accumulator(acc, a_q, b_q, o_q, -1)]
-
-
-@memo_by_attrs
-def _by_weights(attrs: dict, b: np.ndarray, a_q: QuantParams, b_q: QuantParams, o_q: QuantParams):
-    """A @ B for a 2-D B, prepared once per node: B's centered form in the accumulation dtype its actual
-    columns allow (``weight_plan``) and the requantization by a_s * b_s / out_s (per column or one)."""
-    bc, dtype = weight_plan(b, b_q, a_q, 1)
-    zero = dtype(a_q.zero_point[0])
-    m = a_q.scale[0] * np.asarray(b_q.scale, dtype=np.float64) / o_q.scale[0]
-    columns = m.size > 1
-    eight_bit = _int8_by_weights(bc, a_q, m, o_q)
-    if eight_bit is not None:
-        return eight_bit
-    requantize = requantizer(m, o_q.zero_point[0], o_q.qtype, b.shape[-1] if columns else 1)
-
-    def run(a: np.ndarray) -> np.ndarray:
-        acc = np.matmul(np.subtract(a, zero, dtype=dtype), bc)
-        return requantize(acc, acc.ndim - 1 if columns else None)
-
-    return run
-
-
-def _int8_by_weights(bc: np.ndarray, a_q: QuantParams, m: np.ndarray, o_q: QuantParams):
-    """A @ B on the 8-bit GEMM (exact int32 sums of the storage bytes, as the integer convolutions use it: the
-    rows of A are the image's pixels, B's columns its output channels), requantized by the same plan; None
-    where it does not apply (no VNNI, 16-bit storage, weights or sums beyond its bounds)."""
-    if o_q.qtype not in STORAGE_KINDS:
-        return None
-    weights = np.ascontiguousarray(bc.T, dtype=np.float32)  # (M, K) centered integers
-    operands = conv_op.int8_gemm_operands(weights, a_q)
-    if operands is None:
-        return None
-    kind = STORAGE_KINDS[a_q.qtype]
-    channels, k = weights.shape
-    plan = requant_plan(m, o_q.qtype, None, channels, None)
-    zero = int(o_q.zero_point[0])
-    offsets: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-
-    def run(a: np.ndarray) -> np.ndarray:
-        rows = a.reshape(-1, k)
-        count = rows.shape[0]
-        image = np.ascontiguousarray(rows.T if count > 1 else rows)  # (K, rows): pixel r of channel k at k*rows + r
-        if count not in offsets:
-            offsets[count] = (np.arange(k, dtype=np.int64) * count, np.arange(count, dtype=np.int64))
-        taps, origins = offsets[count]
-        out = np.empty((channels, count), dtype=plan.dtype)
-        _native.qconv_gemm_u8(*operands, image, kind, taps, origins, None, plan.mult, plan.shift, plan.pot, out,
-                              plan.kind, zero, plan.lo, plan.hi, channels, k, count)
-        return out.T.reshape(*a.shape[:-1], channels)
-
-    return run
-
-
 SOFTMAX_EXP_BITS = 20  # exp table entries are round(2**20 * exp(-d * x_scale))
 SOFTMAX_PROB_BITS = 30  # probabilities as round(2**30 * e / sum) before the output requantization
 
@@ -738,9 +638,6 @@ OPS = [
     OpDef("Gemm", gemm_infer, gemm_kernel, gemm_cost, 2, 3, quant_kernel=_gemm_quant, quant_bias_input=2,
           quant_weight_axes=lambda attrs: {1: 0 if int(attrs.get("transB", 0)) else 1},
           doc="alpha * A' @ B' + beta * C with optional transposes and a broadcast C."),
-    OpDef("MatMul", _matmul_infer, _matmul_kernel, _matmul_cost, 2, 2, quant_kernel=_matmul_quant,
-          quant_weight_axes=lambda attrs: {1: -1},
-          doc="numpy matmul semantics: 1-D operands and broadcast batch dimensions."),
     OpDef("BatchNormalization", _bn_infer, _bn_kernel, default_cost, 5, 5,
           doc="Inference batch normalization with running statistics (channel axis 1)."),
     OpDef("InstanceNormalization", _in_infer, _in_kernel, default_cost, 3, 3,

@@ -4,14 +4,17 @@
 Conv (Relu, Clip, LeakyRelu, the table activations HardSwish / HardSigmoid, and PRelu with a constant
 slope per channel) becomes its ``activation``; then Mul / Add by one constant value become its
 ``post_ops``. The Conv kernels compute ``act(conv(x) + b + r)``, then each post op, rounded as the
-unfused graph rounds.
+unfused graph rounds. A fully connected MatMul (2-D A by a constant 2-D B) takes the same epilogue, its
+columns as the channels, with the Add of a constant bias (one value or one per column) right after it as
+its input 2 in place of the residual (``ops/matmul.py``).
 
 It runs after quantization (``late``) because a quantized epilogue keeps the grids of the tensors it
 removes: the old conv output's parameters as ``add_conv_q`` and a table activation's input parameters
 as ``act_in_q`` (dicts ``{"qtype", "scale", "zero_point"}``; a PRelu's slopes as their storage codes
 and grid), so the result is bit-identical to the unfused quantized graph. A clamp activation (Relu,
-Clip) is fused into a quantized conv only when its output keeps its input's parameters (then it is the
-output bounds, as the standalone op computes it). The Conv kernels' side of this contract:
+Clip) is fused into a quantized conv when its output keeps its input's parameters (then it is the
+output bounds, as the standalone op computes it); a Relu that changes them becomes a table activation, its
+standalone lookup table. The Conv kernels' side of this contract:
 ``rknn_core/ops/_epilogue.py``.
 """
 
@@ -21,6 +24,7 @@ import numpy as np
 
 from rknn_core.ir import Graph, Node, QuantParams
 from rknn_core.ops._epilogue import TABLE_ACTIVATIONS
+from rknn_core.ops.matmul import bias_columns
 from rknn_core.passes._util import const_scalar, single_consumer
 from rknn_core.passes.fuse_activation import activation_of
 from rknn_core.quant.params import QTYPES, stored_codes
@@ -119,8 +123,8 @@ def fuse_act(graph: Graph, conv: Node, act_node: Node) -> bool:
     attrs = {**conv.attrs, "activation": act}
     if _quantized(graph):
         before, after = (graph.tensors[n].quant for n in (conv.outputs[0], act_node.outputs[0]))
-        if act["op"] in TABLE_ACTIVATIONS:
-            attrs["act_in_q"] = params_dict(before)
+        if act["op"] in TABLE_ACTIVATIONS or (act["op"] == "Relu" and before != after):
+            attrs["act_in_q"] = params_dict(before)  # a Relu that rescales: its standalone table
         elif before != after or act["op"] == "LeakyRelu":
             return False  # the standalone op rescales (or, LeakyRelu, has its own quantized form)
     conv.attrs, conv.outputs = attrs, [act_node.outputs[0]]
@@ -165,23 +169,63 @@ def fuse_post_op(graph: Graph, conv: Node, node: Node) -> bool:
     return True
 
 
+def fully_connected(graph: Graph, node: Node) -> bool:
+    """A MatMul of a 2-D A by a constant 2-D B (float32, or quantized in a quantized model): a layer whose
+    output channels are its columns (axis 1, as a convolution's)."""
+    if node.op != "MatMul":
+        return False
+    a, b = (graph.tensors[n] for n in node.inputs[:2])
+    if b.data is None or np.ndim(b.data) != 2 or a.shape is None or len(a.shape) != 2:
+        return False
+    if _quantized(graph):
+        return b.quant is not None
+    return a.dtype == "float32" and np.asarray(b.data).dtype == np.float32
+
+
+def fuse_bias(graph: Graph, matmul: Node, add: Node) -> bool:
+    """An Add of a constant with one value or one per column after a fully connected MatMul, as its input 2."""
+    out = matmul.outputs[0]
+    if add.op != "Add" or len(add.inputs) != 2 or add.inputs.count(out) != 1 or not _fusable(graph, add):
+        return False
+    bias = graph.tensors[add.inputs[1] if add.inputs[0] == out else add.inputs[0]]
+    shape = graph.tensors[out].shape
+    if bias.data is None or shape is None or tuple(graph.tensors[add.outputs[0]].shape or ()) != tuple(shape):
+        return False
+    if bias_columns(np.shape(bias.data), shape[-1]) is None:
+        return False
+    attrs = dict(matmul.attrs)
+    if not _quantized(graph):
+        if np.asarray(bias.data).dtype != np.float32:
+            return False
+    elif bias.quant is None or len(bias.quant.scale) != 1:
+        return False
+    else:
+        attrs["add_conv_q"] = params_dict(graph.tensors[out].quant)
+    matmul.inputs, matmul.attrs, matmul.outputs = [*matmul.inputs, bias.name], attrs, [add.outputs[0]]
+    _move_to(graph, matmul, add)
+    return True
+
+
 def run(graph: Graph, ctx) -> bool:
     changed = False
-    for conv in [n for n in graph.nodes if n.op == "Conv"]:
-        if len(conv.outputs) != 1 or not _fusable(graph, conv):
+    for node in [n for n in graph.nodes if n.op == "Conv" or fully_connected(graph, n)]:
+        if len(node.outputs) != 1 or not _fusable(graph, node):
             continue
-        reader = single_consumer(graph, conv.outputs[0], ctx)
+        reader = single_consumer(graph, node.outputs[0], ctx)
         if reader is None:
             continue
-        if conv.attrs.get("activation") or conv.attrs.get("post_ops"):
-            changed |= fuse_post_op(graph, conv, reader)
-        elif not conv.attrs.get("fused_add") and fuse_residual(graph, conv, reader):
+        if node.attrs.get("activation") or node.attrs.get("post_ops"):
+            changed |= fuse_post_op(graph, node, reader)
+        elif node.op == "Conv" and not node.attrs.get("fused_add") and fuse_residual(graph, node, reader):
             changed = True
-        elif fuse_act(graph, conv, reader) or fuse_post_op(graph, conv, reader):
+        elif node.op == "MatMul" and len(node.inputs) == 2 and fuse_bias(graph, node, reader):
+            changed = True
+        elif fuse_act(graph, node, reader) or fuse_post_op(graph, node, reader):
             changed = True
     return changed
 
 
 PASS = PassSpec("fuse_epilogue", run, min_level=1, changes_numerics=False, late=True,
                 doc="A residual Add, the activation and Mul/Add by one constant after a Conv into the Conv's "
-                    "epilogue (after quantization).")
+                    "epilogue; the bias Add, activation and Mul/Add after a fully connected MatMul into the "
+                    "MatMul's (after quantization).")

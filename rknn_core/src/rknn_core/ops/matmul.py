@@ -1,0 +1,229 @@
+"""MatMul (numpy matmul semantics), and a MatMul by a weight matrix as a fully connected layer with a fused
+epilogue.
+
+A MatMul by a constant 2-D B whose A is 2-D (rows, K) is a fully connected layer: its output channels are the
+columns. The ``fuse_epilogue`` pass gives it the bias Add after it as input 2 and the activation and Mul/Add by
+one constant after that as ``activation`` / ``post_ops``, with the convolutions' contract (``ops/_epilogue.py``):
+float, ``act(A @ B + bias)`` with each step rounded as the standalone ops round it; quantized, the sums
+requantized to the old MatMul output's grid (``add_conv_q``), the integer ADD of the bias's storage codes, then
+the activation's table, bit-identical to the unfused graph.
+
+Float A @ B by a 2-D float32 B runs on the compiled GEMM (B's columns as the rows of its left operand, the bias,
+clamp, PRelu slopes and post ops in its epilogue); integer A @ B by a 2-D B on the 8-bit GEMM where the CPU has
+it, else on exact float sums.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+from rknn_core.errors import RknnError
+from rknn_core.ir import QuantParams, TensorInfo
+from rknn_core.kernels_backend import native as _native
+from rknn_core.ops import conv as conv_op
+from rknn_core.ops._common import broadcast, memo_by_attrs, promote
+from rknn_core.ops._epilogue import (
+    CompiledPost,
+    QuantStages,
+    apply_activation,
+    apply_post_ops,
+    compiled_post,
+    finish_quantized,
+    float_epilogue,
+    float_post_ops,
+    quant_stages,
+)
+from rknn_core.ops._quant import (
+    STORAGE_KINDS,
+    centered,
+    exact_dtype,
+    requant_plan,
+    requantize_accumulator,
+    requantize_by_plan,
+    weight_plan,
+)
+from rknn_core.quant.params import stored_codes
+from rknn_core.records import Cost, OpDef
+
+
+def matmul_shape(a_shape, b_shape) -> tuple[tuple[int, ...], int]:
+    """numpy matmul result shape and the inner dimension."""
+    if not a_shape or not b_shape:
+        raise RknnError("MatMul does not take scalars")
+    a2 = (1, *a_shape) if len(a_shape) == 1 else tuple(a_shape)
+    b2 = (*b_shape, 1) if len(b_shape) == 1 else tuple(b_shape)
+    if a2[-1] != b2[-2]:
+        raise RknnError(f"MatMul inner dimensions differ: {tuple(a_shape)} @ {tuple(b_shape)}")
+    batch = broadcast(a2[:-2], b2[:-2])
+    out = list(batch)
+    if len(a_shape) > 1:
+        out.append(a2[-2])
+    if len(b_shape) > 1:
+        out.append(b2[-1])
+    return tuple(out), int(a2[-1])
+
+
+def _infer(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]:
+    a, b = inputs[:2]
+    shape, _ = matmul_shape(a.shape, b.shape)
+    bias = inputs[2] if len(inputs) > 2 else None
+    if bias is not None and (len(a.shape) != 2 or len(b.shape) != 2 or bias_columns(bias.shape, shape[-1]) is None):
+        raise RknnError(f"MatMul input 2 (a fused bias) needs 2-D A and B and one value or one per column "
+                        f"({shape[-1]}), got A {tuple(a.shape)}, B {tuple(b.shape)}, bias {tuple(bias.shape)}")
+    return [TensorInfo(shape, promote(a.dtype, b.dtype))]
+
+
+def bias_columns(shape: tuple, columns: int) -> int | None:
+    """How many values a bias of ``shape`` gives the ``columns`` output columns (1 or ``columns``; None: it does
+    not broadcast to one row of them)."""
+    size = math.prod(shape)
+    if len(shape) > 2 or any(d != 1 for d in shape[:-1]) or size not in (1, columns):
+        return None
+    return size
+
+
+def _kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
+    a, b = inputs[:2]
+    bias = inputs[2] if len(inputs) > 2 else None
+    if b.ndim == 2 and a.dtype == b.dtype == np.float32 and (bias is None or bias.dtype == np.float32):
+        return [_float_by_weights(attrs, a.shape, objects=(b,))(a, bias)]
+    y = np.asarray(np.matmul(a, b), dtype=np.result_type(a, b))
+    if bias is not None:
+        y = (y + bias).astype(y.dtype, copy=False)
+    return [apply_post_ops(apply_activation(y, attrs.get("activation")), attrs)]
+
+
+@functools.lru_cache(maxsize=256)
+def _row_offsets(k: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """The GEMM's offsets into A (rows, K) read as its right operand: element j of row r at j + r * K."""
+    taps, origins = np.arange(k, dtype=np.int64), np.arange(rows, dtype=np.int64) * k
+    taps.flags.writeable = origins.flags.writeable = False
+    return taps, origins
+
+
+@memo_by_attrs
+def _float_by_weights(attrs: dict, a_shape: tuple, b: np.ndarray):
+    """float32 A @ B for a 2-D B on the compiled GEMM, prepared once per node: B's columns as the rows of its
+    left operand, ``run(a, bias)`` gives (..., N) with the fused bias and epilogue (LeakyRelu applied after)."""
+    k, n = b.shape
+    out_shape, _ = matmul_shape(a_shape, b.shape)
+    rows = math.prod(a_shape[:-1])
+    weights = np.ascontiguousarray(b.T)
+    taps, origins = _row_offsets(k, rows)
+    act = attrs.get("activation")
+    fused = float_epilogue(act)
+    lo, hi, code, alpha, beta, slopes = fused or float_epilogue(None)
+    post = float_post_ops(attrs) if fused is not None else None
+
+    def run(a: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        yt = np.empty((n, rows), dtype=np.float32)
+        column_bias = None if bias is None else np.ascontiguousarray(np.broadcast_to(bias.reshape(-1), (n,)))
+        _native.conv_gemm(weights, np.ascontiguousarray(a), taps, origins, column_bias, yt, n, k, rows, lo, hi,
+                          None, code, alpha, beta, slopes, post)
+        y = (yt if rows == 1 else np.ascontiguousarray(yt.T)).reshape(out_shape)
+        return y if fused is not None else apply_post_ops(apply_activation(y, act), attrs)
+
+    return run
+
+
+def _cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict) -> Cost:
+    _, k = matmul_shape(inputs[0].shape, inputs[1].shape)
+    moved = sum(i.nbytes for i in inputs if i is not None) + sum(o.nbytes for o in outputs)
+    return Cost(outputs[0].size * k, moved)
+
+
+def _quant_kernel(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.ndarray]:
+    """Integer MatMul: exact sums of centered storage, requantized by a_s * b_s / out_s (per column when B is
+    quantized per channel along its last axis); by a 2-D B, the fused epilogue after that."""
+    a, b = inputs[:2]
+    bias = inputs[2] if len(inputs) > 2 else None
+    a_q, b_q, o_q = in_q[0], in_q[1], out_q[0]
+    if a_q.axis is not None or (b_q.axis is not None and (b.ndim < 2 or b_q.axis % b.ndim != b.ndim - 1)):
+        raise RknnError("MatMul needs A per tensor and B per tensor or per channel along its last axis")
+    if b.ndim == 2:  # a weight matrix (as a fully connected layer)
+        bias_q = in_q[2] if bias is not None else None
+        return [_by_weights(attrs, a.shape, objects=(b, a_q, b_q, o_q, bias, bias_q))(a)]
+    dtype = exact_dtype(a.shape[-1], a_q, b_q)
+    acc = np.matmul(centered(a, a_q, dtype), centered(b, b_q, dtype))
+    return [requantize_accumulator(acc, a_q, b_q, o_q, -1)]
+
+
+@memo_by_attrs
+def _by_weights(attrs: dict, a_shape: tuple, b: np.ndarray, a_q: QuantParams, b_q: QuantParams, o_q: QuantParams,
+                bias: np.ndarray | None, bias_q: QuantParams | None):
+    """A @ B for a 2-D B, prepared once per node: B's centered form in the accumulation dtype its actual columns
+    allow (``weight_plan``), the requantization by a_s * b_s / s (per column or one) into the first grid of the
+    epilogue, and the epilogue: the bias's storage codes added as a residual of every row, then the table."""
+    stages = quant_stages(attrs, o_q, bias_q)
+    out_shape, _ = matmul_shape(a_shape, b.shape)
+    rows, n = math.prod(a_shape[:-1]), b.shape[-1]
+    residual = None
+    if bias is not None:  # one row of codes, as every row's residual (the channels-first layout of the GEMM)
+        codes = np.broadcast_to(stored_codes(bias, bias_q).reshape(-1), (n,))
+        residual = np.ascontiguousarray(np.broadcast_to(codes.reshape(n, 1), (n, rows)))
+    bc, dtype = weight_plan(b, b_q, a_q, 1)
+    m = a_q.scale[0] * np.asarray(b_q.scale, dtype=np.float64) / stages.conv_q.scale[0]
+    post = compiled_post(stages, None if residual is None else residual.dtype)
+    eight_bit = _int8_by_weights(bc, a_q, m, stages, post, residual) if post is not None else None
+    if eight_bit is not None:
+        return lambda a: eight_bit(a).reshape(out_shape)
+    plan = requant_plan(m, stages.conv_q.qtype, stages.conv_bounds, n if m.size > 1 else 1, None) \
+        if stages.conv_q.qtype in STORAGE_KINDS else None
+    zero = dtype(a_q.zero_point[0])
+    rows_residual = None if residual is None else np.ascontiguousarray(residual.T)
+
+    def run(a: np.ndarray) -> np.ndarray:
+        acc = np.matmul(np.subtract(a, zero, dtype=dtype), bc)
+        if plan is not None:
+            y = requantize_by_plan(acc, plan, stages.conv_q.zero_point[0], acc.ndim - 1 if m.size > 1 else None)
+        else:
+            y = requantize_accumulator(acc, a_q, b_q, stages.conv_q, -1, stages.conv_bounds)
+        if stages.residual_q is None and stages.table is None:
+            return y
+        return finish_quantized(y.reshape(rows, n), rows_residual, stages).reshape(out_shape)
+
+    return run
+
+
+def _int8_by_weights(bc: np.ndarray, a_q: QuantParams, m: np.ndarray, stages: QuantStages, post: CompiledPost,
+                     residual: np.ndarray | None):
+    """A @ B on the 8-bit GEMM (exact int32 sums of the storage bytes, as the integer convolutions use it: the
+    rows of A are the image's pixels, B's columns its output channels), requantized by the same plan and the
+    epilogue run on the finished blocks; None where it does not apply (no VNNI, 16-bit storage, weights or sums
+    beyond its bounds)."""
+    if stages.conv_q.qtype not in STORAGE_KINDS:
+        return None
+    weights = np.ascontiguousarray(bc.T, dtype=np.float32)  # (M, K) centered integers
+    operands = conv_op.int8_gemm_operands(weights, a_q)
+    if operands is None:
+        return None
+    kind = STORAGE_KINDS[a_q.qtype]
+    channels, k = weights.shape
+    plan = requant_plan(m, stages.conv_q.qtype, stages.conv_bounds, channels, None)
+    zero = int(stages.conv_q.zero_point[0])
+    add = post.add(residual)
+    offsets: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def run(a: np.ndarray) -> np.ndarray:
+        rows = a.reshape(-1, k)
+        count = rows.shape[0]
+        image = np.ascontiguousarray(rows.T if count > 1 else rows)  # (K, rows): pixel r of channel k at k*rows + r
+        if count not in offsets:
+            offsets[count] = (np.arange(k, dtype=np.int64) * count, np.arange(count, dtype=np.int64))
+        out = np.empty((channels, count), dtype=plan.dtype)
+        _native.qconv_gemm_u8(*operands, image, kind, *offsets[count], None, plan.mult, plan.shift, plan.pot, out,
+                              plan.kind, zero, plan.lo, plan.hi, channels, k, count, add, post.table)
+        return out if count == 1 else np.ascontiguousarray(out.T)
+
+    return run
+
+
+OPS = [
+    OpDef("MatMul", _infer, _kernel, _cost, 2, 3, quant_kernel=_quant_kernel, quant_weight_axes=lambda attrs: {1: -1},
+          doc="numpy matmul semantics: 1-D operands and broadcast batch dimensions. By a 2-D weight matrix (a fully "
+              "connected layer) a fused epilogue: input 2 a bias (one value or one per column, added after the "
+              "sums), then activation and post_ops as a Conv's."),
+]
