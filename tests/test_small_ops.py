@@ -153,7 +153,10 @@ def lut_softmax(x: np.ndarray, x_q: QuantParams, o_q: QuantParams, axis: int) ->
     ((1, 5, 2), {"axis": 2, "coerce_2d": True}, 1),
     ((2, nn.LONG_ROW + 5), {"axis": 1, "coerce_2d": True}, 1),  # long rows: one divisor at a time
     ((2, 2, 3), {"axis": 1}, 1),
-    ((3, 7), {"axis": -1}, 1),
+    ((3, 7), {"axis": -1}, 1),  # few codes: the integer steps on Python integers
+    ((1, 2), {"axis": 1}, 1),
+    ((4, nn.FEW_CODES // 4), {"axis": -1}, 1),
+    ((5, nn.FEW_CODES // 4), {"axis": -1}, 1),
 ])
 def test_quantized_softmax_equals_numpy_reductions(qtype, shape, attrs, axis):
     rng = np.random.default_rng(1)

@@ -665,15 +665,11 @@ static void quant_post_apply(const quant_post *e, const void *sums, Py_ssize_t c
             codes = added;
         }
         const char *table = e->table ? e->table + ch * e->table_stride * size : NULL;
-        if (table)
-            for (Py_ssize_t i = 0; i < len; i++) {
-                if (size == 1) {
-                    const long long v = e->kind == 'B' ? ((const uint8_t *)codes)[i] : ((const int8_t *)codes)[i];
-                    dst[i] = table[v - e->table_lo];
-                } else {
-                    ((int16_t *)dst)[i] = ((const int16_t *)table)[((const int16_t *)codes)[i] - e->table_lo];
-                }
-            }
+        if (table && size == 1)
+            lookup8_codes(codes, (const uint8_t *)table, (uint8_t *)dst, len, e->kind == 'b' ? 0x80 : 0);
+        else if (table)
+            for (Py_ssize_t i = 0; i < len; i++)
+                ((int16_t *)dst)[i] = ((const int16_t *)table)[((const int16_t *)codes)[i] - e->table_lo];
     }
 }
 

@@ -29,12 +29,12 @@ enum { PAIR_TABLE_BYTES = 65536 + 3 }; /* a pair table and the 3 bytes its last 
 
 /* ---- lookup8 ------------------------------------------------------------------------------------- */
 
-typedef void (*lookup_fn)(const uint8_t *x, const uint8_t *table, uint8_t *out, ptrdiff_t n);
+typedef void (*lookup_fn)(const uint8_t *x, const uint8_t *table, uint8_t *out, ptrdiff_t n, uint8_t flip);
 
-static void lookup_scalar(const uint8_t *x, const uint8_t *table, uint8_t *out, ptrdiff_t n)
+static void lookup_scalar(const uint8_t *x, const uint8_t *table, uint8_t *out, ptrdiff_t n, uint8_t flip)
 {
     for (ptrdiff_t i = 0; i < n; i++)
-        out[i] = table[x[i]];
+        out[i] = table[x[i] ^ flip];
 }
 
 #ifdef X86_KERNELS
@@ -42,13 +42,15 @@ static void lookup_scalar(const uint8_t *x, const uint8_t *table, uint8_t *out, 
  * chooses between them; the tail through masked loads and stores. */
 __attribute__((target("avx512f,avx512bw,avx512vbmi"))) static void lookup_vbmi(const uint8_t *x,
                                                                                  const uint8_t *table,
-                                                                                 uint8_t *out, ptrdiff_t n)
+                                                                                 uint8_t *out, ptrdiff_t n,
+                                                                                 uint8_t flip)
 {
     const __m512i t0 = _mm512_loadu_si512(table), t1 = _mm512_loadu_si512(table + 64);
     const __m512i t2 = _mm512_loadu_si512(table + 128), t3 = _mm512_loadu_si512(table + 192);
+    const __m512i f = _mm512_set1_epi8((char)flip);
     for (ptrdiff_t i = 0; i < n; i += 64) {
         const __mmask64 m = n - i >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << (n - i)) - 1;
-        const __m512i idx = _mm512_maskz_loadu_epi8(m, x + i);
+        const __m512i idx = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, x + i), f);
         const __m512i low = _mm512_permutex2var_epi8(t0, idx, t1), high = _mm512_permutex2var_epi8(t2, idx, t3);
         _mm512_mask_storeu_epi8(out + i, m, _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), low, high));
     }
@@ -57,13 +59,22 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) static void lookup_vbmi(c
 
 static lookup_fn lookup_kernel(void)
 {
+    static lookup_fn chosen;
+    if (chosen)
+        return chosen;
+    chosen = lookup_scalar;
 #ifdef X86_KERNELS
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vbmi"))
-        return lookup_vbmi;
+        chosen = lookup_vbmi;
 #endif
-    return lookup_scalar;
+    return chosen;
+}
+
+void lookup8_codes(const uint8_t *x, const uint8_t *table, uint8_t *out, ptrdiff_t n, uint8_t flip)
+{
+    (n < 16 ? lookup_scalar : lookup_kernel())(x, table, out, n, flip);
 }
 
 typedef struct {
@@ -81,7 +92,7 @@ static void lookup_task(void *ctx, int t)
     const Py_ssize_t n = J->rows * J->inner, i1 = n * (t + 1) / J->tasks;
     for (Py_ssize_t i = n * t / J->tasks; i < i1;) {
         const Py_ssize_t r = i / J->inner, stop = (r + 1) * J->inner < i1 ? (r + 1) * J->inner : i1;
-        J->fn(J->x + i, J->tables + (J->per_row ? r * 256 : 0), J->out + i, stop - i);
+        J->fn(J->x + i, J->tables + (J->per_row ? r * 256 : 0), J->out + i, stop - i, 0);
         i = stop;
     }
 }

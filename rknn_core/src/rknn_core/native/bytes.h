@@ -4,11 +4,15 @@
 #define RKNN_NATIVE_BYTES_H
 
 #include <Python.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* lookup8(x, tables, out, rows, inner, per_row): out[r, i] = table_r[x[r, i]] for bytes x (rows, inner);
  * tables holds one 256-entry byte table (per_row false) or one per row (rows, 256), indexed by the byte. */
 PyObject *lookup8(PyObject *self, PyObject *args);
+
+/* out[i] = table[x[i] ^ flip] for n bytes (flip 0x80: signed codes, the table ordered from -128), serially. */
+void lookup8_codes(const uint8_t *x, const uint8_t *table, uint8_t *out, ptrdiff_t n, uint8_t flip);
 
 /* lookup8_pairs(a, b, table, out, n): out[i] = table[a[i] * 256 + b[i]] for bytes a, b; the table holds 65536
  * entries and 3 bytes more (read, not used). */

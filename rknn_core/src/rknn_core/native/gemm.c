@@ -373,6 +373,33 @@ MULTIVERSION static float dot_f32(const float *x, const float *z, ptrdiff_t k)
     return r;
 }
 
+/* dot_f32 of four rows x[0..3] with one z (loaded once for the four), each summed in dot_f32's order. */
+MULTIVERSION static void dot4_f32(const float *const x[4], const float *z, ptrdiff_t k, float r[4])
+{
+    v16 s[4][4] = {{{0}}};
+    ptrdiff_t j = 0;
+    for (; j + 64 <= k; j += 64)
+        for (int q = 0; q < 4; q++) {
+            const v16 z0 = *(const v16u *)(z + j + 16 * q);
+            for (int t = 0; t < 4; t++)
+                s[t][q] += *(const v16u *)(x[t] + j + 16 * q) * z0;
+        }
+    for (; j + 16 <= k; j += 16) {
+        const v16 z0 = *(const v16u *)(z + j);
+        for (int t = 0; t < 4; t++)
+            s[t][0] += *(const v16u *)(x[t] + j) * z0;
+    }
+    for (int t = 0; t < 4; t++) {
+        const v16 v = (s[t][0] + s[t][1]) + (s[t][2] + s[t][3]);
+        float sum = 0.0f;
+        for (int l = 0; l < 16; l++)
+            sum += v[l];
+        for (ptrdiff_t i = j; i < k; i++)
+            sum += x[t][i] * z[i];
+        r[t] = sum;
+    }
+}
+
 /*
  * Columns [ntile, n) (fewer than half a panel: e.g. the 49th column of a 7x7
  * image, or all of a fully connected layer with n = 1) would waste most of a
@@ -386,14 +413,24 @@ static void dot_columns(const job_t *J, ptrdiff_t i0, ptrdiff_t i1, float *bc, f
         for (ptrdiff_t j = 0; j < k; j++)
             bc[p * k + j] = J->bkind ? storage_value(J->bstore, J->bkind, J->koff[j] + J->poff[J->ntile + p], J->bzero)
                                      : J->b[J->koff[j] + J->poff[J->ntile + p]];
-    for (ptrdiff_t i = i0; i < i1; i++) {
-        for (ptrdiff_t p = 0; p < nd; p++) {
-            float v = dot_f32(J->a + i * k, bc + p * k, k);
-            if (J->bias)
-                v += J->bias[i];
-            v = J->lo > v ? J->lo : v;
-            v = J->hi < v ? J->hi : v;
-            y[i * ldy + p] = v;
+    for (ptrdiff_t p = 0; p < nd; p++) {
+        for (ptrdiff_t i = i0; i < i1; i += 4) {
+            float v[4];
+            if (i + 4 <= i1) {
+                const float *const rows[4] = {J->a + i * k, J->a + (i + 1) * k, J->a + (i + 2) * k, J->a + (i + 3) * k};
+                dot4_f32(rows, bc + p * k, k, v);
+            } else {
+                for (ptrdiff_t t = 0; t < i1 - i; t++)
+                    v[t] = dot_f32(J->a + (i + t) * k, bc + p * k, k);
+            }
+            for (ptrdiff_t t = 0; t < 4 && i + t < i1; t++) {
+                float w = v[t];
+                if (J->bias)
+                    w += J->bias[i + t];
+                w = J->lo > w ? J->lo : w;
+                w = J->hi < w ? J->hi : w;
+                y[(i + t) * ldy + p] = w;
+            }
         }
     }
 }

@@ -231,10 +231,13 @@ static void im2col_rows(const qjob *J, ptrdiff_t j0, ptrdiff_t j1)
         }
         for (ptrdiff_t r = 0; r < J->nruns; r++) {
             const ptrdiff_t p0 = J->runs[2 * r], len = J->runs[2 * r + 1];
-            if (len > 1)
+            if (len > 32) {
                 memcpy(dst + p0, src + J->poff[p0], (size_t)len);
-            else
-                dst[p0] = src[J->poff[p0]];
+            } else { /* a short run (a small image's row): no call */
+                const uint8_t *from = src + J->poff[p0];
+                for (ptrdiff_t q = 0; q < len; q++)
+                    dst[p0 + q] = from[q];
+            }
         }
     }
 }

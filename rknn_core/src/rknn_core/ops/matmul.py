@@ -89,7 +89,7 @@ def _kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
     a, b = inputs[:2]
     bias = inputs[2] if len(inputs) > 2 else None
     if b.ndim == 2 and a.dtype == b.dtype == np.float32 and (bias is None or bias.dtype == np.float32):
-        return [_float_by_weights(attrs, a.shape, objects=(b,))(a, bias)]
+        return [_float_by_weights(attrs, a.shape, objects=(b, bias))(a)]
     y = np.asarray(np.matmul(a, b), dtype=np.result_type(a, b))
     if bias is not None:
         y = (y + bias).astype(y.dtype, copy=False)
@@ -105,9 +105,9 @@ def _row_offsets(k: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @memo_by_attrs
-def _float_by_weights(attrs: dict, a_shape: tuple, b: np.ndarray):
+def _float_by_weights(attrs: dict, a_shape: tuple, b: np.ndarray, bias: np.ndarray | None):
     """float32 A @ B for a 2-D B on the compiled GEMM, prepared once per node: B's columns as the rows of its
-    left operand, ``run(a, bias)`` gives (..., N) with the fused bias and epilogue (LeakyRelu applied after)."""
+    left operand, ``run(a)`` gives (..., N) with the fused bias and epilogue (LeakyRelu applied after)."""
     k, n = b.shape
     out_shape, _ = matmul_shape(a_shape, b.shape)
     rows = math.prod(a_shape[:-1])
@@ -117,12 +117,12 @@ def _float_by_weights(attrs: dict, a_shape: tuple, b: np.ndarray):
     fused = float_epilogue(act)
     lo, hi, code, alpha, beta, slopes = fused or float_epilogue(None)
     post = float_post_ops(attrs) if fused is not None else None
+    column_bias = None if bias is None else np.ascontiguousarray(np.broadcast_to(bias.reshape(-1), (n,)))
 
-    def run(a: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    def run(a: np.ndarray) -> np.ndarray:
         yt = np.empty((n, rows), dtype=np.float32)
-        column_bias = None if bias is None else np.ascontiguousarray(np.broadcast_to(bias.reshape(-1), (n,)))
-        _native.conv_gemm(weights, np.ascontiguousarray(a), taps, origins, column_bias, yt, n, k, rows, lo, hi,
-                          None, code, alpha, beta, slopes, post)
+        _native.conv_gemm(weights, a if a.flags.c_contiguous else np.ascontiguousarray(a), taps, origins,
+                          column_bias, yt, n, k, rows, lo, hi, None, code, alpha, beta, slopes, post)
         y = (yt if rows == 1 else np.ascontiguousarray(yt.T)).reshape(out_shape)
         return y if fused is not None else apply_post_ops(apply_activation(y, act), attrs)
 

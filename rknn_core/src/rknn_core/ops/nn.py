@@ -549,6 +549,8 @@ def _softmax_runner(attrs: dict, shape: tuple, x_q: QuantParams, o_q: QuantParam
     view, axis = _view_shape(shape, attrs)
     requantize = requantizer(2.0**-SOFTMAX_PROB_BITS / o_q.scale[0], o_q.zero_point[0], o_q.qtype)
     rows, inner = _rows_of(shape, view, axis)
+    if rows and rows * inner <= FEW_CODES:
+        return _softmax_of_few(table, requantize, rows, inner, shape)
     if _by_histograms(rows, inner, x_q, o_q):
         return _softmax_by_histograms(table, requantize, x_q, o_q, rows, inner)
 
@@ -560,6 +562,27 @@ def _softmax_runner(attrs: dict, shape: tuple, x_q: QuantParams, o_q: QuantParam
         e += total // 2
         _divide(e, total, axis)
         return requantize(e).reshape(shape)
+
+    return run
+
+
+FEW_CODES = 64  # up to this many codes (classifier heads), the integer steps run on Python integers
+
+
+def _softmax_of_few(table: np.ndarray, requantize, rows: int, inner: int, shape: tuple):
+    """``_softmax_quant`` of a few codes along the last axis: the same integer steps on Python integers (numpy's
+    per-call cost dominates a two-class head), the output requantization as usual."""
+    entries = table.tolist()
+
+    def run(x: np.ndarray) -> np.ndarray:
+        codes, probs = np.asarray(x).reshape(-1).tolist(), []
+        for start in range(0, rows * inner, inner):
+            row = codes[start:start + inner]
+            top = max(row)
+            e = [entries[top - v] for v in row]
+            total = sum(e)
+            probs.extend(((v << SOFTMAX_PROB_BITS) + total // 2) // total for v in e)
+        return requantize(np.array(probs, dtype=np.int64)).reshape(shape)
 
     return run
 
