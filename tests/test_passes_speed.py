@@ -413,7 +413,7 @@ class NodeByNode(QuantExecutor):
                                  {"mean_values": [[123.7, 116.3, 103.5]], "std_values": [[58.4, 57.1, 57.4]],
                                   "reorder_channel": "2 1 0"}])
 @pytest.mark.parametrize("dtype", ["asymmetric_quantized-u8", "dynamic_fixed_point-8"])
-@pytest.mark.parametrize("nhwc", [True, False], ids=["nhwc-input", "nchw-input-compiled-lookup"])
+@pytest.mark.parametrize("nhwc", [True, False], ids=["nhwc-input-compiled-lookup-of-planes", "nchw-input-compiled-lookup"])
 def test_quantized_normalization_runs_as_one_lookup_bit_exact(tmp_path, cfg, dtype, nhwc):
     model, x = first_conv_model([1, 1, 1, 1], nhwc=nhwc)
     samples = [np.random.default_rng(s).integers(0, 256, x.shape).astype(F32) for s in range(4)]

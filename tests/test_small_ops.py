@@ -297,3 +297,21 @@ def test_reshape_flatten_transpose_shapes():
     np.testing.assert_array_equal(tensor._transpose_kernel([x], {})[0], x.T)
     with pytest.raises(Exception, match="not a permutation"):
         tensor._transpose_kernel([x], {"perm": [0, 0, 1, 2]})
+
+
+@pytest.mark.parametrize("op", ["Add", "Sub", "Mul", "Div"])
+@pytest.mark.parametrize(("big", "small"), [((1, 64, 80, 3), (1, 1, 1, 3)), ((1, 64, 80, 3), (3,)), ((2, 40, 4), (1, 4)),
+                                            ((1, 9, 9, 3), (1, 1, 1, 3))])
+def test_binary_ops_with_one_value_per_channel_last_equal_numpy_broadcasting(op, big, small):
+    """A large channels-last array and one value per channel (an NHWC picture's normalization), either order: the
+    bits of numpy's own broadcasting."""
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0, 255, big).astype(np.float32)
+    c = rng.uniform(1, 128, small).astype(np.float32)
+    kernel = {o.name: o for o in elementwise.OPS}[op].kernel
+    fn = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}[op]
+    for a, b in ((x, c), (c, x)):
+        got = kernel([a, b], {})[0]
+        want = fn(a, b)
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))

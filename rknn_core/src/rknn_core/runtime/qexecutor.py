@@ -174,13 +174,17 @@ class QuantExecutor(Executor):
                 order = order[np.asarray(self.graph.tensors[node.inputs[1]].data).astype(np.int64)]
             value = self._call(i, node, [value, self.graph.tensors[node.inputs[1]].data])[0]
         table = np.moveaxis(np.asarray(value), axis, 0).reshape(channels, len(codes))
-        compiled = rows_lookup(table, q.qtype) if axis == 1 else None
-        if compiled is not None:  # NCHW 8-bit: one compiled pass, channel c's table on its (reordered) plane
+        last = len(tensor.shape) == 4 and axis == 3
+        compiled = rows_lookup(table, q.qtype) if axis == 1 or last else None
+        if compiled is not None:  # 8-bit: one compiled pass, channel c's table on its (reordered) plane
             identity = bool((order == np.arange(channels)).all())
 
             def run_compiled(args: list) -> list[np.ndarray]:
                 stored = stored_codes(args[0], q)
-                return [compiled(stored if identity else np.take(stored, order, axis=1))]
+                planes = np.ascontiguousarray(stored.transpose(0, 3, 1, 2)) if last else stored
+                out = compiled(planes if identity else np.take(planes, order, axis=1))
+                return [out.transpose(0, 2, 3, 1) if last else out]  # NHWC: a view of the planes (a Transpose
+                # to NCHW after it, as Keras exports have, is then a free contiguous copy)
 
             return run_compiled
         tables = [np.ascontiguousarray(table[c]) for c in range(channels)]
