@@ -318,6 +318,35 @@ def fully_connected_model(rows: int):
     return make_model(nodes, {"x": x}, ["y"], initializers=inits, opset=14), {"x": x}
 
 
+def token_model():
+    """A transformer's linear layers on (batch, tokens, K): MatMul -> Add(bias) -> PRelu with one slope per token
+    (along axis 1: stays, a MatMul's channels are its last axis), MatMul -> Add(bias) -> HardSwish."""
+    x = randn(2, 3, 12)
+    inits = {"w1": randn(12, 16, seed=1, scale=0.4), "b1": randn(16, seed=2), "s": randn(1, 3, 1, seed=3, scale=0.3),
+             "w2": randn(16, 32, seed=4, scale=0.4), "b2": randn(32, seed=5)}
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["m1"]), helper.make_node("Add", ["m1", "b1"], ["a1"]),
+             helper.make_node("PRelu", ["a1", "s"], ["p1"]),
+             helper.make_node("MatMul", ["p1", "w2"], ["m2"]), helper.make_node("Add", ["m2", "b2"], ["a2"]),
+             helper.make_node("HardSwish", ["a2"], ["y"])]
+    return make_model(nodes, {"x": x}, ["y"], initializers=inits, opset=14), {"x": x}
+
+
+def test_linear_layers_on_tokens_fuse_their_bias_and_activation_float(tmp_path):
+    model, inputs = token_model()
+    path = save_model(model, str(tmp_path))
+    nodes = conv_attrs(path)
+    assert [op for op, _ in nodes] == ["MatMul", "PRelu", "MatMul"]
+    assert "activation" not in nodes[0][1] and nodes[2][1]["activation"] == {"op": "HardSwish"}
+    assert fused_epilogue_float(tmp_path, path, inputs)[0].shape == (2, 3, 32)
+
+
+@pytest.mark.parametrize("dtype", QUANTIZED_DTYPES)
+def test_linear_layers_on_tokens_fuse_bit_exact_when_quantized(tmp_path, dtype):
+    nodes = fused_epilogue_quantized(tmp_path, token_model(), dtype)
+    assert [op for op, _ in nodes] == ["MatMul", "PRelu", "MatMul"]
+    assert nodes[2][1]["activation"] == {"op": "HardSwish"} and "act_in_q" in nodes[2][1]
+
+
 @pytest.mark.parametrize("rows", [1, 3])
 def test_bias_activation_and_post_ops_fuse_into_a_fully_connected_matmul_float(tmp_path, rows):
     model, inputs = fully_connected_model(rows)

@@ -1,9 +1,10 @@
 """MatMul (numpy matmul semantics), and a MatMul by a weight matrix as a fully connected layer with a fused
 epilogue.
 
-A MatMul by a constant 2-D B whose A is 2-D (rows, K) is a fully connected layer: its output channels are the
-columns. The ``fuse_epilogue`` pass gives it the bias Add after it as input 2 and the activation and Mul/Add by
-one constant after that as ``activation`` / ``post_ops``, with the convolutions' contract (``ops/_epilogue.py``):
+A MatMul of A (..., rows, K) by a constant 2-D B is a fully connected layer: its output channels are the
+columns (the last axis). The ``fuse_epilogue`` pass gives it the bias Add after it as input 2 and the
+activation and Mul/Add by one constant after that as ``activation`` / ``post_ops``, with the convolutions'
+contract (``ops/_epilogue.py``):
 float, ``act(A @ B + bias)`` with each step rounded as the standalone ops round it; quantized, the sums
 requantized to the old MatMul output's grid (``add_conv_q``), the integer ADD of the bias's storage codes, then
 the activation's table, bit-identical to the unfused graph.
@@ -70,9 +71,9 @@ def _infer(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]:
     a, b = inputs[:2]
     shape, _ = matmul_shape(a.shape, b.shape)
     bias = inputs[2] if len(inputs) > 2 else None
-    if bias is not None and (len(a.shape) != 2 or len(b.shape) != 2 or bias_columns(bias.shape, shape[-1]) is None):
-        raise RknnError(f"MatMul input 2 (a fused bias) needs 2-D A and B and one value or one per column "
-                        f"({shape[-1]}), got A {tuple(a.shape)}, B {tuple(b.shape)}, bias {tuple(bias.shape)}")
+    if bias is not None and (len(a.shape) < 2 or len(b.shape) != 2 or bias_columns(bias.shape, shape[-1]) is None):
+        raise RknnError(f"MatMul input 2 (a fused bias) needs A of rank 2 or more, a 2-D B and one value or one "
+                        f"per column ({shape[-1]}), got A {tuple(a.shape)}, B {tuple(b.shape)}, bias {tuple(bias.shape)}")
     return [TensorInfo(shape, promote(a.dtype, b.dtype))]
 
 

@@ -4,8 +4,8 @@
 Conv (Relu, Clip, LeakyRelu, the table activations HardSwish / HardSigmoid, and PRelu with a constant
 slope per channel) becomes its ``activation``; then Mul / Add by one constant value become its
 ``post_ops``. The Conv kernels compute ``act(conv(x) + b + r)``, then each post op, rounded as the
-unfused graph rounds. A fully connected MatMul (2-D A by a constant 2-D B) takes the same epilogue, its
-columns as the channels, with the Add of a constant bias (one value or one per column) right after it as
+unfused graph rounds. A fully connected MatMul (A by a constant 2-D B) takes the same epilogue, its
+last axis as the channels, with the Add of a constant bias (one value or one per column) right after it as
 its input 2 in place of the residual (``ops/matmul.py``).
 
 It runs after quantization (``late``) because a quantized epilogue keeps the grids of the tensors it
@@ -110,8 +110,9 @@ def prelu_activation(graph: Graph, prelu: Node) -> dict | None:
 def fuse_act(graph: Graph, conv: Node, act_node: Node) -> bool:
     if not _fusable(graph, act_node) or act_node.inputs[0] != conv.outputs[0]:
         return False
-    if act_node.op == "PRelu":
-        act = prelu_activation(graph, act_node)
+    if act_node.op == "PRelu":  # slopes per channel: axis 1, a MatMul's last axis only when its output is 2-D
+        two_d = len(graph.tensors[conv.outputs[0]].shape or ()) == 2
+        act = prelu_activation(graph, act_node) if conv.op == "Conv" or two_d else None
     elif act_node.op in TABLE_ACTIVATIONS:
         act = {"op": act_node.op}
         if act_node.op == "HardSigmoid":
@@ -170,12 +171,13 @@ def fuse_post_op(graph: Graph, conv: Node, node: Node) -> bool:
 
 
 def fully_connected(graph: Graph, node: Node) -> bool:
-    """A MatMul of a 2-D A by a constant 2-D B (float32, or quantized in a quantized model): a layer whose
-    output channels are its columns (axis 1, as a convolution's)."""
+    """A MatMul of A (rows, K) or (..., rows, K) by a constant 2-D B (float32, or quantized in a quantized model):
+    a layer whose output channels are its last axis (axis 1 of a 2-D A's output, as a convolution's: only
+    there does a PRelu slope per channel fuse)."""
     if node.op != "MatMul":
         return False
     a, b = (graph.tensors[n] for n in node.inputs[:2])
-    if b.data is None or np.ndim(b.data) != 2 or a.shape is None or len(a.shape) != 2:
+    if b.data is None or np.ndim(b.data) != 2 or a.shape is None or len(a.shape) < 2:
         return False
     if _quantized(graph):
         return b.quant is not None
