@@ -205,8 +205,8 @@ def test_matmul_by_weights_on_the_8_bit_gemm_equals_integer_sums(qtype, a_shape,
     np.testing.assert_array_equal(got, want)
     assert len(np.unique(want)) > 20
     stages = quant_stages({}, o_q, None)
-    eight_bit = matmul._int8_by_weights(_quant.weight_plan(b, b_q, a_q, 1)[0], a_q, np.ones(m), stages,
-                                        compiled_post(stages, None), None)
+    eight_bit = matmul.int8_by_weights(_quant.weight_plan(b, b_q, a_q, 1)[0], a_q, np.ones(m), stages,
+                                       compiled_post(stages, None), None)
     assert (eight_bit is not None) == bool(matmul._native.int8_gemm())
 
 
@@ -315,3 +315,27 @@ def test_binary_ops_with_one_value_per_channel_last_equal_numpy_broadcasting(op,
         want = fn(a, b)
         assert got.shape == want.shape and got.dtype == want.dtype
         np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+@pytest.mark.parametrize("qtype", ["u8", "i8"])
+@pytest.mark.parametrize("rows", [1, 4])
+@pytest.mark.parametrize(("alpha", "beta"), [(1.0, 1.0), (0.5, 2.0)])
+def test_fully_connected_gemm_on_the_8_bit_gemm_equals_integer_sums(qtype, rows, alpha, beta):
+    """A PyTorch Linear as Gemm (transB=1, C one int32 per column) of a classifier head's size: the 8-bit GEMM's
+    (one row: the GEMV's) sums plus C, requantized per column, are the integer reference's codes."""
+    rng = np.random.default_rng(rows)
+    lo, hi, _ = QTYPES[qtype]
+    k, n = 1280, 100
+    a_q = QuantParams(qtype, 0.03, lo + 100)
+    b_q = QuantParams(qtype, tuple(rng.uniform(0.01, 0.05, n)), tuple(rng.integers(lo, hi + 1, n)), axis=0)
+    a, b = storage(rng, a_q, (rows, k)), storage(rng, b_q, (n, k))
+    c = rng.integers(-30000, 30000, n).astype(np.int32)
+    acc = (a.astype(np.int64) - a_q.zero_point[0]) @ (b.astype(np.int64) - np.asarray(b_q.zero_point, np.int64)[:, None]).T
+    acc = acc + nn._gemm_bias(c, {"alpha": alpha, "beta": beta})
+    o_q = QuantParams(qtype, alpha * 0.03 * 0.05 * float(np.abs(acc).max()) / 100, lo + 128)
+    want = fixedpoint.requantize(acc, alpha * a_q.scale[0] * np.asarray(b_q.scale) / o_q.scale[0], o_q.zero_point[0],
+                                 qtype)
+    attrs = {"transB": 1, "alpha": alpha, "beta": beta}
+    np.testing.assert_array_equal(nn._gemm_quant([a, b, c], [a_q, b_q, None], [o_q], attrs)[0], want)
+    assert len(np.unique(want)) > 20
+    assert (nn._gemm_by_weights(attrs, objects=(b, c, a_q, b_q, o_q)) is not None) == bool(nn._native.int8_gemm())

@@ -168,7 +168,7 @@ def _by_weights(attrs: dict, a_shape: tuple, b: np.ndarray, a_q: QuantParams, b_
     bc, dtype = weight_plan(b, b_q, a_q, 1)
     m = a_q.scale[0] * np.asarray(b_q.scale, dtype=np.float64) / stages.conv_q.scale[0]
     post = compiled_post(stages, None if residual is None else residual.dtype)
-    eight_bit = _int8_by_weights(bc, a_q, m, stages, post, residual) if post is not None else None
+    eight_bit = int8_by_weights(bc, a_q, m, stages, post, residual) if post is not None else None
     if eight_bit is not None:
         return lambda a: eight_bit(a).reshape(out_shape)
     plan = requant_plan(m, stages.conv_q.qtype, stages.conv_bounds, n if m.size > 1 else 1, None) \
@@ -189,12 +189,12 @@ def _by_weights(attrs: dict, a_shape: tuple, b: np.ndarray, a_q: QuantParams, b_
     return run
 
 
-def _int8_by_weights(bc: np.ndarray, a_q: QuantParams, m: np.ndarray, stages: QuantStages, post: CompiledPost,
-                     residual: np.ndarray | None):
+def int8_by_weights(bc: np.ndarray, a_q: QuantParams, m: np.ndarray, stages: QuantStages, post: CompiledPost,
+                    residual: np.ndarray | None, bias: np.ndarray | None = None):
     """A @ B on the 8-bit GEMM (exact int32 sums of the storage bytes, as the integer convolutions use it: the
-    rows of A are the image's pixels, B's columns its output channels), requantized by the same plan and the
-    epilogue run on the finished blocks; None where it does not apply (no VNNI, 16-bit storage, weights or sums
-    beyond its bounds)."""
+    rows of A are the image's pixels, B's columns its output channels), plus an int64 ``bias`` per column,
+    requantized by the same plan and the epilogue run on the finished blocks; None where it does not apply (no
+    VNNI, 16-bit storage, weights or sums beyond its bounds)."""
     if stages.conv_q.qtype not in STORAGE_KINDS:
         return None
     weights = np.ascontiguousarray(bc.T, dtype=np.float32)  # (M, K) centered integers
@@ -203,7 +203,7 @@ def _int8_by_weights(bc: np.ndarray, a_q: QuantParams, m: np.ndarray, stages: Qu
         return None
     kind = STORAGE_KINDS[a_q.qtype]
     channels, k = weights.shape
-    plan = requant_plan(m, stages.conv_q.qtype, stages.conv_bounds, channels, None)
+    plan = requant_plan(m, stages.conv_q.qtype, stages.conv_bounds, channels, bias)
     zero = int(stages.conv_q.zero_point[0])
     add = post.add(residual)
     offsets: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -215,9 +215,9 @@ def _int8_by_weights(bc: np.ndarray, a_q: QuantParams, m: np.ndarray, stages: Qu
         if count not in offsets:
             offsets[count] = (np.arange(k, dtype=np.int64) * count, np.arange(count, dtype=np.int64))
         out = np.empty((channels, count), dtype=plan.dtype)
-        _native.qconv_gemm_u8(*operands, image, kind, *offsets[count], None, plan.mult, plan.shift, plan.pot, out,
+        _native.qconv_gemm_u8(*operands, image, kind, *offsets[count], plan.bias, plan.mult, plan.shift, plan.pot, out,
                               plan.kind, zero, plan.lo, plan.hi, channels, k, count, add, post.table)
-        return out if count == 1 else np.ascontiguousarray(out.T)
+        return out.reshape(1, channels) if count == 1 else np.ascontiguousarray(out.T)  # (rows, channels)
 
     return run
 

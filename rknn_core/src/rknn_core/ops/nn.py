@@ -12,6 +12,7 @@ from rknn_core.ir import QuantParams, TensorInfo
 from rknn_core.kernels_backend import native as _native
 from rknn_core.ops import conv as conv_op
 from rknn_core.ops._common import broadcast, default_cost, memo_by_attrs, norm_axis, promote, same_as_first
+from rknn_core.ops._epilogue import compiled_post, quant_stages
 from rknn_core.ops._quant import (
     CODES_BY_BYTE,
     STORAGE_KINDS,
@@ -24,6 +25,7 @@ from rknn_core.ops._quant import (
     weight_plan,
 )
 from rknn_core.ops._spatial import axis_taps
+from rknn_core.ops.matmul import int8_by_weights
 from rknn_core.quant.params import QTYPES, quantize, round_half_away
 from rknn_core.records import Cost, OpDef
 
@@ -504,8 +506,12 @@ def _gemm_quant(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.n
     if a_q.axis is not None:
         raise RknnError("Gemm input A must be quantized per tensor")
     bc, dtype = weight_plan(b, b_q, a_q, out_axis)
-    if trans_b and not int(attrs.get("transA", 0)) and a.ndim == 2 and a_q.qtype in STORAGE_KINDS \
-            and a.dtype == np.dtype(QTYPES[a_q.qtype][2]):
+    fully_connected = trans_b and not int(attrs.get("transA", 0)) and a.ndim == 2 and a_q.qtype in STORAGE_KINDS \
+        and a.dtype == np.dtype(QTYPES[a_q.qtype][2])
+    eight_bit = _gemm_by_weights(attrs, objects=(b, c, a_q, b_q, o_q)) if fully_connected else None
+    if eight_bit is not None:
+        return [eight_bit(a)]
+    if fully_connected:
         acc = _exact_fully_connected(a, bc, a_q)
     else:
         ac = centered(a, a_q, dtype)
@@ -518,6 +524,22 @@ def _gemm_quant(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.n
         bias = np.broadcast_to(bias.reshape(-1), (acc.shape[1],))
     m_q = QuantParams(b_q.qtype, np.asarray(b_q.scale) * alpha, b_q.zero_point, axis=b_q.axis)
     return [requantize_accumulator(acc, a_q, m_q, o_q, 1, bias=bias)]
+
+
+@memo_by_attrs
+def _gemm_by_weights(attrs: dict, b: np.ndarray, c: np.ndarray | None, a_q: QuantParams, b_q: QuantParams,
+                     o_q: QuantParams):
+    """A fully connected Gemm (A @ B.T, B constant rows) on the 8-bit GEMM, as MatMul by weights runs: the int32 C
+    one value per column added to the sums, requantized by alpha * a_s * b_s / out_s; prepared once per node, None
+    where it does not apply (``int8_by_weights``, or a C that is not one value per column)."""
+    bc, _ = weight_plan(b, b_q, a_q, 0)
+    bias = _gemm_bias(c, attrs)
+    if bias is not None and bias.size not in (1, bc.shape[0]):
+        return None
+    m = float(attrs.get("alpha", 1.0)) * a_q.scale[0] * np.asarray(b_q.scale, dtype=np.float64) / o_q.scale[0]
+    stages = quant_stages({}, o_q, None)
+    return int8_by_weights(bc.T, a_q, m, stages, compiled_post(stages, None), None,
+                           None if bias is None else np.broadcast_to(bias.reshape(-1), (bc.shape[0],)).copy())
 
 
 SOFTMAX_EXP_BITS = 20  # exp table entries are round(2**20 * exp(-d * x_scale))
