@@ -185,7 +185,7 @@ void gemm_init(void)
 
 #define KC_MAX 256   /* k block: a kc x NR panel of B is 32 KiB */
 #define PANELS_MAX 8 /* NR-column panels per task chunk: B chunk in L2 */
-#define RUNS_MAX 4   /* contiguous runs per panel copied with memcpy */
+#define RUNS_MAX 8   /* contiguous runs per panel copied as runs (else gathered element by element) */
 
 /* d[c] = s[2c] for c < len, never reading past s[2(len-1)]. */
 static inline void copy_stride2(float *d, const float *s, int len)
@@ -305,9 +305,13 @@ MULTIVERSION static void pack_b(float *dst, ptrdiff_t pstride, int NR,
                     int c0 = scol[p][r], len = slen[p][r];
                     const float *s = src + po[c0];
                     int64_t step = sstep[p][r];
-                    if (step == 1)
-                        memcpy(d + c0, s, (size_t)len * sizeof(float));
-                    else if (step == 2)
+                    if (step == 1) { /* a run within one panel (at most NR): inline vector copies, no call */
+                        int c = 0;
+                        for (; c + 8 <= len; c += 8)
+                            *(v8u *)(d + c0 + c) = *(const v8u *)(s + c);
+                        for (; c < len; c++)
+                            d[c0 + c] = s[c];
+                    } else if (step == 2)
                         copy_stride2(d + c0, s, len);
                     else
                         for (int c = 0; c < len; c++)

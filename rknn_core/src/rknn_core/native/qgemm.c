@@ -233,10 +233,22 @@ static void im2col_rows(const qjob *J, ptrdiff_t j0, ptrdiff_t j1)
             const ptrdiff_t p0 = J->runs[2 * r], len = J->runs[2 * r + 1];
             if (len > 32) {
                 memcpy(dst + p0, src + J->poff[p0], (size_t)len);
-            } else { /* a short run (a small image's row): no call */
+            } else { /* a short run (a small image's row): fixed-size copies the compiler inlines, no call */
                 const uint8_t *from = src + J->poff[p0];
-                for (ptrdiff_t q = 0; q < len; q++)
-                    dst[p0 + q] = from[q];
+                uint8_t *to = dst + p0;
+                ptrdiff_t q = 0;
+                for (; q + 8 <= len; q += 8)
+                    memcpy(to + q, from + q, 8);
+                if (len - q >= 4) {
+                    memcpy(to + q, from + q, 4);
+                    q += 4;
+                }
+                if (len - q >= 2) {
+                    memcpy(to + q, from + q, 2);
+                    q += 2;
+                }
+                if (q < len)
+                    to[q] = from[q];
             }
         }
     }
