@@ -7,6 +7,7 @@ outputs dequantize through a table. Each is checked against the straightforward 
 
 from __future__ import annotations
 
+import functools
 import gc
 
 import numpy as np
@@ -206,7 +207,7 @@ def test_matmul_by_weights_on_the_8_bit_gemm_equals_integer_sums(qtype, a_shape,
     assert len(np.unique(want)) > 20
     stages = quant_stages({}, o_q, None)
     eight_bit = matmul.int8_by_weights(_quant.weight_plan(b, b_q, a_q, 1)[0], a_q, np.ones(m), stages,
-                                       compiled_post(stages, None), None)
+                                       compiled_post(stages, None))
     assert (eight_bit is not None) == bool(matmul._native.int8_gemm())
 
 
@@ -339,3 +340,37 @@ def test_fully_connected_gemm_on_the_8_bit_gemm_equals_integer_sums(qtype, rows,
     np.testing.assert_array_equal(nn._gemm_quant([a, b, c], [a_q, b_q, None], [o_q], attrs)[0], want)
     assert len(np.unique(want)) > 20
     assert (nn._gemm_by_weights(attrs, objects=(b, c, a_q, b_q, o_q)) is not None) == bool(nn._native.int8_gemm())
+
+
+def test_a_fully_connected_matmul_runs_any_number_of_rows_on_one_plan():
+    """One prepared node (its weights transposed or packed once) takes inputs of 1, 4 and 2x3 rows: each row's
+    result is the same whichever batch it comes in, float (with the bias) and quantized (with the bias codes
+    as every row's residual)."""
+    rng = np.random.default_rng(5)
+    k, n = 40, 24
+    b, bias = rng.standard_normal((k, n)).astype(np.float32), rng.standard_normal(n).astype(np.float32)
+    attrs = {"activation": {"op": "Relu"}}
+    rows = rng.standard_normal((6, k)).astype(np.float32)
+    one = matmul._kernel([rows[:1], b, bias], attrs)[0]
+    four = matmul._kernel([rows[:4], b, bias], attrs)[0]
+    batched = matmul._kernel([rows.reshape(2, 3, k), b, bias], attrs)[0]
+    assert one.shape == (1, n) and four.shape == (4, n) and batched.shape == (2, 3, n)
+    compiled = getattr(matmul._native, "__name__", "") == "rknn_core._native"  # the numpy twin: BLAS's own order
+    same = np.testing.assert_array_equal if compiled else functools.partial(np.testing.assert_allclose, rtol=1e-6)
+    same(four[:1], one)
+    same(batched.reshape(6, n)[:4], four)
+    np.testing.assert_allclose(four, np.maximum(rows[:4] @ b + bias, 0), rtol=1e-5, atol=1e-5)
+
+    a_q, b_q, o_q = QuantParams("u8", 0.03, 100), QuantParams("u8", 0.02, 130), QuantParams("u8", 0.1, 120)
+    bias_q, mm_q = QuantParams("u8", 0.05, 128), QuantParams("u8", 0.08, 110)
+    q_attrs = {"add_conv_q": {"qtype": "u8", "scale": list(mm_q.scale), "zero_point": list(mm_q.zero_point)}}
+    a, bq = storage(rng, a_q, (6, k)), storage(rng, b_q, (k, n))
+    codes = storage(rng, bias_q, (n,))
+    outs = [matmul._quant_kernel([x, bq, codes], [a_q, b_q, bias_q], [o_q], q_attrs)[0]
+            for x in (a[:1], a[:4], a.reshape(2, 3, k))]
+    np.testing.assert_array_equal(outs[1][:1], outs[0])
+    np.testing.assert_array_equal(outs[2].reshape(6, n)[:4], outs[1])
+    sums = (a.astype(np.int64) - 100) @ (bq.astype(np.int64) - 130)
+    want = _quant.quantized_add(fixedpoint.requantize(sums, 0.03 * 0.02 / 0.08, 110, "u8"),
+                                np.broadcast_to(codes, (6, n)), mm_q, bias_q, o_q)
+    np.testing.assert_array_equal(outs[2].reshape(6, n), want)

@@ -86,11 +86,15 @@ def bias_columns(shape: tuple, columns: int) -> int | None:
     return size
 
 
+COMPILED_WEIGHTS = 1 << 24  # float B up to this many elements on the compiled GEMM (it keeps B transposed)
+
+
 def _kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
     a, b = inputs[:2]
     bias = inputs[2] if len(inputs) > 2 else None
-    if b.ndim == 2 and a.dtype == b.dtype == np.float32 and (bias is None or bias.dtype == np.float32):
-        return [_float_by_weights(attrs, a.shape, objects=(b, bias))(a)]
+    if b.ndim == 2 and b.size <= COMPILED_WEIGHTS and a.dtype == b.dtype == np.float32 \
+            and (bias is None or bias.dtype == np.float32):
+        return [_float_by_weights(attrs, objects=(b, bias))(a)]
     y = np.asarray(np.matmul(a, b), dtype=np.result_type(a, b))
     if bias is not None:
         y = (y + bias).astype(y.dtype, copy=False)
@@ -105,15 +109,19 @@ def _row_offsets(k: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
     return taps, origins
 
 
+def _rows_of(a: np.ndarray, k: int, n: int) -> tuple[int, tuple]:
+    """How many rows of K values A holds, and the shape of A @ B for a (K, N) B."""
+    if a.shape[-1] != k:
+        raise RknnError(f"MatMul inner dimensions differ: {tuple(a.shape)} @ ({k}, {n})")
+    return a.size // k, (*a.shape[:-1], n)
+
+
 @memo_by_attrs
-def _float_by_weights(attrs: dict, a_shape: tuple, b: np.ndarray, bias: np.ndarray | None):
+def _float_by_weights(attrs: dict, b: np.ndarray, bias: np.ndarray | None):
     """float32 A @ B for a 2-D B on the compiled GEMM, prepared once per node: B's columns as the rows of its
     left operand, ``run(a)`` gives (..., N) with the fused bias and epilogue (LeakyRelu applied after)."""
     k, n = b.shape
-    out_shape, _ = matmul_shape(a_shape, b.shape)
-    rows = math.prod(a_shape[:-1])
     weights = np.ascontiguousarray(b.T)
-    taps, origins = _row_offsets(k, rows)
     act = attrs.get("activation")
     fused = float_epilogue(act)
     lo, hi, code, alpha, beta, slopes = fused or float_epilogue(None)
@@ -121,8 +129,9 @@ def _float_by_weights(attrs: dict, a_shape: tuple, b: np.ndarray, bias: np.ndarr
     column_bias = None if bias is None else np.ascontiguousarray(np.broadcast_to(bias.reshape(-1), (n,)))
 
     def run(a: np.ndarray) -> np.ndarray:
+        rows, out_shape = _rows_of(a, k, n)
         yt = np.empty((n, rows), dtype=np.float32)
-        _native.conv_gemm(weights, a if a.flags.c_contiguous else np.ascontiguousarray(a), taps, origins,
+        _native.conv_gemm(weights, a if a.flags.c_contiguous else np.ascontiguousarray(a), *_row_offsets(k, rows),
                           column_bias, yt, n, k, rows, lo, hi, None, code, alpha, beta, slopes, post)
         y = (yt if rows == 1 else np.ascontiguousarray(yt.T)).reshape(out_shape)
         return y if fused is not None else apply_post_ops(apply_activation(y, act), attrs)
@@ -146,37 +155,50 @@ def _quant_kernel(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np
         raise RknnError("MatMul needs A per tensor and B per tensor or per channel along its last axis")
     if b.ndim == 2:  # a weight matrix (as a fully connected layer)
         bias_q = in_q[2] if bias is not None else None
-        return [_by_weights(attrs, a.shape, objects=(b, a_q, b_q, o_q, bias, bias_q))(a)]
+        return [_by_weights(attrs, objects=(b, a_q, b_q, o_q, bias, bias_q))(a)]
     dtype = exact_dtype(a.shape[-1], a_q, b_q)
     acc = np.matmul(centered(a, a_q, dtype), centered(b, b_q, dtype))
     return [requantize_accumulator(acc, a_q, b_q, o_q, -1)]
 
 
 @memo_by_attrs
-def _by_weights(attrs: dict, a_shape: tuple, b: np.ndarray, a_q: QuantParams, b_q: QuantParams, o_q: QuantParams,
+def _by_weights(attrs: dict, b: np.ndarray, a_q: QuantParams, b_q: QuantParams, o_q: QuantParams,
                 bias: np.ndarray | None, bias_q: QuantParams | None):
     """A @ B for a 2-D B, prepared once per node: B's centered form in the accumulation dtype its actual columns
     allow (``weight_plan``), the requantization by a_s * b_s / s (per column or one) into the first grid of the
     epilogue, and the epilogue: the bias's storage codes added as a residual of every row, then the table."""
     stages = quant_stages(attrs, o_q, bias_q)
-    out_shape, _ = matmul_shape(a_shape, b.shape)
-    rows, n = math.prod(a_shape[:-1]), b.shape[-1]
-    residual = None
-    if bias is not None:  # one row of codes, as every row's residual (the channels-first layout of the GEMM)
-        codes = np.broadcast_to(stored_codes(bias, bias_q).reshape(-1), (n,))
-        residual = np.ascontiguousarray(np.broadcast_to(codes.reshape(n, 1), (n, rows)))
+    k, n = b.shape
+    codes = None if bias is None else np.broadcast_to(stored_codes(bias, bias_q).reshape(-1), (n,))
     bc, dtype = weight_plan(b, b_q, a_q, 1)
     m = a_q.scale[0] * np.asarray(b_q.scale, dtype=np.float64) / stages.conv_q.scale[0]
-    post = compiled_post(stages, None if residual is None else residual.dtype)
-    eight_bit = int8_by_weights(bc, a_q, m, stages, post, residual) if post is not None else None
+    post = compiled_post(stages, None if codes is None else codes.dtype)
+    eight_bit = int8_by_weights(bc, a_q, m, stages, post) if post is not None else None
+    residuals: dict[int, np.ndarray] = {}
+
+    def residual(rows: int, layout: str) -> np.ndarray | None:
+        """The bias codes as every row's residual, channels first (the GEMM's layout, "cr") or last ("rc")."""
+        if codes is None:
+            return None
+        key = (rows, layout)
+        if key not in residuals:
+            shape = (n, rows) if layout == "cr" else (rows, n)
+            residuals[key] = np.ascontiguousarray(np.broadcast_to(codes.reshape(n, 1) if layout == "cr" else codes,
+                                                                  shape))
+        return residuals[key]
+
     if eight_bit is not None:
-        return lambda a: eight_bit(a).reshape(out_shape)
+        def run_eight_bit(a: np.ndarray) -> np.ndarray:
+            rows, out_shape = _rows_of(a, k, n)
+            return eight_bit(a, residual(rows, "cr")).reshape(out_shape)
+
+        return run_eight_bit
     plan = requant_plan(m, stages.conv_q.qtype, stages.conv_bounds, n if m.size > 1 else 1, None) \
         if stages.conv_q.qtype in STORAGE_KINDS else None
     zero = dtype(a_q.zero_point[0])
-    rows_residual = None if residual is None else np.ascontiguousarray(residual.T)
 
     def run(a: np.ndarray) -> np.ndarray:
+        rows, out_shape = _rows_of(a, k, n)
         acc = np.matmul(np.subtract(a, zero, dtype=dtype), bc)
         if plan is not None:
             y = requantize_by_plan(acc, plan, stages.conv_q.zero_point[0], acc.ndim - 1 if m.size > 1 else None)
@@ -184,17 +206,18 @@ def _by_weights(attrs: dict, a_shape: tuple, b: np.ndarray, a_q: QuantParams, b_
             y = requantize_accumulator(acc, a_q, b_q, stages.conv_q, -1, stages.conv_bounds)
         if stages.residual_q is None and stages.table is None:
             return y
-        return finish_quantized(y.reshape(rows, n), rows_residual, stages).reshape(out_shape)
+        return finish_quantized(y.reshape(rows, n), residual(rows, "rc"), stages).reshape(out_shape)
 
     return run
 
 
 def int8_by_weights(bc: np.ndarray, a_q: QuantParams, m: np.ndarray, stages: QuantStages, post: CompiledPost,
-                    residual: np.ndarray | None, bias: np.ndarray | None = None):
+                    bias: np.ndarray | None = None):
     """A @ B on the 8-bit GEMM (exact int32 sums of the storage bytes, as the integer convolutions use it: the
     rows of A are the image's pixels, B's columns its output channels), plus an int64 ``bias`` per column,
-    requantized by the same plan and the epilogue run on the finished blocks; None where it does not apply (no
-    VNNI, 16-bit storage, weights or sums beyond its bounds)."""
+    requantized by the same plan and the epilogue run on the finished blocks: ``run(a, residual)`` (the
+    residual (N, rows) channels first, or None); None where it does not apply (no VNNI, 16-bit storage, weights
+    or sums beyond its bounds)."""
     if stages.conv_q.qtype not in STORAGE_KINDS:
         return None
     weights = np.ascontiguousarray(bc.T, dtype=np.float32)  # (M, K) centered integers
@@ -205,10 +228,9 @@ def int8_by_weights(bc: np.ndarray, a_q: QuantParams, m: np.ndarray, stages: Qua
     channels, k = weights.shape
     plan = requant_plan(m, stages.conv_q.qtype, stages.conv_bounds, channels, bias)
     zero = int(stages.conv_q.zero_point[0])
-    add = post.add(residual)
     offsets: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
-    def run(a: np.ndarray) -> np.ndarray:
+    def run(a: np.ndarray, residual: np.ndarray | None) -> np.ndarray:
         rows = a.reshape(-1, k)
         count = rows.shape[0]
         image = np.ascontiguousarray(rows.T if count > 1 else rows)  # (K, rows): pixel r of channel k at k*rows + r
@@ -216,7 +238,7 @@ def int8_by_weights(bc: np.ndarray, a_q: QuantParams, m: np.ndarray, stages: Qua
             offsets[count] = (np.arange(k, dtype=np.int64) * count, np.arange(count, dtype=np.int64))
         out = np.empty((channels, count), dtype=plan.dtype)
         _native.qconv_gemm_u8(*operands, image, kind, *offsets[count], plan.bias, plan.mult, plan.shift, plan.pot, out,
-                              plan.kind, zero, plan.lo, plan.hi, channels, k, count, add, post.table)
+                              plan.kind, zero, plan.lo, plan.hi, channels, k, count, post.add(residual), post.table)
         return out.reshape(1, channels) if count == 1 else np.ascontiguousarray(out.T)  # (rows, channels)
 
     return run
