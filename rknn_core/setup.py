@@ -42,6 +42,7 @@ setup(ext_modules=[Extension("rknn_core._native", SOURCES, depends=["src/rknn_co
                                                                      "src/rknn_core/native/post.h",
                                                                      "src/rknn_core/native/qgemm.h",
                                                                      "src/rknn_core/native/maxpool.h",
-                                                                     "src/rknn_core/native/bytes.h"],
+                                                                     "src/rknn_core/native/bytes.h",
+                                                                     "src/rknn_core/native/clones.h"],
                              extra_compile_args=["-O3", "-std=gnu11"], extra_link_args=["-pthread"])],
       cmdclass={"build_ext": OptionalBuildExt})

@@ -21,6 +21,7 @@
 #include <Python.h>
 
 #include "native/bytes.h"
+#include "native/clones.h"
 #include "native/depthwise.h"
 #include "native/gemm.h"
 #include "native/maxpool.h"
@@ -617,7 +618,7 @@ static int row_form(const quant_post *e, Py_ssize_t ch, row_params *rp)
 
 /* The sums' requantization into dst: the row kernel (this runs once per row of every block) or the
  * general one; sums are float32, or int32 below 2**30 in magnitude with e->int32. */
-static void requant_sums(const quant_post *e, const void *sums, Py_ssize_t ch, void *dst, requant_args *q)
+HOT_EXACT static void requant_sums(const quant_post *e, const void *sums, Py_ssize_t ch, void *dst, requant_args *q)
 {
     row_params rp;
     const int size = (int)kind_size(e->kind);
@@ -632,7 +633,7 @@ static void requant_sums(const quant_post *e, const void *sums, Py_ssize_t ch, v
 
 /* `count` sums (4-byte elements, see requant_sums) of channel ch into output elements [at, at + count) of
  * out. */
-static void quant_post_apply(const quant_post *e, const void *sums, Py_ssize_t ch, char *out, Py_ssize_t at,
+HOT_INT static void quant_post_apply(const quant_post *e, const void *sums, Py_ssize_t ch, char *out, Py_ssize_t at,
                              Py_ssize_t count)
 {
     const Py_ssize_t size = kind_size(e->kind), k = e->nm > 1 ? ch : 0;
@@ -967,7 +968,7 @@ typedef struct {
 } requant_epilogue_args;
 
 /* Requantize a finished block of float sums (rows are output channels) into the output storage. */
-static void requant_block(void *ctx, const float *block, ptrdiff_t ld, ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t p0,
+HOT_EXACT static void requant_block(void *ctx, const float *block, ptrdiff_t ld, ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t p0,
                           ptrdiff_t p1)
 {
     const requant_epilogue_args *e = ctx;
@@ -976,7 +977,7 @@ static void requant_block(void *ctx, const float *block, ptrdiff_t ld, ptrdiff_t
 }
 
 /* requant_block for the int32 sums of native/qgemm.c. */
-static void requant_block_i32(void *ctx, const int32_t *block, ptrdiff_t ld, ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t p0,
+HOT_EXACT static void requant_block_i32(void *ctx, const int32_t *block, ptrdiff_t ld, ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t p0,
                               ptrdiff_t p1)
 {
     const requant_epilogue_args *e = ctx;

@@ -10,6 +10,8 @@
  */
 #include "depthwise.h"
 
+#include "clones.h"
+
 #include <stdint.h>
 #include <string.h>
 
@@ -344,7 +346,7 @@ MULTIVERSION static void group_out(const group_scratch *s, int count, float *out
 
 /* dw_sums of a group: each lane's taps and bias (plane p0 + i takes channel (p0 + i) % channels), the
  * planes centered when they are storage integers, then the grid in, the taps, the grid out. */
-static void group_sums(const void *x, int kind, long long zero, const float *w, const float *bias,
+HOT_EXACT static void group_sums(const void *x, int kind, long long zero, const float *w, const float *bias,
                        ptrdiff_t channels, ptrdiff_t p0, int count, float *scratch, float *out, ptrdiff_t ld,
                        const geometry *g)
 {
@@ -382,7 +384,7 @@ void dw_prepare(float *scratch, const geometry *g)
         group_prepare(scratch, g);
 }
 
-void dw_sums(const void *x, int kind, long long zero, const float *w, const float *bias, ptrdiff_t channels,
+HOT_EXACT void dw_sums(const void *x, int kind, long long zero, const float *w, const float *bias, ptrdiff_t channels,
              ptrdiff_t p0, int count, float *scratch, float *out, ptrdiff_t ld, const geometry *g)
 {
     if (!wide_3x3(g)) {

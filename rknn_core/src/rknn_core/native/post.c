@@ -2,19 +2,14 @@
 #define PY_SSIZE_T_CLEAN
 #include "post.h"
 
+#include "clones.h"
+
 /* Written so x86 compiles it to MAXPS/MINPS: a NaN input stays NaN. */
 static inline float clamp(float v, float lo, float hi)
 {
     v = lo > v ? lo : v;
     return hi < v ? hi : v;
 }
-
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
-#define HOT_EXACT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), \
-                                 optimize("fp-contract=off")))
-#else
-#define HOT_EXACT
-#endif
 
 HOT_EXACT static void post_row(const float *sums, const float *restrict residual, float *y, Py_ssize_t n, int act,
                                float lo, float hi, float alpha, float beta, float slope)
