@@ -633,7 +633,7 @@ HOT_EXACT static void requant_sums(const quant_post *e, const void *sums, Py_ssi
 
 /* `count` sums (4-byte elements, see requant_sums) of channel ch into output elements [at, at + count) of
  * out. */
-HOT_INT static void quant_post_apply(const quant_post *e, const void *sums, Py_ssize_t ch, char *out, Py_ssize_t at,
+HOT_EXACT static void quant_post_apply(const quant_post *e, const void *sums, Py_ssize_t ch, char *out, Py_ssize_t at,
                              Py_ssize_t count)
 {
     const Py_ssize_t size = kind_size(e->kind), k = e->nm > 1 ? ch : 0;
