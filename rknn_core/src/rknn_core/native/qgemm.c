@@ -354,11 +354,16 @@ int qgemm_run(const int8_t *a8, const int32_t *row_terms, const int32_t *row_d, 
     int nt = pool_get_threads();
     if ((double)m * (double)k * (double)n < SERIAL_MACS)
         nt = 1;
-    /* column chunks of at most PANELS panels; rows split further until every thread has two tasks */
+    /* column chunks of at most PANELS panels, split further until every thread has two tasks: columns first
+       (a task packs only its own columns; a split of rows packs the same columns in every task), then rows */
     J.cn = (int)((J.npn + PANELS - 1) / PANELS);
     J.cm = 1;
-    while (nt > 1 && J.cm * J.cn < 2 * nt && J.cm < J.npm)
-        J.cm++;
+    while (nt > 1 && J.cm * J.cn < 2 * nt && (J.cn < J.npn || J.cm < J.npm)) {
+        if (J.cn < J.npn)
+            J.cn++;
+        else
+            J.cm++;
+    }
     atomic_store(&J.fail, 0);
     if (!J.contiguous && !gather_columns(&J, nt))
         return -1;

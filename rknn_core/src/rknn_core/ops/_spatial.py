@@ -61,8 +61,10 @@ def pad_spatial(x: np.ndarray, begin: Sequence[int], end: Sequence[int], value: 
     """Pad the trailing spatial axes of an N, C, spatial... array."""
     if not any(begin) and not any(end):
         return x
-    widths = [(0, 0)] * (x.ndim - len(begin)) + list(zip(begin, end))
-    return np.pad(x, widths, mode="constant", constant_values=value)
+    lead = x.ndim - len(begin)
+    out = np.full((*x.shape[:lead], *(n + b + e for n, b, e in zip(x.shape[lead:], begin, end))), value, x.dtype)
+    out[(slice(None),) * lead + tuple(slice(b, b + n) for n, b in zip(x.shape[lead:], begin))] = x
+    return out  # np.pad's result, without its general machinery (three times slower on a picture)
 
 
 def windows(xp: np.ndarray, kernel: Sequence[int], strides: Sequence[int], dilations: Sequence[int],

@@ -351,8 +351,7 @@ def _gemm_runner(x_shape, wc, b, x_q, w_q, stages: QuantStages, post: CompiledPo
         if unpadded and direct:
             return np.ascontiguousarray(x)
         if direct:  # the storage itself inside a border of zero points
-            pads = ((0, 0), (0, 0), (geo.begin[0], geo.end[0]), (geo.begin[1], geo.end[1]))
-            return np.pad(x, pads, constant_values=x_zero)
+            return pad_spatial(x, geo.begin, geo.end, x_zero)
         return _padded_planes(x, kind, x_zero, geo.begin, geo.end)
 
     def run(x: np.ndarray, residual: np.ndarray | None) -> np.ndarray:
