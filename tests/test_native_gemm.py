@@ -308,6 +308,35 @@ def test_int8_gemm_equals_float_gemm(m, k, n, kind, span):
     assert len(np.unique(want)) > min(m * n // 4, 20)
 
 
+@pytest.mark.skipif(not _native.int8_gemm(), reason="this CPU has no AVX-512 VNNI: the 8-bit GEMM is not used")
+@pytest.mark.parametrize("stride", [1, 2, 3])
+@pytest.mark.parametrize("ow", [5, 20, 40, 75])
+@pytest.mark.parametrize("kind", ["B", "b"])
+def test_int8_gemm_gathers_strided_window_rows(stride, ow, kind):
+    """The 8-bit GEMM's explicit im2col of a 3x3 window of ``stride`` over 3-channel planes (a stem conv):
+    each output row is one run of offsets in equal steps (stride 2 copied 32 bytes at a time); the sums are
+    the float GEMM's bit for bit."""
+    from rknn_core.ops._quant import int8_operands
+
+    rng = np.random.default_rng(stride * 100 + ow)
+    oh, channels, m = 4, 3, 8
+    h, w = (oh - 1) * stride + 3, (ow - 1) * stride + 3
+    lo, hi, dtype = (0, 255, np.uint8) if kind == "B" else (-128, 127, np.int8)
+    b = rng.integers(lo, hi + 1, channels * h * w).astype(dtype)
+    koff = np.array([(c * h + i) * w + j for c in range(channels) for i in range(3) for j in range(3)], np.int64)
+    poff = np.array([(y * stride) * w + x * stride for y in range(oh) for x in range(ow)], np.int64)
+    k, n = koff.size, poff.size
+    wc = rng.integers(-100, 101, (m, k)).astype(np.float32)
+    zx = int(rng.integers(lo, hi + 1))
+    operands = int8_operands(wc, zx + (128 if kind == "b" else 0))
+    mult, shift, bias = np.array([1 << 30], np.int64), np.array([-6], np.int64), np.zeros(m, np.int64)
+    want, got = np.empty((m, n), np.uint8), np.empty((m, n), np.uint8)
+    _native.qconv_gemm(wc, b, kind, zx, koff, poff, bias, mult, shift, False, want, "B", 128, 0, 255, m, k, n)
+    _native.qconv_gemm_u8(*operands, b, kind, koff, poff, bias, mult, shift, False, got, "B", 128, 0, 255, m, k, n)
+    np.testing.assert_array_equal(got, want)
+    assert len(np.unique(want)) > 20
+
+
 def test_int8_operands_refuse_what_bytes_cannot_hold():
     from rknn_core.ops._quant import int8_operands
 

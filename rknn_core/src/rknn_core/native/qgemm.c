@@ -63,7 +63,7 @@ typedef struct {
     ptrdiff_t m, k, kp, n;
     int contiguous; /* poff[p] == poff[0] + p: every packed row is one run of bytes */
     uint8_t *cols;  /* else the gathered rows u[j, :] at cols + j * n (an explicit im2col), or NULL */
-    const ptrdiff_t *runs; /* the columns as runs of consecutive offsets: start, length pairs */
+    const ptrdiff_t *runs; /* the columns as runs of offsets in equal steps: (start, length, step) triples */
     ptrdiff_t nruns;
     int cm, cn, nkb;
     ptrdiff_t npm, npn;
@@ -218,38 +218,65 @@ static void qgemm_task(void *ctx, int t)
     J->epilogue(J->ectx, blk, ncols, i0, i1, q0, q0 + ncols);
 }
 
-/* Rows [j0, j1) of the explicit im2col: u[j, p] = b[koff[j] + poff[p]] (unflipped: packing flips). */
+/* len bytes from `from` to `to` without a call (a small image's row): fixed-size copies the compiler inlines. */
+static inline void copy_short(uint8_t *to, const uint8_t *from, ptrdiff_t len)
+{
+    ptrdiff_t q = 0;
+    for (; q + 8 <= len; q += 8)
+        memcpy(to + q, from + q, 8);
+    if (len - q >= 4) {
+        memcpy(to + q, from + q, 4);
+        q += 4;
+    }
+    if (len - q >= 2) {
+        memcpy(to + q, from + q, 2);
+        q += 2;
+    }
+    if (q < len)
+        to[q] = from[q];
+}
+
+typedef uint16_t v32w __attribute__((vector_size(64), aligned(1)));
+typedef uint8_t v32b __attribute__((vector_size(32), aligned(1)));
+
+/* to[q] = from[2q] for q < len (a stride-2 window row), never reading past from[2(len-1)]: 32 at a time as
+ * the low bytes of 16-bit lanes (one VPMOVWB on AVX-512). */
+static inline void copy_stride2_bytes(uint8_t *to, const uint8_t *from, ptrdiff_t len)
+{
+    ptrdiff_t q = 0;
+    for (; q + 33 <= len; q += 32) /* reads from[2q .. 2q+63] <= from[2(len-1) - 1] */
+        *(v32b *)(to + q) = __builtin_convertvector(*(const v32w *)(from + 2 * q), v32b);
+    for (; q < len; q++)
+        to[q] = from[2 * q];
+}
+
+/* Rows [j0, j1) of the explicit im2col: u[j, p] = b[koff[j] + poff[p]] (unflipped: packing flips), run by
+ * run (start, length and step of the offsets: a window row of a stride-1 or stride-2 kernel is one run). */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
 static void im2col_rows(const qjob *J, ptrdiff_t j0, ptrdiff_t j1)
 {
     for (ptrdiff_t j = j0; j < j1; j++) {
         const uint8_t *src = J->b + J->koff[j];
         uint8_t *dst = J->cols + j * J->n;
-        if (4 * J->nruns > J->n) { /* short runs (strided windows): a plain gather */
+        if (4 * J->nruns > J->n) { /* short runs: a plain gather */
             for (ptrdiff_t p = 0; p < J->n; p++)
                 dst[p] = src[J->poff[p]];
             continue;
         }
         for (ptrdiff_t r = 0; r < J->nruns; r++) {
-            const ptrdiff_t p0 = J->runs[2 * r], len = J->runs[2 * r + 1];
-            if (len > 32) {
-                memcpy(dst + p0, src + J->poff[p0], (size_t)len);
-            } else { /* a short run (a small image's row): fixed-size copies the compiler inlines, no call */
-                const uint8_t *from = src + J->poff[p0];
-                uint8_t *to = dst + p0;
-                ptrdiff_t q = 0;
-                for (; q + 8 <= len; q += 8)
-                    memcpy(to + q, from + q, 8);
-                if (len - q >= 4) {
-                    memcpy(to + q, from + q, 4);
-                    q += 4;
-                }
-                if (len - q >= 2) {
-                    memcpy(to + q, from + q, 2);
-                    q += 2;
-                }
-                if (q < len)
-                    to[q] = from[q];
-            }
+            const ptrdiff_t p0 = J->runs[3 * r], len = J->runs[3 * r + 1], step = J->runs[3 * r + 2];
+            const uint8_t *from = src + J->poff[p0];
+            if (step == 1 && len > 32)
+                memcpy(dst + p0, from, (size_t)len);
+            else if (step == 1)
+                copy_short(dst + p0, from, len);
+            else if (step == 2)
+                copy_stride2_bytes(dst + p0, from, len);
+            else
+                for (ptrdiff_t q = 0; q < len; q++)
+                    dst[p0 + q] = from[q * step];
         }
     }
 }
@@ -266,10 +293,10 @@ static void im2col_task(void *ctx, int t)
 }
 
 /* The explicit im2col of a job whose columns are not one run (kernels larger than 1x1): gathered once
- * (runs of consecutive offsets copied whole), not once per task. 0 when out of memory. */
+ * (runs of offsets in equal steps copied as runs), not once per task. 0 when out of memory. */
 static int gather_columns(qjob *J, int nt)
 {
-    ptrdiff_t *runs = malloc(sizeof(ptrdiff_t) * 2 * (size_t)J->n);
+    ptrdiff_t *runs = malloc(sizeof(ptrdiff_t) * 3 * (size_t)J->n);
     J->cols = malloc((size_t)(J->k * J->n));
     if (!runs || !J->cols) {
         free(runs);
@@ -277,13 +304,18 @@ static int gather_columns(qjob *J, int nt)
         J->cols = NULL;
         return 0;
     }
-    ptrdiff_t nruns = 0;
+    ptrdiff_t nruns = 0; /* runs of offsets in steps of one size: (start, length, step) */
     for (ptrdiff_t p = 0; p < J->n; p++) {
-        if (nruns && J->poff[p] == J->poff[p - 1] + 1) {
-            runs[2 * nruns - 1]++;
+        ptrdiff_t *last = runs + 3 * (nruns - 1);
+        if (nruns && last[1] == 1 && J->poff[p] > J->poff[p - 1]) { /* a run's second element sets its step */
+            last[1] = 2;
+            last[2] = J->poff[p] - J->poff[p - 1];
+        } else if (nruns && last[1] > 1 && J->poff[p] - J->poff[p - 1] == last[2]) {
+            last[1]++;
         } else {
-            runs[2 * nruns] = p;
-            runs[2 * nruns + 1] = 1;
+            runs[3 * nruns] = p;
+            runs[3 * nruns + 1] = 1;
+            runs[3 * nruns + 2] = 1;
             nruns++;
         }
     }
