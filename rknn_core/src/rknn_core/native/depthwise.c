@@ -104,8 +104,9 @@ ROWS static void dw_plane3x3(const float *restrict p, const float *restrict k, f
     }
 }
 
-/* Padded row pr of a stride-2 plane (at element `offset` of x, read as center_plane does: storage
- * integers through the row buffer `centered`) as its even then its odd columns. */
+/* Padded row pr of a stride-2 plane (at element `offset` of x, read as center_plane does: 16-bit storage
+ * through the row buffer `centered`, 8-bit storage centered while it is split) as its even then its odd
+ * columns. */
 static inline void split_row(const void *x, int kind, ptrdiff_t offset, long long zero, ptrdiff_t pr,
                              float *restrict centered, float *restrict even, const geometry *g)
 {
@@ -115,11 +116,13 @@ static inline void split_row(const void *x, int kind, ptrdiff_t offset, long lon
     if (r < 0 || r >= g->h)
         return;
     const float *restrict src = (const float *)x + offset + r * g->w;
-    if (kind != 'f') {
+    if (kind == 'h') {
         center_plane(x, kind, offset + r * g->w, g->w, zero, centered);
         src = centered;
     }
-    /* padded column q = 2c + parity reads input column q - pl when that lies in [0, w) */
+    /* padded column q = 2c + parity reads input column q - pl when that lies in [0, w); 8-bit storage is
+       centered on the way (as center_plane does it: the integer as a float, minus the zero point) */
+    const float z = (float)zero;
     for (int parity = 0; parity < 2; parity++) {
         float *restrict dst = parity ? odd : even;
         ptrdiff_t span = g->w - 1 + g->pl - parity; /* last readable q - parity; may be negative */
@@ -127,9 +130,20 @@ static inline void split_row(const void *x, int kind, ptrdiff_t offset, long lon
         ptrdiff_t count = parity ? pw / 2 : half;
         first = first < 0 ? 0 : first;
         last = last > count ? count : last;
-        const float *restrict s0 = src + parity - g->pl;
-        for (ptrdiff_t c = first; c < last; c++)
-            dst[c] = s0[2 * c];
+        const ptrdiff_t at = offset + r * g->w + parity - g->pl;
+        if (kind == 'B') {
+            const uint8_t *restrict s0 = (const uint8_t *)x + at;
+            for (ptrdiff_t c = first; c < last; c++)
+                dst[c] = (float)s0[2 * c] - z;
+        } else if (kind == 'b') {
+            const int8_t *restrict s0 = (const int8_t *)x + at;
+            for (ptrdiff_t c = first; c < last; c++)
+                dst[c] = (float)s0[2 * c] - z;
+        } else {
+            const float *restrict s0 = src + parity - g->pl;
+            for (ptrdiff_t c = first; c < last; c++)
+                dst[c] = s0[2 * c];
+        }
     }
 }
 
