@@ -354,23 +354,25 @@ def _gemm_runner(x_shape, wc, b, x_q, w_q, stages: QuantStages, post: CompiledPo
             return pad_spatial(x, geo.begin, geo.end, x_zero)
         return _padded_planes(x, kind, x_zero, geo.begin, geo.end)
 
+    def call(add, weights, image, dst, i, g, c0, count):
+        _, _, bias, mult, shift = parts[g]
+        part = None if add is None else (add[0][i, c0:c0 + count], *add[1:])
+        table = post.table if post.table is None or post.table.ndim == 1 else post.table[c0:c0 + count]
+        shape = (count, layout.taps.size, layout.origins.size)
+        if int8 is None:
+            _native.qconv_gemm(weights, image, source_kind, source_zero, layout.taps, layout.origins, bias, mult,
+                               shift, plan.pot, dst, plan.kind, zero, plan.lo, plan.hi, *shape, part, table)
+        else:
+            _native.qconv_gemm_u8(*int8[g], image, kind, layout.taps, layout.origins, bias, mult, shift, plan.pot,
+                                  dst, plan.kind, zero, plan.lo, plan.hi, *shape, part, table)
+
     def run(x: np.ndarray, residual: np.ndarray | None) -> np.ndarray:
         y = np.empty((n, m, geo.out[0] * geo.out[1]), dtype=plan.dtype)
-        add = post.add(residual)
-
-        def call(weights, image, dst, i, g, c0, count):
-            _, _, bias, mult, shift = parts[g]
-            part = None if add is None else (add[0][i, c0:c0 + count], *add[1:])
-            table = post.table if post.table is None or post.table.ndim == 1 else post.table[c0:c0 + count]
-            shape = (count, layout.taps.size, layout.origins.size)
-            if int8 is None:
-                _native.qconv_gemm(weights, image, source_kind, source_zero, layout.taps, layout.origins, bias, mult,
-                                   shift, plan.pot, dst, plan.kind, zero, plan.lo, plan.hi, *shape, part, table)
-            else:
-                _native.qconv_gemm_u8(*int8[g], image, kind, layout.taps, layout.origins, bias, mult, shift, plan.pot,
-                                      dst, plan.kind, zero, plan.lo, plan.hi, *shape, part, table)
-
-        _run_groups(source_of(x), layout, y, call)
+        add, source = post.add(residual), source_of(x)
+        if group == 1 and n == 1:  # one GEMM: no per-group views
+            call(add, layout.weights[0], source.reshape(-1), y[0], 0, 0, 0, m)
+        else:
+            _run_groups(source, layout, y, functools.partial(call, add))
         return y.reshape(n, m, *geo.out)
 
     return run
