@@ -190,7 +190,8 @@ def test_matmul_by_weights_equals_numpy_sums(per_column, a_shape):
 
 @pytest.mark.parametrize("qtype", ["u8", "i8"])
 @pytest.mark.parametrize(("a_shape", "k", "m"), [((1, 576), 576, 128), ((1, 1152), 1152, 256), ((5, 300), 300, 70),
-                                                 ((2, 3, 64), 64, 33), ((1, 300), 300, 70), ((1, 7), 7, 40)])
+                                                 ((2, 3, 64), 64, 33), ((1, 300), 300, 70), ((1, 7), 7, 40),
+                                                 ((1, 4096), 4096, 1100)])  # a GEMV large enough for the pool
 def test_matmul_by_weights_on_the_8_bit_gemm_equals_integer_sums(qtype, a_shape, k, m):
     """Fully connected layers of MTCNN's sizes: the 8-bit GEMM's int32 sums, requantized per column, are the
     integer reference's codes."""

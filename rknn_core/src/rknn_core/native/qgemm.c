@@ -330,35 +330,60 @@ static int gather_columns(qjob *J, int nt)
 }
 
 #if HAVE_VNNI_KERNEL
-/* One column (n == 1: a fully connected layer on one row), serially: u gathered once (zero past k), then
- * each row's products with it, 64 at a time in the int32 lanes, summed across the lanes (exact: the same
- * integers as the tiles); the m sums reach the epilogue as one block. 0 when out of memory. */
-VNNI static int qgemv(const qjob *J)
+/* One column (n == 1: a fully connected layer on one row): u gathered once (zero past k), then each row's
+ * products with it, 64 at a time in the int32 lanes, summed across the lanes (exact: the same integers as the
+ * tiles); rows split over the pool for large layers, each task's sums reaching the epilogue as one block. */
+typedef struct {
+    const qjob *J;
+    const uint8_t *u;
+    uint32_t colsum;
+    int tasks;
+    atomic_int fail;
+} gemv_job;
+
+VNNI static void gemv_task(void *ctx, int t)
 {
-    const ptrdiff_t kp = J->kp, full = kp / 64 * 64;
-    uint8_t *u = (uint8_t *)scratch_get((size_t)(kp + 63) / 4 + 16);
-    int32_t *sums = (int32_t *)scratch_slot(SCRATCH_TILE, (size_t)J->m);
-    if (!u || !sums)
-        return 0;
-    uint32_t colsum = 0;
-    for (ptrdiff_t j = 0; j < kp; j++) {
-        u[j] = j < J->k ? J->b[J->koff[j] + J->poff[0]] ^ J->flip : 0;
-        colsum += u[j];
+    gemv_job *G = ctx;
+    const qjob *J = G->J;
+    const ptrdiff_t kp = J->kp, full = kp / 64 * 64, i0 = J->m * t / G->tasks, i1 = J->m * (t + 1) / G->tasks;
+    int32_t *sums = (int32_t *)scratch_slot(SCRATCH_TILE, (size_t)(i1 - i0) + 1);
+    if (!sums) {
+        atomic_store(&G->fail, 1);
+        return;
     }
     const __mmask16 tail = (__mmask16)((1u << ((kp - full) / 4)) - 1);
-    for (ptrdiff_t i = 0; i < J->m; i++) {
+    for (ptrdiff_t i = i0; i < i1; i++) {
         const int8_t *a = J->a8 + i * kp;
         __m512i acc = _mm512_setzero_si512();
         for (ptrdiff_t j = 0; j < full; j += 64)
-            acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(u + j), _mm512_loadu_si512(a + j));
+            acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(G->u + j), _mm512_loadu_si512(a + j));
         if (tail)
-            acc = _mm512_dpbusd_epi32(acc, _mm512_maskz_loadu_epi32(tail, u + full),
+            acc = _mm512_dpbusd_epi32(acc, _mm512_maskz_loadu_epi32(tail, G->u + full),
                                       _mm512_maskz_loadu_epi32(tail, a + full));
-        const uint32_t d = J->row_d ? (uint32_t)J->row_d[i] * (uint32_t)colsum : 0; /* wrapping, as the lanes */
-        sums[i] = (int32_t)((uint32_t)_mm512_reduce_add_epi32(acc) + (uint32_t)J->row_terms[i] + d);
+        const uint32_t d = J->row_d ? (uint32_t)J->row_d[i] * G->colsum : 0; /* wrapping, as the lanes */
+        sums[i - i0] = (int32_t)((uint32_t)_mm512_reduce_add_epi32(acc) + (uint32_t)J->row_terms[i] + d);
     }
-    J->epilogue(J->ectx, sums, 1, 0, J->m, 0, 1);
-    return 1;
+    if (i1 > i0)
+        J->epilogue(J->ectx, sums, 1, i0, i1, 0, 1);
+}
+
+static int qgemv(const qjob *J, int nt)
+{
+    uint8_t *u = (uint8_t *)scratch_slot(SCRATCH_CALLER, (size_t)(J->kp + 63) / 4 + 16);
+    if (!u)
+        return 0;
+    uint32_t colsum = 0;
+    for (ptrdiff_t j = 0; j < J->kp; j++) {
+        u[j] = j < J->k ? J->b[J->koff[j] + J->poff[0]] ^ J->flip : 0;
+        colsum += u[j];
+    }
+    gemv_job G = {.J = J, .u = u, .colsum = colsum, .tasks = nt > 1 ? 2 * nt : 1};
+    atomic_store(&G.fail, 0);
+    if (G.tasks > 1)
+        pool_run(G.tasks, gemv_task, &G);
+    else
+        gemv_task(&G, 0);
+    return !atomic_load(&G.fail);
 }
 #endif
 
@@ -375,7 +400,7 @@ int qgemm_run(const int8_t *a8, const int32_t *row_terms, const int32_t *row_d, 
               .ectx = ectx};
 #if HAVE_VNNI_KERNEL
     if (n == 1)
-        return qgemv(&J) ? 0 : -1;
+        return qgemv(&J, (double)m * (double)k < SERIAL_MACS ? 1 : pool_get_threads()) ? 0 : -1;
 #endif
     J.contiguous = 1;
     for (ptrdiff_t p = 1; p < n && J.contiguous; p++)
