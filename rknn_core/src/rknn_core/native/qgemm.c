@@ -398,9 +398,12 @@ int qgemm_run(const int8_t *a8, const int32_t *row_terms, const int32_t *row_d, 
     qjob J = {.a8 = a8, .row_terms = row_terms, .row_d = row_d, .b = b, .flip = b_kind == 'b' ? 0x80 : 0,
               .koff = koff, .poff = poff, .m = m, .k = k, .kp = (k + 3) / 4 * 4, .n = n, .epilogue = epilogue,
               .ectx = ectx};
+    int nt = pool_get_threads();
+    if ((double)m * (double)k * (double)n < SERIAL_MACS)
+        nt = 1;
 #if HAVE_VNNI_KERNEL
     if (n == 1)
-        return qgemv(&J, (double)m * (double)k < SERIAL_MACS ? 1 : pool_get_threads()) ? 0 : -1;
+        return qgemv(&J, nt) ? 0 : -1;
 #endif
     J.contiguous = 1;
     for (ptrdiff_t p = 1; p < n && J.contiguous; p++)
@@ -408,9 +411,6 @@ int qgemm_run(const int8_t *a8, const int32_t *row_terms, const int32_t *row_d, 
     J.npm = (m + MR - 1) / MR;
     J.npn = (n + NR - 1) / NR;
     J.nkb = k <= 0 ? 1 : (int)((k + KC - 1) / KC);
-    int nt = pool_get_threads();
-    if ((double)m * (double)k * (double)n < SERIAL_MACS)
-        nt = 1;
     /* column chunks of at most PANELS panels, split further until every thread has two tasks: columns first
        (a task packs only its own columns; a split of rows packs the same columns in every task), then rows */
     J.cn = (int)((J.npn + PANELS - 1) / PANELS);
