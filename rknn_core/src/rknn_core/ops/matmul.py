@@ -176,21 +176,16 @@ def _by_weights(attrs: dict, b: np.ndarray, a_q: QuantParams, b_q: QuantParams, 
     eight_bit = int8_by_weights(bc, a_q, m, stages, post) if post is not None else None
     residuals: dict[int, np.ndarray] = {}
 
-    def residual(rows: int, layout: str) -> np.ndarray | None:
-        """The bias codes as every row's residual, channels first (the GEMM's layout, "cr") or last ("rc")."""
-        if codes is None:
-            return None
-        key = (rows, layout)
-        if key not in residuals:
-            shape = (n, rows) if layout == "cr" else (rows, n)
-            residuals[key] = np.ascontiguousarray(np.broadcast_to(codes.reshape(n, 1) if layout == "cr" else codes,
-                                                                  shape))
-        return residuals[key]
+    def residual(rows: int) -> np.ndarray | None:
+        """The bias codes as every row's residual, channels first (the GEMM's layout), or None."""
+        if codes is not None and rows not in residuals:
+            residuals[rows] = np.ascontiguousarray(np.broadcast_to(codes.reshape(n, 1), (n, rows)))
+        return residuals.get(rows)
 
     if eight_bit is not None:
         def run_eight_bit(a: np.ndarray) -> np.ndarray:
             rows, out_shape = _rows_of(a, k, n)
-            return eight_bit(a, residual(rows, "cr")).reshape(out_shape)
+            return eight_bit(a, residual(rows)).reshape(out_shape)
 
         return run_eight_bit
     plan = requant_plan(m, stages.conv_q.qtype, stages.conv_bounds, n if m.size > 1 else 1, None) \
@@ -206,7 +201,8 @@ def _by_weights(attrs: dict, b: np.ndarray, a_q: QuantParams, b_q: QuantParams, 
             y = requantize_accumulator(acc, a_q, b_q, stages.conv_q, -1, stages.conv_bounds)
         if stages.residual_q is None and stages.table is None:
             return y
-        return finish_quantized(y.reshape(rows, n), residual(rows, "rc"), stages).reshape(out_shape)
+        r = residual(rows)
+        return finish_quantized(y.reshape(rows, n), None if r is None else r.T, stages).reshape(out_shape)
 
     return run
 

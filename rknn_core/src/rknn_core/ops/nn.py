@@ -538,8 +538,7 @@ def _gemm_by_weights(attrs: dict, b: np.ndarray, c: np.ndarray | None, a_q: Quan
         return None
     m = float(attrs.get("alpha", 1.0)) * a_q.scale[0] * np.asarray(b_q.scale, dtype=np.float64) / o_q.scale[0]
     stages = quant_stages({}, o_q, None)
-    run = int8_by_weights(bc.T, a_q, m, stages, compiled_post(stages, None),
-                          None if bias is None else np.broadcast_to(bias.reshape(-1), (bc.shape[0],)).copy())
+    run = int8_by_weights(bc.T, a_q, m, stages, compiled_post(stages, None), bias)
     return None if run is None else lambda a: run(a, None)
 
 
