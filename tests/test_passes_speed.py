@@ -302,12 +302,13 @@ def test_mul_and_add_by_one_value_fuse_bit_exact_when_quantized(tmp_path, dtype)
     assert len(steps) == 5 and all(set(step) == {"op", "code", "const_q", "in_q"} for step in steps)
 
 
-def fully_connected_model(rows: int):
-    """MTCNN's heads: MatMul -> Add(bias per column) -> PRelu(slope per column), MatMul -> Add (constant first,
-    shape (1, N)) -> Relu -> Mul by one value, MatMul -> Add(one value) -> Add(a full tensor, stays)."""
+def fully_connected_model(rows: int, width: int = 16):
+    """MTCNN's heads: MatMul -> Add(bias per column) -> PRelu(slope per column) (``width`` columns), MatMul -> Add
+    (constant first, shape (1, N)) -> Relu -> Mul by one value, MatMul -> Add(one value) -> Add(a full tensor,
+    stays)."""
     x = randn(rows, 12)
-    inits = {"w1": randn(12, 16, seed=1, scale=0.4), "b1": randn(16, seed=2), "s1": randn(16, seed=3, scale=0.3),
-             "w2": randn(16, 10, seed=4, scale=0.4), "b2": randn(1, 10, seed=5), "s": np.array(0.7, F32),
+    inits = {"w1": randn(12, width, seed=1, scale=0.4), "b1": randn(width, seed=2),
+             "s1": randn(width, seed=3, scale=0.3), "w2": randn(width, 10, seed=4, scale=0.4), "b2": randn(1, 10, seed=5), "s": np.array(0.7, F32),
              "w3": randn(10, 32, seed=6, scale=0.4), "t": np.array([0.3], F32), "v": randn(rows, 32, seed=7)}
     nodes = [helper.make_node("MatMul", ["x", "w1"], ["m1"]), helper.make_node("Add", ["m1", "b1"], ["a1"]),
              helper.make_node("PRelu", ["a1", "s1"], ["p1"]),
@@ -360,10 +361,10 @@ def test_bias_activation_and_post_ops_fuse_into_a_fully_connected_matmul_float(t
     assert fused[0].shape == (rows, 32)
 
 
-@pytest.mark.parametrize("rows", [1, 3])
-@pytest.mark.parametrize("dtype", QUANTIZED_DTYPES)
-def test_bias_activation_and_post_ops_fuse_into_a_fully_connected_matmul_bit_exact(tmp_path, dtype, rows):
-    nodes = fused_epilogue_quantized(tmp_path, fully_connected_model(rows), dtype)
+@pytest.mark.parametrize(("rows", "width"), [(1, 16), (3, 16), (1, 300)])  # one row of 300: the GEMV's column
+@pytest.mark.parametrize("dtype", QUANTIZED_DTYPES)                          # epilogue in two chunks
+def test_bias_activation_and_post_ops_fuse_into_a_fully_connected_matmul_bit_exact(tmp_path, dtype, rows, width):
+    nodes = fused_epilogue_quantized(tmp_path, fully_connected_model(rows, width), dtype)
     assert [op for op, _ in nodes] == ["MatMul", "MatMul", "MatMul", "Add"]
     assert all(set(attrs) >= {"add_conv_q"} for _, attrs in nodes[:3])
     assert set(nodes[0][1]["activation"]) == {"op", "slope_codes", "slope_q"} and len(nodes[1][1]["post_ops"]) == 1

@@ -631,6 +631,50 @@ HOT_EXACT static void requant_sums(const quant_post *e, const void *sums, Py_ssi
         (short_row ? rq_f32_row_scalar : rq_f32_row)(sums, dst, size, q->inner, &rp);
 }
 
+/* The stages after the requantization of `len` codes (conv, storage of e->kind) into dst: the ADD of the
+ * residual's elements from `at`, then the table: channel ch's for all, or with `column` the channel ch + i of
+ * element i (a column of consecutive channels) where every channel has its own. */
+HOT_EXACT static void post_stages(const quant_post *e, const void *conv, Py_ssize_t at, Py_ssize_t ch, int column,
+                                  char *dst, Py_ssize_t len)
+{
+    const Py_ssize_t size = kind_size(e->kind);
+    int16_t added[POST_CHUNK]; /* room for 16-bit storage */
+    const void *codes = conv;
+    if (e->residual) {
+        const char *r = e->residual + at * size;
+        void *sum_to = e->table ? (void *)added : (void *)dst;
+        add_args a = e->add;
+        a.n = len;
+        if (e->add_fast)
+            (len < 16 ? add8_scalar : add8)(conv, r, sum_to, e->kind == 'b', len, &e->add8p);
+        else if (e->kind == 'B')
+            add_u8(conv, r, sum_to, &a);
+        else if (e->kind == 'b')
+            add_i8(conv, r, sum_to, &a);
+        else
+            add_i16(conv, r, sum_to, &a);
+        codes = added;
+    }
+    if (!e->table)
+        return;
+    const Py_ssize_t stride = e->table_stride;
+    if (column && stride && size == 1) {
+        const uint8_t flip = e->kind == 'b' ? 0x80 : 0;
+        for (Py_ssize_t i = 0; i < len; i++)
+            ((uint8_t *)dst)[i] = ((const uint8_t *)e->table)[(ch + i) * stride + (((const uint8_t *)codes)[i] ^ flip)];
+    } else if (column && stride) {
+        for (Py_ssize_t i = 0; i < len; i++)
+            ((int16_t *)dst)[i] = ((const int16_t *)e->table)[(ch + i) * stride + ((const int16_t *)codes)[i] - e->table_lo];
+    } else {
+        const char *table = e->table + ch * stride * size;
+        if (size == 1)
+            lookup8_codes(codes, (const uint8_t *)table, (uint8_t *)dst, len, e->kind == 'b' ? 0x80 : 0);
+        else
+            for (Py_ssize_t i = 0; i < len; i++)
+                ((int16_t *)dst)[i] = ((const int16_t *)table)[((const int16_t *)codes)[i] - e->table_lo];
+    }
+}
+
 /* `count` sums (4-byte elements, see requant_sums) of channel ch into output elements [at, at + count) of
  * out. */
 HOT_EXACT static void quant_post_apply(const quant_post *e, const void *sums, Py_ssize_t ch, char *out, Py_ssize_t at,
@@ -643,34 +687,30 @@ HOT_EXACT static void quant_post_apply(const quant_post *e, const void *sums, Py
         requant_sums(e, sums, ch, out + at * size, &q);
         return;
     }
-    int16_t conv[POST_CHUNK], added[POST_CHUNK]; /* room for 16-bit storage */
+    int16_t conv[POST_CHUNK]; /* room for 16-bit storage */
     for (Py_ssize_t c0 = 0; c0 < count; c0 += POST_CHUNK) {
         const Py_ssize_t len = count - c0 < POST_CHUNK ? count - c0 : POST_CHUNK;
-        char *dst = out + (at + c0) * size;
         q.inner = len;
         requant_sums(e, (const char *)sums + 4 * c0, ch, conv, &q);
-        const void *codes = conv;
-        if (e->residual) {
-            const char *r = e->residual + (at + c0) * size;
-            void *sum_to = e->table ? (void *)added : (void *)dst;
-            add_args a = e->add;
-            a.n = len;
-            if (e->add_fast)
-                (len < 16 ? add8_scalar : add8)(conv, r, sum_to, e->kind == 'b', len, &e->add8p);
-            else if (e->kind == 'B')
-                add_u8(conv, r, sum_to, &a);
-            else if (e->kind == 'b')
-                add_i8(conv, r, sum_to, &a);
-            else
-                add_i16(conv, r, sum_to, &a);
-            codes = added;
-        }
-        const char *table = e->table ? e->table + ch * e->table_stride * size : NULL;
-        if (table && size == 1)
-            lookup8_codes(codes, (const uint8_t *)table, (uint8_t *)dst, len, e->kind == 'b' ? 0x80 : 0);
-        else if (table)
-            for (Py_ssize_t i = 0; i < len; i++)
-                ((int16_t *)dst)[i] = ((const int16_t *)table)[((const int16_t *)codes)[i] - e->table_lo];
+        post_stages(e, conv, at + c0, ch, 0, out + (at + c0) * size, len);
+    }
+}
+
+/* One sum of each of the channels [i0, i1) (4-byte elements, consecutive) into the output elements [i0, i1):
+ * the output of a single pixel (a GEMV), the channels' stages in one pass instead of one per channel. */
+HOT_EXACT static void quant_post_column(const quant_post *e, const void *sums, Py_ssize_t i0, Py_ssize_t i1, char *out)
+{
+    const Py_ssize_t size = kind_size(e->kind), per_channel = e->nm > 1;
+    const requant_fn requant = REQUANT[e->int32 ? 2 : 0][out_index(e->kind)];
+    const int direct = !e->residual && !e->table;
+    int16_t conv[POST_CHUNK]; /* room for 16-bit storage */
+    for (Py_ssize_t c0 = i0; c0 < i1; c0 += POST_CHUNK) {
+        const Py_ssize_t len = i1 - c0 < POST_CHUNK ? i1 - c0 : POST_CHUNK, k = per_channel ? c0 : 0;
+        const requant_args q = {e->bias ? e->bias + c0 : NULL, e->mult + k, e->shift + k, 1, len, 1,
+                                per_channel ? len : 1, e->zo, e->lo, e->hi, e->pot};
+        requant((const char *)sums + 4 * (c0 - i0), direct ? (void *)(out + c0 * size) : (void *)conv, &q);
+        if (!direct)
+            post_stages(e, conv, c0, c0, 1, out + c0 * size, len);
     }
 }
 
@@ -972,6 +1012,10 @@ HOT_EXACT static void requant_block(void *ctx, const float *block, ptrdiff_t ld,
                           ptrdiff_t p1)
 {
     const requant_epilogue_args *e = ctx;
+    if (e->n == 1 && ld == 1 && p1 - p0 == 1) {
+        quant_post_column(&e->post, block, i0, i1, e->out);
+        return;
+    }
     for (ptrdiff_t i = i0; i < i1; i++)
         quant_post_apply(&e->post, block + (i - i0) * ld, i, e->out, i * e->n + p0, p1 - p0);
 }
@@ -981,6 +1025,10 @@ HOT_EXACT static void requant_block_i32(void *ctx, const int32_t *block, ptrdiff
                               ptrdiff_t p1)
 {
     const requant_epilogue_args *e = ctx;
+    if (e->n == 1 && ld == 1 && p1 - p0 == 1) {
+        quant_post_column(&e->post, block, i0, i1, e->out);
+        return;
+    }
     for (ptrdiff_t i = i0; i < i1; i++)
         quant_post_apply(&e->post, block + (i - i0) * ld, i, e->out, i * e->n + p0, p1 - p0);
 }

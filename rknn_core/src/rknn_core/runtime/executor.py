@@ -10,7 +10,6 @@ it is.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Iterable
 
@@ -60,13 +59,14 @@ class Executor:
 
     def calls(self, indices: list[int], fed: frozenset, pinned: frozenset) -> list[tuple[Node, Callable, list[str], list[str]]]:
         """(node, call, inputs, outputs) for the needed nodes; subclasses may merge several nodes into one call."""
-        return [(self.graph.nodes[i], self._bound(i), self.graph.nodes[i].inputs, self.graph.nodes[i].outputs)
+        return [(self.graph.nodes[i], self._bound(i, fed), self.graph.nodes[i].inputs, self.graph.nodes[i].outputs)
                 for i in indices]
 
-    def _bound(self, i: int) -> Callable[[list], list]:
-        """Node ``i``'s prepared call for a plan; a failure names the node."""
+    def _bound(self, i: int, fed: frozenset) -> Callable[[list], list]:
+        """Node ``i``'s prepared call for a plan fed ``fed`` (a failure to prepare names the node; ``run`` names
+        it on a failure of the call)."""
         node = self.graph.nodes[i]
-        return functools.partial(named_failures, node, named_failures(node, self.prepare, i, node))
+        return named_failures(node, self.prepare, i, node, fed)
 
     def _plan(self, fed: frozenset, keep: frozenset) -> list[Step]:
         key = (fed, keep)
@@ -98,12 +98,15 @@ class Executor:
                 if name not in values:
                     raise RknnError(f"tensor '{name}' has no value (is an input missing?)")
                 args[position] = values[name]
-            if times is None:
-                outs = step.call(args)
-            else:
-                start = time.perf_counter()
-                outs = step.call(args)
-                times.append((step.node, time.perf_counter() - start))
+            try:
+                if times is None:
+                    outs = step.call(args)
+                else:
+                    start = time.perf_counter()
+                    outs = step.call(args)
+                    times.append((step.node, time.perf_counter() - start))
+            except Exception as exc:
+                raise named_error(step.node, exc) from (None if isinstance(exc, RknnError) else exc)
             for name, value in zip(step.outputs, outs):
                 if name:
                     values[name] = value
@@ -134,9 +137,10 @@ class Executor:
             values[entry["input"]] = source
         return values
 
-    def prepare(self, i: int, node: Node) -> Callable[[list], list]:
+    def prepare(self, i: int, node: Node, fed: frozenset | None = None) -> Callable[[list], list]:
         """Node ``i``'s outputs as a function of its input values, with what depends on the node and the
-        graph alone looked up once (subclasses change the arithmetic)."""
+        graph alone looked up once (subclasses change the arithmetic). In a plan fed ``fed`` the constant
+        inputs that are not fed are always the graph's own (the plan's template holds them)."""
         kernel = self.kernels[i]
         return lambda args: kernel(args, node.attrs)
 
@@ -152,7 +156,12 @@ def named_failures(node: Node, fn: Callable, *args):
     """``fn(*args)``; a failure is raised again as an RknnError that names ``node``."""
     try:
         return fn(*args)
-    except RknnError as exc:
-        raise RknnError(f"node '{node.name}' ({node.op}) failed: {exc}") from None
     except Exception as exc:
-        raise RknnError(f"node '{node.name}' ({node.op}) failed: {type(exc).__name__}: {exc}") from exc
+        raise named_error(node, exc) from (None if isinstance(exc, RknnError) else exc)
+
+
+def named_error(node: Node, exc: Exception) -> RknnError:
+    """The RknnError that reports ``exc`` raised by ``node``."""
+    if isinstance(exc, RknnError):
+        return RknnError(f"node '{node.name}' ({node.op}) failed: {exc}")
+    return RknnError(f"node '{node.name}' ({node.op}) failed: {type(exc).__name__}: {exc}")

@@ -42,7 +42,7 @@ def _converter(q, quantized: bool, constant: np.ndarray | None) -> Callable | No
         return None
     if quantized:
         def convert(a):
-            return a if a is None else stored_codes(a, q)
+            return a if a is None or (isinstance(a, np.ndarray) and a.dtype.kind in "iu") else stored_codes(a, q)
     else:
         to_real = dequantizer(q)
 
@@ -64,11 +64,16 @@ def dequantizer(q: QuantParams) -> Callable[[np.ndarray], np.ndarray]:
     return lambda v: lookup(v) if np.asarray(v).dtype == dtype and np.ndim(v) else dequantize(v, q)
 
 
-def _converted(args: list, convert: list | None) -> list:
-    """``args`` through their converters (None: as they are)."""
-    if convert is None:
-        return args
-    return [a if f is None else f(a) for f, a in zip(convert, args)]
+def _converted(args: list, convert: list, fixed: list, fresh: bool) -> list:
+    """``args`` (a copy when ``fresh``) with the values at positions ``convert`` (position, converter)
+    through their converters and ``fixed`` (position, value) put in place."""
+    if fresh and convert:
+        args = list(args)
+    for k, f in convert:
+        args[k] = f(args[k])
+    for k, value in fixed:
+        args[k] = value
+    return args
 
 
 class QuantExecutor(Executor):
@@ -95,20 +100,26 @@ class QuantExecutor(Executor):
             known = self._dequantizers[name] = (q, dequantizer(q))
         return known[1](value)
 
-    def prepare(self, i: int, node: Node) -> Callable[[list], list]:
+    def prepare(self, i: int, node: Node, fed: frozenset | None = None) -> Callable[[list], list]:
         """Node ``i``'s call with its inputs' and outputs' parameters looked up now (bias correction adds
         inputs and parameters between runs, so ``compute`` prepares afresh) and its constant inputs
-        quantized (or dequantized) once."""
+        quantized (or dequantized) once; in a plan (whose template holds the graph's constants) they are
+        put in place as converted, and only the running values go through converters."""
         tensors, kernel = self.graph.tensors, self.kernels[i]
         in_q = [tensors[n].quant if n else None for n in node.inputs]
         quantized = self.quantized[i]
-        convert = [_converter(q, quantized, tensors[n].data if n else None) for n, q in zip(node.inputs, in_q)]
-        if not any(convert):
-            convert = None
+        constants = [tensors[n].data if n and (fed is None or n not in fed) else None for n in node.inputs]
+        convert = [(k, _converter(q, quantized, data)) for k, (q, data) in enumerate(zip(in_q, constants))]
+        convert = [(k, f) for k, f in convert if f is not None]
+        if fed is None:
+            fixed, fresh = [], True  # ``compute``: the caller's list is left as it is
+        else:
+            fixed = [(k, f(constants[k])) for k, f in convert if constants[k] is not None]
+            convert, fresh = [(k, f) for k, f in convert if constants[k] is None], False
         if not quantized or self.opdefs[i].quant_kernel is None:  # a float node, or a same-scale op whose
-            return lambda args: kernel(_converted(args, convert), node.attrs)  # float kernel moves storage
+            return lambda args: kernel(_converted(args, convert, fixed, fresh), node.attrs)  # float kernel moves storage
         quant_kernel, out_q = self.opdefs[i].quant_kernel, [tensors[n].quant if n else None for n in node.outputs]
-        return lambda args: quant_kernel(_converted(args, convert), in_q, out_q, node.attrs)
+        return lambda args: quant_kernel(_converted(args, convert, fixed, fresh), in_q, out_q, node.attrs)
 
     def calls(self, indices: list[int], fed: frozenset, pinned: frozenset):
         """The needed nodes' calls, with each input's normalization chain as one lookup call."""
