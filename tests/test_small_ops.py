@@ -13,6 +13,7 @@ import gc
 import numpy as np
 import pytest
 
+from rknn_core.errors import RknnError
 from rknn_core.ir import Graph, Node, QuantParams, Tensor
 from rknn_core.ops import _common, _quant, elementwise, matmul, nn, tensor
 from rknn_core.ops._epilogue import compiled_post, quant_stages
@@ -83,6 +84,27 @@ def test_a_failing_node_is_named():
     graph.nodes.append(Node("bad_reshape", "Reshape", ["x", "s"], ["y"]))
     with pytest.raises(Exception, match="bad_reshape"):
         Executor(graph, default_registry()).run({"x": np.zeros((2, 3), np.float32)})
+
+
+def test_an_input_left_out_is_named():
+    graph = add_graph(np.zeros((1, 4), np.float32))
+    graph.inputs.append("z")
+    graph.add_tensor(Tensor("z", (1, 4)))
+    graph.nodes[0].inputs[1] = "z"
+    with pytest.raises(RknnError, match="tensor 'z' has no value"):
+        QuantExecutor(graph, default_registry()).run({"x": np.zeros((1, 4), np.float32)})
+
+
+def test_a_fed_constant_replaces_the_graph_value_in_a_quantized_plan():
+    """A plan holds converted constants in place of the graph's own, except where a run feeds that tensor."""
+    graph = add_graph(np.array([[0.5, -1.0, 2.0, 0.25]], np.float32))
+    executor, x = QuantExecutor(graph, default_registry()), np.array([[0.1, 0.2, -0.3, 1.5]], np.float32)
+    other = np.array([[1.0, 1.0, -2.0, 0.0]], np.float32)
+    tensors = graph.tensors
+    for c, feeds in ((tensors["c"].data, {"x": x}), (other, {"x": x, "c": other})):
+        want = _quant.quantized_add(quantize(x, U8), quantize(c, tensors["c"].quant), U8, tensors["c"].quant,
+                                    tensors["y"].quant)
+        np.testing.assert_array_equal(executor.run(feeds)["y"], dequantize(want, tensors["y"].quant))
 
 
 # ---------------------------------------------------------------- per-node caches

@@ -74,14 +74,17 @@ class Executor:
             pinned = frozenset(self.graph.outputs) | keep
             calls = self.calls(self.needed_nodes(fed), fed, pinned)
             last_use = {name: step for step, (_, _, inputs, _) in enumerate(calls) for name in inputs if name}
-            steps = []
+            steps, known = [], set(fed)
             for step, (node, call, inputs, outputs) in enumerate(calls):
                 template, reads = [], []
                 for position, name in enumerate(inputs):
                     data = None if not name or name in fed else self.graph.tensors[name].data
                     template.append(data)
                     if name and data is None:
+                        if name not in known:
+                            raise RknnError(f"tensor '{name}' has no value (is an input missing?)")
                         reads.append((position, name))
+                known.update(outputs)
                 frees = tuple(dict.fromkeys(n for n in inputs if n and last_use[n] == step and n not in pinned
                                             and (n in fed or self.graph.tensors[n].data is None)))
                 steps.append(Step(node, call, tuple(template), tuple(reads), tuple(outputs), frees))
@@ -94,9 +97,7 @@ class Executor:
         values: dict[str, np.ndarray] = self._unfolded(feeds)
         for step in self._plan(frozenset(values), frozenset(keep)):
             args = list(step.template)
-            for position, name in step.reads:
-                if name not in values:
-                    raise RknnError(f"tensor '{name}' has no value (is an input missing?)")
+            for position, name in step.reads:  # the plan made sure each has a value by now
                 args[position] = values[name]
             try:
                 if times is None:
