@@ -41,6 +41,12 @@ def _forget(cache: dict, slot: tuple, _ref) -> None:
     cache.pop(slot, None)
 
 
+def given_inputs(inputs: list, constants: list, computed: tuple[int, ...]) -> list:
+    """A prepared kernel's (``OpDef.quant_prepare``) full inputs: the computed ones from ``inputs``, the others its
+    constants."""
+    return [inputs[k] if k in computed else value for k, value in enumerate(constants)]
+
+
 def norm_axis(axis: int, rank: int) -> int:
     """A non-negative axis; refuses out-of-range values."""
     if not -rank <= axis < max(rank, 1):

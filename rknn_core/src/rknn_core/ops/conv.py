@@ -11,7 +11,7 @@ from attrs import frozen
 from rknn_core.errors import RknnError
 from rknn_core.ir import TensorInfo
 from rknn_core.kernels_backend import native as _native
-from rknn_core.ops._common import memo_by_attrs
+from rknn_core.ops._common import given_inputs, memo_by_attrs
 from rknn_core.ops._epilogue import (
     CompiledPost,
     QuantStages,
@@ -270,6 +270,30 @@ def quant_kernel(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.
     return [finish_quantized(y, residual, stages)]
 
 
+def quant_prepare(in_q: list, out_q: list, attrs: dict, constants: list, computed: tuple[int, ...]):
+    """``quant_kernel`` of a node with constant weights (and bias) prepared once for a plan: the compiled runner
+    of each input shape it meets, worked out on first sight; None when the weights are computed."""
+    w = constants[1]
+    if w is None or any(k not in (0, 3) for k in computed) or in_q[1].axis not in (None, 0):
+        return None
+    b = constants[2] if len(constants) > 2 else None
+    fused = 3 in computed and bool(int(attrs.get("fused_add", 0)))
+    objects = (w, b, in_q[0], in_q[1], out_q[0], in_q[3] if fused else None)
+    runners: dict[tuple, object] = {}
+
+    def call(inputs: list) -> list[np.ndarray]:
+        x, residual = inputs[0], inputs[3] if fused else None
+        key = (x.shape, x.dtype, residual is not None and residual.dtype)
+        run = runners.get(key, False)
+        if run is False:
+            run = runners[key] = _integer_runner(attrs, *key, objects=objects)
+        if run is None:
+            return quant_kernel(given_inputs(inputs, constants, computed), in_q, out_q, attrs)
+        return [run(x, residual)]
+
+    return call
+
+
 @memo_by_attrs
 def _stages(attrs: dict, o_q, r_q) -> QuantStages:
     return quant_stages(attrs, o_q, r_q)
@@ -354,26 +378,31 @@ def _gemm_runner(x_shape, wc, b, x_q, w_q, stages: QuantStages, post: CompiledPo
             return pad_spatial(x, geo.begin, geo.end, x_zero)
         return _padded_planes(x, kind, x_zero, geo.begin, geo.end)
 
+    gemm = _native.qconv_gemm if int8 is None else _native.qconv_gemm_u8
+    shape = (m // group, layout.taps.size, layout.origins.size)
+    after = (plan.kind, zero, plan.lo, plan.hi, *shape)  # the arguments after the output, but the epilogue's
+    before, between, tables = [], [], []  # each group's arguments before the image and between it and the output
+    for g, (c0, count, bias, mult, shift) in enumerate(parts):
+        before.append((layout.weights[g],) if int8 is None else int8[g])
+        between.append(((source_kind, source_zero) if int8 is None else (kind,))
+                       + (layout.taps, layout.origins, bias, mult, shift, plan.pot))
+        tables.append(post.table if post.table is None or post.table.ndim == 1 else post.table[c0:c0 + count])
+
     def call(add, weights, image, dst, i, g, c0, count):
-        _, _, bias, mult, shift = parts[g]
         part = None if add is None else (add[0][i, c0:c0 + count], *add[1:])
-        table = post.table if post.table is None or post.table.ndim == 1 else post.table[c0:c0 + count]
-        shape = (count, layout.taps.size, layout.origins.size)
-        if int8 is None:
-            _native.qconv_gemm(weights, image, source_kind, source_zero, layout.taps, layout.origins, bias, mult,
-                               shift, plan.pot, dst, plan.kind, zero, plan.lo, plan.hi, *shape, part, table)
-        else:
-            _native.qconv_gemm_u8(*int8[g], image, kind, layout.taps, layout.origins, bias, mult, shift, plan.pot,
-                                  dst, plan.kind, zero, plan.lo, plan.hi, *shape, part, table)
+        gemm(*before[g], image, *between[g], dst, *after, part, tables[g])
+
+    out_shape = (n, m, *geo.out)
 
     def run(x: np.ndarray, residual: np.ndarray | None) -> np.ndarray:
-        y = np.empty((n, m, geo.out[0] * geo.out[1]), dtype=plan.dtype)
+        y = np.empty(out_shape, dtype=plan.dtype)
         add, source = post.add(residual), source_of(x)
         if group == 1 and n == 1:  # one GEMM: no per-group views
-            call(add, layout.weights[0], source.reshape(-1), y[0], 0, 0, 0, m)
+            gemm(*before[0], source.reshape(-1), *between[0], y, *after, None if add is None else (add[0][0], *add[1:]),
+                 tables[0])
         else:
-            _run_groups(source, layout, y, functools.partial(call, add))
-        return y.reshape(n, m, *geo.out)
+            _run_groups(source, layout, y.reshape(n, m, -1), functools.partial(call, add))
+        return y
 
     return run
 
@@ -423,7 +452,7 @@ def cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict
 
 
 OPS = [OpDef("Conv", infer, kernel, cost, 2, 4, quant_kernel=quant_kernel, quant_bias_input=2,
-             quant_weight_axes=lambda attrs: {1: 0},
+             quant_weight_axes=lambda attrs: {1: 0}, quant_prepare=quant_prepare,
              doc="N-channel convolution (1-D and 2-D), groups, dilations, pads, auto_pad; NCHW. Fused epilogue: "
                  "activation (Relu, Clip, LeakyRelu, HardSigmoid, HardSwish, PRelu) and, with fused_add=1, a residual "
                  "input 3 added after the bias.")]

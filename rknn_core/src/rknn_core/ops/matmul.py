@@ -151,7 +151,7 @@ def _quant_kernel(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np
     a, b = inputs[:2]
     bias = inputs[2] if len(inputs) > 2 else None
     a_q, b_q, o_q = in_q[0], in_q[1], out_q[0]
-    if a_q.axis is not None or (b_q.axis is not None and (b.ndim < 2 or b_q.axis % b.ndim != b.ndim - 1)):
+    if not _quantized_as_supported(a_q, b_q, b.ndim):
         raise RknnError("MatMul needs A per tensor and B per tensor or per channel along its last axis")
     if b.ndim == 2:  # a weight matrix (as a fully connected layer)
         bias_q = in_q[2] if bias is not None else None
@@ -159,6 +159,22 @@ def _quant_kernel(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np
     dtype = exact_dtype(a.shape[-1], a_q, b_q)
     acc = np.matmul(centered(a, a_q, dtype), centered(b, b_q, dtype))
     return [requantize_accumulator(acc, a_q, b_q, o_q, -1)]
+
+
+def _quantized_as_supported(a_q: QuantParams, b_q: QuantParams, b_ndim: int) -> bool:
+    """A per tensor, B per tensor or per channel along its last axis."""
+    return a_q.axis is None and (b_q.axis is None or (b_ndim >= 2 and b_q.axis % b_ndim == b_ndim - 1))
+
+
+def _quant_prepare(in_q: list, out_q: list, attrs: dict, constants: list, computed: tuple[int, ...]):
+    """``_quant_kernel`` of a fully connected node (A by a constant 2-D B, a constant bias or none) prepared once
+    for a plan; None for other MatMuls."""
+    b = constants[1]
+    if computed != (0,) or b is None or np.ndim(b) != 2 or not _quantized_as_supported(in_q[0], in_q[1], 2):
+        return None
+    bias = constants[2] if len(constants) > 2 else None
+    run = _by_weights(attrs, objects=(b, in_q[0], in_q[1], out_q[0], bias, None if bias is None else in_q[2]))
+    return lambda inputs: [run(inputs[0])]
 
 
 @memo_by_attrs
@@ -224,17 +240,22 @@ def int8_by_weights(bc: np.ndarray, a_q: QuantParams, m: np.ndarray, stages: Qua
     channels, k = weights.shape
     plan = requant_plan(m, stages.conv_q.qtype, stages.conv_bounds, channels, bias)
     zero = int(stages.conv_q.zero_point[0])
-    offsets: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    arguments: dict[int, tuple[tuple, tuple]] = {}  # per row count: the GEMM's arguments between image and output,
+    # and after the output but the epilogue's
+
+    def prepared(count: int) -> tuple[tuple, tuple]:
+        if count not in arguments:
+            offsets = (np.arange(k, dtype=np.int64) * count, np.arange(count, dtype=np.int64))
+            arguments[count] = ((kind, *offsets, plan.bias, plan.mult, plan.shift, plan.pot),
+                                (plan.kind, zero, plan.lo, plan.hi, channels, k, count))
+        return arguments[count]
 
     def run(a: np.ndarray, residual: np.ndarray | None) -> np.ndarray:
-        rows = a.reshape(-1, k)
-        count = rows.shape[0]
-        image = np.ascontiguousarray(rows.T if count > 1 else rows)  # (K, rows): pixel r of channel k at k*rows + r
-        if count not in offsets:
-            offsets[count] = (np.arange(k, dtype=np.int64) * count, np.arange(count, dtype=np.int64))
+        count = a.size // k
+        image = np.ascontiguousarray(a).reshape(1, k) if count == 1 else np.ascontiguousarray(a.reshape(-1, k).T)  # (K, rows): pixel r of
+        between, after = prepared(count)                                                      # channel k at k*rows + r
         out = np.empty((channels, count), dtype=plan.dtype)
-        _native.qconv_gemm_u8(*operands, image, kind, *offsets[count], plan.bias, plan.mult, plan.shift, plan.pot, out,
-                              plan.kind, zero, plan.lo, plan.hi, channels, k, count, post.add(residual), post.table)
+        _native.qconv_gemm_u8(*operands, image, *between, out, *after, post.add(residual), post.table)
         return out.reshape(1, channels) if count == 1 else np.ascontiguousarray(out.T)  # (rows, channels)
 
     return run
@@ -242,6 +263,7 @@ def int8_by_weights(bc: np.ndarray, a_q: QuantParams, m: np.ndarray, stages: Qua
 
 OPS = [
     OpDef("MatMul", _infer, _kernel, _cost, 2, 3, quant_kernel=_quant_kernel, quant_weight_axes=lambda attrs: {1: -1},
+          quant_prepare=_quant_prepare,
           doc="numpy matmul semantics: 1-D operands and broadcast batch dimensions. By a 2-D weight matrix (a fully "
               "connected layer) a fused epilogue: input 2 a bias (one value or one per column, added after the "
               "sums), then activation and post_ops as a Conv's."),
