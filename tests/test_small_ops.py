@@ -15,7 +15,7 @@ import pytest
 
 from rknn_core.errors import RknnError
 from rknn_core.ir import Graph, Node, QuantParams, Tensor
-from rknn_core.ops import _common, _quant, elementwise, matmul, nn, tensor
+from rknn_core.ops import _common, _quant, conv, elementwise, matmul, nn, tensor
 from rknn_core.ops._epilogue import compiled_post, quant_stages
 from rknn_core.plugins import default_registry
 from rknn_core.quant import fixedpoint
@@ -93,6 +93,42 @@ def test_an_input_left_out_is_named():
     graph.nodes[0].inputs[1] = "z"
     with pytest.raises(RknnError, match="tensor 'z' has no value"):
         QuantExecutor(graph, default_registry()).run({"x": np.zeros((1, 4), np.float32)})
+
+
+def conv_graph() -> Graph:
+    """y = Conv(x, w, b) (3x3, pads 1, Relu fused) with every tensor quantized u8 (the bias int32)."""
+    rng = np.random.default_rng(5)
+    w, b = rng.normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32), rng.normal(0, 0.2, 4).astype(np.float32)
+    w_q = QuantParams("u8", 0.01, 128)
+    graph = Graph(inputs=["x"], outputs=["y"])
+    graph.add_tensor(Tensor("x", (1, 3, 8, 8), quant=U8))
+    graph.add_tensor(Tensor("w", w.shape, data=w, quant=w_q))
+    graph.add_tensor(Tensor("b", b.shape, data=b, quant=QuantParams("i32", U8.scale[0] * w_q.scale[0], 0)))
+    graph.add_tensor(Tensor("y", (1, 4, 8, 8), quant=QuantParams("u8", 0.04, 100)))
+    graph.nodes.append(Node("conv", "Conv", ["x", "w", "b"], ["y"], {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1],
+                                                                    "activation": {"op": "Relu"}}))
+    return graph
+
+
+@pytest.mark.parametrize("quantized", [False, True])
+def test_a_prepared_conv_runs_every_input_shape_of_its_plan(quantized):
+    """One plan (prepared once per node) meets inputs of several shapes and dtypes: each is what the kernel
+    gives."""
+    graph, rng = conv_graph(), np.random.default_rng(6)
+    tensors, attrs = graph.tensors, graph.nodes[0].attrs
+    executor = (QuantExecutor if quantized else Executor)(graph, default_registry())
+    for shape, dtype in (((1, 3, 8, 8), np.float32), ((2, 3, 5, 7), np.float32), ((1, 3, 8, 8), np.float64),
+                         ((1, 3, 8, 8), np.float32)):
+        x = rng.uniform(-3, 3, shape).astype(dtype)
+        got = executor.run({"x": x})["y"]
+        if quantized:
+            inputs = [quantize(x, U8)] + [quantize(tensors[n].data, tensors[n].quant) for n in ("w", "b")]
+            want = dequantize(conv.quant_kernel(inputs, [tensors[n].quant for n in "xwb"], [tensors["y"].quant],
+                                                attrs)[0], tensors["y"].quant)
+        else:
+            want = conv.kernel([x, tensors["w"].data, tensors["b"].data], attrs)[0]
+        assert got.dtype == want.dtype and got.shape == (shape[0], 4, *shape[2:])
+        np.testing.assert_array_equal(got, want)
 
 
 def test_a_fed_constant_replaces_the_graph_value_in_a_quantized_plan():

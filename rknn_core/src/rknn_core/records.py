@@ -34,6 +34,7 @@ class OpDef:
     read as real-valued parameters (Resize scales, Clip bounds, Pad value): constants there stay float.
     ``quant_weight_axes(attrs) -> {input index: output-channel axis}`` names the constant weights whose
     quantized kernel accepts per-channel parameters (for quantizers with per-channel weights).
+    ``prepare(attrs, constants, computed) -> call | None`` (optional) prepares ``kernel`` the same way (below).
     ``quant_prepare(in_q, out_q, attrs, constants, computed) -> call | None`` (optional) prepares
     ``quant_kernel`` once for one node of a run plan: ``constants`` holds each constant input as the kernel
     gets it (None elsewhere), ``computed`` the positions of the inputs computed at run time, and
@@ -54,6 +55,7 @@ class OpDef:
     quant_bias_input: int | None = None
     quant_param_inputs: tuple[int, ...] = ()
     quant_weight_axes: Callable[[dict], dict[int, int]] | None = None
+    prepare: Callable[..., Callable | None] | None = None
     quant_prepare: Callable[..., Callable | None] | None = None
     domain: str = ""
 

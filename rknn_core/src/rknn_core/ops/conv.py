@@ -244,6 +244,27 @@ def kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
     return [y]
 
 
+def prepare(attrs: dict, constants: list, computed: tuple[int, ...]):
+    """``kernel`` of a 2-D node with constant float32 weights (and bias) prepared once for a plan: the compiled
+    runner of each input shape it meets; None when the weights are computed or not float32."""
+    w, b = constants[1], constants[2] if len(constants) > 2 else None
+    if w is None or np.ndim(w) != 4 or w.dtype != np.float32 or any(k not in (0, 3) for k in computed):
+        return None
+    fused = 3 in computed and bool(int(attrs.get("fused_add", 0)))
+    runners: dict[tuple, object] = {}
+
+    def call(inputs: list) -> list[np.ndarray]:
+        x, residual = inputs[0], inputs[3] if fused else None
+        if x.dtype != np.float32 or x.ndim != 4 or (residual is not None and residual.dtype != np.float32):
+            return kernel(given_inputs(inputs, constants, computed), attrs)
+        run = runners.get(x.shape)
+        if run is None:
+            run = runners[x.shape] = _float_runner(attrs, x.shape, w.shape)
+        return [run(x, w, b, residual)]
+
+    return call
+
+
 def quant_kernel(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.ndarray]:
     """Integer convolution: exact sums of centered products (float32 when the weights' L1 bound
     allows, else float64), + int32 bias, fixed-point requantize per output channel, fused
@@ -452,7 +473,7 @@ def cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict
 
 
 OPS = [OpDef("Conv", infer, kernel, cost, 2, 4, quant_kernel=quant_kernel, quant_bias_input=2,
-             quant_weight_axes=lambda attrs: {1: 0}, quant_prepare=quant_prepare,
+             quant_weight_axes=lambda attrs: {1: 0}, prepare=prepare, quant_prepare=quant_prepare,
              doc="N-channel convolution (1-D and 2-D), groups, dilations, pads, auto_pad; NCHW. Fused epilogue: "
                  "activation (Relu, Clip, LeakyRelu, HardSigmoid, HardSwish, PRelu) and, with fused_add=1, a residual "
                  "input 3 added after the bias.")]

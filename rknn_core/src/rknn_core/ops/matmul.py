@@ -25,7 +25,7 @@ from rknn_core.errors import RknnError
 from rknn_core.ir import QuantParams, TensorInfo
 from rknn_core.kernels_backend import native as _native
 from rknn_core.ops import conv as conv_op
-from rknn_core.ops._common import broadcast, memo_by_attrs, promote
+from rknn_core.ops._common import broadcast, given_inputs, memo_by_attrs, promote
 from rknn_core.ops._epilogue import (
     CompiledPost,
     QuantStages,
@@ -89,11 +89,32 @@ def bias_columns(shape: tuple, columns: int) -> int | None:
 COMPILED_WEIGHTS = 1 << 24  # float B up to this many elements on the compiled GEMM (it keeps B transposed)
 
 
+def _compiled_weights(b: np.ndarray, bias: np.ndarray | None) -> bool:
+    """Whether A @ ``b`` (+ ``bias``) runs on the compiled GEMM (for a float32 A)."""
+    return b.ndim == 2 and b.size <= COMPILED_WEIGHTS and b.dtype == np.float32 \
+        and (bias is None or bias.dtype == np.float32)
+
+
+def _prepare(attrs: dict, constants: list, computed: tuple[int, ...]):
+    """``_kernel`` of a float fully connected node (A by a constant 2-D B, a constant bias or none) prepared once
+    for a plan; None for other MatMuls."""
+    b = constants[1]
+    bias = constants[2] if len(constants) > 2 else None
+    if computed != (0,) or b is None or not _compiled_weights(np.asarray(b), bias):
+        return None
+    run = _float_by_weights(attrs, objects=(b, bias))
+
+    def call(inputs: list) -> list[np.ndarray]:
+        a = inputs[0]
+        return [run(a)] if a.dtype == np.float32 else _kernel(given_inputs(inputs, constants, computed), attrs)
+
+    return call
+
+
 def _kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
     a, b = inputs[:2]
     bias = inputs[2] if len(inputs) > 2 else None
-    if b.ndim == 2 and b.size <= COMPILED_WEIGHTS and a.dtype == b.dtype == np.float32 \
-            and (bias is None or bias.dtype == np.float32):
+    if a.dtype == np.float32 and _compiled_weights(b, bias):
         return [_float_by_weights(attrs, objects=(b, bias))(a)]
     y = np.asarray(np.matmul(a, b), dtype=np.result_type(a, b))
     if bias is not None:
@@ -263,7 +284,7 @@ def int8_by_weights(bc: np.ndarray, a_q: QuantParams, m: np.ndarray, stages: Qua
 
 OPS = [
     OpDef("MatMul", _infer, _kernel, _cost, 2, 3, quant_kernel=_quant_kernel, quant_weight_axes=lambda attrs: {1: -1},
-          quant_prepare=_quant_prepare,
+          prepare=_prepare, quant_prepare=_quant_prepare,
           doc="numpy matmul semantics: 1-D operands and broadcast batch dimensions. By a 2-D weight matrix (a fully "
               "connected layer) a fused epilogue: input 2 a bias (one value or one per column, added after the "
               "sums), then activation and post_ops as a Conv's."),

@@ -142,7 +142,14 @@ class Executor:
         """Node ``i``'s outputs as a function of its input values, with what depends on the node and the
         graph alone looked up once (subclasses change the arithmetic). In a plan fed ``fed`` the constant
         inputs that are not fed are always the graph's own (the plan's template holds them)."""
-        kernel = self.kernels[i]
+        kernel, prepare = self.kernels[i], self.opdefs[i].prepare
+        if fed is not None and prepare is not None:
+            tensors = self.graph.tensors
+            constants = [tensors[n].data if n and n not in fed else None for n in node.inputs]
+            bound = prepare(node.attrs, constants, tuple(k for k, n in enumerate(node.inputs)
+                                                         if n and constants[k] is None))
+            if bound is not None:
+                return bound
         return lambda args: kernel(args, node.attrs)
 
     def compute(self, i: int, node: Node, args: list) -> list[np.ndarray]:
