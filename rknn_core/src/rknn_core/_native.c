@@ -430,6 +430,62 @@ static PyObject *requantize(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* ---- Integer softmax (LUT form) ----------------------------------------------------------------- */
+
+/* Storage code i of x (kind B b h). */
+static inline int64_t code_of(const void *x, int kind, Py_ssize_t i)
+{
+    return kind == 'B' ? ((const uint8_t *)x)[i] : kind == 'b' ? ((const int8_t *)x)[i] : ((const int16_t *)x)[i];
+}
+
+/* softmax_lut(x, x_kind, table, mult, shift, pot, out, out_kind, outer, n, inner, zo, lo, hi):
+ * the integer softmax of storage x (kind B b h) laid out (outer, n, inner), along its n axis: with
+ * d = max - x in storage steps, e = table[d] (int64, one entry per distance), p = (e * 2**30 + sum(e) / 2) /
+ * sum(e) (integer division), out = p requantized as requantize does (one multiplier) into storage of
+ * out_kind: the steps of ops/nn.py's _softmax_quant. */
+static PyObject *softmax_lut(PyObject *self, PyObject *args)
+{
+    Py_buffer xb, tb, mb, sb, ob;
+    int x_kind, out_kind, pot;
+    requant_args q = {0};
+    Py_ssize_t outer, n, inner;
+    if (!PyArg_ParseTuple(args, "y*Cy*y*y*pw*CnnnLLL", &xb, &x_kind, &tb, &mb, &sb, &pot, &ob, &out_kind, &outer, &n,
+                          &inner, &q.zp, &q.lo, &q.hi))
+        return NULL;
+    const Py_ssize_t count = outer * n * inner, entries = x_kind == 'h' ? 65536 : 256;
+    int ok = out_index(x_kind) >= 0 && out_index(out_kind) >= 0 && outer >= 0 && n > 0 && inner >= 0 &&
+             xb.len >= count * kind_size(x_kind) && ob.len >= count * kind_size(out_kind) &&
+             tb.len >= 8 * entries && mb.len == 8 && sb.len == 8;
+    int64_t *p = ok ? malloc(sizeof(int64_t) * (size_t)(count ? count : 1)) : NULL;
+    if (p) {
+        const int64_t *table = tb.buf;
+        for (Py_ssize_t o = 0; o < outer; o++)
+            for (Py_ssize_t i = 0; i < inner; i++) {
+                const Py_ssize_t base = o * n * inner + i;
+                int64_t top = code_of(xb.buf, x_kind, base), total = 0;
+                for (Py_ssize_t j = 1; j < n; j++) {
+                    const int64_t v = code_of(xb.buf, x_kind, base + j * inner);
+                    top = v > top ? v : top;
+                }
+                for (Py_ssize_t j = 0; j < n; j++) {
+                    p[base + j * inner] = table[top - code_of(xb.buf, x_kind, base + j * inner)];
+                    total += p[base + j * inner];
+                }
+                for (Py_ssize_t j = 0; j < n; j++)
+                    p[base + j * inner] = ((p[base + j * inner] << 30) + total / 2) / total;
+            }
+        q.mult = mb.buf;
+        q.shift = sb.buf;
+        q.outer = q.c = q.nm = 1;
+        q.inner = count;
+        q.pot = pot;
+        REQUANT[3][out_index(out_kind)](p, ob.buf, &q);
+        free(p);
+    }
+    return finish(ok, p != NULL, "softmax_lut: unknown kinds or buffer sizes that do not match", 5, &xb, &tb, &mb, &sb,
+                  &ob);
+}
+
 typedef struct {
     Py_ssize_t n;
     long long za, zb, left, ma, sa, mb, sb, sign, mo, so, zo, lo, hi;
@@ -1350,6 +1406,7 @@ static PyMethodDef methods[] = {
      "Depthwise 2-D convolution of an NCHW input with implicit zero padding, bias and clamp."},
     {"requantize", requantize, METH_VARARGS,
      "Integer accumulators (+ int64 bias) to 8/16-bit storage with per-channel fixed-point multipliers."},
+    {"softmax_lut", softmax_lut, METH_VARARGS, "The integer (LUT) softmax of storage codes along one axis."},
     {"quantized_add", quantized_add, METH_VARARGS, "TFLite-style integer ADD/SUB of two storage arrays."},
     {"quantized_mul", quantized_mul, METH_VARARGS,
      "Integer MUL of 8-bit storage: products of centered codes requantized (b one value, per row or full)."},

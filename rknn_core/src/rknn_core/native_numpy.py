@@ -200,6 +200,19 @@ def requantize(acc, acc_kind: str, bias, mult, shift, pot: bool, out, out_kind: 
     _requantize_rows(total.astype(np.int64).reshape(outer, c, inner), bias, mult, shift, pot, dst, zp, lo, hi, name)
 
 
+def softmax_lut(x, x_kind: str, table, mult, shift, pot: bool, out, out_kind: str, outer: int, n: int, inner: int,
+                zp: int, lo: int, hi: int) -> None:
+    """The integer softmax of storage x laid out (outer, n, inner) along n: e = table[max - x], p = (e * 2**30 +
+    sum(e) // 2) // sum(e), out = p requantized by (mult, shift)."""
+    name = "softmax_lut"
+    count = outer * n * inner
+    v = _flat(x, _kind(STORAGE, x_kind, name), count, name).astype(np.int64).reshape(outer, n, inner)
+    e = np.asarray(table, np.int64)[v.max(axis=1, keepdims=True) - v]
+    total = e.sum(axis=1, keepdims=True)
+    p = ((e << 30) + total // 2) // total
+    requantize(p, "q", None, mult, shift, pot, out, out_kind, 1, 1, count, zp, lo, hi)
+
+
 def quantized_add(a, b, out, kind: str, n: int, za: int, zb: int, left: int, ma: int, sa: int, mb: int, sb: int,
                   sign: int, mo: int, so: int, pot: bool, zo: int, lo: int, hi: int) -> None:
     """TFLite's integer ADD (sign 1) or SUB (sign -1) of two storage arrays of one kind."""

@@ -19,6 +19,7 @@ from rknn_core.ops._quant import (
     centered,
     derived,
     exact_chunks,
+    requant_plan,
     requantize_accumulator,
     requantizer,
     to_int,
@@ -567,44 +568,31 @@ def _softmax_quant(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[n
 def _softmax_runner(attrs: dict, shape: tuple, x_q: QuantParams, o_q: QuantParams):
     """``_softmax_quant`` for storage of ``shape``, prepared once per node: the exp table, the reduced axis
     (of the 2-D view with ``coerce_2d``) and the output requantization."""
+    if x_q.qtype not in STORAGE_KINDS or o_q.qtype not in STORAGE_KINDS:
+        raise RknnError(f"the integer Softmax takes 8/16-bit storage, not {x_q.qtype} -> {o_q.qtype}")
     table = _exp_table(x_q.qtype, x_q.scale[0])
     view, axis = _view_shape(shape, attrs)
-    requantize = requantizer(2.0**-SOFTMAX_PROB_BITS / o_q.scale[0], o_q.zero_point[0], o_q.qtype)
     rows, inner = _rows_of(shape, view, axis)
-    if rows and rows * inner <= FEW_CODES:
-        return _softmax_of_few(table, requantize, rows, inner, shape)
     if _by_histograms(rows, inner, x_q, o_q):
+        requantize = requantizer(2.0**-SOFTMAX_PROB_BITS / o_q.scale[0], o_q.zero_point[0], o_q.qtype)
         return _softmax_by_histograms(table, requantize, x_q, o_q, rows, inner)
+    return _softmax_compiled(table, x_q, o_q, shape, view, axis)
+
+
+def _softmax_compiled(table: np.ndarray, x_q: QuantParams, o_q: QuantParams, shape: tuple, view: tuple, axis: int):
+    """``_softmax_quant`` of 8/16-bit storage on the compiled kernel (the same integer steps, any axis)."""
+    size, known = math.prod(shape), math.prod(d for d in view if d != -1)
+    full = tuple(size // max(known, 1) if d == -1 else d for d in view)  # coerce_2d's (rows, -1) resolved
+    outer, n, inner = math.prod(full[:axis]), full[axis], math.prod(full[axis + 1:])
+    plan = requant_plan(2.0**-SOFTMAX_PROB_BITS / o_q.scale[0], o_q.qtype, None, 1, None)
+    arguments = (STORAGE_KINDS[x_q.qtype], table, plan.mult, plan.shift, plan.pot)
+    after = (plan.kind, outer, n, inner, int(o_q.zero_point[0]), plan.lo, plan.hi)
 
     def run(x: np.ndarray) -> np.ndarray:
-        v = x.reshape(view)
-        e = np.take(table, np.subtract(_reduced(np.maximum, v, axis), v, dtype=np.intp))
-        total = _reduced(np.add, e, axis)
-        e <<= SOFTMAX_PROB_BITS
-        e += total // 2
-        _divide(e, total, axis)
-        return requantize(e).reshape(shape)
-
-    return run
-
-
-FEW_CODES = 64  # up to this many codes (classifier heads), the integer steps run on Python integers
-
-
-def _softmax_of_few(table: np.ndarray, requantize, rows: int, inner: int, shape: tuple):
-    """``_softmax_quant`` of a few codes along the last axis: the same integer steps on Python integers (numpy's
-    per-call cost dominates a two-class head), the output requantization as usual."""
-    entries = table.tolist()
-
-    def run(x: np.ndarray) -> np.ndarray:
-        codes, probs = np.asarray(x).reshape(-1).tolist(), []
-        for start in range(0, rows * inner, inner):
-            row = codes[start:start + inner]
-            top = max(row)
-            e = [entries[top - v] for v in row]
-            total = sum(e)
-            probs.extend(((v << SOFTMAX_PROB_BITS) + total // 2) // total for v in e)
-        return requantize(np.array(probs, dtype=np.int64)).reshape(shape)
+        out = np.empty(shape, plan.dtype)
+        if size:
+            _native.softmax_lut(np.ascontiguousarray(x), *arguments, out, *after)
+        return out
 
     return run
 
@@ -654,17 +642,7 @@ def _softmax_by_histograms(table: np.ndarray, requantize, x_q: QuantParams, o_q:
     return run
 
 
-LONG_ROW = 1024  # rows at least this long divide by their one sum at a time
-
-
-def _divide(e: np.ndarray, total: np.ndarray, axis: int) -> None:
-    """``e //= total`` (``total`` reduced along ``axis``); long rows of a 2-D ``e`` one at a time, as numpy
-    divides by one number several times faster than elementwise."""
-    if e.ndim == 2 and axis == 1 and e.shape[1] >= LONG_ROW:
-        for row, value in zip(e, total[:, 0]):
-            row //= value
-    else:
-        e //= total
+LONG_ROW = 1024  # rows at least this long: by histograms
 
 
 def _hardmax_quant(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.ndarray]:
