@@ -8,8 +8,8 @@ outputs dequantize through a table. Each is checked against the straightforward 
 from __future__ import annotations
 
 import functools
-import math
 import gc
+import math
 
 import numpy as np
 import pytest
