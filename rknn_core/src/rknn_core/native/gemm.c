@@ -544,11 +544,12 @@ static void plan_grid(job_t *J, int nt)
 static int job_run(job_t *J)
 {
     /* Column split: whole half-panels (NR/2) are tiled, the last partial one
-       too unless it is less than half full, in which case its columns are
-       dot products (see dot_columns). */
+       too unless its columns cost less as dot products (see dot_columns): per
+       row, about k / 2 cycles for the tile (one FMA per k step) against rem *
+       (k / (2 * 16) + 30) for the dots (16 lanes, then a 16-lane sum). */
     const ptrdiff_t H = K.nr / 2;
     ptrdiff_t nh = J->n / H, rem = J->n % H;
-    if (2 * rem >= H)
+    if (2 * rem >= H || (double)rem * ((double)J->k / 32.0 + 30.0) >= (double)J->k / 2.0)
         nh++;
     J->ntile = nh * H < J->n ? nh * H : J->n;
     J->npm = (J->m + K.mr - 1) / K.mr;
