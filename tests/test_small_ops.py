@@ -132,6 +132,29 @@ def test_a_prepared_conv_runs_every_input_shape_of_its_plan(quantized):
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize(("op", "inputs", "attrs", "want"), [
+    ("Reshape", [np.array([-1, 4], np.int64)], {}, lambda x: x.reshape(-1, 4)),
+    ("Flatten", [], {"axis": 2}, lambda x: x.reshape(x.shape[0] * x.shape[1], -1)),
+    ("Squeeze", [np.array([0], np.int64)], {}, lambda x: x[0]),
+    ("Unsqueeze", [np.array([1], np.int64)], {}, lambda x: x[:, None]),
+])
+def test_a_prepared_reshape_follows_each_input_shape(op, inputs, attrs, want):
+    graph = Graph(inputs=["x"], outputs=["y"])
+    graph.add_tensor(Tensor("x", (1, 2, 3, 4)))
+    names = ["x"]
+    for k, value in enumerate(inputs):
+        graph.add_tensor(Tensor(f"c{k}", value.shape, "int64", value))
+        names.append(f"c{k}")
+    graph.add_tensor(Tensor("y", ()))
+    graph.nodes.append(Node("node", op, names, ["y"], attrs))
+    executor = Executor(graph, default_registry())
+    for shape in ((1, 2, 3, 4), (1, 5, 2, 4), (1, 2, 3, 4)):
+        x = np.arange(math.prod(shape), dtype=np.float32).reshape(shape)
+        got = executor.run({"x": x})["y"]
+        assert got.shape == want(x).shape
+        np.testing.assert_array_equal(got, want(x))
+
+
 def test_a_fed_constant_replaces_the_graph_value_in_a_quantized_plan():
     """A plan holds converted constants in place of the graph's own, except where a run feeds that tensor."""
     graph = add_graph(np.array([[0.5, -1.0, 2.0, 0.25]], np.float32))

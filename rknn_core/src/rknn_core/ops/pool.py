@@ -10,6 +10,7 @@ values bit for bit.
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -275,16 +276,51 @@ def _avgpool_quant(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[n
 def _global_avg_quant(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.ndarray]:
     """Integer GlobalAveragePool: int64 sum of centered storage, multiplier x_s / (o_s * count)."""
     x, x_q, o_q = inputs[0], in_q[0], out_q[0]
+    run = _global_avg_runner(attrs, tuple(x.shape), x.dtype, objects=(x_q, o_q))
+    if run is not None:
+        return [run(x)]
     axes = tuple(range(2, x.ndim))
-    count = int(np.prod(x.shape[2:]))
-    if x_q.axis is None and x_q.qtype in STORAGE_KINDS and x.dtype == QTYPES[x_q.qtype][2]:
-        # sums of the storage in one compiled pass; the zero point comes off the sums
-        total = np.empty((*x.shape[:2], *[1] * len(axes)), dtype=np.int64)
-        _native.plane_sums(np.ascontiguousarray(x), STORAGE_KINDS[x_q.qtype], total, x.shape[0] * x.shape[1], count)
-        total -= count * int(x_q.zero_point[0])
-    else:
-        total = centered(x, x_q, np.int64).sum(axis=axes, keepdims=True)
-    return [_average_requantize(total, np.asarray(float(count)), x_q, o_q)]
+    total = centered(x, x_q, np.int64).sum(axis=axes, keepdims=True)
+    return [_average_requantize(total, np.asarray(float(np.prod(x.shape[2:]))), x_q, o_q)]
+
+
+@memo_by_attrs
+def _global_avg_runner(attrs: dict, shape: tuple, dtype: np.dtype, x_q, o_q):
+    """``_global_avg_quant`` of 8/16-bit storage of ``shape`` on the compiled kernels, prepared once: the sums of
+    each plane in one pass, then the one multiplier x_s / (o_s * count) with the zero point's share of the
+    sums as their bias (``_average_requantize``'s integers); None where it does not apply."""
+    count, planes = math.prod(shape[2:]), math.prod(shape[:2])
+    if (len(shape) < 3 or not count or x_q.axis is not None or x_q.qtype not in STORAGE_KINDS
+            or o_q.qtype not in STORAGE_KINDS or dtype != QTYPES[x_q.qtype][2]):
+        return None
+    lo, hi, out_dtype = QTYPES[o_q.qtype]
+    mult, shift = _one_multiplier(float(x_q.scale[0]) / (float(o_q.scale[0]) * count))
+    bias = np.array([-count * int(x_q.zero_point[0])], np.int64)
+    kind, out_kind, out_shape = STORAGE_KINDS[x_q.qtype], STORAGE_KINDS[o_q.qtype], (*shape[:2], *[1] * (len(shape) - 2))
+
+    def run(x: np.ndarray) -> np.ndarray:
+        total, out = np.empty(planes, np.int64), np.empty(out_shape, out_dtype)
+        _native.plane_sums(np.ascontiguousarray(x), kind, total, planes, count)
+        _native.requantize(total, "q", bias, mult, shift, False, out, out_kind, 1, 1, planes, int(o_q.zero_point[0]),
+                           lo, hi)
+        return out
+
+    return run
+
+
+def _global_avg_prepare(in_q: list, out_q: list, attrs: dict, constants: list, computed: tuple[int, ...]):
+    """``_global_avg_quant`` prepared once for a plan: the compiled runner of each input shape it meets."""
+    runners: dict[tuple, object] = {}
+
+    def call(inputs: list) -> list[np.ndarray]:
+        x = inputs[0]
+        key = (x.shape, x.dtype)
+        if key not in runners:
+            runners[key] = _global_avg_runner(attrs, *key, objects=(in_q[0], out_q[0]))
+        run = runners[key]
+        return [run(x)] if run is not None else _global_avg_quant(inputs, in_q, out_q, attrs)
+
+    return call
 
 
 def _global_cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict) -> Cost:
@@ -302,7 +338,8 @@ OPS = [
           doc="Lp-norm pooling (p, default 2) over zero-padded windows."),
     OpDef("GlobalAveragePool", _global_infer,
           _global(lambda x, axes, a: np.mean(x, axis=axes, keepdims=True)), _global_cost, 1, 1,
-          quant_kernel=_global_avg_quant, doc="Mean over every spatial axis (rank >= 3)."),
+          quant_kernel=_global_avg_quant, quant_prepare=_global_avg_prepare,
+          doc="Mean over every spatial axis (rank >= 3)."),
     OpDef("GlobalMaxPool", _global_infer,
           _global(lambda x, axes, a: np.max(x, axis=axes, keepdims=True)), _global_cost, 1, 1,
           quant_same_scale=True, doc="Max over every spatial axis (rank >= 3)."),

@@ -14,7 +14,7 @@ import numpy as np
 
 from rknn_core.errors import RknnError
 from rknn_core.ir import TensorInfo
-from rknn_core.ops._common import broadcast, const_ints, norm_axis, with_values
+from rknn_core.ops._common import broadcast, const_ints, given_inputs, norm_axis, with_values
 from rknn_core.ops._quant import rescale
 from rknn_core.quant.params import dequantize, quantize
 from rknn_core.records import Cost, OpDef
@@ -36,12 +36,32 @@ def meta_cost(inputs, outputs, attrs):
 
 def tensor_op(name: str, infer: Callable, kernel: Callable, lo: int, hi: int | None, doc: str,
         cost: Callable = move_cost, fold: bool = True, shape_only: bool = False, same_scale: bool = False,
-        quant_kernel: Callable | None = None, param_inputs: tuple[int, ...] = ()) -> OpDef:
+        quant_kernel: Callable | None = None, param_inputs: tuple[int, ...] = (),
+        prepare: Callable | None = None) -> OpDef:
     """An op of this module; ``same_scale`` marks pure data movement (quantized: the float kernel moves
     storage integers and the outputs keep input 0's parameters)."""
     return OpDef(name, with_values(infer, kernel) if fold else infer, kernel, cost, lo, hi,
                  shape_only=shape_only, doc=doc, quant_same_scale=same_scale, quant_kernel=quant_kernel,
-                 quant_param_inputs=param_inputs)
+                 quant_param_inputs=param_inputs, prepare=prepare)
+
+
+def reshaping(kernel: Callable) -> Callable:
+    """``prepare`` for an op whose output is input 0 reshaped (its other inputs constants): the kernel run once
+    per input shape met, then only the reshape."""
+    def prepare(attrs: dict, constants: list, computed: tuple[int, ...]):
+        if computed != (0,):
+            return None
+        shapes: dict[tuple, tuple] = {}
+
+        def call(inputs: list) -> list[np.ndarray]:
+            x = inputs[0]
+            if x.shape not in shapes:
+                shapes[x.shape] = kernel(given_inputs(inputs, constants, computed), attrs)[0].shape
+            return [x.reshape(shapes[x.shape])]
+
+        return call
+
+    return prepare
 
 
 # ---------------------------------------------------------------- quantized forms
@@ -462,14 +482,14 @@ OPS: list[OpDef] = [
         "Split along axis by the 'split' input, or into num_outputs chunks (the last one may be smaller).",
         same_scale=True),
     tensor_op("Reshape", _reshape_infer, _reshape_kernel, 2, 2, "Reshape to the constant shape input (0 copies, -1 infers).",
-        same_scale=True),
-    tensor_op("Flatten", _flatten_infer, _flatten_kernel, 1, 1, "Flatten to 2-D at axis.", same_scale=True),
+        same_scale=True, prepare=reshaping(_reshape_kernel)),
+    tensor_op("Flatten", _flatten_infer, _flatten_kernel, 1, 1, "Flatten to 2-D at axis.", same_scale=True, prepare=reshaping(_flatten_kernel)),
     tensor_op("Transpose", _transpose_infer, _transpose_kernel, 1, 1, "Permute axes (default: reverse them).",
         same_scale=True),
     tensor_op("Squeeze", _squeeze_infer, _squeeze_kernel, 1, 2, "Drop size-1 axes (all of them without 'axes').",
-        same_scale=True),
+        same_scale=True, prepare=reshaping(_squeeze_kernel)),
     tensor_op("Unsqueeze", _unsqueeze_infer, _unsqueeze_kernel, 2, 2, "Insert size-1 axes at 'axes' of the output.",
-        same_scale=True),
+        same_scale=True, prepare=reshaping(_unsqueeze_kernel)),
     tensor_op("Pad", _pad_infer, _pad_kernel, 2, 4,
         "Pad (or crop, negative pads) in constant, reflect, edge or wrap mode; optional axes input.",
         same_scale=True, quant_kernel=_pad_quant, param_inputs=(2,)),

@@ -117,17 +117,20 @@ class QuantExecutor(Executor):
             fixed = [(k, f(constants[k])) for k, f in convert if constants[k] is not None]
             convert, fresh = [(k, f) for k, f in convert if constants[k] is None], False
         opdef = self.opdefs[i]
-        if not quantized or opdef.quant_kernel is None:  # a float node, or a same-scale op whose
-            return lambda args: kernel(_converted(args, convert, fixed, fresh), node.attrs)  # float kernel moves storage
-        out_q = [tensors[n].quant if n else None for n in node.outputs]
-        if fed is not None and opdef.quant_prepare is not None:
+        float_kernel = not quantized or opdef.quant_kernel is None  # a float node, or a same-scale op whose
+        out_q = [tensors[n].quant if n else None for n in node.outputs]  # float kernel moves storage
+        prepare = opdef.prepare if float_kernel else opdef.quant_prepare
+        if fed is not None and prepare is not None:
             given = list(constants)
             for k, value in fixed:
                 given[k] = value
             computed = tuple(k for k, n in enumerate(node.inputs) if n and constants[k] is None)
-            bound = opdef.quant_prepare(in_q, out_q, node.attrs, given, computed)
+            bound = prepare(node.attrs, given, computed) if float_kernel else \
+                prepare(in_q, out_q, node.attrs, given, computed)
             if bound is not None:
                 return bound if not convert else lambda args: bound(_converted(args, convert, (), False))
+        if float_kernel:
+            return lambda args: kernel(_converted(args, convert, fixed, fresh), node.attrs)
         quant_kernel = opdef.quant_kernel
         return lambda args: quant_kernel(_converted(args, convert, fixed, fresh), in_q, out_q, node.attrs)
 
