@@ -124,13 +124,26 @@ def test_an_agent_killed_mid_inference_gives_minus_one_in_time(models, start_age
     rknn.release()
 
 
+def stop_process(pid: int) -> None:
+    """SIGSTOP ``pid`` and wait until it is stopped (kill returns before the process stops: it could still
+    answer one request)."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] in ("T", "t"):
+                return
+        time.sleep(0.001)
+    raise AssertionError(f"process {pid} did not stop")
+
+
 def test_an_agent_that_stops_answering_times_out(models, start_agent, monkeypatch, capsys):
     agent = start_agent("--emulate", "rk1808")
     monkeypatch.setenv("RKNN_DEVICES", agent.entry)
     monkeypatch.setenv("RKNN_DEVICE_TIMEOUT", "1")
     rknn = RKNN()
     assert rknn.load_rknn(models["float"]) == 0 and rknn.init_runtime(target="rk1808") == 0
-    os.kill(agent.proc.pid, signal.SIGSTOP)
+    stop_process(agent.proc.pid)
     start = time.monotonic()
     assert rknn.inference([models["x"]], data_type="float32") is None
     assert 0.9 < time.monotonic() - start < 4

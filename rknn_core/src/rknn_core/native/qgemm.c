@@ -72,6 +72,34 @@ typedef struct {
     atomic_int fail;
 } qjob;
 
+#if HAVE_VNNI_KERNEL
+/* d[c] = (s0[c] | s1[c] << 8 | s2[c] << 16 | s3[c] << 24) ^ flip for the NR (32) columns of a full panel, and
+ * cs[c] += the four bytes' sum when cs is not NULL: the four rows interleaved by byte then word unpacks (which
+ * work within 128-bit lanes: the halves are put in column order last). */
+VNNI static void quads32(const uint8_t *s0, const uint8_t *s1, const uint8_t *s2, const uint8_t *s3, uint32_t flip,
+                         uint32_t *d, int32_t *cs)
+{
+    const __m256i r0 = _mm256_loadu_si256((const __m256i *)s0), r1 = _mm256_loadu_si256((const __m256i *)s1);
+    const __m256i r2 = _mm256_loadu_si256((const __m256i *)s2), r3 = _mm256_loadu_si256((const __m256i *)s3);
+    const __m256i lo01 = _mm256_unpacklo_epi8(r0, r1), hi01 = _mm256_unpackhi_epi8(r0, r1);
+    const __m256i lo23 = _mm256_unpacklo_epi8(r2, r3), hi23 = _mm256_unpackhi_epi8(r2, r3);
+    const __m256i c0 = _mm256_unpacklo_epi16(lo01, lo23), c4 = _mm256_unpackhi_epi16(lo01, lo23); /* columns 0-3 and */
+    const __m256i c8 = _mm256_unpacklo_epi16(hi01, hi23), c12 = _mm256_unpackhi_epi16(hi01, hi23); /* 16-19, ... */
+    const __m256i f = _mm256_set1_epi32((int)flip);
+    const __m256i out[4] = {_mm256_permute2x128_si256(c0, c4, 0x20), _mm256_permute2x128_si256(c8, c12, 0x20),
+                            _mm256_permute2x128_si256(c0, c4, 0x31), _mm256_permute2x128_si256(c8, c12, 0x31)};
+    for (int i = 0; i < 4; i++) {
+        const __m256i v = _mm256_xor_si256(out[i], f);
+        _mm256_storeu_si256((__m256i *)(d + 8 * i), v);
+        if (cs) {
+            const __m256i sums = _mm256_madd_epi16(_mm256_maddubs_epi16(v, _mm256_set1_epi8(1)), _mm256_set1_epi16(1));
+            _mm256_storeu_si256((__m256i *)(cs + 8 * i),
+                                _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(cs + 8 * i)), sums));
+        }
+    }
+}
+#endif
+
 /* Columns [q0, q0 + ncols) of u, rows [k0, k0 + kc) (zero past k), as ceil(ncols / NR) panels of
  * kc4 groups of NR columns x 4 bytes (one 32-bit word per column: its four rows, the lowest first);
  * colsum (ncols) gains each column's sum when not NULL. */
@@ -101,6 +129,12 @@ static void pack_u8(const qjob *J, uint8_t *dst, ptrdiff_t pstride, ptrdiff_t k0
             if (runs) {
                 const uint8_t *restrict s0 = row[0] ? row[0] : zeros, *restrict s1 = row[1] ? row[1] : zeros;
                 const uint8_t *restrict s2 = row[2] ? row[2] : zeros, *restrict s3 = row[3] ? row[3] : zeros;
+#if HAVE_VNNI_KERNEL
+                if (width == NR) { /* the only caller of pack_u8 runs where VNNI is */
+                    quads32(s0, s1, s2, s3, flip, d, cs);
+                    continue;
+                }
+#endif
                 for (int c = 0; c < width; c++)
                     d[c] = ((uint32_t)s0[c] | (uint32_t)s1[c] << 8 | (uint32_t)s2[c] << 16 | (uint32_t)s3[c] << 24) ^ flip;
             } else {
