@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from rknn_core import native_numpy
-from rknn_core.ops._quant import _add_out_plan, _add_plan
+from rknn_core.ops._quant import _add_out_plan, _add_plan, requant_plan
 from rknn_core.quant.params import QTYPES
 
 STORAGE = {"B": "u8", "b": "i8", "h": "i16"}
@@ -139,6 +139,36 @@ def test_center_and_plane_sums_are_bit_identical(compiled, kind):
     (want,), (got,) = both(compiled, "plane_sums", [np.empty(12, np.int64)], x, kind, OUT, 12, 35)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(want, x.reshape(12, 35).sum(axis=1))
+
+
+@pytest.mark.parametrize("size", [1, 4])
+@pytest.mark.parametrize(("images", "pixels", "channels"), [(1, 7 * 9, 3), (2, 5, 4), (1, 300 * 300, 3)])
+def test_planes8_is_bit_identical(compiled, threads, size, images, pixels, channels):
+    """Channels-last bytes to planes through a table per channel, byte or float32 entries (the large picture
+    runs on the pool)."""
+    rng = np.random.default_rng(pixels)
+    x = rng.integers(0, 256, (images, pixels, channels)).astype(np.uint8)
+    tables = rng.integers(0, 256, (channels, 256)).astype(np.uint8) if size == 1 else \
+        rng.normal(0, 50, (channels, 256)).astype(np.float32)
+    (want,), (got,) = both(compiled, "planes8", [np.empty((images, channels, pixels), tables.dtype)], x, tables, OUT,
+                           images, pixels, channels, size)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(want, np.take_along_axis(tables[None], x.transpose(0, 2, 1).astype(np.intp), axis=2))
+
+
+@pytest.mark.parametrize("kind", ["B", "h"])
+def test_softmax_lut_is_bit_identical(compiled, kind):
+    """The integer softmax along the middle axis of (2, 5, 3) storage: exp table entries per distance, the
+    probabilities (2**30 for 1) to u8 codes of 1/256."""
+    rng = np.random.default_rng(len(kind))
+    x = rng.integers(0, 60 if kind == "B" else 6000, (2, 5, 3)).astype(np.uint8 if kind == "B" else np.int16)
+    steps = np.arange(256 if kind == "B" else 65536)
+    table = np.round(2.0**20 * np.exp(-steps * (0.05 if kind == "B" else 0.0005))).astype(np.int64)
+    plan = requant_plan(2.0**-30 * 256, "u8", None, 1, None)
+    (want,), (got,) = both(compiled, "softmax_lut", [np.empty(x.shape, np.uint8)], x, kind, table, plan.mult,
+                           plan.shift, plan.pot, OUT, "B", 2, 5, 3, 0, 0, 255)
+    np.testing.assert_array_equal(got, want)
+    assert len(np.unique(want)) > 10
 
 
 @pytest.mark.parametrize("kind", ["f", "B", "b", "h"])

@@ -489,6 +489,36 @@ def test_uint8_pictures_feed_a_u8_input_as_its_codes(tmp_path):
     assert len(np.unique(as_codes[0])) > 10
 
 
+@pytest.mark.parametrize("quantize", [False, True])
+@pytest.mark.parametrize("data_type", ["uint8", "int8"])
+def test_an_nhwc_byte_picture_for_an_nchw_input_becomes_planes_in_one_pass(tmp_path, quantize, data_type):
+    """Bytes laid out NHWC for an NCHW input reach the model as contiguous planes of the input's type (float32, or
+    the u8 codes), the values numpy's transpose and cast give; the outputs equal those of the NCHW picture."""
+    from rknn.api import RKNN
+    from rknn_core.runtime.inputs import prepare_inputs
+
+    model, x = first_conv_model([1, 1, 1, 1])
+    rng = np.random.default_rng(4)
+    lo, hi = (0, 256) if data_type == "uint8" else (-128, 128)
+    picture = rng.integers(lo, hi, (1, 7, 7, 3)).astype(data_type)
+    rknn = RKNN()
+    rknn.config(mean_values=[[0, 0, 0]], std_values=[[1, 1, 1]])
+    assert rknn.load_onnx(save_model(model, str(tmp_path))) == 0
+    samples = [[rng.integers(0, 128, x.shape).astype(F32)] for _ in range(3)]
+    dataset = write_dataset(samples, str(tmp_path), "nchw") if quantize else None
+    assert rknn.build(do_quantization=quantize, dataset=dataset) == 0 and rknn.init_runtime() == 0
+    graph = rknn._tk.model.graph
+    feeds = prepare_inputs(rknn._tk.model, [picture], data_type=data_type)
+    fed, tensor = feeds[graph.inputs[0]], graph.tensors[graph.inputs[0]]
+    assert fed.flags.c_contiguous and fed.dtype == np.dtype(tensor.dtype)
+    if fed.dtype == np.float32 or fed.dtype == picture.dtype:
+        np.testing.assert_array_equal(fed, picture.transpose(0, 3, 1, 2).astype(fed.dtype))
+    nchw = rknn.inference(inputs=[np.ascontiguousarray(picture.transpose(0, 3, 1, 2))], data_type=data_type,
+                          data_format="nchw")
+    np.testing.assert_array_equal(rknn.inference(inputs=[picture], data_type=data_type)[0], nchw[0])
+    assert len(np.unique(nchw[0])) > 10
+
+
 # ------------------------------------------------------------------------------------ fuse_hardswish
 
 

@@ -1414,6 +1414,7 @@ static PyMethodDef methods[] = {
      "Integer depthwise 2-D convolution: storage in, exact float32 sums, fixed-point requantization, storage out."},
     {"maxpool2d", maxpool2d, METH_VARARGS, "2-D max pooling of NCHW planes (float32, uint8, int8, int16)."},
     {"lookup8", lookup8, METH_VARARGS, "8-bit codes through 256-entry byte tables (one, or one per row)."},
+    {"planes8", planes8, METH_VARARGS, "Channels-last bytes to planes through a 256-entry table per channel."},
     {"lookup8_pairs", lookup8_pairs, METH_VARARGS, "Two 8-bit codes through a 65536-entry byte table."},
     {"upsample8", upsample8, METH_VARARGS, "Nearest upsampling of byte planes by whole factors."},
     {"byte_histograms", byte_histograms, METH_VARARGS, "How many times each byte occurs in each row (int64)."},

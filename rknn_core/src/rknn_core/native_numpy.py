@@ -418,6 +418,20 @@ def lookup8(x, tables, out, rows: int, inner: int, per_row: bool) -> None:
         dst[...] = table[0].take(codes)
 
 
+def planes8(x, tables, out, images: int, pixels: int, channels: int, size: int) -> None:
+    """out[i, c, p] = tables[c][x[i, p, c]] for channels-last bytes x: byte (size 1) or float32 (size 4) tables."""
+    name = "planes8"
+    if min(images, pixels, channels) < 0 or size not in (1, 4):
+        raise ValueError(f"{name}: negative sizes or an entry size other than 1 or 4")
+    dtype = np.uint8 if size == 1 else np.float32
+    count = images * pixels * channels
+    codes = _flat(x, np.uint8, count, name).reshape(images, pixels, channels)
+    table = _flat(tables, dtype, 256 * channels, name).reshape(channels, 256)
+    dst = _flat(out, dtype, count, name).reshape(images, channels, pixels)
+    for c in range(channels):
+        dst[:, c] = table[c].take(codes[:, :, c])
+
+
 def lookup8_pairs(a, b, table, out, n: int) -> None:
     """out[i] = table[a[i] * 256 + b[i]] for bytes a and b (the table: 65536 entries, then 3 bytes not used)."""
     name = "lookup8_pairs"

@@ -14,6 +14,11 @@ PyObject *lookup8(PyObject *self, PyObject *args);
 /* out[i] = table[x[i] ^ flip] for n bytes (flip 0x80: signed codes, the table ordered from -128), serially. */
 void lookup8_codes(const uint8_t *x, const uint8_t *table, uint8_t *out, ptrdiff_t n, uint8_t flip);
 
+/* planes8(x, tables, out, images, pixels, channels, size): channels-last bytes x (images, pixels, channels) to
+ * planes, out[i, c, p] = tables[c][x[i, p, c]]: one 256-entry table per channel of bytes (size 1) or float32
+ * (size 4). */
+PyObject *planes8(PyObject *self, PyObject *args);
+
 /* lookup8_pairs(a, b, table, out, n): out[i] = table[a[i] * 256 + b[i]] for bytes a, b; the table holds 65536
  * entries and 3 bytes more (read, not used). */
 PyObject *lookup8_pairs(PyObject *self, PyObject *args);

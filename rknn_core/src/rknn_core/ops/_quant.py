@@ -321,6 +321,15 @@ def rows_lookup(tables: np.ndarray, qtype: str) -> Callable[[np.ndarray], np.nda
     return run
 
 
+def channels_last_planes(x: np.ndarray, tables: np.ndarray) -> np.ndarray:
+    """The planes (N, C, H, W) of channels-last bytes ``x`` (N, H, W, C) through one 256-entry table per channel,
+    indexed by the byte: ``tables`` (C, 256) of bytes or float32, in one compiled pass."""
+    n, h, w, c = x.shape
+    out = np.empty((n, c, h, w), tables.dtype)
+    _native.planes8(np.ascontiguousarray(x), np.ascontiguousarray(tables), out, n, h * w, c, tables.dtype.itemsize)
+    return out
+
+
 def _looked_up(x: np.ndarray, tables: np.ndarray, rows: int, dtype) -> np.ndarray:
     """8-bit ``x`` through 256-entry byte tables indexed by the code's byte on the compiled kernel: one table
     (``rows`` 1) or one per leading row of ``x`` (``tables`` (rows, 256)); the result has ``x``'s shape."""

@@ -7,11 +7,14 @@ import numpy as np
 from rknn_core.errors import RknnError
 from rknn_core.ir import Tensor
 from rknn_core.model import RknnModel
+from rknn_core.ops._quant import channels_last_planes
 from rknn_core.quant.params import QTYPES
 
 DATA_TYPES = ("float32", "float16", "int8", "uint8", "int16")
 DATA_FORMATS = ("nhwc", "nchw")
 NUMERIC_KINDS = "biufc"  # numpy dtype kinds of bool and numbers
+BYTE_VALUES = {np.dtype(t): np.arange(256, dtype=np.uint8).view(t).astype(np.float32) for t in (np.uint8, np.int8)}
+# (the float32 value of each byte, read as uint8 or int8)
 
 
 def prepare_inputs(model: RknnModel, inputs: list, data_type: str = "uint8", data_format: str = "nhwc",
@@ -79,6 +82,10 @@ def _stored(arr: np.ndarray, tensor: Tensor, index: int, name: str) -> np.ndarra
             raise RknnError(f"input {index} ('{name}') is {dtype} (already quantized) but the data given holds "
                             f"{arr.dtype} values from {low} to {high}; give {dtype} values {info.min}..{info.max} "
                             f"(the picture as the model's own quantization expects it)")
+    if arr.dtype in BYTE_VALUES and kind in (np.float32, arr.dtype) and arr.ndim == 4 and not arr.flags.c_contiguous \
+            and arr.transpose(0, 2, 3, 1).flags.c_contiguous:  # an NHWC picture for NCHW: planes in one pass
+        values = BYTE_VALUES[arr.dtype] if kind == np.float32 else np.arange(256, dtype=np.uint8).view(kind)
+        return channels_last_planes(arr.transpose(0, 2, 3, 1), np.tile(values, (arr.shape[1], 1)))
     return arr.astype(kind, copy=False)
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 
 from rknn_core.ir import Graph, Node, QuantParams
-from rknn_core.ops._quant import code_lookup, rows_lookup
+from rknn_core.ops._quant import channels_last_planes, code_lookup, rows_lookup
 from rknn_core.plugins import Registry
 from rknn_core.preprocess import channel_axis
 from rknn_core.quant.params import QTYPES, dequantize, stored_codes
@@ -200,15 +200,22 @@ class QuantExecutor(Executor):
         table = np.moveaxis(np.asarray(value), axis, 0).reshape(channels, len(codes))
         last = len(tensor.shape) == 4 and axis == 3
         compiled = rows_lookup(table, q.qtype) if axis == 1 or last else None
+        identity = bool((order == np.arange(channels)).all())
+        if compiled is not None and last and identity:  # 8-bit NHWC: the planes in one compiled pass
+            by_byte = np.ascontiguousarray(np.roll(table, lo, axis=1))  # i8: the bytes 128..255 are -128..-1
+
+            def run_planes(args: list) -> list[np.ndarray]:
+                return [channels_last_planes(stored_codes(args[0], q), by_byte).transpose(0, 2, 3, 1)]
+
+            return run_planes  # NHWC: a view of the planes (a Transpose to NCHW after it, as Keras exports
+            # have, is then a free contiguous copy)
         if compiled is not None:  # 8-bit: one compiled pass, channel c's table on its (reordered) plane
-            identity = bool((order == np.arange(channels)).all())
 
             def run_compiled(args: list) -> list[np.ndarray]:
                 stored = stored_codes(args[0], q)
                 planes = np.ascontiguousarray(stored.transpose(0, 3, 1, 2)) if last else stored
                 out = compiled(planes if identity else np.take(planes, order, axis=1))
-                return [out.transpose(0, 2, 3, 1) if last else out]  # NHWC: a view of the planes (a Transpose
-                # to NCHW after it, as Keras exports have, is then a free contiguous copy)
+                return [out.transpose(0, 2, 3, 1) if last else out]
 
             return run_compiled
         tables = [np.ascontiguousarray(table[c]) for c in range(channels)]
