@@ -142,6 +142,25 @@ def test_nearest_resize_by_copies_equals_gathers(monkeypatch, sizes, coord, near
     np.testing.assert_array_equal(got, resize.quant_kernel(inputs, [q, None, None, None], [q], attrs)[0])
 
 
+@pytest.mark.parametrize("sizes, coord, nearest", [((1, 24, 120, 120), "asymmetric", "floor"),
+                                                   ((1, 8, 45, 30), "half_pixel", "round_prefer_floor"),
+                                                   ((1, 8, 30, 45), "half_pixel", "round_prefer_ceil")])
+@pytest.mark.parametrize("dtype", [np.float32, np.int32])
+def test_float_nearest_resize_by_copies_equals_gathers(monkeypatch, sizes, coord, nearest, dtype):
+    """4-byte elements (float32, int32) take the compiled copies too: the gathers' values bit for bit (NaN and -0
+    included)."""
+    x = np.random.default_rng(sizes[2]).normal(0, 3, (1, sizes[1], 15, 15)).astype(dtype)
+    if dtype == np.float32:
+        x[0, 0, 0, :3] = [np.nan, -0.0, np.inf]
+    attrs = {"mode": "nearest", "coordinate_transformation_mode": coord, "nearest_mode": nearest}
+    inputs = [x, None, None, np.asarray(sizes, np.int64)]
+    got = resize.kernel(inputs, attrs)[0]
+    monkeypatch.setattr(resize, "_by_copies", lambda *args: None)
+    want = resize.kernel(inputs, attrs)[0]
+    assert got.shape == tuple(sizes) and got.dtype == want.dtype
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
 def _deconv_reference(x, w, b, x_q, w_q, o_q, attrs):
     """The numpy path: exact centered sums scattered per tap, requantized per output channel."""
     wc, dtype = weight_plan(w, w_q, x_q, 1)

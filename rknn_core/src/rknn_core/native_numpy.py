@@ -458,12 +458,16 @@ def _weave_check(name: str, planes: int, h: int, w: int, fy: int, fx: int) -> No
         raise ValueError(f"{name}: sizes must not be negative, factors between 1 and 64")
 
 
-def upsample8(x, out, planes: int, h: int, w: int, fy: int, fx: int) -> None:
-    """out[p, y * fy + a, x * fx + b] = x[p, y, x]: nearest upsampling of byte planes by whole factors."""
+def upsample8(x, out, planes: int, h: int, w: int, fy: int, fx: int, size: int = 1) -> None:
+    """out[p, y * fy + a, x * fx + b] = x[p, y, x]: nearest upsampling of byte (or 4-byte: ``size`` 4) planes by
+    whole factors."""
     name = "upsample8"
     _weave_check(name, planes, h, w, fy, fx)
-    src = _flat(x, np.uint8, planes * h * w, name).reshape(planes, h, 1, w, 1)
-    dst = _flat(out, np.uint8, planes * h * fy * w * fx, name).reshape(planes, h, fy, w, fx)
+    if size not in (1, 4):
+        raise ValueError(f"{name}: an element size other than 1 or 4")
+    dtype = np.uint8 if size == 1 else np.uint32
+    src = _flat(x, dtype, planes * h * w, name).reshape(planes, h, 1, w, 1)
+    dst = _flat(out, dtype, planes * h * fy * w * fx, name).reshape(planes, h, fy, w, fx)
     dst[...] = src
 
 

@@ -405,7 +405,29 @@ static inline __attribute__((always_inline)) void repeat_row_by(uint8_t *out, co
         memcpy(out + x * f, wide, (size_t)((w - x) * f));
     }
 }
+
+/* The 4 elements at src, each twice, at dst (unpacks of 4 floats with themselves). */
+static inline __attribute__((always_inline)) void repeat4x2(uint32_t *dst, const uint32_t *src)
+{
+    const __m128 v = _mm_loadu_ps((const float *)(const void *)src);
+    _mm_storeu_ps((float *)(void *)dst, _mm_unpacklo_ps(v, v));
+    _mm_storeu_ps((float *)(void *)(dst + 4), _mm_unpackhi_ps(v, v));
+}
 #endif
+
+/* out[x * f + j] = src[x] for x < w, j < f, of 4-byte elements; f 2 by unpacks of 4 elements with themselves. */
+VEX_CLONES static void repeat_row32(uint32_t *out, const uint32_t *src, Py_ssize_t w, int f)
+{
+    Py_ssize_t x = 0;
+#ifdef X86_KERNELS
+    if (f == 2)
+        for (; x + 4 <= w; x += 4)
+            repeat4x2(out + 2 * x, src + x);
+#endif
+    for (; x < w; x++)
+        for (int j = 0; j < f; j++)
+            out[x * f + j] = src[x];
+}
 
 /* out[x * f + j] = src[x] for x < w, j < f. */
 VEX_CLONES static void repeat_row(uint8_t *out, const uint8_t *src, Py_ssize_t w, int f)
@@ -430,7 +452,7 @@ VEX_CLONES static void repeat_row(uint8_t *out, const uint8_t *src, Py_ssize_t w
 typedef struct {
     const uint8_t *x;
     uint8_t *out;
-    Py_ssize_t planes, h, w;
+    Py_ssize_t planes, h, w, size; /* size: bytes per element (upsampling: 1 or 4; depth_to_space8: 1) */
     int fy, fx, tasks, depth; /* depth: depth_to_space8 (kh fy, kw fx), else upsample8 */
 } weave_job;
 
@@ -440,13 +462,17 @@ static void weave_task(void *ctx, int t)
     const weave_job *J = ctx;
     const Py_ssize_t ow = J->w * J->fx, plane = J->h * J->w;
     for (Py_ssize_t p = J->planes * t / J->tasks; p < J->planes * (t + 1) / J->tasks; p++) {
-        uint8_t *out = J->out + p * plane * J->fy * J->fx;
+        uint8_t *out = J->out + p * plane * J->fy * J->fx * J->size;
         for (Py_ssize_t y = 0; y < J->h; y++) {
             if (!J->depth) {
-                uint8_t *row = out + y * J->fy * ow;
-                repeat_row(row, J->x + p * plane + y * J->w, J->w, J->fx);
+                uint8_t *row = out + y * J->fy * ow * J->size;
+                const uint8_t *src = J->x + (p * plane + y * J->w) * J->size;
+                if (J->size == 4)
+                    repeat_row32((uint32_t *)(void *)row, (const uint32_t *)(const void *)src, J->w, J->fx);
+                else
+                    repeat_row(row, src, J->w, J->fx);
                 for (int i = 1; i < J->fy; i++)
-                    memcpy(row + i * ow, row, (size_t)ow);
+                    memcpy(row + i * ow * J->size, row, (size_t)(ow * J->size));
                 continue;
             }
             for (int i = 0; i < J->fy; i++) {
@@ -464,11 +490,12 @@ static PyObject *run_weave(weave_job J, Py_buffer *xb, Py_buffer *ob, const char
 {
     const Py_ssize_t n = J.planes * J.h * J.w * J.fy * J.fx;
     const int ok = J.planes >= 0 && J.h >= 0 && J.w >= 0 && J.fy >= 1 && J.fx >= 1 && J.fx <= 64 &&
-                   xb->len >= (J.depth ? n : n / (J.fy * J.fx)) && ob->len >= n;
+                   (J.size == 1 || (J.size == 4 && !J.depth)) &&
+                   xb->len >= (J.depth ? n : n / (J.fy * J.fx)) * J.size && ob->len >= n * J.size;
     if (ok && n > 0) {
         J.x = xb->buf;
         J.out = ob->buf;
-        J.tasks = tasks_for(n, J.planes);
+        J.tasks = tasks_for(n * J.size, J.planes);
         Py_BEGIN_ALLOW_THREADS
         pool_run(J.tasks, weave_task, &J);
         Py_END_ALLOW_THREADS
@@ -485,16 +512,17 @@ static PyObject *run_weave(weave_job J, Py_buffer *xb, Py_buffer *ob, const char
 PyObject *upsample8(PyObject *self, PyObject *args)
 {
     Py_buffer xb, ob;
-    weave_job J = {0};
-    if (!PyArg_ParseTuple(args, "y*w*nnnii", &xb, &ob, &J.planes, &J.h, &J.w, &J.fy, &J.fx))
+    weave_job J = {.size = 1};
+    if (!PyArg_ParseTuple(args, "y*w*nnnii|n", &xb, &ob, &J.planes, &J.h, &J.w, &J.fy, &J.fx, &J.size))
         return NULL;
-    return run_weave(J, &xb, &ob, "upsample8: factors below 1 (or fx above 64) or buffer sizes that do not match");
+    return run_weave(J, &xb, &ob, "upsample8: factors below 1 (or fx above 64), an element size other than 1 or 4, "
+                                  "or buffer sizes that do not match");
 }
 
 PyObject *depth_to_space8(PyObject *self, PyObject *args)
 {
     Py_buffer xb, ob;
-    weave_job J = {.depth = 1};
+    weave_job J = {.depth = 1, .size = 1};
     if (!PyArg_ParseTuple(args, "y*w*niinn", &xb, &ob, &J.planes, &J.fy, &J.fx, &J.h, &J.w))
         return NULL;
     return run_weave(J, &xb, &ob, "depth_to_space8: kernel below 1 (or kw above 64) or buffer sizes that do not match");

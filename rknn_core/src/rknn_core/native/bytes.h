@@ -30,8 +30,9 @@ int64_t byte_sum(const uint8_t *x, Py_ssize_t n, int is_signed);
  * (rows, inner) are b. */
 PyObject *byte_histograms(PyObject *self, PyObject *args);
 
-/* upsample8(x, out, planes, h, w, fy, fx): nearest upsampling of byte planes by whole factors,
- * out[p, y * fy + a, x * fx + b] = x[p, y, x] (out (planes, h * fy, w * fx)). */
+/* upsample8(x, out, planes, h, w, fy, fx[, size]): nearest upsampling of planes by whole factors,
+ * out[p, y * fy + a, x * fx + b] = x[p, y, x] (out (planes, h * fy, w * fx)), of bytes (size 1, the default) or
+ * 4-byte elements (size 4). */
 PyObject *upsample8(PyObject *self, PyObject *args);
 
 /* depth_to_space8(x, out, planes, kh, kw, h, w): out[p, y * kh + i, x * kw + j] = x[p, i, j, y, x] for byte

@@ -204,6 +204,10 @@ def kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
     out_shape, scale, box = _plan(x.shape, get(1), get(2), get(3), attrs)
     if tuple(out_shape) == x.shape:
         return [x.copy()]  # onnxruntime copies whenever the shape is unchanged, whatever the scales
+    if mode == "nearest":
+        y = _by_copies(x, out_shape, scale, box, coord, nearest, attrs)
+        if y is not None:
+            return [y]
     floating = np.issubdtype(x.dtype, np.floating)
     y = x
     mask = None
@@ -288,10 +292,11 @@ def quant_kernel(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.
 
 
 def _by_copies(x: np.ndarray, out_shape, scale, box, coord: str, nearest: str, attrs: dict) -> np.ndarray | None:
-    """Nearest resize of 8-bit codes that repeats every input pixel of the last two axes a whole number of
-    times (output position o reads input o // factor, as ``kernel``'s taps say) on the compiled kernel; None
+    """Nearest resize of 1- or 4-byte elements (8-bit codes, float32) that repeats every input pixel of the last
+    two axes a whole number of times (output position o reads input o // factor, as ``kernel``'s taps say) on the compiled kernel; None
     otherwise (other axes resized, other index patterns, wider storage)."""
-    if x.ndim < 2 or x.dtype.itemsize != 1 or tuple(out_shape[:-2]) != x.shape[:-2] or coord == "tf_crop_and_resize":
+    if x.ndim < 2 or x.dtype.itemsize not in (1, 4) or tuple(out_shape[:-2]) != x.shape[:-2] \
+            or coord == "tf_crop_and_resize":
         return None
     factors = [_whole_factor(x.shape[axis], out_shape[axis], scale[axis], tuple(box[axis]), coord, nearest)
                for axis in (x.ndim - 2, x.ndim - 1)]
@@ -299,7 +304,7 @@ def _by_copies(x: np.ndarray, out_shape, scale, box, coord: str, nearest: str, a
         return None
     y = np.empty(tuple(out_shape), dtype=x.dtype)
     planes = int(np.prod(x.shape[:-2]))
-    _native.upsample8(np.ascontiguousarray(x), y, planes, *x.shape[-2:], *factors)
+    _native.upsample8(np.ascontiguousarray(x), y, planes, *x.shape[-2:], *factors, x.dtype.itemsize)
     return y
 
 
