@@ -506,6 +506,25 @@ def test_per_channel_mul_add_fold_into_the_conv_at_level_3():
         check_against_ort(model, inputs, optimization_level=level)
 
 
+@pytest.mark.parametrize("group", [1, 2])
+def test_bias_and_batchnorm_after_a_transposed_conv_fold_into_it_at_level_3(group):
+    """PP-OCR's detection head: ConvTranspose -> Add(bias) -> Mul -> Add (batch normalization) -> Relu; one group
+    folds (the weights' output channels are axis 1), two groups stay."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((1, 4, 6, 6)).astype(np.float32)
+    inits = {"w": rng.standard_normal((4, 6 // group, 2, 2)).astype(np.float32),
+             "b": rng.standard_normal((1, 6, 1, 1)).astype(np.float32),
+             "s": (rng.random((1, 6, 1, 1)) + 0.5).astype(np.float32),
+             "t": rng.standard_normal((1, 6, 1, 1)).astype(np.float32)}
+    nodes = [helper.make_node("ConvTranspose", ["x", "w"], ["c"], strides=[2, 2], group=group),
+             helper.make_node("Add", ["c", "b"], ["a1"]), helper.make_node("Mul", ["a1", "s"], ["m"]),
+             helper.make_node("Add", ["m", "t"], ["a2"]), helper.make_node("Relu", ["a2"], ["y"])]
+    model, inputs = make_model(nodes, {"x": x}, ["y"], inits), {"x": x}
+    folded = ["ConvTranspose", "Relu"] if group == 1 else ["ConvTranspose", "Add", "Mul", "Add", "Relu"]
+    assert [n.op for n in built(model, 3).nodes] == folded
+    check_against_ort(model, inputs, optimization_level=3)
+
+
 def test_spatially_varying_mul_is_not_folded():
     model, inputs = _conv_mul_add(np.random.default_rng(6), (1, 4, 8, 8), (4, 1, 1))
     assert [n.op for n in built(model, 3).nodes] == ["Conv", "Mul", "Add", "Relu"]

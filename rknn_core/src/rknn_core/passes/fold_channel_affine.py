@@ -1,9 +1,11 @@
-"""Fold a per-channel constant Mul or Add after a Conv into the Conv's weights or bias.
+"""Fold a per-channel constant Mul or Add after a Conv (or a ConvTranspose of one group) into its weights or bias.
 
 TensorFlow and Keras graphs express batch normalization as ``Mul`` then ``Add`` after each
-convolution. Folded, the convolution computes ``W*s`` and ``b*s + t`` itself: one node fewer, and
-for quantization one per-tensor-quantized intermediate fewer (that tensor otherwise costs accuracy).
-The arithmetic is regrouped, so the pass runs only at optimization level 3.
+convolution; Paddle exports write a transposed convolution's bias and batch normalization the same way
+(PP-OCR's detection head). Folded, the convolution computes ``W*s`` and ``b*s + t`` itself: one node
+fewer (one pass over a large output fewer), and for quantization one per-tensor-quantized intermediate
+fewer (that tensor otherwise costs accuracy). The arithmetic is regrouped, so the pass runs only at
+optimization level 3.
 """
 
 from __future__ import annotations
@@ -34,13 +36,19 @@ def channel_vector(graph: Graph, node: Node, conv_out: str) -> np.ndarray | None
     return np.broadcast_to(data.reshape(-1), (out[1],)).copy()
 
 
+OUTPUT_AXIS = {"Conv": 0, "ConvTranspose": 1}  # the weights' output-channel axis (a ConvTranspose of one group)
+
+
 def _fold(graph: Graph, conv: Node, node: Node, values: np.ndarray) -> None:
     weight = graph.tensors[conv.inputs[1]].data
+    axis = OUTPUT_AXIS[conv.op]
     has_bias = len(conv.inputs) > 2 and conv.inputs[2]
-    bias = np.asarray(graph.tensors[conv.inputs[2]].data, np.float64) if has_bias else np.zeros(weight.shape[0])
+    bias = np.asarray(graph.tensors[conv.inputs[2]].data, np.float64) if has_bias else np.zeros(weight.shape[axis])
     w = np.asarray(weight, np.float64)
     if node.op == "Mul":
-        w = w * values.reshape(-1, *([1] * (w.ndim - 1)))
+        shape = [1] * w.ndim
+        shape[axis] = -1
+        w = w * values.reshape(shape)
         bias = bias * values
     else:
         bias = bias + values
@@ -53,9 +61,11 @@ def _fold(graph: Graph, conv: Node, node: Node, values: np.ndarray) -> None:
 
 def run(graph: Graph, ctx) -> bool:
     changed = False
-    for conv in [n for n in graph.nodes if n.op == "Conv"]:
+    for conv in [n for n in graph.nodes if n.op in OUTPUT_AXIS]:
         weight = graph.tensors[conv.inputs[1]].data
         if conv.attrs.get("activation") or weight is None or not np.issubdtype(weight.dtype, np.floating):
+            continue
+        if conv.op == "ConvTranspose" and int(conv.attrs.get("group", 1)) != 1:
             continue
         if len(conv.inputs) > 2 and conv.inputs[2] and graph.tensors[conv.inputs[2]].data is None:
             continue
@@ -72,4 +82,5 @@ def run(graph: Graph, ctx) -> bool:
 
 PASS = PassSpec("fold_channel_affine", run, min_level=3, changes_numerics=True,
                 after=("fold_constants", "remove_identity", "eliminate_transposes", "fold_batchnorm"),
-                doc="A per-channel constant Mul or Add after a Conv into the Conv's weights or bias.")
+                doc="A per-channel constant Mul or Add after a Conv (or a one-group ConvTranspose) into its weights or "
+                    "bias.")
