@@ -70,8 +70,9 @@ def test_every_builtin_pass_declares_an_honest_contract():
     by_name = {p.name: p for p in builtin_passes()}
     assert set(by_name) == {"fold_constants", "remove_identity", "eliminate_transposes", "fold_batchnorm",
                             "fold_channel_affine", "fuse_activation", "merge_horizontal", "fold_pad",
-                            "fuse_epilogue", "fold_preprocess", "fuse_hardswish"}
-    for name in ("fold_batchnorm", "fold_channel_affine", "fold_preprocess", "fuse_hardswish"):
+                            "fuse_epilogue", "fold_preprocess", "fuse_hardswish", "fold_flatten_transpose"}
+    for name in ("fold_batchnorm", "fold_channel_affine", "fold_preprocess", "fuse_hardswish",
+                 "fold_flatten_transpose"):
         assert by_name[name].changes_numerics and by_name[name].min_level == 3
     for name in ("fold_constants", "remove_identity", "eliminate_transposes", "fuse_activation", "merge_horizontal"):
         assert not by_name[name].changes_numerics and by_name[name].min_level == 1
@@ -522,6 +523,23 @@ def test_bias_and_batchnorm_after_a_transposed_conv_fold_into_it_at_level_3(grou
     model, inputs = make_model(nodes, {"x": x}, ["y"], inits), {"x": x}
     folded = ["ConvTranspose", "Relu"] if group == 1 else ["ConvTranspose", "Add", "Mul", "Add", "Relu"]
     assert [n.op for n in built(model, 3).nodes] == folded
+    check_against_ort(model, inputs, optimization_level=3)
+
+
+@pytest.mark.parametrize("perm", [[0, 2, 3, 1], [0, 3, 2, 1], [1, 0, 2, 3]])
+def test_a_transpose_only_flattened_into_a_matmul_folds_into_its_rows_at_level_3(perm):
+    """Keras' NHWC flatten before a dense layer (MTCNN R-Net's head): the Transpose disappears into the weights'
+    row order; a Transpose that moves the batch axis stays."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    transposed = [x.shape[p] for p in perm]
+    inits = {"w": rng.standard_normal((int(np.prod(transposed[1:])), 7)).astype(np.float32)}
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=perm), helper.make_node("Flatten", ["t"], ["f"]),
+             helper.make_node("MatMul", ["f", "w"], ["y"])]
+    model, inputs = make_model(nodes, {"x": x}, ["y"], inits), {"x": x}
+    want = ["Flatten", "MatMul"] if perm[0] == 0 else ["Transpose", "Flatten", "MatMul"]
+    assert [n.op for n in built(model, 3).nodes] == want
+    assert [n.op for n in built(model, 2).nodes] == ["Transpose", "Flatten", "MatMul"]
     check_against_ort(model, inputs, optimization_level=3)
 
 

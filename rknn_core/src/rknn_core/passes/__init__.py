@@ -6,9 +6,9 @@ import importlib
 
 from rknn_core.records import PassSpec
 
-MODULES = ("fold_constants", "remove_identity", "eliminate_transposes", "fold_pad", "fold_batchnorm",
-           "fold_channel_affine", "fuse_hardswish", "fuse_activation", "merge_horizontal", "fuse_epilogue",
-           "fold_preprocess")
+MODULES = ("fold_constants", "remove_identity", "eliminate_transposes", "fold_flatten_transpose", "fold_pad",
+           "fold_batchnorm", "fold_channel_affine", "fuse_hardswish", "fuse_activation", "merge_horizontal",
+           "fuse_epilogue", "fold_preprocess")
 
 
 def builtin_passes() -> list[PassSpec]:
