@@ -87,6 +87,23 @@ def test_a_failing_node_is_named():
         Executor(graph, default_registry()).run({"x": np.zeros((2, 3), np.float32)})
 
 
+def test_an_output_a_kernel_did_not_give_is_named():
+    """A kernel that returns fewer outputs than its node names: the step that reads the missing one says so."""
+    from rknn_core.ir import TensorInfo
+    from rknn_core.records import OpDef
+
+    registry = default_registry().copy()
+    registry.add("ops", OpDef("TwoNamed", lambda i, a: [TensorInfo(i[0].shape, i[0].dtype)] * 2,
+                              lambda i, a: [i[0] + 1], max_inputs=1, doc="gives one output of two"), "test")
+    graph = Graph(inputs=["x"], outputs=["y"])
+    for name in ("x", "a", "b", "y"):
+        graph.add_tensor(Tensor(name, (2,)))
+    graph.nodes.append(Node("two", "TwoNamed", ["x"], ["a", "b"]))
+    graph.nodes.append(Node("add", "Add", ["a", "b"], ["y"]))
+    with pytest.raises(RknnError, match="tensor 'b' has no value"):
+        Executor(graph, registry).run({"x": np.zeros(2, np.float32)})
+
+
 def test_an_input_left_out_is_named():
     graph = add_graph(np.zeros((1, 4), np.float32))
     graph.inputs.append("z")

@@ -97,8 +97,11 @@ class Executor:
         values: dict[str, np.ndarray] = self._unfolded(feeds)
         for step in self._plan(frozenset(values), frozenset(keep)):
             args = list(step.template)
-            for position, name in step.reads:  # the plan made sure each has a value by now
-                args[position] = values[name]
+            try:
+                for position, name in step.reads:
+                    args[position] = values[name]
+            except KeyError as exc:  # the plan found a producer, but its kernel gave fewer outputs than named
+                raise RknnError(f"tensor '{exc.args[0]}' has no value (is an input missing?)") from None
             try:
                 if times is None:
                     outs = step.call(args)
