@@ -141,6 +141,20 @@ def test_center_and_plane_sums_are_bit_identical(compiled, kind):
     np.testing.assert_array_equal(want, x.reshape(12, 35).sum(axis=1))
 
 
+@pytest.mark.parametrize(("h", "w", "pt", "pl", "sh", "sw"), [(9, 11, 1, 0, 2, 2), (7, 7, 3, 2, 3, 2), (4, 6, 0, 0, 1, 3)])
+def test_phase_planes_is_bit_identical(compiled, threads, h, w, pt, pl, sh, sw):
+    """Zero-bordered planes split into their stride phases (the bordered extent rounded up to whole phases)."""
+    rng = np.random.default_rng(h * w)
+    x = rng.normal(0, 1, (3, h, w)).astype(np.float32)
+    qh, qw = -(-(h + pt + 1) // sh), -(-(w + pl + 1) // sw)
+    (want,), (got,) = both(compiled, "phase_planes", [np.empty((3, sh, sw, qh, qw), np.float32)], x, OUT, 3, h, w,
+                           pt, pl, qh, qw, sh, sw)
+    np.testing.assert_array_equal(got, want)
+    padded = np.zeros((3, qh * sh, qw * sw), np.float32)
+    padded[:, pt:pt + h, pl:pl + w] = x[:, :qh * sh - pt, :qw * sw - pl]
+    np.testing.assert_array_equal(want, padded.reshape(3, qh, sh, qw, sw).transpose(0, 2, 4, 1, 3))
+
+
 @pytest.mark.parametrize("size", [1, 4])
 @pytest.mark.parametrize(("images", "pixels", "channels"), [(1, 7 * 9, 3), (2, 5, 4), (1, 300 * 300, 3)])
 def test_planes8_is_bit_identical(compiled, threads, size, images, pixels, channels):

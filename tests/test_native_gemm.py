@@ -345,3 +345,32 @@ def test_int8_operands_refuse_what_bytes_cannot_hold():
     a8, terms, d = int8_operands(np.array([[250.0, 5.0, 0.0]], np.float32), 7)
     assert a8.shape == (1, 4) and list(a8[0]) == [122, -123, -128, 0] and list(d) == [128]  # lowest to -128
     assert list(terms) == [-7 * (122 - 123 - 128) - 3 * 128 * 7]
+
+
+@pytest.mark.parametrize(("c", "h", "w", "kernel", "strides", "pads"), [
+    (3, 224, 224, (3, 3), (2, 2), (0, 0, 1, 1)),  # EfficientNet's stem (TF "SAME" as explicit pads)
+    (3, 31, 29, (3, 3), (2, 2), (1, 1, 1, 1)),
+    (4, 17, 20, (5, 5), (2, 2), (2, 2, 2, 2)),
+    (2, 13, 14, (3, 2), (3, 2), (1, 0, 2, 1)),
+])
+def test_strided_conv_on_stride_phases_equals_the_bordered_planes(monkeypatch, c, h, w, kernel, strides, pads):
+    """A strided float convolution reads its input split into stride phases (contiguous im2col runs): the same
+    taps in the same order, so the same bits as from the zero-bordered planes."""
+    from rknn_core.ops import conv
+
+    rng = np.random.default_rng(h)
+    x = rng.normal(0, 1, (1, c, h, w)).astype(np.float32)
+    wts, b = rng.normal(0, 0.3, (8, c, *kernel)).astype(np.float32), rng.normal(0, 0.1, 8).astype(np.float32)
+
+    def run() -> np.ndarray:
+        attrs = {"kernel_shape": list(kernel), "strides": list(strides), "pads": list(pads),
+                 "activation": {"op": "Clip", "min": 0.0, "max": 6.0}}  # a fresh dict: a fresh per-node plan
+        return conv.kernel([x, wts, b], attrs)[0]
+
+    assert conv._phased(conv._geometry(x.shape, wts.shape, {"kernel_shape": list(kernel), "strides": list(strides),
+                                                           "pads": list(pads)}), (h, w), 1, 1, False) is not None
+    phased = run()
+    monkeypatch.setattr(conv, "_phased", lambda *args: None)
+    bordered = run()
+    assert phased.shape == bordered.shape and len(np.unique(phased)) > 50
+    np.testing.assert_array_equal(phased.view(np.uint32), bordered.view(np.uint32))

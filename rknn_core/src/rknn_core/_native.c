@@ -1343,6 +1343,74 @@ static PyObject *pad_planes(PyObject *self, PyObject *args)
                   &ob);
 }
 
+/* ---- Stride phases of zero-bordered float32 planes: the strided convolutions' GEMM input ---------- */
+
+typedef struct {
+    const float *x;
+    float *out;
+    Py_ssize_t planes, h, w, pt, pl, qh, qw, sh, sw, rows; /* rows: planes * qh * sh padded rows in all */
+    int tasks;
+} phase_job;
+
+/* Padded rows [r0, r1) of all planes: padded row pr of plane p is row pr / sh of its phase rows pr % sh,
+ * and its column pc goes to column pc / sw of phase pc % sw; cells outside the input are zero. */
+HOT_EXACT static void phase_task(void *ctx, int t)
+{
+    const phase_job *J = ctx;
+    const Py_ssize_t r0 = J->rows * t / J->tasks, r1 = J->rows * (t + 1) / J->tasks, plane_rows = J->qh * J->sh;
+    const Py_ssize_t phase = J->qh * J->qw;
+    for (Py_ssize_t row = r0; row < r1; row++) {
+        const Py_ssize_t p = row / plane_rows, pr = row % plane_rows, r = pr - J->pt, a = pr % J->sh, y = pr / J->sh;
+        for (Py_ssize_t b = 0; b < J->sw; b++) {
+            float *dst = J->out + ((p * J->sh + a) * J->sw + b) * phase + y * J->qw;
+            if (r < 0 || r >= J->h) {
+                memset(dst, 0, sizeof(float) * (size_t)J->qw);
+                continue;
+            }
+            /* columns xq read input column xq * sw + b - pl: inside the row for xq in [x0, x1) */
+            const Py_ssize_t lead = J->pl - b, x0 = lead > 0 ? (lead + J->sw - 1) / J->sw : 0;
+            Py_ssize_t x1 = (J->w + lead + J->sw - 1) / J->sw;
+            x1 = x1 < J->qw ? x1 : J->qw;
+            const float *s = J->x + (p * J->h + r) * J->w - lead; /* s[xq * sw] is column xq of this phase */
+            memset(dst, 0, sizeof(float) * (size_t)x0);
+            if (J->sw == 2)
+                for (Py_ssize_t xq = x0; xq < x1; xq++)
+                    dst[xq] = s[2 * xq];
+            else
+                for (Py_ssize_t xq = x0; xq < x1; xq++)
+                    dst[xq] = s[xq * J->sw];
+            if (x1 > x0)
+                memset(dst + x1, 0, sizeof(float) * (size_t)(J->qw - x1));
+            else
+                memset(dst + x0, 0, sizeof(float) * (size_t)(J->qw - x0));
+        }
+    }
+}
+
+/* phase_planes(x, out, planes, h, w, pt, pl, qh, qw, sh, sw): x float32 (planes, h, w) placed at row pt,
+ * column pl of zero-bordered planes of qh * sh rows and qw * sw columns, split into their stride phases:
+ * out (planes, sh, sw, qh, qw), out[p, a, b, y, x] = padded[p, y * sh + a, x * sw + b]. */
+static PyObject *phase_planes(PyObject *self, PyObject *args)
+{
+    Py_buffer xb, ob;
+    phase_job J = {0};
+    if (!PyArg_ParseTuple(args, "y*w*nnnnnnnnn", &xb, &ob, &J.planes, &J.h, &J.w, &J.pt, &J.pl, &J.qh, &J.qw, &J.sh,
+                          &J.sw))
+        return NULL;
+    const int ok = J.planes >= 0 && J.h >= 0 && J.w >= 0 && J.pt >= 0 && J.pl >= 0 && J.qh >= 0 && J.qw >= 0 &&
+                   J.sh >= 1 && J.sw >= 1 && xb.len >= (Py_ssize_t)sizeof(float) * J.planes * J.h * J.w &&
+                   ob.len >= (Py_ssize_t)sizeof(float) * J.planes * J.sh * J.sw * J.qh * J.qw;
+    if (ok) {
+        J.x = xb.buf;
+        J.out = ob.buf;
+        J.rows = J.planes * J.qh * J.sh;
+        J.tasks = J.rows * J.qw * J.sw < 65536 ? 1 : 4 * pool_get_threads();
+        run_tasks(J.tasks < J.rows ? J.tasks : 1, phase_task, &J);
+    }
+    return finish(ok, 1, "phase_planes: negative sizes, strides below 1 or buffer sizes that do not match", 2, &xb,
+                  &ob);
+}
+
 /* plane_sums(x, kind, out, planes, size): out[p] = sum of the size storage integers of plane p (int64). */
 static PyObject *plane_sums(PyObject *self, PyObject *args)
 {
@@ -1413,6 +1481,7 @@ static PyMethodDef methods[] = {
     {"qdepthwise_conv2d", qdepthwise_conv2d, METH_VARARGS,
      "Integer depthwise 2-D convolution: storage in, exact float32 sums, fixed-point requantization, storage out."},
     {"maxpool2d", maxpool2d, METH_VARARGS, "2-D max pooling of NCHW planes (float32, uint8, int8, int16)."},
+    {"phase_planes", phase_planes, METH_VARARGS, "Zero-bordered float32 planes split into their stride phases."},
     {"lookup8", lookup8, METH_VARARGS, "8-bit codes through 256-entry byte tables (one, or one per row)."},
     {"planes8", planes8, METH_VARARGS, "Channels-last bytes to planes through a 256-entry table per channel."},
     {"lookup8_pairs", lookup8_pairs, METH_VARARGS, "Two 8-bit codes through a 65536-entry byte table."},

@@ -418,6 +418,18 @@ def lookup8(x, tables, out, rows: int, inner: int, per_row: bool) -> None:
         dst[...] = table[0].take(codes)
 
 
+def phase_planes(x, out, planes: int, h: int, w: int, pt: int, pl: int, qh: int, qw: int, sh: int, sw: int) -> None:
+    """out[p, a, b, y, x] = padded[p, y * sh + a, x * sw + b]: x placed at (pt, pl) in zero-bordered planes of
+    qh * sh rows and qw * sw columns, split into their stride phases."""
+    name = "phase_planes"
+    if min(planes, h, w, pt, pl, qh, qw) < 0 or min(sh, sw) < 1:
+        raise ValueError(f"{name}: negative sizes or strides below 1")
+    padded = np.zeros((planes, qh * sh + h + pt, qw * sw + w + pl), np.float32)
+    padded[:, pt:pt + h, pl:pl + w] = _flat(x, np.float32, planes * h * w, name).reshape(planes, h, w)
+    phases = padded[:, :qh * sh, :qw * sw].reshape(planes, qh, sh, qw, sw).transpose(0, 2, 4, 1, 3)
+    _flat(out, np.float32, planes * sh * sw * qh * qw, name).reshape(phases.shape)[...] = phases
+
+
 def planes8(x, tables, out, images: int, pixels: int, channels: int, size: int) -> None:
     """out[i, c, p] = tables[c][x[i, p, c]] for channels-last bytes x: byte (size 1) or float32 (size 4) tables."""
     name = "planes8"

@@ -129,6 +129,33 @@ def _offsets(channels: int, padded: tuple[int, int], kernel: tuple[int, int], st
     return taps, origins
 
 
+def _phased(geo: Geometry, size: tuple[int, int], n: int, group: int, unpadded: bool) -> tuple[int, int] | None:
+    """(qh, qw), the size of each stride phase of the zero-bordered input of spatial ``size``, when a strided float convolution
+    reads it split into its phases (each tap's row of the implicit im2col is then a run of adjacent values,
+    not a strided gather); None otherwise. One image and one group, a kernel larger than its strides' 1x1, no
+    dilation, and a border to write anyway (an unbordered input is read in place)."""
+    strides = tuple(geo.strides)
+    if n != 1 or group != 1 or unpadded or strides == (1, 1) or tuple(geo.dilations) != (1, 1) \
+            or tuple(geo.kernel) == (1, 1):
+        return None
+    return tuple(-(-(size[k] + geo.begin[k] + geo.end[k]) // strides[k]) for k in range(2))
+
+
+@functools.lru_cache(maxsize=512)
+def _phase_offsets(channels: int, phases: tuple[int, int], kernel: tuple[int, int], strides: tuple[int, int],
+                   out: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """``_offsets`` for input split into stride phases (channels, sh, sw, qh, qw): tap (c, i, j) reads phase
+    (i % sh, j % sw) at row i // sh, column j // sw from each output's origin oy * qw + ox; the taps keep the
+    (c, i, j) order, so the GEMM sums in the same order as from the bordered planes."""
+    (qh, qw), (sh, sw) = phases, strides
+    cc, ii, jj = np.meshgrid(np.arange(channels), np.arange(kernel[0]), np.arange(kernel[1]), indexing="ij")
+    taps = ((((cc * sh + ii % sh) * sw + jj % sw) * qh + ii // sh) * qw + jj // sw).reshape(-1).astype(np.int64)
+    oy, ox = np.meshgrid(np.arange(out[0]), np.arange(out[1]), indexing="ij")
+    origins = (oy * qw + ox).reshape(-1).astype(np.int64)
+    taps.flags.writeable = origins.flags.writeable = False
+    return taps, origins
+
+
 @memo_by_attrs
 def _float_runner(attrs: dict, x_shape: tuple, w_shape: tuple):
     """The compiled float32 convolution of one node for inputs of these shapes, prepared once (geometry,
@@ -164,14 +191,25 @@ def _float_runner(attrs: dict, x_shape: tuple, w_shape: tuple):
         return depthwise
     padded = (h + geo.begin[0] + geo.end[0], width + geo.begin[1] + geo.end[1])
     unpadded = not any(geo.begin) and not any(geo.end)
-    taps, origins = _offsets(c // group, padded, tuple(geo.kernel), tuple(geo.strides), tuple(geo.dilations),
-                             tuple(geo.out))
+    phased = _phased(geo, (h, width), n, group, unpadded)
+    if phased is not None:
+        taps, origins = _phase_offsets(c, phased, tuple(geo.kernel), tuple(geo.strides), tuple(geo.out))
+    else:
+        taps, origins = _offsets(c // group, padded, tuple(geo.kernel), tuple(geo.strides), tuple(geo.dilations),
+                                 tuple(geo.out))
     count = m // group
     shape = (count, taps.size, origins.size)
 
+    def source_of(x: np.ndarray) -> np.ndarray:
+        if phased is not None:
+            source = np.empty((c, *geo.strides, *phased), dtype=np.float32)
+            _native.phase_planes(np.ascontiguousarray(x), source, c, h, width, *geo.begin, *phased, *geo.strides)
+            return source
+        return np.ascontiguousarray(x) if unpadded else _padded_planes(x, "f", 0, geo.begin, geo.end)
+
     def gemm(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, residual: np.ndarray | None) -> np.ndarray:
         y = np.empty((n, m, geo.out[0] * geo.out[1]), dtype=np.float32)
-        source = np.ascontiguousarray(x) if unpadded else _padded_planes(x, "f", 0, geo.begin, geo.end)
+        source = source_of(x)
         bias = contiguous_bias(b)
         r = None if residual is None else np.ascontiguousarray(residual).reshape(n, m, -1)
 
