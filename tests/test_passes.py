@@ -70,9 +70,10 @@ def test_every_builtin_pass_declares_an_honest_contract():
     by_name = {p.name: p for p in builtin_passes()}
     assert set(by_name) == {"fold_constants", "remove_identity", "eliminate_transposes", "fold_batchnorm",
                             "fold_channel_affine", "fuse_activation", "merge_horizontal", "fold_pad",
-                            "fuse_epilogue", "fold_preprocess", "fuse_hardswish", "fold_flatten_transpose"}
+                            "fuse_epilogue", "fold_preprocess", "fuse_hardswish", "fold_flatten_transpose",
+                            "fold_residual_scale"}
     for name in ("fold_batchnorm", "fold_channel_affine", "fold_preprocess", "fuse_hardswish",
-                 "fold_flatten_transpose"):
+                 "fold_flatten_transpose", "fold_residual_scale"):
         assert by_name[name].changes_numerics and by_name[name].min_level == 3
     for name in ("fold_constants", "remove_identity", "eliminate_transposes", "fuse_activation", "merge_horizontal"):
         assert not by_name[name].changes_numerics and by_name[name].min_level == 1
@@ -540,6 +541,26 @@ def test_a_transpose_only_flattened_into_a_matmul_folds_into_its_rows_at_level_3
     want = ["Flatten", "MatMul"] if perm[0] == 0 else ["Transpose", "Flatten", "MatMul"]
     assert [n.op for n in built(model, 3).nodes] == want
     assert [n.op for n in built(model, 2).nodes] == ["Transpose", "Flatten", "MatMul"]
+    check_against_ort(model, inputs, optimization_level=3)
+
+
+@pytest.mark.parametrize("add_first", [False, True])
+def test_a_residual_scale_becomes_one_mul_at_level_3(add_first):
+    """PP-LCNetV3's residual squeeze-excite: x + x * s, s from GlobalAveragePool -> Conv -> HardSigmoid, becomes
+    x * (s + 1) (the + 1 fused into the gate's conv as a post op); a gate as large as x stays an Add."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((1, 8, 6, 6)).astype(np.float32)
+    inits = {"w": rng.standard_normal((8, 8, 1, 1)).astype(np.float32) * 0.3,
+             "v": rng.standard_normal((8, 8, 3, 3)).astype(np.float32) * 0.2}
+    nodes = [helper.make_node("Conv", ["x", "v"], ["f"], pads=[1, 1, 1, 1]),
+             helper.make_node("GlobalAveragePool", ["f"], ["g"]), helper.make_node("Conv", ["g", "w"], ["c"]),
+             helper.make_node("HardSigmoid", ["c"], ["s"], alpha=0.2, beta=0.5),
+             helper.make_node("Mul", ["f", "s"], ["m"]),
+             helper.make_node("Add", ["m", "f"] if add_first else ["f", "m"], ["y"])]
+    model, inputs = make_model(nodes, {"x": x}, ["y"], inits, opset=13), {"x": x}
+    ops = [n.op for n in built(model, 3).nodes]
+    assert ops == ["Conv", "GlobalAveragePool", "Conv", "Mul"]
+    assert "Add" in [n.op for n in built(model, 2).nodes]
     check_against_ort(model, inputs, optimization_level=3)
 
 

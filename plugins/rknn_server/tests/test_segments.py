@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import numpy as np
 
@@ -31,6 +32,19 @@ def test_segments_cover_the_model_and_give_its_outputs(models):
             run_one(segment, values)
         got = outputs_of(segments, values, model.graph.outputs)
         np.testing.assert_array_equal(got[0], models[f"{kind}_ref"][0])
+
+
+def _trace_events(trace, segments: int, wait: float = 10.0) -> list:
+    """The trace's events once it holds ``segments`` segment events (the agent rewrites the file after a job's
+    answer has gone out, so the last job's events can lag the client's result), or as they are after ``wait``
+    seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        events = json.loads(trace.read_text())["traceEvents"] if trace.exists() else []
+        done = sum(e["ph"] == "X" and "segment" in e["name"] for e in events) >= segments
+        if done or time.monotonic() > deadline:
+            return events
+        time.sleep(0.02)
 
 
 def test_two_clients_segments_interleave_in_the_trace(models, start_agent, monkeypatch, tmp_path):
@@ -61,7 +75,7 @@ def test_two_clients_segments_interleave_in_the_trace(models, start_agent, monke
         for out in results[i]:
             np.testing.assert_array_equal(out, models[f"{kind}_ref"][0])
 
-    events = json.loads(trace.read_text())["traceEvents"]
+    events = _trace_events(trace, 3 * 4 + 3 * 3)
     steps = sorted((e for e in events if e["ph"] == "X"), key=lambda e: e["ts"])
     assert sum("segment" in e["name"] for e in steps) == 3 * 4 + 3 * 3  # every segment of every inference
     for a, b in zip(steps, steps[1:]):

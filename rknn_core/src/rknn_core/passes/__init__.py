@@ -7,8 +7,8 @@ import importlib
 from rknn_core.records import PassSpec
 
 MODULES = ("fold_constants", "remove_identity", "eliminate_transposes", "fold_flatten_transpose", "fold_pad",
-           "fold_batchnorm", "fold_channel_affine", "fuse_hardswish", "fuse_activation", "merge_horizontal",
-           "fuse_epilogue", "fold_preprocess")
+           "fold_batchnorm", "fold_channel_affine", "fuse_hardswish", "fold_residual_scale", "fuse_activation",
+           "merge_horizontal", "fuse_epilogue", "fold_preprocess")
 
 
 def builtin_passes() -> list[PassSpec]:
