@@ -172,6 +172,23 @@ def test_a_prepared_reshape_follows_each_input_shape(op, inputs, attrs, want):
         np.testing.assert_array_equal(got, want(x))
 
 
+@pytest.mark.parametrize("attrs", [{"axis": -1}, {"axis": 1, "coerce_2d": True}])
+def test_a_prepared_float_softmax_follows_each_input_shape(attrs):
+    graph = Graph(inputs=["x"], outputs=["y"])
+    graph.add_tensor(Tensor("x", (1, 2)))
+    graph.add_tensor(Tensor("y", (1, 2)))
+    graph.nodes.append(Node("softmax", "Softmax", ["x"], ["y"], attrs))
+    executor, rng = Executor(graph, default_registry()), np.random.default_rng(2)
+    for shape in ((1, 2), (3, 4, 5), (1, 2)):
+        x = rng.normal(0, 3, shape).astype(np.float32)
+        got = executor.run({"x": x})["y"]
+        want = nn._softmax_family(nn._softmax)([x], attrs)[0]
+        assert got.shape == shape and got.dtype == np.float32
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_allclose(got.reshape(-1, shape[-1]).sum(axis=1) if not attrs.get("coerce_2d") else
+                                   got.reshape(shape[0], -1).sum(axis=1), 1.0, rtol=1e-5)
+
+
 def test_a_fed_constant_replaces_the_graph_value_in_a_quantized_plan():
     """A plan holds converted constants in place of the graph's own, except where a run feeds that tensor."""
     graph = add_graph(np.array([[0.5, -1.0, 2.0, 0.25]], np.float32))

@@ -340,14 +340,9 @@ def _lrn_infer(inputs: list[TensorInfo | None], attrs: dict) -> list[TensorInfo]
 
 # --- softmax family ------------------------------------------------------------------------------
 
-def _axis_view(x: np.ndarray, attrs: dict) -> tuple[np.ndarray, int]:
-    """``x`` viewed for the op (2-D when ``coerce_2d``, the opset < 13 form) and the reduced axis."""
-    shape, axis = _view_shape(x.shape, attrs)
-    return x.reshape(shape), axis
-
-
 def _view_shape(shape: tuple, attrs: dict) -> tuple[tuple, int]:
-    """The shape ``_axis_view`` gives an input of ``shape``, and the reduced axis."""
+    """The shape the softmax family views an input of ``shape`` as (2-D when ``coerce_2d``, the opset < 13 form),
+    and the reduced axis."""
     if attrs.get("coerce_2d"):
         axis = norm_axis(int(attrs.get("axis", 1)), len(shape))
         return (math.prod(shape[:axis]), -1), 1
@@ -356,10 +351,30 @@ def _view_shape(shape: tuple, attrs: dict) -> tuple[tuple, int]:
 
 def _softmax_family(fn):
     def kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
-        x = inputs[0]
-        v, axis = _axis_view(x, attrs)
-        return [np.asarray(fn(v, axis)).astype(x.dtype, copy=False).reshape(x.shape)]
+        return [_family_of(fn, inputs[0], *_view_shape(inputs[0].shape, attrs))]
     return kernel
+
+
+def _family_of(fn, x: np.ndarray, view: tuple, axis: int) -> np.ndarray:
+    """``fn`` (softmax, log-softmax, hardmax) of ``x`` seen as ``view`` along ``axis``, in x's dtype and shape."""
+    return np.asarray(fn(x.reshape(view), axis)).astype(x.dtype, copy=False).reshape(x.shape)
+
+
+def _softmax_prepare(fn):
+    """``prepare`` for ``_softmax_family(fn)``: the view and axis worked out once per input shape (a two-class
+    head's softmax is a few microseconds of numpy; the rest of its call was this bookkeeping)."""
+    def prepare(attrs: dict, constants: list, computed: tuple[int, ...]):
+        views: dict[tuple, tuple[tuple, int]] = {}
+
+        def call(inputs: list) -> list[np.ndarray]:
+            x = inputs[0]
+            if x.shape not in views:
+                views[x.shape] = _view_shape(x.shape, attrs)
+            return [_family_of(fn, x, *views[x.shape])]
+
+        return call
+
+    return prepare
 
 
 PAIR_ROWS = 64  # from this many rows of two values on, reductions run as one elementwise call
@@ -668,6 +683,7 @@ OPS = [
     OpDef("LRN", _lrn_infer, _lrn_kernel, default_cost, 1, 1,
           doc="Local response normalization across channels."),
     OpDef("Softmax", _softmax_infer, _softmax_family(_softmax), _softmax_cost, 1, 1, quant_kernel=_softmax_quant,
+          prepare=_softmax_prepare(_softmax),
           doc="Numerically stable softmax along axis (default -1); coerce_2d gives the opset < 13 form."),
     OpDef("LogSoftmax", _softmax_infer, _softmax_family(_log_softmax), _softmax_cost, 1, 1,
           doc="Log of softmax along axis (default -1); coerce_2d gives the opset < 13 form."),
