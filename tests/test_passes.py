@@ -546,7 +546,7 @@ def test_a_transpose_only_flattened_into_a_matmul_folds_into_its_rows_at_level_3
 
 @pytest.mark.parametrize("add_first", [False, True])
 def test_a_residual_scale_becomes_one_mul_at_level_3(add_first):
-    """PP-LCNetV3's residual squeeze-excite: x + x * s, s from GlobalAveragePool -> Conv -> HardSigmoid, becomes
+    """PP-OCR det's residual squeeze-excite: x + x * s, s from GlobalAveragePool -> Conv -> HardSigmoid, becomes
     x * (s + 1) (the + 1 fused into the gate's conv as a post op); a gate as large as x stays an Add."""
     rng = np.random.default_rng(9)
     x = rng.standard_normal((1, 8, 6, 6)).astype(np.float32)

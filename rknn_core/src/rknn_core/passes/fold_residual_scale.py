@@ -1,6 +1,6 @@
 """Rewrite ``x + x * s`` with a small ``s`` (one value per channel) as ``x * (s + 1)``.
 
-PP-LCNetV3's residual squeeze-excite modules (PP-OCR det and rec) scale a feature map by a per-channel
+The residual squeeze-excite modules of PP-OCR det's neck scale a feature map by a per-channel
 gate computed from it and add the map back: ``Add(x, Mul(x, s))``. As ``Mul(x, Add(s, 1))`` the large
 tensor is read once and written once instead of going through two full passes; the ``+ 1`` on the small
 gate then fuses into the convolution that computes it (``fuse_epilogue``'s post ops). The products are
