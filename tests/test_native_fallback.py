@@ -141,7 +141,8 @@ def test_center_and_plane_sums_are_bit_identical(compiled, kind):
     np.testing.assert_array_equal(want, x.reshape(12, 35).sum(axis=1))
 
 
-@pytest.mark.parametrize(("h", "w", "pt", "pl", "sh", "sw"), [(9, 11, 1, 0, 2, 2), (7, 7, 3, 2, 3, 2), (4, 6, 0, 0, 1, 3)])
+@pytest.mark.parametrize(("h", "w", "pt", "pl", "sh", "sw"),
+                         [(9, 11, 1, 0, 2, 2), (7, 7, 3, 2, 3, 2), (4, 6, 0, 0, 1, 3)])
 def test_phase_planes_is_bit_identical(compiled, threads, h, w, pt, pl, sh, sw):
     """Zero-bordered planes split into their stride phases (the bordered extent rounded up to whole phases)."""
     rng = np.random.default_rng(h * w)

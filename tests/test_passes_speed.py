@@ -308,7 +308,8 @@ def fully_connected_model(rows: int, width: int = 16):
     stays)."""
     x = randn(rows, 12)
     inits = {"w1": randn(12, width, seed=1, scale=0.4), "b1": randn(width, seed=2),
-             "s1": randn(width, seed=3, scale=0.3), "w2": randn(width, 10, seed=4, scale=0.4), "b2": randn(1, 10, seed=5), "s": np.array(0.7, F32),
+             "s1": randn(width, seed=3, scale=0.3), "w2": randn(width, 10, seed=4, scale=0.4),
+             "b2": randn(1, 10, seed=5), "s": np.array(0.7, F32),
              "w3": randn(10, 32, seed=6, scale=0.4), "t": np.array([0.3], F32), "v": randn(rows, 32, seed=7)}
     nodes = [helper.make_node("MatMul", ["x", "w1"], ["m1"]), helper.make_node("Add", ["m1", "b1"], ["a1"]),
              helper.make_node("PRelu", ["a1", "s1"], ["p1"]),

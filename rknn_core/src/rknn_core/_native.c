@@ -720,7 +720,8 @@ HOT_EXACT static void post_stages(const quant_post *e, const void *conv, Py_ssiz
             ((uint8_t *)dst)[i] = ((const uint8_t *)e->table)[(ch + i) * stride + (((const uint8_t *)codes)[i] ^ flip)];
     } else if (column && stride) {
         for (Py_ssize_t i = 0; i < len; i++)
-            ((int16_t *)dst)[i] = ((const int16_t *)e->table)[(ch + i) * stride + ((const int16_t *)codes)[i] - e->table_lo];
+            ((int16_t *)dst)[i] =
+                ((const int16_t *)e->table)[(ch + i) * stride + ((const int16_t *)codes)[i] - e->table_lo];
     } else {
         const char *table = e->table + ch * stride * size;
         if (size == 1)

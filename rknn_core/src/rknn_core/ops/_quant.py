@@ -302,14 +302,22 @@ def code_lookup(table: np.ndarray, qtype: str) -> Callable[[np.ndarray], np.ndar
     return run
 
 
+def tables_by_byte(tables: np.ndarray, qtype: str) -> np.ndarray | None:
+    """Per-row tables of every code of ``qtype`` (lowest first) reordered to be indexed by the code's byte (i8: the
+    bytes 128..255 are the codes -128..-1); None when the codes or the tables' values are not 8-bit."""
+    lo, _, dtype = QTYPES[qtype]
+    if np.dtype(dtype).itemsize != 1 or tables.dtype.itemsize != 1:
+        return None
+    return np.ascontiguousarray(np.roll(tables, lo, axis=1))
+
+
 def rows_lookup(tables: np.ndarray, qtype: str) -> Callable[[np.ndarray], np.ndarray] | None:
     """``x -> out`` with out[n, r] = tables[r][x[n, r] - lowest code] for 8-bit storage ``x`` of ``qtype`` of
     shape (N, rows, ...), on the compiled lookup (one 256-entry byte table per row); None when the codes or
     the tables' values are not 8-bit."""
-    lo, _, dtype = QTYPES[qtype]
-    if np.dtype(dtype).itemsize != 1 or tables.dtype.itemsize != 1:
+    by_byte = tables_by_byte(tables, qtype)
+    if by_byte is None:
         return None
-    by_byte = np.ascontiguousarray(np.roll(tables, lo, axis=1))  # i8: the bytes 128..255 are the codes -128..-1
     repeated: dict[int, np.ndarray] = {}
 
     def run(x: np.ndarray) -> np.ndarray:

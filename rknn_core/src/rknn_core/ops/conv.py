@@ -91,7 +91,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, attrs: dict, resi
            ) -> np.ndarray:
     """NCHW 2-D convolution with bias, a fused residual (added after the bias) and the fused activation
     (``attrs["activation"]``): float32 on the compiled kernels, other dtypes on im2col + matmul."""
-    if x.dtype == w.dtype == np.float32 and (residual is None or residual.dtype == np.float32):
+    if _all_float32(x, w, residual):
         return _float_runner(attrs, x.shape, w.shape)(x, w, b, residual)
     geo = _geometry(x.shape, w.shape, attrs)
     kernel, strides, dilations, begin, end, out = geo.kernel, geo.strides, geo.dilations, geo.begin, geo.end, geo.out
@@ -115,6 +115,11 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, attrs: dict, resi
     return apply_post_ops(apply_activation(y, attrs.get("activation")), attrs)
 
 
+def _all_float32(x: np.ndarray, w: np.ndarray, residual: np.ndarray | None) -> bool:
+    """Whether the compiled float32 kernels take these operands."""
+    return x.dtype == w.dtype == np.float32 and (residual is None or residual.dtype == np.float32)
+
+
 @functools.lru_cache(maxsize=512)
 def _offsets(channels: int, padded: tuple[int, int], kernel: tuple[int, int], strides: tuple[int, int],
              dilations: tuple[int, int], out: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -130,8 +135,8 @@ def _offsets(channels: int, padded: tuple[int, int], kernel: tuple[int, int], st
 
 
 def _phased(geo: Geometry, size: tuple[int, int], n: int, group: int, unpadded: bool) -> tuple[int, int] | None:
-    """(qh, qw), the size of each stride phase of the zero-bordered input of spatial ``size``, when a strided float convolution
-    reads it split into its phases (each tap's row of the implicit im2col is then a run of adjacent values,
+    """(qh, qw), the size of each stride phase of the zero-bordered input of spatial ``size``, when a strided float
+    convolution reads it split into its phases (each tap's row of the implicit im2col is then a run of adjacent values,
     not a strided gather); None otherwise. One image and one group, a kernel larger than its strides' 1x1, no
     dilation, and a border to write anyway (an unbordered input is read in place)."""
     strides = tuple(geo.strides)
@@ -293,7 +298,7 @@ def prepare(attrs: dict, constants: list, computed: tuple[int, ...]):
 
     def call(inputs: list) -> list[np.ndarray]:
         x, residual = inputs[0], inputs[3] if fused else None
-        if x.dtype != np.float32 or x.ndim != 4 or (residual is not None and residual.dtype != np.float32):
+        if x.ndim != 4 or not _all_float32(x, w, residual):
             return kernel(given_inputs(inputs, constants, computed), attrs)
         run = runners.get(x.shape)
         if run is None:

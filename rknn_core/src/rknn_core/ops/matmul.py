@@ -273,8 +273,9 @@ def int8_by_weights(bc: np.ndarray, a_q: QuantParams, m: np.ndarray, stages: Qua
 
     def run(a: np.ndarray, residual: np.ndarray | None) -> np.ndarray:
         count = a.size // k
-        image = np.ascontiguousarray(a).reshape(1, k) if count == 1 else np.ascontiguousarray(a.reshape(-1, k).T)  # (K, rows): pixel r of
-        between, after = prepared(count)                                                      # channel k at k*rows + r
+        # (K, rows): pixel r of channel k at k * rows + r
+        image = np.ascontiguousarray(a).reshape(1, k) if count == 1 else np.ascontiguousarray(a.reshape(-1, k).T)
+        between, after = prepared(count)
         out = np.empty((channels, count), dtype=plan.dtype)
         _native.qconv_gemm_u8(*operands, image, *between, out, *after, post.add(residual), post.table)
         return out.reshape(1, channels) if count == 1 else np.ascontiguousarray(out.T)  # (rows, channels)

@@ -296,7 +296,8 @@ def _global_avg_runner(attrs: dict, shape: tuple, dtype: np.dtype, x_q, o_q):
     lo, hi, out_dtype = QTYPES[o_q.qtype]
     mult, shift = _one_multiplier(float(x_q.scale[0]) / (float(o_q.scale[0]) * count))
     bias = np.array([-count * int(x_q.zero_point[0])], np.int64)
-    kind, out_kind, out_shape = STORAGE_KINDS[x_q.qtype], STORAGE_KINDS[o_q.qtype], (*shape[:2], *[1] * (len(shape) - 2))
+    kind, out_kind = STORAGE_KINDS[x_q.qtype], STORAGE_KINDS[o_q.qtype]
+    out_shape = (*shape[:2], *[1] * (len(shape) - 2))
 
     def run(x: np.ndarray) -> np.ndarray:
         total, out = np.empty(planes, np.int64), np.empty(out_shape, out_dtype)

@@ -263,12 +263,9 @@ def quant_kernel(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.
     out_shape, scale, box = _plan(x.shape, get(1), get(2), get(3), attrs)
     if tuple(out_shape) == x.shape:
         return [np.array(x, copy=True)]
-    if mode == "nearest":
-        y = _by_copies(x, out_shape, scale, box, coord, nearest, attrs)
-        if y is None:
-            y = kernel(inputs, {**attrs, "extrapolation_value": 0.0})[0]
-        stored = _extrapolate(x, y, out_shape, scale, box, coord, nearest, attrs, o_q)
-        return [stored]
+    if mode == "nearest":  # moves codes (``kernel`` copies them on the compiled kernel where it can)
+        y = kernel(inputs, {**attrs, "extrapolation_value": 0.0})[0]
+        return [_extrapolate(x, y, out_shape, scale, box, coord, nearest, attrs, o_q)]
     zero = x_q.zero_point[0]
     y = np.asarray(x, np.int64) - zero
     worked = 0
@@ -293,7 +290,8 @@ def quant_kernel(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.
 
 def _by_copies(x: np.ndarray, out_shape, scale, box, coord: str, nearest: str, attrs: dict) -> np.ndarray | None:
     """Nearest resize of 1- or 4-byte elements (8-bit codes, float32) that repeats every input pixel of the last
-    two axes a whole number of times (output position o reads input o // factor, as ``kernel``'s taps say) on the compiled kernel; None
+    two axes a whole number of times (output position o reads input o // factor, as ``kernel``'s taps say) on
+    the compiled kernel; None
     otherwise (other axes resized, other index patterns, wider storage)."""
     if x.ndim < 2 or x.dtype.itemsize not in (1, 4) or tuple(out_shape[:-2]) != x.shape[:-2] \
             or coord == "tf_crop_and_resize":

@@ -24,7 +24,8 @@ def _gate(graph: Graph, add: Node, producers: dict, ctx) -> tuple[str, Node, str
         return None
     for k in (0, 1):
         x, mul = add.inputs[1 - k], producers.get(add.inputs[k])
-        if mul is None or mul.op != "Mul" or len(mul.inputs) != 2 or x not in mul.inputs or mul.inputs[0] == mul.inputs[1]:
+        if mul is None or mul.op != "Mul" or len(mul.inputs) != 2 or x not in mul.inputs \
+                or mul.inputs[0] == mul.inputs[1]:
             continue
         if single_consumer(graph, mul.outputs[0], ctx) is not add:
             continue

@@ -147,13 +147,16 @@ class Executor:
         inputs that are not fed are always the graph's own (the plan's template holds them)."""
         kernel, prepare = self.kernels[i], self.opdefs[i].prepare
         if fed is not None and prepare is not None:
-            tensors = self.graph.tensors
-            constants = [tensors[n].data if n and n not in fed else None for n in node.inputs]
-            bound = prepare(node.attrs, constants, tuple(k for k, n in enumerate(node.inputs)
-                                                         if n and constants[k] is None))
+            constants = self.constants(node, fed)
+            bound = prepare(node.attrs, constants, computed_inputs(node, constants))
             if bound is not None:
                 return bound
         return lambda args: kernel(args, node.attrs)
+
+    def constants(self, node: Node, fed: frozenset | None) -> list:
+        """Each input's constant data (the graph's, unless a plan fed ``fed`` feeds it; None for the others)."""
+        tensors = self.graph.tensors
+        return [tensors[n].data if n and (fed is None or n not in fed) else None for n in node.inputs]
 
     def compute(self, i: int, node: Node, args: list) -> list[np.ndarray]:
         """One node's outputs from its input values, on the graph as it is now."""
@@ -161,6 +164,11 @@ class Executor:
 
     def _call(self, i: int, node: Node, args: list) -> list[np.ndarray]:
         return named_failures(node, self.compute, i, node, args)
+
+
+def computed_inputs(node: Node, constants: list) -> tuple[int, ...]:
+    """The positions of ``node``'s inputs computed at run time (present and not constant)."""
+    return tuple(k for k, n in enumerate(node.inputs) if n and constants[k] is None)
 
 
 def named_failures(node: Node, fn: Callable, *args):

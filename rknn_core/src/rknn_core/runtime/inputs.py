@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from rknn_core.errors import RknnError
@@ -13,8 +15,7 @@ from rknn_core.quant.params import QTYPES
 DATA_TYPES = ("float32", "float16", "int8", "uint8", "int16")
 DATA_FORMATS = ("nhwc", "nchw")
 NUMERIC_KINDS = "biufc"  # numpy dtype kinds of bool and numbers
-BYTE_VALUES = {np.dtype(t): np.arange(256, dtype=np.uint8).view(t).astype(np.float32) for t in (np.uint8, np.int8)}
-# (the float32 value of each byte, read as uint8 or int8)
+BYTE_DTYPES = (np.dtype(np.uint8), np.dtype(np.int8))
 
 
 def prepare_inputs(model: RknnModel, inputs: list, data_type: str = "uint8", data_format: str = "nhwc",
@@ -82,11 +83,20 @@ def _stored(arr: np.ndarray, tensor: Tensor, index: int, name: str) -> np.ndarra
             raise RknnError(f"input {index} ('{name}') is {dtype} (already quantized) but the data given holds "
                             f"{arr.dtype} values from {low} to {high}; give {dtype} values {info.min}..{info.max} "
                             f"(the picture as the model's own quantization expects it)")
-    if arr.dtype in BYTE_VALUES and kind in (np.float32, arr.dtype) and arr.ndim == 4 and not arr.flags.c_contiguous \
+    if arr.dtype in BYTE_DTYPES and kind in (np.float32, arr.dtype) and arr.ndim == 4 and not arr.flags.c_contiguous \
             and arr.transpose(0, 2, 3, 1).flags.c_contiguous:  # an NHWC picture for NCHW: planes in one pass
-        values = BYTE_VALUES[arr.dtype] if kind == np.float32 else np.arange(256, dtype=np.uint8).view(kind)
-        return channels_last_planes(arr.transpose(0, 2, 3, 1), np.tile(values, (arr.shape[1], 1)))
+        return channels_last_planes(arr.transpose(0, 2, 3, 1), _byte_tables(arr.dtype, kind, arr.shape[1]))
     return arr.astype(kind, copy=False)
+
+
+@functools.lru_cache(maxsize=64)
+def _byte_tables(data: np.dtype, kind: np.dtype, channels: int) -> np.ndarray:
+    """``channels`` tables of each byte's value read as ``data`` (uint8 or int8) in ``kind`` (float32, or the same
+    bytes): what ``channels_last_planes`` looks a picture's bytes up in."""
+    values = np.arange(256, dtype=np.uint8).view(data).astype(kind)
+    tables = np.ascontiguousarray(np.broadcast_to(values, (channels, 256)))
+    tables.flags.writeable = False
+    return tables
 
 
 def _to_model_layout(arr: np.ndarray, data_format: str, layout: str) -> np.ndarray:

@@ -20,12 +20,12 @@ from collections.abc import Callable
 import numpy as np
 
 from rknn_core.ir import Graph, Node, QuantParams
-from rknn_core.ops._quant import channels_last_planes, code_lookup, rows_lookup
+from rknn_core.ops._quant import channels_last_planes, code_lookup, rows_lookup, tables_by_byte
 from rknn_core.plugins import Registry
 from rknn_core.preprocess import channel_axis
 from rknn_core.quant.params import QTYPES, dequantize, stored_codes
 from rknn_core.quant.quantize_graph import FLOAT_NODES
-from rknn_core.runtime.executor import Executor
+from rknn_core.runtime.executor import Executor, computed_inputs
 
 CHAIN_OPS = ("Gather", "Add", "Sub", "Mul", "Div")
 
@@ -108,7 +108,7 @@ class QuantExecutor(Executor):
         tensors, kernel = self.graph.tensors, self.kernels[i]
         in_q = [tensors[n].quant if n else None for n in node.inputs]
         quantized = self.quantized[i]
-        constants = [tensors[n].data if n and (fed is None or n not in fed) else None for n in node.inputs]
+        constants = self.constants(node, fed)
         convert = [(k, _converter(q, quantized, data)) for k, (q, data) in enumerate(zip(in_q, constants))]
         convert = [(k, f) for k, f in convert if f is not None]
         if fed is None:
@@ -124,7 +124,7 @@ class QuantExecutor(Executor):
             given = list(constants)
             for k, value in fixed:
                 given[k] = value
-            computed = tuple(k for k, n in enumerate(node.inputs) if n and constants[k] is None)
+            computed = computed_inputs(node, constants)
             bound = prepare(node.attrs, given, computed) if float_kernel else \
                 prepare(in_q, out_q, node.attrs, given, computed)
             if bound is not None:
@@ -199,16 +199,16 @@ class QuantExecutor(Executor):
             value = self._call(i, node, [value, self.graph.tensors[node.inputs[1]].data])[0]
         table = np.moveaxis(np.asarray(value), axis, 0).reshape(channels, len(codes))
         last = len(tensor.shape) == 4 and axis == 3
-        compiled = rows_lookup(table, q.qtype) if axis == 1 or last else None
         identity = bool((order == np.arange(channels)).all())
-        if compiled is not None and last and identity:  # 8-bit NHWC: the planes in one compiled pass
-            by_byte = np.ascontiguousarray(np.roll(table, lo, axis=1))  # i8: the bytes 128..255 are -128..-1
+        by_byte = tables_by_byte(table, q.qtype) if last and identity else None
+        if by_byte is not None:  # 8-bit NHWC: the planes in one compiled pass
 
             def run_planes(args: list) -> list[np.ndarray]:
                 return [channels_last_planes(stored_codes(args[0], q), by_byte).transpose(0, 2, 3, 1)]
 
             return run_planes  # NHWC: a view of the planes (a Transpose to NCHW after it, as Keras exports
             # have, is then a free contiguous copy)
+        compiled = rows_lookup(table, q.qtype) if axis == 1 or last else None
         if compiled is not None:  # 8-bit: one compiled pass, channel c's table on its (reordered) plane
 
             def run_compiled(args: list) -> list[np.ndarray]:
