@@ -10,7 +10,7 @@ from setuptools.errors import CCompilerError, ExecError, PlatformError
 
 SOURCES = ["src/rknn_core/_native.c", "src/rknn_core/native/pool.c", "src/rknn_core/native/gemm.c",
            "src/rknn_core/native/depthwise.c", "src/rknn_core/native/post.c", "src/rknn_core/native/qgemm.c",
-           "src/rknn_core/native/maxpool.c", "src/rknn_core/native/bytes.c"]
+           "src/rknn_core/native/maxpool.c", "src/rknn_core/native/bytes.c", "src/rknn_core/native/pwdw.c"]
 BUILD_ERRORS = (CCompilerError, ExecError, PlatformError, OSError)
 WARNING = """
 WARNING: the compiled kernels of rknn-core (rknn_core._native) could not be built:
@@ -43,6 +43,7 @@ setup(ext_modules=[Extension("rknn_core._native", SOURCES, depends=["src/rknn_co
                                                                      "src/rknn_core/native/qgemm.h",
                                                                      "src/rknn_core/native/maxpool.h",
                                                                      "src/rknn_core/native/bytes.h",
-                                                                     "src/rknn_core/native/clones.h"],
+                                                                     "src/rknn_core/native/clones.h",
+                                                                     "src/rknn_core/native/pwdw.h"],
                              extra_compile_args=["-O3", "-std=gnu11"], extra_link_args=["-pthread"])],
       cmdclass={"build_ext": OptionalBuildExt})

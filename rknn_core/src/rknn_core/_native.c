@@ -1,5 +1,6 @@
 /* The simulator's compiled kernels and their Python bindings (module rknn_core._native):
  *   depthwise convolution, float (depthwise_conv2d) and integer (qdepthwise_conv2d);
+ *   a pointwise convolution and the depthwise one that reads it, fused (pw_dw_conv, native/pwdw.c);
  *   the convolution GEMM of native/gemm.c, float (conv_gemm) and integer (qconv_gemm, requantized
  *   block by block), and on 8-bit operands (qconv_gemm_u8, native/qgemm.c, AVX-512 VNNI);
  *   requantize, quantize, center, pad_planes, plane_sums, quantized_add, quantized_mul;
@@ -27,7 +28,9 @@
 #include "native/maxpool.h"
 #include "native/pool.h"
 #include "native/post.h"
+#include "native/pwdw.h"
 #include "native/qgemm.h"
+#include <malloc.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -60,13 +63,6 @@ static PyObject *finish(int ok, int memory, const char *message, int count, ...)
     if (!memory)
         return PyErr_NoMemory();
     Py_RETURN_NONE;
-}
-
-/* The padded plane of a depthwise geometry: every tap of every output lies inside it. */
-static void padded_size(geometry *g)
-{
-    g->ph = (g->oh - 1) * g->sh + (g->kh - 1) * g->dh + 1;
-    g->pw = (g->ow - 1) * g->sw + (g->kw - 1) * g->dw + 1;
 }
 
 /* How many pool tasks share `planes` planes of `work` multiply-adds each: one below ~200k in all. */
@@ -137,7 +133,7 @@ static PyObject *depthwise_conv2d(PyObject *self, PyObject *args)
                           &g.kw, &g.oh, &g.ow, &g.sh, &g.sw, &g.dh, &g.dw, &g.pt, &g.pl, &lo, &hi, &residual, &act,
                           &alpha, &beta, &slopes, &post))
         return NULL;
-    padded_size(&g);
+    dw_padded_size(&g);
     dw_job J = {0};
     int has_bias = bias_obj != Py_None;
     if (!parse_post(residual, act, lo, hi, alpha, beta, slopes, post, &held, n * c * g.oh * g.ow, &J.post))
@@ -1001,7 +997,7 @@ static PyObject *qdepthwise_conv2d(PyObject *self, PyObject *args)
                           &sb, &e->pot, &yb, &e->kind, &e->zo, &e->lo, &e->hi, &n, &a.c, &g->h, &g->w, &g->kh,
                           &g->kw, &g->oh, &g->ow, &g->sh, &g->sw, &g->dh, &g->dw, &g->pt, &g->pl, &add, &table))
         return NULL;
-    padded_size(g);
+    dw_padded_size(g);
     const Py_ssize_t count = n * a.c * g->oh * g->ow;
     const char *err = parse_quant_post(e, bias_obj, &mb, &sb, e->kind, a.c, count, add, table, held);
     int ok = !err && out_index(a.x_kind) >= 0 && g->sh > 0 && g->sw > 0 && g->dh > 0 && g->dw > 0 && g->oh > 0 &&
@@ -1460,6 +1456,7 @@ static PyObject *get_threads(PyObject *self, PyObject *unused) { return PyLong_F
 
 static PyMethodDef methods[] = {
     {"conv_gemm", py_conv_gemm, METH_VARARGS, conv_gemm_doc},
+    {"pw_dw_conv", py_pw_dw_conv, METH_VARARGS, pw_dw_conv_doc},
     {"qconv_gemm", qconv_gemm, METH_VARARGS,
      "conv_gemm on centered integers, requantized (fixed point, per output channel) into 8/16-bit storage."},
     {"qconv_gemm_u8", qconv_gemm_u8, METH_VARARGS,
@@ -1494,6 +1491,21 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", "Compiled simulator kernels.", -1, methods};
 
+/* Keep the run's tensors on the heap. numpy takes its arrays from malloc, and glibc serves blocks over its
+ * mmap threshold (128 KB, raised only as large blocks are freed) as fresh mappings and trims the top of the
+ * heap when much of it is free: either way a tensor's pages are faulted in again on every inference (about
+ * 1000 faults per EfficientNet-Lite0 inference, 15-25% of its time). Blocks up to 32 MB come from the heap
+ * and up to 256 MB of free heap is kept, unless the user tunes malloc through the environment. */
+static void keep_tensors_on_heap(void)
+{
+#if defined(__GLIBC__)
+    if (getenv("GLIBC_TUNABLES") || getenv("MALLOC_MMAP_THRESHOLD_") || getenv("MALLOC_TRIM_THRESHOLD_"))
+        return;
+    mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
+#endif
+}
+
 PyMODINIT_FUNC PyInit__native(void)
 {
     static int initialized;
@@ -1503,6 +1515,7 @@ PyMODINIT_FUNC PyInit__native(void)
             return NULL;
         }
         gemm_init();
+        keep_tensors_on_heap();
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
         __builtin_cpu_init();
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) {

@@ -40,6 +40,10 @@ class OpDef:
     gets it (None elsewhere), ``computed`` the positions of the inputs computed at run time, and
     ``call(inputs)`` (reading only those) gives ``quant_kernel``'s outputs; None leaves the node to
     ``quant_kernel``.
+    ``prepare_chain(attrs, constants, computed, consumer) -> call | None`` (optional, float plans): this node
+    and ``consumer`` (a ``ChainNode``: the one node that reads its output, which nothing else needs) as one
+    prepared call that reads this node's inputs and gives ``consumer``'s outputs, the same values as the two
+    kernels; None leaves them to run one after the other.
     """
 
     name: str
@@ -57,6 +61,7 @@ class OpDef:
     quant_weight_axes: Callable[[dict], dict[int, int]] | None = None
     prepare: Callable[..., Callable | None] | None = None
     quant_prepare: Callable[..., Callable | None] | None = None
+    prepare_chain: Callable[..., Callable | None] | None = None
     domain: str = ""
 
     @property
@@ -71,6 +76,17 @@ class OpDef:
     def key(self) -> str:
         """The registry key: the op type, prefixed by its domain outside the default ONNX domain."""
         return op_key(self.name, self.domain)
+
+
+@attrs.frozen
+class ChainNode:
+    """The consumer that ``OpDef.prepare_chain`` is offered: its op type, attributes, constant inputs (None
+    where computed) and the positions of its computed inputs (only the producer's output: position 0)."""
+
+    op: str
+    attrs: dict
+    constants: list
+    computed: tuple[int, ...]
 
 
 DEFAULT_DOMAINS = ("", "ai.onnx")

@@ -28,6 +28,12 @@ typedef float v16 __attribute__((vector_size(64)));
 typedef float v16u __attribute__((vector_size(64), aligned(4)));
 typedef int32_t v16i __attribute__((vector_size(64)));
 
+void dw_padded_size(geometry *g)
+{
+    g->ph = (g->oh - 1) * g->sh + (g->kh - 1) * g->dh + 1;
+    g->pw = (g->ow - 1) * g->sw + (g->kw - 1) * g->dw + 1;
+}
+
 MULTIVERSION void center_plane(const void *x, int kind, ptrdiff_t offset, ptrdiff_t count, long long zero,
                                float *restrict out)
 {

@@ -11,6 +11,8 @@ typedef struct {
     ptrdiff_t ph, pw;
 } geometry;
 
+/* ph and pw of g from its output size, strides, kernel and dilations: every tap of every output lies inside. */
+void dw_padded_size(geometry *g);
 /* `count` values from element `offset` of x as float32 minus the zero point: storage integers (kinds
  * B b h), or float32 (kind f) copied as they are. */
 void center_plane(const void *x, int kind, ptrdiff_t offset, ptrdiff_t count, long long zero, float *out);

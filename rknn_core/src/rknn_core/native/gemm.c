@@ -404,6 +404,29 @@ MULTIVERSION static void dot4_f32(const float *const x[4], const float *z, ptrdi
     }
 }
 
+void gemm_dot_column(const float *a, ptrdiff_t m, ptrdiff_t k, const float *col, const float *bias, float lo,
+                     float hi, float *y, ptrdiff_t ldy)
+{
+    for (ptrdiff_t i = 0; i < m; i += 4) {
+        float v[4];
+        if (i + 4 <= m) {
+            const float *const rows[4] = {a + i * k, a + (i + 1) * k, a + (i + 2) * k, a + (i + 3) * k};
+            dot4_f32(rows, col, k, v);
+        } else {
+            for (ptrdiff_t t = 0; t < m - i; t++)
+                v[t] = dot_f32(a + (i + t) * k, col, k);
+        }
+        for (ptrdiff_t t = 0; t < 4 && i + t < m; t++) {
+            float w = v[t];
+            if (bias)
+                w += bias[i + t];
+            w = lo > w ? lo : w;
+            w = hi < w ? hi : w;
+            y[(i + t) * ldy] = w;
+        }
+    }
+}
+
 /*
  * Columns [ntile, n) (fewer than half a panel: e.g. the 49th column of a 7x7
  * image, or all of a fully connected layer with n = 1) would waste most of a
@@ -417,26 +440,9 @@ static void dot_columns(const job_t *J, ptrdiff_t i0, ptrdiff_t i1, float *bc, f
         for (ptrdiff_t j = 0; j < k; j++)
             bc[p * k + j] = J->bkind ? storage_value(J->bstore, J->bkind, J->koff[j] + J->poff[J->ntile + p], J->bzero)
                                      : J->b[J->koff[j] + J->poff[J->ntile + p]];
-    for (ptrdiff_t p = 0; p < nd; p++) {
-        for (ptrdiff_t i = i0; i < i1; i += 4) {
-            float v[4];
-            if (i + 4 <= i1) {
-                const float *const rows[4] = {J->a + i * k, J->a + (i + 1) * k, J->a + (i + 2) * k, J->a + (i + 3) * k};
-                dot4_f32(rows, bc + p * k, k, v);
-            } else {
-                for (ptrdiff_t t = 0; t < i1 - i; t++)
-                    v[t] = dot_f32(J->a + (i + t) * k, bc + p * k, k);
-            }
-            for (ptrdiff_t t = 0; t < 4 && i + t < i1; t++) {
-                float w = v[t];
-                if (J->bias)
-                    w += J->bias[i + t];
-                w = J->lo > w ? J->lo : w;
-                w = J->hi < w ? J->hi : w;
-                y[(i + t) * ldy + p] = w;
-            }
-        }
-    }
+    for (ptrdiff_t p = 0; p < nd; p++)
+        gemm_dot_column(J->a + i0 * k, i1 - i0, k, bc + p * k, J->bias ? J->bias + i0 : NULL, J->lo, J->hi,
+                        y + i0 * ldy + p, ldy);
 }
 
 static void gemm_task(void *ctx, int t)
@@ -541,23 +547,84 @@ static void plan_grid(job_t *J, int nt)
 
 #define SERIAL_MACS 1000000.0 /* below this (about 20 us of work), run on the calling thread */
 
+ptrdiff_t gemm_tiled_columns(ptrdiff_t k, ptrdiff_t n)
+{
+    /* Whole half-panels (NR/2) are tiled, the last partial one too unless its columns cost less as dot
+       products (see dot_columns): per row, about k / 2 cycles for the tile (one FMA per k step) against
+       rem * (k / (2 * 16) + 30) for the dots (16 lanes, then a 16-lane sum). */
+    const ptrdiff_t H = K.nr / 2;
+    ptrdiff_t nh = n / H, rem = n % H;
+    if (2 * rem >= H || (double)rem * ((double)k / 32.0 + 30.0) >= (double)k / 2.0)
+        nh++;
+    return nh * H < n ? nh * H : n;
+}
+
+/* The k blocks of a GEMM: count and size (the last may be shorter); they depend on k alone. */
+static void k_blocks(ptrdiff_t k, int *nkb, int *kc)
+{
+    *nkb = (int)((k + KC_MAX - 1) / KC_MAX);
+    if (*nkb < 1)
+        *nkb = 1;
+    *kc = (int)((k + *nkb - 1) / *nkb);
+}
+
+size_t gemm_packed_floats(ptrdiff_t k, ptrdiff_t n)
+{
+    int nkb, kc;
+    k_blocks(k, &nkb, &kc);
+    return (size_t)nkb * (size_t)((n + K.nr - 1) / K.nr) * (size_t)((ptrdiff_t)kc * K.nr + 16);
+}
+
+MULTIVERSION void gemm_pack(float *pb, const float *b, ptrdiff_t ldb, ptrdiff_t k, ptrdiff_t n)
+{
+    const int NR = K.nr;
+    int nkb, kc;
+    k_blocks(k, &nkb, &kc);
+    const ptrdiff_t np = (n + NR - 1) / NR, pstride = (ptrdiff_t)kc * NR + 16;
+    for (ptrdiff_t j = 0; j < k; j++) {
+        const ptrdiff_t kb = j / kc;
+        const float *src = b + j * ldb;
+        float *d = pb + kb * np * pstride + (j - kb * kc) * NR;
+        for (ptrdiff_t p = 0; p < np; p++, src += NR, d += pstride) {
+            const ptrdiff_t w = n - p * NR < NR ? n - p * NR : NR;
+            memcpy(d, src, sizeof(float) * (size_t)w);
+            memset(d + w, 0, sizeof(float) * (size_t)(NR - w));
+        }
+    }
+}
+
+void gemm_packed(const float *a, const float *pb, const float *bias, float *y, ptrdiff_t ldy, ptrdiff_t m,
+                 ptrdiff_t k, ptrdiff_t n, ptrdiff_t tiled, float lo, float hi, const float *next)
+{
+    const int MR = K.mr, NR = K.nr;
+    int nkb, kc;
+    k_blocks(k, &nkb, &kc);
+    const ptrdiff_t np = (n + NR - 1) / NR, pstride = (ptrdiff_t)kc * NR + 16;
+    for (int kb = 0; kb < nkb; kb++) {
+        const ptrdiff_t k0 = (ptrdiff_t)kb * kc;
+        const int kcb = (int)(k - k0 < kc ? k - k0 : kc);
+        const int flags = (kb > 0 ? F_ACC : 0) | (kb == nkb - 1 ? F_LAST : 0);
+        for (ptrdiff_t i = 0; i < m; i += MR) {
+            const int mr = (int)(m - i < MR ? m - i : MR);
+            /* the A strip needed next, prefetched during the first panel: the next strip of this k block, else
+               the first of the next one, else the caller's next rows */
+            const float *an = i + MR < m ? a + (i + MR) * k + k0 : kb + 1 < nkb ? a + k0 + kc : next;
+            for (ptrdiff_t jp = 0; jp * NR < tiled; jp++) {
+                const int nr = (int)(tiled - jp * NR < NR ? tiled - jp * NR : NR);
+                kernel_fn kern = nr <= NR / 2 ? K.kern_half : K.kern;
+                kern(kcb, a + i * k + k0, k, mr, jp == 0 ? an : NULL, pb + (kb * np + jp) * pstride,
+                     y + i * ldy + jp * NR, ldy, nr, flags, bias ? bias + i : NULL, lo, hi);
+            }
+        }
+    }
+}
+
 static int job_run(job_t *J)
 {
-    /* Column split: whole half-panels (NR/2) are tiled, the last partial one
-       too unless its columns cost less as dot products (see dot_columns): per
-       row, about k / 2 cycles for the tile (one FMA per k step) against rem *
-       (k / (2 * 16) + 30) for the dots (16 lanes, then a 16-lane sum). */
-    const ptrdiff_t H = K.nr / 2;
-    ptrdiff_t nh = J->n / H, rem = J->n % H;
-    if (2 * rem >= H || (double)rem * ((double)J->k / 32.0 + 30.0) >= (double)J->k / 2.0)
-        nh++;
-    J->ntile = nh * H < J->n ? nh * H : J->n;
+    J->ntile = gemm_tiled_columns(J->k, J->n);
     J->npm = (J->m + K.mr - 1) / K.mr;
     J->npn = (J->ntile + K.nr - 1) / K.nr;
-    J->nkb = (int)((J->k + KC_MAX - 1) / KC_MAX);
-    if (J->nkb < 1)
-        J->nkb = 1;
-    J->kc = (int)((J->k + J->nkb - 1) / J->nkb);
+    k_blocks(J->k, &J->nkb, &J->kc);
     atomic_store(&J->fail, 0);
     int nt = pool_get_threads();
     if ((double)J->m * (double)J->k * (double)J->n < SERIAL_MACS)

@@ -57,6 +57,13 @@ void post_apply(const float_post *f, const float *sums, float *y, Py_ssize_t n, 
     post_ops_row(f, y + at, p1 - p0);
 }
 
+void post_in_place(const float_post *f, float *row, Py_ssize_t n, Py_ssize_t channel)
+{
+    const float slope = f->slopes ? f->slopes[channel % f->channels] : 0.0f;
+    post_row(row, NULL, row, n, f->act, f->lo, f->hi, f->alpha, f->beta, slope);
+    post_ops_row(f, row, n);
+}
+
 /* The post ops (None or float32 (code, value) pairs) into f; 0 with an exception set when wrong. */
 static int parse_post_ops(PyObject *post, float_post *f)
 {

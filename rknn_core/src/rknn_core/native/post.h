@@ -31,6 +31,8 @@ typedef struct {
  * may be those very elements of y (in place). */
 void post_apply(const float_post *f, const float *sums, float *y, Py_ssize_t n, Py_ssize_t i, Py_ssize_t p0,
                 Py_ssize_t p1);
+/* The epilogue (no residual) in place on n sums of one channel. */
+void post_in_place(const float_post *f, float *row, Py_ssize_t n, Py_ssize_t channel);
 /* The optional arguments (residual, act, alpha, beta, slopes, post) of conv_gemm and depthwise_conv2d with
  * the clamp [lo, hi] into f; the residual (when given, at least `need` floats) and the slopes (float32,
  * one per channel, required by ACT_PRELU) are held in `held` for the caller's release_post; post is

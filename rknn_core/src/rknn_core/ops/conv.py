@@ -37,7 +37,7 @@ from rknn_core.ops._quant import (
 )
 from rknn_core.ops._spatial import as_2d, pad_spatial, resolve_pads, spatial_attrs_2d, windows
 from rknn_core.quant.params import QTYPES
-from rknn_core.records import Cost, OpDef
+from rknn_core.records import ChainNode, Cost, OpDef
 
 INT32_SUMS = 2**30  # the int32 requantization's bound on the sums of the 8-bit GEMM
 
@@ -308,6 +308,71 @@ def prepare(attrs: dict, constants: list, computed: tuple[int, ...]):
     return call
 
 
+def prepare_chain(attrs: dict, constants: list, computed: tuple[int, ...], consumer: ChainNode):
+    """A pointwise Conv and the depthwise Conv that alone reads it (an inverted residual block's expand and
+    depthwise layers) as one call: ``pw_dw_conv`` keeps the expanded tensor in cache and gives the two
+    kernels' values. None unless both have constant float32 4-D weights, no residual and an epilogue the
+    compiled kernels have; inputs of other shapes (a batch, padding or strides on the pointwise one) run
+    the two prepared nodes one after the other."""
+    if consumer.op != "Conv" or computed != (0,) or consumer.computed != (0,):
+        return None
+    first, second = prepare(attrs, constants, computed), prepare(consumer.attrs, consumer.constants, consumer.computed)
+    w1, w2 = constants[1], consumer.constants[1]
+    epilogues = _chain_epilogue(attrs), _chain_epilogue(consumer.attrs)
+    if first is None or second is None or None in epilogues or w1.shape[2:] != (1, 1) or w2.shape[1] != 1 \
+            or int(attrs.get("group", 1)) != 1 or not int(consumer.attrs.get("group", 1)) == w2.shape[0] == w1.shape[0]:
+        return None
+    operands = (np.ascontiguousarray(w1.reshape(w1.shape[:2])), _chain_bias(constants),
+                np.ascontiguousarray(w2.reshape(w2.shape[0], -1)), _chain_bias(consumer.constants))
+    runners: dict[tuple, object] = {}
+
+    def call(inputs: list) -> list[np.ndarray]:
+        x = inputs[0]
+        run = runners.get(x.shape)
+        if run is None:
+            run = runners[x.shape] = _chain_runner(attrs, consumer.attrs, x, w1.shape, w2.shape, operands, epilogues)
+        return [run(x)] if run is not None and x.dtype == np.float32 else second(first(inputs))
+
+    return call
+
+
+def _chain_epilogue(attrs: dict) -> tuple | None:
+    """``pw_dw_conv``'s epilogue argument for a node: (lo, hi, act, alpha, beta, slopes, post); None when the
+    node adds a residual or has an activation the kernels do not."""
+    fused = float_epilogue(attrs.get("activation"))
+    if fused is None or int(attrs.get("fused_add", 0)):
+        return None
+    return (*fused, float_post_ops(attrs))
+
+
+def _chain_bias(constants: list) -> np.ndarray | None:
+    b = constants[2] if len(constants) > 2 else None
+    return None if b is None else np.ascontiguousarray(b, dtype=np.float32)
+
+
+def _chain_runner(pointwise: dict, depthwise: dict, x: np.ndarray, w1_shape: tuple, w2_shape: tuple, operands: tuple,
+                  epilogues: tuple):
+    """``run(x)`` of ``prepare_chain`` for inputs shaped as ``x``, or None when the pointwise node does not map
+    one image's pixels one to one (a batch, pads, strides)."""
+    if x.ndim != 4 or x.shape[0] != 1:
+        return None
+    n, c, h, w = x.shape
+    first = _geometry(x.shape, w1_shape, pointwise)
+    if any(first.begin) or any(first.end) or list(first.strides) != [1, 1] or list(first.out) != [h, w]:
+        return None
+    m = w1_shape[0]
+    geo = _geometry((n, m, h, w), w2_shape, depthwise)
+    shape = (c, m, h, w, *geo.kernel, *geo.out, *geo.strides, *geo.dilations, *geo.begin)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        y = np.empty((n, m, *geo.out), dtype=np.float32)
+        _native.pw_dw_conv(np.ascontiguousarray(x), operands[0], operands[1], operands[2], operands[3], y, *shape,
+                           *epilogues)
+        return y
+
+    return run
+
+
 def quant_kernel(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.ndarray]:
     """Integer convolution: exact sums of centered products (float32 when the weights' L1 bound
     allows, else float64), + int32 bias, fixed-point requantize per output channel, fused
@@ -517,6 +582,7 @@ def cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict
 
 OPS = [OpDef("Conv", infer, kernel, cost, 2, 4, quant_kernel=quant_kernel, quant_bias_input=2,
              quant_weight_axes=lambda attrs: {1: 0}, prepare=prepare, quant_prepare=quant_prepare,
+             prepare_chain=prepare_chain,
              doc="N-channel convolution (1-D and 2-D), groups, dilations, pads, auto_pad; NCHW. Fused epilogue: "
                  "activation (Relu, Clip, LeakyRelu, HardSigmoid, HardSwish, PRelu) and, with fused_add=1, a residual "
                  "input 3 added after the bias.")]

@@ -20,6 +20,7 @@ from rknn_core.errors import RknnError
 from rknn_core.ir import Graph, Node
 from rknn_core.passes.fold_preprocess import FOLDED
 from rknn_core.plugins import Registry
+from rknn_core.records import ChainNode
 from rknn_core.shape_inference import op_for
 
 
@@ -38,6 +39,8 @@ class Step:
 
 class Executor:
     """A compiled run plan: kernels in order over the running values; constants preloaded."""
+
+    CHAINS = True  # whether plans chain nodes (``OpDef.prepare_chain`` prepares float kernels)
 
     def __init__(self, graph: Graph, registry: Registry):
         self.graph = graph
@@ -58,9 +61,42 @@ class Executor:
         return sorted(needed)
 
     def calls(self, indices: list[int], fed: frozenset, pinned: frozenset) -> list[tuple[Node, Callable, list[str], list[str]]]:
-        """(node, call, inputs, outputs) for the needed nodes; subclasses may merge several nodes into one call."""
-        return [(self.graph.nodes[i], self._bound(i, fed), self.graph.nodes[i].inputs, self.graph.nodes[i].outputs)
-                for i in indices]
+        """(node, call, inputs, outputs) for the needed nodes, a node and the one node that reads its output as
+        one call where its op prepares such a chain (``OpDef.prepare_chain``); subclasses may merge others."""
+        nodes, calls, chained = self.graph.nodes, [], set()
+        readers = self.graph.consumers()
+        position = {id(nodes[i]): i for i in indices}
+        for i in indices:
+            if i in chained:
+                continue
+            node = nodes[i]
+            j = self._sole_reader(i, readers, position, fed, pinned)
+            call = None if j is None else named_failures(node, self._chain, i, j, fed)
+            if call is None:
+                calls.append((node, self._bound(i, fed), node.inputs, node.outputs))
+            else:
+                chained.add(j)
+                calls.append((nodes[j], call, node.inputs, nodes[j].outputs))
+        return calls
+
+    def _sole_reader(self, i: int, readers: dict, position: dict, fed: frozenset, pinned: frozenset) -> int | None:
+        """The index of the one needed node that reads node ``i``'s single output (at input 0, once), when the
+        output is needed by nothing else and the node's op prepares chains; else None."""
+        node = self.graph.nodes[i]
+        if not self.CHAINS or self.opdefs[i].prepare_chain is None or len(node.outputs) != 1:
+            return None
+        out = node.outputs[0]
+        users = readers.get(out, [])
+        if not out or out in pinned or out in fed or len(users) != 1 or users[0].inputs.count(out) != 1 \
+                or users[0].inputs[0] != out:
+            return None
+        return position.get(id(users[0]))
+
+    def _chain(self, i: int, j: int, fed: frozenset) -> Callable[[list], list] | None:
+        node, consumer = self.graph.nodes[i], self.graph.nodes[j]
+        constants, consumer_constants = self.constants(node, fed), self.constants(consumer, fed)
+        link = ChainNode(consumer.op, consumer.attrs, consumer_constants, computed_inputs(consumer, consumer_constants))
+        return self.opdefs[i].prepare_chain(node.attrs, constants, computed_inputs(node, constants), link)
 
     def _bound(self, i: int, fed: frozenset) -> Callable[[list], list]:
         """Node ``i``'s prepared call for a plan fed ``fed`` (a failure to prepare names the node; ``run`` names

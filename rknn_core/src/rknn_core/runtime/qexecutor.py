@@ -79,6 +79,8 @@ def _converted(args: list, convert: list, fixed: list, fresh: bool) -> list:
 class QuantExecutor(Executor):
     """The Executor with integer kernels for quantized nodes; real values in and out."""
 
+    CHAINS = False  # a node's call here converts its inputs (quantizes, dequantizes) as the node needs
+
     def __init__(self, graph: Graph, registry: Registry):
         super().__init__(graph, registry)
         float_nodes = set(graph.metadata.get(FLOAT_NODES, ()))

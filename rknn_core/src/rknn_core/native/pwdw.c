@@ -1,0 +1,235 @@
+/*
+ * A pointwise (1x1, stride 1, one group) float convolution and the depthwise convolution that alone reads
+ * it, as one kernel: the expand and depthwise layers of MobileNetV2 / EfficientNet inverted residual blocks,
+ * whose expanded tensor (up to 6x the block's input) would otherwise go out to memory and back.
+ *
+ * The output is cut into bands of rows, and the channels into ranges of DW_GROUP-channel groups; a pool
+ * task takes one band and one range. It packs the input rows its band reads once (gemm_pack), then for each
+ * group computes the group's expanded rows into a buffer that stays in L2 (gemm_packed: the tiles of
+ * conv_gemm; the plane's last columns that conv_gemm sums as dot products, gemm_dot_column) and runs the
+ * depthwise sums over that band (dw_sums: bias, then the taps in row-major order). Each value is computed
+ * by the same arithmetic as the two convolutions one after the other, so the results are equal bit for bit;
+ * bands overlap by the depthwise kernel's halo, whose expanded rows are computed twice.
+ */
+#define PY_SSIZE_T_CLEAN
+#include "pwdw.h"
+
+#include "depthwise.h"
+#include "gemm.h"
+#include "pool.h"
+#include "post.h"
+
+#include <math.h>
+#include <stdatomic.h>
+
+/* Floats that a task's packed input rows and one group's expanded rows may take: a quarter of a 2 MB L2. */
+#define BAND_FLOATS (128 * 1024)
+
+typedef struct {
+    const float *x, *w1, *b1, *w2, *b2;
+    float *y;
+    ptrdiff_t cin, cexp;
+    geometry g; /* the depthwise over the whole expanded plane */
+    float_post post1, post2;
+    int plain1;       /* post1 is a bare clamp, applied in the tiles as conv_gemm does */
+    ptrdiff_t ntile;  /* the plane's columns that conv_gemm tiles (the rest: dot products) */
+    ptrdiff_t band;   /* output rows per band */
+    int splits;       /* channel ranges per band */
+    atomic_int failed;
+} pwdw_job;
+
+/* Input rows [*r0, *r1) that output rows [o0, o1) read (clipped to the plane). */
+static void band_rows(const geometry *g, ptrdiff_t o0, ptrdiff_t o1, ptrdiff_t *r0, ptrdiff_t *r1)
+{
+    *r0 = o0 * g->sh - g->pt;
+    *r1 = (o1 - 1) * g->sh - g->pt + (g->kh - 1) * g->dh + 1;
+    *r0 = *r0 < 0 ? 0 : *r0;
+    *r1 = *r1 > g->h ? g->h : *r1;
+    *r1 = *r1 < *r0 ? *r0 : *r1;
+}
+
+static size_t round16(size_t floats)
+{
+    return (floats + 15) / 16 * 16;
+}
+
+/* One group's expanded rows [r0, r0 + n / w) of the plane into e (count x n): conv_gemm's tiles and dot
+ * products, then its epilogue; the weights at next (or NULL) are prefetched at the end. */
+static void expand_group(const pwdw_job *J, const float *packed, ptrdiff_t c0, int count, ptrdiff_t r0,
+                         ptrdiff_t n, const float *next, float *column, float *e)
+{
+    const ptrdiff_t hw = J->g.h * J->g.w, first = r0 * J->g.w, cin = J->cin;
+    const float *a = J->w1 + c0 * cin, *bias = J->b1 ? J->b1 + c0 : NULL;
+    const float lo = J->plain1 ? J->post1.lo : -INFINITY, hi = J->plain1 ? J->post1.hi : INFINITY;
+    const ptrdiff_t tiled = J->ntile - first < n ? (J->ntile > first ? J->ntile - first : 0) : n;
+    gemm_packed(a, packed, bias, e, n, count, cin, n, tiled, lo, hi, next);
+    for (ptrdiff_t p = tiled; p < n; p++) {
+        for (ptrdiff_t j = 0; j < cin; j++)
+            column[j] = J->x[j * hw + first + p];
+        gemm_dot_column(a, count, cin, column, bias, lo, hi, e + p, n);
+    }
+    if (!J->plain1)
+        for (int i = 0; i < count; i++)
+            post_in_place(&J->post1, e + i * n, n, c0 + i);
+}
+
+static void pwdw_task(void *ctx, int t)
+{
+    pwdw_job *J = ctx;
+    const geometry *g = &J->g;
+    const ptrdiff_t o0 = t / J->splits * J->band, o1 = o0 + J->band < g->oh ? o0 + J->band : g->oh;
+    const ptrdiff_t groups = (J->cexp + DW_GROUP - 1) / DW_GROUP, split = t % J->splits;
+    const ptrdiff_t g0 = groups * split / J->splits, g1 = groups * (split + 1) / J->splits;
+    if (o0 >= o1 || g0 >= g1)
+        return;
+    ptrdiff_t r0, r1;
+    band_rows(g, o0, o1, &r0, &r1);
+    geometry bg = *g; /* the band: its input rows as a plane, its output rows */
+    bg.h = r1 - r0;
+    bg.oh = o1 - o0;
+    bg.pt = g->pt - o0 * g->sh + r0;
+    dw_padded_size(&bg);
+    const ptrdiff_t n = bg.h * g->w, ohw = g->oh * g->ow, taps = g->kh * g->kw;
+    const size_t dw = round16(dw_scratch_floats(&bg)), pack = round16(gemm_packed_floats(J->cin, n));
+    float *scratch = scratch_get(dw + pack + round16((size_t)(DW_GROUP * n)) + (size_t)J->cin);
+    if (!scratch) {
+        atomic_store(&J->failed, 1);
+        return;
+    }
+    float *packed = scratch + dw, *e = packed + pack, *column = e + round16((size_t)(DW_GROUP * n));
+    dw_prepare(scratch, &bg);
+    if (n > 0)
+        gemm_pack(packed, J->x + r0 * g->w, g->h * g->w, J->cin, n);
+    for (ptrdiff_t gi = g0; gi < g1; gi++) {
+        const ptrdiff_t c0 = gi * DW_GROUP;
+        const int count = J->cexp - c0 < DW_GROUP ? (int)(J->cexp - c0) : DW_GROUP;
+        if (n > 0)
+            expand_group(J, packed, c0, count, r0, n, gi + 1 < g1 ? J->w1 + (c0 + DW_GROUP) * J->cin : NULL, column, e);
+        float *out = J->y + c0 * ohw + o0 * g->ow;
+        dw_sums(e, 'f', 0, J->w2 + c0 * taps, J->b2 ? J->b2 + c0 : NULL, J->cexp, 0, count, scratch, out, ohw, &bg);
+        for (int i = 0; i < count; i++)
+            post_apply(&J->post2, out + i * ohw, J->y, ohw, c0 + i, o0 * g->ow, o1 * g->ow);
+    }
+}
+
+/* Bands and channel ranges: bands as tall as BAND_FLOATS allows; with several threads, more bands while
+ * their halo adds at most an eighth to the expanded rows, then channel ranges, for two tasks per thread. */
+static void plan_tasks(pwdw_job *J)
+{
+    const geometry *g = &J->g;
+    const ptrdiff_t per_row = g->w * (J->cin + DW_GROUP), groups = (J->cexp + DW_GROUP - 1) / DW_GROUP;
+    ptrdiff_t band = g->oh, r0, r1;
+    for (band_rows(g, 0, band, &r0, &r1); band > 1 && (r1 - r0) * per_row > BAND_FLOATS;
+         band_rows(g, 0, band, &r0, &r1))
+        band = (band + 1) / 2;
+    ptrdiff_t bands = (g->oh + band - 1) / band;
+    const int threads = pool_get_threads(), want = threads > 1 ? 2 * threads : 1;
+    for (ptrdiff_t more = bands + 1; more <= want && more <= g->oh; more++) {
+        const ptrdiff_t rows = (g->oh + more - 1) / more, read = (rows - 1) * g->sh + (g->kh - 1) * g->dh + 1;
+        if (8 * read > 9 * rows * g->sh) /* a middle band's rows with their halo */
+            break;
+        bands = more;
+    }
+    J->band = (g->oh + bands - 1) / bands;
+    bands = (g->oh + J->band - 1) / J->band;
+    const ptrdiff_t splits = (want + bands - 1) / bands;
+    J->splits = (int)(splits < groups ? splits : groups);
+}
+
+int pwdw_run(const float *x, const float *w1, const float *b1, const float_post *post1, const float *w2,
+             const float *b2, const float_post *post2, float *y, ptrdiff_t cin, ptrdiff_t cexp, const geometry *g)
+{
+    pwdw_job J = {.x = x, .w1 = w1, .b1 = b1, .w2 = w2, .b2 = b2, .y = y, .cin = cin, .cexp = cexp, .g = *g,
+                  .post1 = *post1, .post2 = *post2};
+    J.plain1 = post1->act == ACT_CLAMP && !post1->residual && !post1->npost;
+    J.ntile = gemm_tiled_columns(cin, g->h * g->w);
+    atomic_store(&J.failed, 0);
+    plan_tasks(&J);
+    const int tasks = (int)((g->oh + J.band - 1) / J.band) * J.splits;
+    if (tasks == 1)
+        pwdw_task(&J, 0);
+    else
+        pool_run(tasks, pwdw_task, &J);
+    return atomic_load(&J.failed) ? -1 : 0;
+}
+
+const char pw_dw_conv_doc[] =
+"pw_dw_conv(x, w1, b1, w2, b2, y, cin, cexp, h, w, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl, epilogue1, epilogue2)\n\n"
+"A pointwise convolution (w1: float32 (cexp, cin), b1 (cexp,) or None) of one image x (float32 (cin, h, w))\n"
+"and the depthwise convolution (w2: float32 (cexp, kh, kw), b2 or None; strides, dilations, top/left pads as\n"
+"depthwise_conv2d) of its result, into y (float32 (cexp, oh, ow)), without writing the pointwise result out.\n"
+"Each epilogue is (lo, hi, act, alpha, beta, slopes, post) as conv_gemm's and depthwise_conv2d's (no residual).\n"
+"The values of conv_gemm then depthwise_conv2d, bit for bit.  Releases the GIL.";
+
+/* One epilogue tuple into f (its buffers in held); 0 with an exception set when wrong. */
+static int parse_epilogue(PyObject *tuple, post_buffers *held, float_post *f)
+{
+    double lo, hi, alpha, beta;
+    int act;
+    PyObject *slopes, *post;
+    if (!PyArg_ParseTuple(tuple, "ddiddOO", &lo, &hi, &act, &alpha, &beta, &slopes, &post))
+        return 0;
+    return parse_post(NULL, act, lo, hi, alpha, beta, slopes, post, held, 0, f);
+}
+
+/* A float32 buffer of at least `floats` floats, or None (obj NULL) when allowed; 0 with an exception set. */
+static int float_buffer(PyObject *obj, int optional, Py_ssize_t floats, Py_buffer *b, int writable)
+{
+    b->obj = NULL;
+    if (optional && obj == Py_None)
+        return 1;
+    if (PyObject_GetBuffer(obj, b, writable ? PyBUF_WRITABLE : PyBUF_SIMPLE) < 0) {
+        b->obj = NULL;
+        return 0;
+    }
+    if (b->len < floats * (Py_ssize_t)sizeof(float)) {
+        PyBuffer_Release(b);
+        b->obj = NULL;
+        PyErr_SetString(PyExc_ValueError, "pw_dw_conv: buffer sizes do not match the shapes");
+        return 0;
+    }
+    return 1;
+}
+
+PyObject *py_pw_dw_conv(PyObject *self, PyObject *args)
+{
+    PyObject *obj[6], *epilogue[2];
+    Py_buffer b[6] = {{0}};
+    post_buffers held[2] = {{{0}}};
+    float_post post[2];
+    Py_ssize_t cin, cexp;
+    geometry g;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOOOOnnnnnnnnnnnnnnOO", &obj[0], &obj[1], &obj[2], &obj[3], &obj[4], &obj[5], &cin,
+                          &cexp, &g.h, &g.w, &g.kh, &g.kw, &g.oh, &g.ow, &g.sh, &g.sw, &g.dh, &g.dw, &g.pt, &g.pl,
+                          &epilogue[0], &epilogue[1]))
+        return NULL;
+    if (cin <= 0 || cexp <= 0 || g.h <= 0 || g.w <= 0 || g.kh <= 0 || g.kw <= 0 || g.oh <= 0 || g.ow <= 0 ||
+        g.sh <= 0 || g.sw <= 0 || g.dh <= 0 || g.dw <= 0) {
+        PyErr_SetString(PyExc_ValueError, "pw_dw_conv: shapes, strides and dilations must be positive");
+        return NULL;
+    }
+    dw_padded_size(&g);
+    const Py_ssize_t floats[6] = {cin * g.h * g.w, cexp * cin, cexp, cexp * g.kh * g.kw, cexp, cexp * g.oh * g.ow};
+    int ok = 1, rc = 0;
+    for (int i = 0; i < 6; i++)
+        ok = ok && float_buffer(obj[i], i == 2 || i == 4, floats[i], &b[i], i == 5);
+    for (int i = 0; i < 2; i++)
+        ok = ok && parse_epilogue(epilogue[i], &held[i], &post[i]);
+    if (ok) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = pwdw_run(b[0].buf, b[1].buf, b[2].obj ? b[2].buf : NULL, &post[0], b[3].buf, b[4].obj ? b[4].buf : NULL,
+                      &post[1], b[5].buf, cin, cexp, &g);
+        Py_END_ALLOW_THREADS
+    }
+    for (int i = 0; i < 6; i++)
+        if (b[i].obj)
+            PyBuffer_Release(&b[i]);
+    for (int i = 0; i < 2; i++)
+        release_post(&held[i]);
+    if (!ok)
+        return NULL;
+    if (rc < 0)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
