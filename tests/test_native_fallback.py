@@ -141,6 +141,15 @@ def test_center_and_plane_sums_are_bit_identical(compiled, kind):
     np.testing.assert_array_equal(want, x.reshape(12, 35).sum(axis=1))
 
 
+@pytest.mark.parametrize("planes", [1, 8, 13])
+def test_float_plane_sums_add_in_order_in_float64(compiled, planes):
+    """Kind f: each plane's float32 values added one after the other in float64, in the twin too."""
+    x = np.random.default_rng(planes).standard_normal((planes, 3137)).astype(np.float32) * 1e3
+    (want,), (got,) = both(compiled, "plane_sums", [np.empty(planes, np.float64)], x, "f", OUT, planes, 3137)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(want, np.add.accumulate(x.astype(np.float64), axis=1)[:, -1])
+
+
 @pytest.mark.parametrize(("h", "w", "pt", "pl", "sh", "sw"),
                          [(9, 11, 1, 0, 2, 2), (7, 7, 3, 2, 3, 2), (4, 6, 0, 0, 1, 3)])
 def test_phase_planes_is_bit_identical(compiled, threads, h, w, pt, pl, sh, sw):

@@ -123,6 +123,18 @@ def test_global_pools(op, shape):
     check_against_ort(single_op(op, {"x": x}), {"x": x})
 
 
+@pytest.mark.parametrize("shape", [(1, 1280, 7, 7), (2, 5, 56, 56), (1, 3, 1, 1)])
+def test_float_global_average_is_the_mean_rounded_once(shape):
+    """float32 planes are summed in float64 and divided once: the float64 mean rounded to float32 (on 3136
+    values as well, where float32 sums drift)."""
+    x = np.random.default_rng(shape[1]).uniform(0, 6, shape).astype(np.float32)
+    opdef = next(op for op in pool.OPS if op.name == "GlobalAveragePool")
+    (got,) = opdef.kernel([x], {})
+    want = x.astype(np.float64).mean(axis=(2, 3), keepdims=True)
+    assert got.dtype == np.float32 and got.shape == (*shape[:2], 1, 1)
+    np.testing.assert_array_equal(got, want.astype(np.float32))
+
+
 @pytest.mark.parametrize("attrs", [
     {"kernel_shape": [3, 2], "strides": [2, 1], "pads": [1, 0, 1, 1]},
     {"kernel_shape": [2, 2], "p": 1},

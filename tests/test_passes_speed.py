@@ -520,6 +520,32 @@ def test_an_nhwc_byte_picture_for_an_nchw_input_becomes_planes_in_one_pass(tmp_p
     assert len(np.unique(nchw[0])) > 10
 
 
+@pytest.mark.parametrize("data_type", ["uint8", "int8"])
+def test_an_nhwc_byte_picture_for_an_nhwc_float_input_becomes_planes_viewed_nhwc(tmp_path, data_type):
+    """Bytes for a Keras-style NHWC float input reach it as float32 planes viewed NHWC (the values numpy's cast
+    gives), so the Transpose to NCHW after the normalization's Sub costs nothing; the outputs equal those of the
+    float32 picture, bit for bit."""
+    from rknn.api import RKNN
+    from rknn_core.runtime.inputs import prepare_inputs
+
+    model, _ = first_conv_model([1, 1, 1, 1], nhwc=True)
+    lo, hi = (0, 256) if data_type == "uint8" else (-128, 128)
+    picture = np.random.default_rng(5).integers(lo, hi, (1, 7, 7, 3)).astype(data_type)
+    rknn = RKNN()
+    rknn.config(mean_values=[[127, 120, 110]], std_values=[[1, 1, 1]], optimization_level=3)
+    path = save_model(model, str(tmp_path))
+    assert rknn.load_onnx(path) == 0
+    assert rknn.build(do_quantization=False) == 0 and rknn.init_runtime() == 0
+    graph = rknn._tk.model.graph
+    fed = prepare_inputs(rknn._tk.model, [picture], data_type=data_type)[graph.inputs[0]]
+    assert fed.dtype == F32 and fed.transpose(0, 3, 1, 2).flags.c_contiguous
+    np.testing.assert_array_equal(fed, picture.astype(F32))
+    as_bytes = rknn.inference(inputs=[picture], data_type=data_type)[0]
+    np.testing.assert_array_equal(as_bytes, rknn.inference(inputs=[picture.astype(F32)], data_type="float32")[0])
+    reference = run_ort(path, {"x": (picture.astype(F32) - np.array([127, 120, 110], F32))})[0]
+    np.testing.assert_allclose(as_bytes, reference, rtol=1e-5, atol=1e-3)
+
+
 # ------------------------------------------------------------------------------------ fuse_hardswish
 
 

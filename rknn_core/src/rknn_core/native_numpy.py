@@ -297,7 +297,13 @@ def pad_planes(x, kind: str, zero: int, out, planes: int, h: int, w: int, pt: in
 
 
 def plane_sums(x, kind: str, out, planes: int, size: int) -> None:
-    """out[p] = the int64 sum of the ``size`` storage integers of plane p."""
+    """out[p] = the int64 sum of the ``size`` storage integers of plane p, or with kind f the float64 sum of its
+    float32 values added one after the other."""
+    if kind == "f":
+        values = _flat(x, np.float32, planes * size, "plane_sums").reshape(planes, size).astype(np.float64)
+        totals = np.add.accumulate(values, axis=1)[:, -1] if size else np.zeros(planes)
+        _flat(out, np.float64, planes, "plane_sums")[...] = totals
+        return
     values = _flat(x, _kind(STORAGE, kind, "plane_sums"), planes * size, "plane_sums").reshape(planes, size)
     _flat(out, np.int64, planes, "plane_sums")[...] = values.sum(axis=1, dtype=np.int64)
 

@@ -324,6 +324,18 @@ def _global_avg_prepare(in_q: list, out_q: list, attrs: dict, constants: list, c
     return call
 
 
+def _global_avg_kernel(inputs: list[np.ndarray | None], attrs: dict) -> list[np.ndarray]:
+    """The mean over every spatial axis; float32 planes summed in float64 one value after the other (compiled
+    ``plane_sums``), then divided and rounded once."""
+    x = inputs[0]
+    planes, count = math.prod(x.shape[:2]), math.prod(x.shape[2:])
+    if x.dtype != np.float32 or x.ndim < 3 or not count:
+        return [np.mean(x, axis=tuple(range(2, x.ndim)), keepdims=True).astype(x.dtype, copy=False)]
+    sums = np.empty(planes, np.float64)
+    _native.plane_sums(np.ascontiguousarray(x), "f", sums, planes, count)
+    return [(sums / count).astype(np.float32).reshape(*x.shape[:2], *[1] * (x.ndim - 2))]
+
+
 def _global_cost(inputs: list[TensorInfo | None], outputs: list[TensorInfo], attrs: dict) -> Cost:
     return Cost(inputs[0].size, inputs[0].nbytes + outputs[0].nbytes)
 
@@ -337,8 +349,7 @@ OPS = [
               "count_include_pad."),
     OpDef("LpPool", _infer("LpPool"), _lppool_kernel, _pool_cost, 1, 1,
           doc="Lp-norm pooling (p, default 2) over zero-padded windows."),
-    OpDef("GlobalAveragePool", _global_infer,
-          _global(lambda x, axes, a: np.mean(x, axis=axes, keepdims=True)), _global_cost, 1, 1,
+    OpDef("GlobalAveragePool", _global_infer, _global_avg_kernel, _global_cost, 1, 1,
           quant_kernel=_global_avg_quant, quant_prepare=_global_avg_prepare,
           doc="Mean over every spatial axis (rank >= 3)."),
     OpDef("GlobalMaxPool", _global_infer,

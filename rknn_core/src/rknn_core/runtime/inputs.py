@@ -16,6 +16,7 @@ DATA_TYPES = ("float32", "float16", "int8", "uint8", "int16")
 DATA_FORMATS = ("nhwc", "nchw")
 NUMERIC_KINDS = "biufc"  # numpy dtype kinds of bool and numbers
 BYTE_DTYPES = (np.dtype(np.uint8), np.dtype(np.int8))
+PICTURE_CHANNELS = 4  # at most this many channels last: a picture (gray, RGB, RGBA)
 
 
 def prepare_inputs(model: RknnModel, inputs: list, data_type: str = "uint8", data_format: str = "nhwc",
@@ -86,6 +87,11 @@ def _stored(arr: np.ndarray, tensor: Tensor, index: int, name: str) -> np.ndarra
     if arr.dtype in BYTE_DTYPES and kind in (np.float32, arr.dtype) and arr.ndim == 4 and not arr.flags.c_contiguous \
             and arr.transpose(0, 2, 3, 1).flags.c_contiguous:  # an NHWC picture for NCHW: planes in one pass
         return channels_last_planes(arr.transpose(0, 2, 3, 1), _byte_tables(arr.dtype, kind, arr.shape[1]))
+    if arr.dtype in BYTE_DTYPES and kind == np.float32 and arr.ndim == 4 and arr.flags.c_contiguous \
+            and tensor.layout == "NHWC" and arr.shape[3] <= PICTURE_CHANNELS:
+        # an NHWC picture for an NHWC float input: float32 planes in one pass, viewed NHWC, so that the Transpose
+        # to NCHW of a Keras export is free and per-channel arithmetic runs along rows
+        return channels_last_planes(arr, _byte_tables(arr.dtype, kind, arr.shape[3])).transpose(0, 2, 3, 1)
     return arr.astype(kind, copy=False)
 
 
