@@ -79,6 +79,24 @@ def test_edges(m, k, n):
     run_1x1(m, k, n, bias=(m + k + n) % 2 == 0)
 
 
+@pytest.mark.parametrize(("m", "k", "n", "row"), [(16, 32, 12544, 12544), (24, 300, 100, 100), (8, 1, 64, 64),
+                                                  (20, 17, 1000, 1037)])
+def test_b_rows_read_in_place_give_the_packed_sums(m, k, n, row):
+    """A 1x1 convolution with few output rows reads its input rows where they lie (no packing): each output is
+    the one a many-row GEMM computes from packed panels, bit for bit (the same rows of a 64-row A); rows may lie
+    further apart than n, the last panel may be partial, k may span several k blocks."""
+    rng = np.random.default_rng(m + k + n)
+    a = rng.standard_normal((64, k), dtype=np.float32)
+    b = rng.standard_normal((k, row), dtype=np.float32)
+    bias = rng.standard_normal(64, dtype=np.float32)
+    koff, poff = np.arange(k, dtype=np.int64) * row, np.arange(n, dtype=np.int64)
+    packed, in_place = np.empty((64, n), np.float32), np.empty((m, n), np.float32)
+    _native.conv_gemm(a, b, koff, poff, bias, packed, 64, k, n, -1.0, 2.0)
+    _native.conv_gemm(np.ascontiguousarray(a[:m]), b, koff, poff, bias[:m], in_place, m, k, n, -1.0, 2.0)
+    np.testing.assert_array_equal(in_place, packed[:m])
+    check(in_place, a[:m], b[:, :n], bias[:m], -1.0, 2.0)
+
+
 def test_random_shapes():
     for _ in range(60):
         m, n = (int(RNG.choice(EDGE)) * int(RNG.integers(1, 4)) for _ in range(2))

@@ -61,15 +61,16 @@ typedef float v8u __attribute__((vector_size(32), aligned(4)));
 enum { F_ACC = 1, F_LAST = 2 }; /* add to y / apply bias + clamp */
 
 typedef void (*kernel_fn)(int kc, const float *a, ptrdiff_t lda, int mr,
-                          const float *an, const float *pb, float *y, ptrdiff_t ldy, int nr,
+                          const float *an, const float *pb, ptrdiff_t pbs, float *y, ptrdiff_t ldy, int nr,
                           int flags, const float *bias, float lo, float hi);
 
 /*
- * DEFINE_KERNEL(NAME, V, VI, VU, MR, NV, PBS): an MR x NR kernel, NR =
+ * DEFINE_KERNEL(NAME, V, VI, VU, MR, NV): an MR x NR kernel, NR =
  * NV * lanes(V):
- *   y[r, j] (+)= sum_{kk < kc} a[r*lda + kk] * pb[kk*PBS + j]
- * for r < mr, j < nr; pb is a packed, 64-byte aligned kc x PBS panel (the
- * half-width kernels read the first half of a full-width panel).  Rows
+ *   y[r, j] (+)= sum_{kk < kc} a[r*lda + kk] * pb[kk*pbs + j]
+ * for r < mr, j < nr; pb is a packed kc x NR panel (pbs = the full width
+ * NR: the half-width kernels read the first half of a full-width panel) or,
+ * for B read in place, NR floats of each of kc rows pbs apart.  Rows
  * r >= mr read row mr-1 of A (never out of bounds) and are discarded.
  * If an is not NULL, the MR x kc block of A at an (same lda) is prefetched,
  * one line per row every 16 steps: it is the strip the task needs next.
@@ -77,10 +78,10 @@ typedef void (*kernel_fn)(int kc, const float *a, ptrdiff_t lda, int mr,
  * [lo, hi] (NaN stays NaN).  Edge tiles go through a stack tile with
  * exactly the same arithmetic.
  */
-#define DEFINE_KERNEL(NAME, V, VI, VU, MR, NV, PBS)                            \
+#define DEFINE_KERNEL(NAME, V, VI, VU, MR, NV)                                 \
     MULTIVERSION static void NAME(int kc, const float *a, ptrdiff_t lda,       \
                                   int mr, const float *an, const float *pb,    \
-                                  float *y,                                    \
+                                  ptrdiff_t pbs, float *y,                     \
                                   ptrdiff_t ldy, int nr, int flags,            \
                                   const float *bias, float lo, float hi)       \
     {                                                                          \
@@ -101,13 +102,13 @@ typedef void (*kernel_fn)(int kc, const float *a, ptrdiff_t lda, int mr,
             {                                                                  \
                 V bv[NV];                                                      \
                 for (int v = 0; v < NV; v++)                                   \
-                    bv[v] = *(const V *)(pb + v * VL);                         \
+                    bv[v] = *(const VU *)(pb + v * VL);                        \
                 for (int r = 0; r < MR; r++) {                                 \
                     float s = ar[r][kk];                                       \
                     for (int v = 0; v < NV; v++)                               \
                         c[r][v] += bv[v] * s;                                  \
                 }                                                              \
-                pb += PBS;                                                     \
+                pb += pbs;                                                     \
             }                                                                  \
         }                                                                      \
         if (mr == MR && nr == NR) {                                            \
@@ -149,10 +150,10 @@ typedef void (*kernel_fn)(int kc, const float *a, ptrdiff_t lda, int mr,
         }                                                                      \
     }
 
-DEFINE_KERNEL(kernel_8x32, v16, v16i, v16u, 8, 2, 32)
-DEFINE_KERNEL(kernel_8x16, v16, v16i, v16u, 8, 1, 32)
-DEFINE_KERNEL(kernel_6x16, v8, v8i, v8u, 6, 2, 16)
-DEFINE_KERNEL(kernel_6x8, v8, v8i, v8u, 6, 1, 16)
+DEFINE_KERNEL(kernel_8x32, v16, v16i, v16u, 8, 2)
+DEFINE_KERNEL(kernel_8x16, v16, v16i, v16u, 8, 1)
+DEFINE_KERNEL(kernel_6x16, v8, v8i, v8u, 6, 2)
+DEFINE_KERNEL(kernel_6x8, v8, v8i, v8u, 6, 1)
 
 static struct {
     int mr, nr;
@@ -186,6 +187,7 @@ void gemm_init(void)
 #define KC_MAX 256   /* k block: a kc x NR panel of B is 32 KiB */
 #define PANELS_MAX 8 /* NR-column panels per task chunk: B chunk in L2 */
 #define RUNS_MAX 8   /* contiguous runs per panel copied as runs (else gathered element by element) */
+#define DIRECT_STRIPS 3 /* MR-row strips per task up to which B rows in place are read unpacked */
 
 /* d[c] = s[2c] for c < len, never reading past s[2(len-1)]. */
 static inline void copy_stride2(float *d, const float *s, int len)
@@ -342,6 +344,7 @@ typedef struct {
     float lo, hi;
     int kc, nkb;             /* k block size and count */
     ptrdiff_t ntile;         /* columns [0, ntile) tiled, the rest dots */
+    ptrdiff_t bstep;         /* float B whose tiled columns lie in place as rows bstep apart, else 0 */
     ptrdiff_t npm, npn;      /* MR-row / NR-column panels */
     int cm, cn;              /* task grid */
     atomic_int fail;         /* scratch allocation failed */
@@ -472,14 +475,19 @@ static void gemm_task(void *ctx, int t)
         atomic_store(&J->fail, 1);
         return;
     }
+    /* A few strips read B where it lies rather than packed: packing would cost more than it saves. */
+    const int direct = J->bstep > 0 && r1 - r0 <= DIRECT_STRIPS;
+    const ptrdiff_t full = ncols / NR; /* whole panels of the chunk */
     for (int kb = 0; kb < J->nkb && c0 < c1; kb++) {
         ptrdiff_t k0 = (ptrdiff_t)kb * J->kc;
         int kc = (int)(J->k - k0 < J->kc ? J->k - k0 : J->kc);
         int flags = (kb > 0 ? F_ACC : 0) | (kb == J->nkb - 1 ? F_LAST : 0);
         if (J->bkind)
             pack_b_storage(pb, pstride, NR, J->bstore, J->bkind, J->bzero, J->koff + k0, kc, J->poff + q0, ncols);
-        else
+        else if (!direct)
             pack_b(pb, pstride, NR, J->b, J->koff + k0, kc, J->poff + q0, ncols);
+        else if (ncols > full * NR) /* in place but the last, partial panel */
+            pack_b(pb, pstride, NR, J->b, J->koff + k0, kc, J->poff + q0 + full * NR, (int)(ncols - full * NR));
         for (ptrdiff_t ip = r0; ip < r1; ip++) {
             ptrdiff_t i = ip * MR;
             int mr = (int)(J->m - i < MR ? J->m - i : MR);
@@ -497,9 +505,11 @@ static void gemm_task(void *ctx, int t)
                 ptrdiff_t q = jp * NR;
                 int nr = (int)(J->ntile - q < NR ? J->ntile - q : NR);
                 kernel_fn kern = nr <= NR / 2 ? K.kern_half : K.kern;
+                const int in_place = direct && jp - c0 < full;
                 kern(kc, ai, J->k, mr, jp == c0 ? an : NULL,
-                     pb + (jp - c0) * pstride, block + (i - r0 * MR) * ldy + (q - q0), ldy, nr,
-                     flags, bias, J->lo, J->hi);
+                     in_place ? J->b + J->koff[k0] + J->poff[q] : direct ? pb : pb + (jp - c0) * pstride,
+                     in_place ? J->bstep : NR, block + (i - r0 * MR) * ldy + (q - q0), ldy, nr, flags, bias, J->lo,
+                     J->hi);
             }
         }
     }
@@ -517,6 +527,22 @@ static void gemm_task(void *ctx, int t)
  * its rows of A (repeated for every column chunk), plus a fixed overhead; with dynamic scheduling the span is estimated as
  * ceil(tasks / nt) * (largest task).  Ties keep the smaller grid.
  */
+/* koff[j] = koff[0] + j * step and poff[p] = poff[0] + p for the tiled columns (a 1x1 convolution's B rows, read
+   in place): the step (any positive value when k == 1), else 0. */
+static ptrdiff_t in_place_step(const int64_t *koff, ptrdiff_t k, const int64_t *poff, ptrdiff_t ntile)
+{
+    const ptrdiff_t step = k > 1 ? koff[1] - koff[0] : 1;
+    if (step <= 0)
+        return 0;
+    for (ptrdiff_t j = 2; j < k; j++)
+        if (koff[j] - koff[j - 1] != step)
+            return 0;
+    for (ptrdiff_t p = 1; p < ntile; p++)
+        if (poff[p] != poff[0] + p)
+            return 0;
+    return step;
+}
+
 static void plan_grid(job_t *J, int nt)
 {
     const double PACK = 0.5, AREAD = 0.5, TASK = 200.0;
@@ -612,7 +638,7 @@ void gemm_packed(const float *a, const float *pb, const float *bias, float *y, p
             for (ptrdiff_t jp = 0; jp * NR < tiled; jp++) {
                 const int nr = (int)(tiled - jp * NR < NR ? tiled - jp * NR : NR);
                 kernel_fn kern = nr <= NR / 2 ? K.kern_half : K.kern;
-                kern(kcb, a + i * k + k0, k, mr, jp == 0 ? an : NULL, pb + (kb * np + jp) * pstride,
+                kern(kcb, a + i * k + k0, k, mr, jp == 0 ? an : NULL, pb + (kb * np + jp) * pstride, NR,
                      y + i * ldy + jp * NR, ldy, nr, flags, bias ? bias + i : NULL, lo, hi);
             }
         }
@@ -622,6 +648,7 @@ void gemm_packed(const float *a, const float *pb, const float *bias, float *y, p
 static int job_run(job_t *J)
 {
     J->ntile = gemm_tiled_columns(J->k, J->n);
+    J->bstep = J->bkind ? 0 : in_place_step(J->koff, J->k, J->poff, J->ntile);
     J->npm = (J->m + K.mr - 1) / K.mr;
     J->npn = (J->ntile + K.nr - 1) / K.nr;
     k_blocks(J->k, &J->nkb, &J->kc);
