@@ -65,12 +65,13 @@ typedef void (*kernel_fn)(int kc, const float *a, ptrdiff_t lda, int mr,
                           int flags, const float *bias, float lo, float hi);
 
 /*
- * DEFINE_KERNEL(NAME, V, VI, VU, MR, NV): an MR x NR kernel, NR =
+ * DEFINE_KERNEL(NAME, V, VI, VU, MR, NV, BV, STEP): an MR x NR kernel, NR =
  * NV * lanes(V):
- *   y[r, j] (+)= sum_{kk < kc} a[r*lda + kk] * pb[kk*pbs + j]
- * for r < mr, j < nr; pb is a packed kc x NR panel (pbs = the full width
- * NR: the half-width kernels read the first half of a full-width panel) or,
- * for B read in place, NR floats of each of kc rows pbs apart.  Rows
+ *   y[r, j] (+)= sum_{kk < kc} a[r*lda + kk] * pb[kk*STEP + j]
+ * for r < mr, j < nr; pb is a packed, 64-byte aligned kc x PBS panel (BV = V,
+ * STEP = PBS: the half-width kernels read the first half of a full-width
+ * panel) or, for B read in place, NR floats of each of kc rows pbs apart
+ * (BV = VU, STEP = pbs).  Rows
  * r >= mr read row mr-1 of A (never out of bounds) and are discarded.
  * If an is not NULL, the MR x kc block of A at an (same lda) is prefetched,
  * one line per row every 16 steps: it is the strip the task needs next.
@@ -78,7 +79,7 @@ typedef void (*kernel_fn)(int kc, const float *a, ptrdiff_t lda, int mr,
  * [lo, hi] (NaN stays NaN).  Edge tiles go through a stack tile with
  * exactly the same arithmetic.
  */
-#define DEFINE_KERNEL(NAME, V, VI, VU, MR, NV)                                 \
+#define DEFINE_KERNEL(NAME, V, VI, VU, MR, NV, BV, STEP)                       \
     MULTIVERSION static void NAME(int kc, const float *a, ptrdiff_t lda,       \
                                   int mr, const float *an, const float *pb,    \
                                   ptrdiff_t pbs, float *y,                     \
@@ -102,13 +103,13 @@ typedef void (*kernel_fn)(int kc, const float *a, ptrdiff_t lda, int mr,
             {                                                                  \
                 V bv[NV];                                                      \
                 for (int v = 0; v < NV; v++)                                   \
-                    bv[v] = *(const VU *)(pb + v * VL);                        \
+                    bv[v] = *(const BV *)(pb + v * VL);                        \
                 for (int r = 0; r < MR; r++) {                                 \
                     float s = ar[r][kk];                                       \
                     for (int v = 0; v < NV; v++)                               \
                         c[r][v] += bv[v] * s;                                  \
                 }                                                              \
-                pb += pbs;                                                     \
+                pb += STEP;                                                    \
             }                                                                  \
         }                                                                      \
         if (mr == MR && nr == NR) {                                            \
@@ -150,14 +151,19 @@ typedef void (*kernel_fn)(int kc, const float *a, ptrdiff_t lda, int mr,
         }                                                                      \
     }
 
-DEFINE_KERNEL(kernel_8x32, v16, v16i, v16u, 8, 2)
-DEFINE_KERNEL(kernel_8x16, v16, v16i, v16u, 8, 1)
-DEFINE_KERNEL(kernel_6x16, v8, v8i, v8u, 6, 2)
-DEFINE_KERNEL(kernel_6x8, v8, v8i, v8u, 6, 1)
+DEFINE_KERNEL(kernel_8x32, v16, v16i, v16u, 8, 2, v16, 32)
+DEFINE_KERNEL(kernel_8x16, v16, v16i, v16u, 8, 1, v16, 32)
+DEFINE_KERNEL(kernel_6x16, v8, v8i, v8u, 6, 2, v8, 16)
+DEFINE_KERNEL(kernel_6x8, v8, v8i, v8u, 6, 1, v8, 16)
+DEFINE_KERNEL(rows_8x32, v16, v16i, v16u, 8, 2, v16u, pbs)
+DEFINE_KERNEL(rows_8x16, v16, v16i, v16u, 8, 1, v16u, pbs)
+DEFINE_KERNEL(rows_6x16, v8, v8i, v8u, 6, 2, v8u, pbs)
+DEFINE_KERNEL(rows_6x8, v8, v8i, v8u, 6, 1, v8u, pbs)
 
 static struct {
     int mr, nr;
     kernel_fn kern, kern_half; /* MR x NR and MR x NR/2 */
+    kernel_fn rows, rows_half; /* the same on B rows in place */
 } K;
 
 void gemm_init(void)
@@ -172,11 +178,15 @@ void gemm_init(void)
         K.nr = 32;
         K.kern = kernel_8x32;
         K.kern_half = kernel_8x16;
+        K.rows = rows_8x32;
+        K.rows_half = rows_8x16;
     } else {
         K.mr = 6;
         K.nr = 16;
         K.kern = kernel_6x16;
         K.kern_half = kernel_6x8;
+        K.rows = rows_6x16;
+        K.rows_half = rows_6x8;
     }
 }
 
@@ -504,8 +514,8 @@ static void gemm_task(void *ctx, int t)
             for (ptrdiff_t jp = c0; jp < c1; jp++) {
                 ptrdiff_t q = jp * NR;
                 int nr = (int)(J->ntile - q < NR ? J->ntile - q : NR);
-                kernel_fn kern = nr <= NR / 2 ? K.kern_half : K.kern;
                 const int in_place = direct && jp - c0 < full;
+                kernel_fn kern = in_place ? (nr <= NR / 2 ? K.rows_half : K.rows) : nr <= NR / 2 ? K.kern_half : K.kern;
                 kern(kc, ai, J->k, mr, jp == c0 ? an : NULL,
                      in_place ? J->b + J->koff[k0] + J->poff[q] : direct ? pb : pb + (jp - c0) * pstride,
                      in_place ? J->bstep : NR, block + (i - r0 * MR) * ldy + (q - q0), ldy, nr, flags, bias, J->lo,
