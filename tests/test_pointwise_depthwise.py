@@ -51,8 +51,9 @@ def two_kernels(module, x, w1, b1, w2, b2, geo, first, second) -> np.ndarray:
 
 
 def chained(module, x, w1, b1, w2, b2, geo, first, second) -> np.ndarray:
+    """pw_dw_conv on any size (``least`` 0: it declines small expanded tensors by default)."""
     y = np.empty((w1.shape[0], geo[4], geo[5]), np.float32)
-    module.pw_dw_conv(x, w1, b1, w2, b2, y, x.shape[0], w1.shape[0], *geo, first, second)
+    assert module.pw_dw_conv(x, w1, b1, w2, b2, y, x.shape[0], w1.shape[0], *geo, first, second, 0)
     return y
 
 
@@ -95,6 +96,23 @@ def test_pw_dw_conv_without_biases_and_its_numpy_twin(compiled):
     np.testing.assert_array_equal(chained(native_numpy, x, w1, None, w2, None, geo, NONE, NONE), want)
 
 
+def test_pw_dw_conv_declines_where_the_two_kernels_cost_less(compiled):
+    """An expanded tensor under 1 MB stays in cache between the two kernels; a wide plane of many input channels
+    would expand most rows several times: pw_dw_conv leaves y as it is and says so."""
+    rng = np.random.default_rng(8)
+    for cin, cexp, h, w, k in ((16, 96, 30, 30, 3), (480, 480, 24, 80, 5)):
+        x, w1, b1, w2, b2 = operands(rng, cin, cexp, h, w, k)
+        geo = geometry(h, w, k, 1, 1, k // 2)
+        y = np.full((cexp, geo[4], geo[5]), 7.0, np.float32)
+        assert not compiled.pw_dw_conv(x, w1, b1, w2, b2, y, cin, cexp, *geo, CLAMP, CLAMP)
+        assert (y == 7.0).all()
+    x, w1, b1, w2, b2 = operands(rng, 16, 96, 112, 112, 3)
+    geo = geometry(112, 112, 3, 2, 1, 1)
+    y = np.empty((96, geo[4], geo[5]), np.float32)
+    assert compiled.pw_dw_conv(x, w1, b1, w2, b2, y, 16, 96, *geo, CLAMP, CLAMP)  # 1.2 M floats: chained
+    np.testing.assert_array_equal(y, two_kernels(compiled, x, w1, b1, w2, b2, geo, CLAMP, CLAMP))
+
+
 def test_pw_dw_conv_refuses_buffers_that_do_not_fit(compiled):
     x, w1, b1, w2, b2 = operands(np.random.default_rng(0), 4, 8, 6, 6, 3)
     geo = geometry(6, 6, 3, 1, 1, 1)
@@ -113,11 +131,11 @@ def block_graph(pointwise: dict | None = None, extra_output: bool = False) -> Gr
     expanded tensor."""
     rng = np.random.default_rng(1)
     graph = Graph(inputs=["x"], outputs=["y", "mid"] if extra_output else ["y"])
-    graph.add_tensor(Tensor("x", (1, 8, 20, 20)))
+    graph.add_tensor(Tensor("x", (1, 8, 110, 110)))
     for name, shape in (("w1", (24, 8, 1, 1)), ("b1", (24,)), ("w2", (24, 1, 3, 3)), ("b2", (24,))):
         graph.add_tensor(Tensor(name, shape, data=rng.standard_normal(shape).astype(np.float32)))
-    graph.add_tensor(Tensor("mid", (1, 24, 20, 20)))
-    graph.add_tensor(Tensor("y", (1, 24, 10, 10)))
+    graph.add_tensor(Tensor("mid", (1, 24, 110, 110)))
+    graph.add_tensor(Tensor("y", (1, 24, 55, 55)))
     graph.nodes.append(Node("expand", "Conv", ["x", "w1", "b1"], ["mid"],
                             {"kernel_shape": [1, 1], "activation": {"op": "Clip", "min": 0.0, "max": 6.0},
                              **(pointwise or {})}))
@@ -133,25 +151,33 @@ def node_by_node(graph: Graph, x: np.ndarray) -> np.ndarray:
     return conv.kernel([mid, t["w2"].data, t["b2"].data], graph.nodes[1].attrs)[0]
 
 
-def test_a_float_plan_chains_the_pointwise_and_depthwise_convs():
+def chain_spy(monkeypatch) -> list[bool]:
+    """What each pw_dw_conv call of the plans answers (True: it ran the chain)."""
+    answers, real = [], conv._native.pw_dw_conv
+    monkeypatch.setattr(conv._native, "pw_dw_conv", lambda *args: answers.append(real(*args)) or answers[-1])
+    return answers
+
+
+def test_a_float_plan_chains_the_pointwise_and_depthwise_convs(monkeypatch):
     graph, rng = block_graph(), np.random.default_rng(2)
-    executor = Executor(graph, default_registry())
-    for shape in ((1, 8, 20, 20), (2, 8, 20, 20), (1, 8, 15, 9), (1, 8, 20, 20)):  # a batch runs the two steps
+    executor, answers = Executor(graph, default_registry()), chain_spy(monkeypatch)
+    for shape in ((1, 8, 110, 110), (2, 8, 110, 110), (1, 8, 15, 9), (1, 8, 110, 110)):
         x = rng.standard_normal(shape).astype(np.float32)
         got = executor.run({"x": x})["y"]
         np.testing.assert_array_equal(got, node_by_node(graph, x))
+    assert answers == [True, False, True]  # a batch runs the two steps; a small plane is declined
     (steps,) = executor._plans.values()
     assert [step.node.name for step in steps] == ["depthwise"] and steps[0].reads == ((0, "x"),)
 
 
 def test_a_plan_keeps_the_convs_apart_where_the_expanded_tensor_is_needed():
     rng = np.random.default_rng(4)
-    x = rng.standard_normal((1, 8, 20, 20)).astype(np.float32)
+    x = rng.standard_normal((1, 8, 110, 110)).astype(np.float32)
     for graph, keep in ((block_graph(extra_output=True), ()), (block_graph(), ("mid",))):
         executor = Executor(graph, default_registry())
         values = executor.run({"x": x}, keep=keep)
         np.testing.assert_array_equal(values["y"], node_by_node(graph, x))
-        assert values["mid"].shape == (1, 24, 20, 20)
+        assert values["mid"].shape == (1, 24, 110, 110)
         (steps,) = executor._plans.values()
         assert [step.node.name for step in steps] == ["expand", "depthwise"]
 
@@ -159,11 +185,11 @@ def test_a_plan_keeps_the_convs_apart_where_the_expanded_tensor_is_needed():
 def test_a_padded_pointwise_conv_runs_the_two_steps_in_a_chain():
     """A 1x1 Conv with pads does not map pixels one to one: the chained call runs the two prepared nodes."""
     graph = block_graph({"pads": [1, 1, 1, 1]})
-    graph.tensors["mid"] = Tensor("mid", (1, 24, 22, 22))
-    x = np.random.default_rng(6).standard_normal((1, 8, 20, 20)).astype(np.float32)
+    graph.tensors["mid"] = Tensor("mid", (1, 24, 112, 112))
+    x = np.random.default_rng(6).standard_normal((1, 8, 110, 110)).astype(np.float32)
     got = Executor(graph, default_registry()).run({"x": x})["y"]
     np.testing.assert_array_equal(got, node_by_node(graph, x))
-    assert got.shape == (1, 24, 11, 11)
+    assert got.shape == (1, 24, 56, 56)
 
 
 def test_a_quantized_plan_does_not_chain():
@@ -173,7 +199,7 @@ def test_a_quantized_plan_does_not_chain():
     for name in ("b1", "b2"):
         graph.tensors[name].quant = QuantParams("i32", 0.0005, 0)
     executor = QuantExecutor(graph, default_registry())
-    executor.run({"x": np.zeros((1, 8, 20, 20), np.float32)})
+    executor.run({"x": np.zeros((1, 8, 110, 110), np.float32)})
     (steps,) = executor._plans.values()
     assert len(steps) == 2
 
@@ -184,11 +210,12 @@ def test_a_real_mobilenetv3_chains_its_blocks_and_keeps_its_values(tmp_path, mon
     path = real_model("rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx")
     rknn = RKNN()
     rknn.config(mean_values=[[127.5] * 3], std_values=[[127.5] * 3])
-    assert rknn.load_onnx(model=path, input_size_list=[[3, 48, 192]]) == 0
+    assert rknn.load_onnx(model=path, input_size_list=[[3, 192, 768]]) == 0  # planes that leave the cache
     assert rknn.build(do_quantization=False) == 0
     assert rknn.init_runtime() == 0
-    image = text_image(48, 192)
+    image, answers = text_image(192, 768), chain_spy(monkeypatch)
     chained_out = rknn.inference(inputs=[image])[0]
+    assert answers.count(True) >= 2  # the largest expanded tensors went through pw_dw_conv
     executor = rknn._tk.runtime.executor
     (steps,) = executor._plans.values()
     monkeypatch.setattr(Executor, "CHAINS", False)

@@ -341,10 +341,11 @@ def depthwise_conv2d(x, w, bias, y, n: int, c: int, h: int, w_: int, kh: int, kw
 
 
 def pw_dw_conv(x, w1, b1, w2, b2, y, cin: int, cexp: int, h: int, w: int, kh: int, kw: int, oh: int, ow: int,
-               sh: int, sw: int, dh: int, dw: int, pt: int, pl: int, epilogue1: tuple, epilogue2: tuple) -> None:
+               sh: int, sw: int, dh: int, dw: int, pt: int, pl: int, epilogue1: tuple, epilogue2: tuple,
+               least: int = 0) -> bool:
     """``conv_gemm`` of the pointwise weights w1 (cexp, cin) over one image x (cin, h, w), then
     ``depthwise_conv2d`` of its result with w2 (cexp, kh, kw) into y; each epilogue is (lo, hi, act, alpha, beta,
-    slopes, post)."""
+    slopes, post). Always done (True), whatever ``least``."""
     expanded = np.empty(cexp * h * w, np.float32)
     lo, hi, act, alpha, beta, slopes, post = epilogue1
     conv_gemm(w1, x, np.arange(cin, dtype=np.int64) * (h * w), np.arange(h * w, dtype=np.int64), b1, expanded, cexp,
@@ -352,6 +353,7 @@ def pw_dw_conv(x, w1, b1, w2, b2, y, cin: int, cexp: int, h: int, w: int, kh: in
     lo, hi, act, alpha, beta, slopes, post = epilogue2
     depthwise_conv2d(expanded, w2, b2, y, 1, cexp, h, w, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl, lo, hi, None, act,
                      alpha, beta, slopes, post)
+    return True
 
 
 def qdepthwise_conv2d(x, x_kind: str, zx: int, w, bias, mult, shift, pot: bool, y, out_kind: str, zo: int, lo: int,

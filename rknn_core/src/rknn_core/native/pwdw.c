@@ -22,8 +22,11 @@
 #include <math.h>
 #include <stdatomic.h>
 
-/* Floats that a task's packed input rows and one group's expanded rows may take: a quarter of a 2 MB L2. */
-#define BAND_FLOATS (128 * 1024)
+/* Floats that a task's packed input rows and one group's expanded rows may take: half of a 2 MB L2. */
+#define BAND_FLOATS (256 * 1024)
+/* Expanded tensors of fewer floats stay in L2 between the two kernels anyway: nothing to gain there (the
+   default of pw_dw_conv's `least`). */
+#define EXPANDED_FLOATS (256 * 1024)
 
 typedef struct {
     const float *x, *w1, *b1, *w2, *b2;
@@ -35,6 +38,7 @@ typedef struct {
     ptrdiff_t ntile;  /* the plane's columns that conv_gemm tiles (the rest: dot products) */
     ptrdiff_t band;   /* output rows per band */
     int splits;       /* channel ranges per band */
+    ptrdiff_t least;  /* the expanded tensor's floats below which the chain declines */
     atomic_int failed;
 } pwdw_job;
 
@@ -112,54 +116,76 @@ static void pwdw_task(void *ctx, int t)
     }
 }
 
+/* Whether bands of `rows` output rows (all of them: the whole plane) expand at most an eighth more input rows
+ * than they advance over: a middle band's rows with their halo. */
+static int small_halo(const geometry *g, ptrdiff_t rows)
+{
+    ptrdiff_t read = (rows - 1) * g->sh + (g->kh - 1) * g->dh + 1, r0, r1;
+    if (rows == g->oh) {
+        band_rows(g, 0, rows, &r0, &r1);
+        read = r1 - r0;
+    }
+    return 8 * read <= 9 * rows * g->sh;
+}
+
 /* Bands and channel ranges: bands as tall as BAND_FLOATS allows; with several threads, more bands while
- * their halo adds at most an eighth to the expanded rows, then channel ranges, for two tasks per thread. */
-static void plan_tasks(pwdw_job *J)
+ * their halo stays small, then channel ranges, for two tasks per thread. 0 when the expanded tensor would stay
+ * in cache anyway, or when even the tallest bands would expand too many rows twice (wide planes of many input
+ * channels): the two kernels cost less then. */
+static int plan_tasks(pwdw_job *J)
 {
     const geometry *g = &J->g;
+    if (J->cexp * g->h * g->w < J->least)
+        return 0;
     const ptrdiff_t per_row = g->w * (J->cin + DW_GROUP), groups = (J->cexp + DW_GROUP - 1) / DW_GROUP;
     ptrdiff_t band = g->oh, r0, r1;
     for (band_rows(g, 0, band, &r0, &r1); band > 1 && (r1 - r0) * per_row > BAND_FLOATS;
          band_rows(g, 0, band, &r0, &r1))
         band = (band + 1) / 2;
+    if (!small_halo(g, band))
+        return 0;
     ptrdiff_t bands = (g->oh + band - 1) / band;
     const int threads = pool_get_threads(), want = threads > 1 ? 2 * threads : 1;
-    for (ptrdiff_t more = bands + 1; more <= want && more <= g->oh; more++) {
-        const ptrdiff_t rows = (g->oh + more - 1) / more, read = (rows - 1) * g->sh + (g->kh - 1) * g->dh + 1;
-        if (8 * read > 9 * rows * g->sh) /* a middle band's rows with their halo */
-            break;
+    for (ptrdiff_t more = bands + 1; more <= want && more <= g->oh && small_halo(g, (g->oh + more - 1) / more);
+         more++)
         bands = more;
-    }
     J->band = (g->oh + bands - 1) / bands;
     bands = (g->oh + J->band - 1) / J->band;
     const ptrdiff_t splits = (want + bands - 1) / bands;
     J->splits = (int)(splits < groups ? splits : groups);
+    return 1;
 }
 
 int pwdw_run(const float *x, const float *w1, const float *b1, const float_post *post1, const float *w2,
-             const float *b2, const float_post *post2, float *y, ptrdiff_t cin, ptrdiff_t cexp, const geometry *g)
+             const float *b2, const float_post *post2, float *y, ptrdiff_t cin, ptrdiff_t cexp, const geometry *g,
+             ptrdiff_t least)
 {
     pwdw_job J = {.x = x, .w1 = w1, .b1 = b1, .w2 = w2, .b2 = b2, .y = y, .cin = cin, .cexp = cexp, .g = *g,
-                  .post1 = *post1, .post2 = *post2};
+                  .post1 = *post1, .post2 = *post2, .least = least};
     J.plain1 = post1->act == ACT_CLAMP && !post1->residual && !post1->npost;
     J.ntile = gemm_tiled_columns(cin, g->h * g->w);
     atomic_store(&J.failed, 0);
-    plan_tasks(&J);
+    if (!plan_tasks(&J))
+        return 0;
     const int tasks = (int)((g->oh + J.band - 1) / J.band) * J.splits;
     if (tasks == 1)
         pwdw_task(&J, 0);
     else
         pool_run(tasks, pwdw_task, &J);
-    return atomic_load(&J.failed) ? -1 : 0;
+    return atomic_load(&J.failed) ? -1 : 1;
 }
 
 const char pw_dw_conv_doc[] =
-"pw_dw_conv(x, w1, b1, w2, b2, y, cin, cexp, h, w, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl, epilogue1, epilogue2)\n\n"
+"pw_dw_conv(x, w1, b1, w2, b2, y, cin, cexp, h, w, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl, epilogue1, epilogue2\n"
+"           [, least])\n\n"
 "A pointwise convolution (w1: float32 (cexp, cin), b1 (cexp,) or None) of one image x (float32 (cin, h, w))\n"
 "and the depthwise convolution (w2: float32 (cexp, kh, kw), b2 or None; strides, dilations, top/left pads as\n"
 "depthwise_conv2d) of its result, into y (float32 (cexp, oh, ow)), without writing the pointwise result out.\n"
 "Each epilogue is (lo, hi, act, alpha, beta, slopes, post) as conv_gemm's and depthwise_conv2d's (no residual).\n"
-"The values of conv_gemm then depthwise_conv2d, bit for bit.  Releases the GIL.";
+"The values of conv_gemm then depthwise_conv2d, bit for bit.  Returns False, y untouched, where the expanded\n"
+"tensor would stay in cache anyway (fewer than `least` floats, default 262144: 1 MB) or bands of output rows would compute too many expanded rows\n"
+"twice (the two kernels cost less there), else True.\n"
+"Releases the GIL.";
 
 /* One epilogue tuple into f (its buffers in held); 0 with an exception set when wrong. */
 static int parse_epilogue(PyObject *tuple, post_buffers *held, float_post *f)
@@ -197,12 +223,12 @@ PyObject *py_pw_dw_conv(PyObject *self, PyObject *args)
     Py_buffer b[6] = {{0}};
     post_buffers held[2] = {{{0}}};
     float_post post[2];
-    Py_ssize_t cin, cexp;
+    Py_ssize_t cin, cexp, least = EXPANDED_FLOATS;
     geometry g;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOOOOOnnnnnnnnnnnnnnOO", &obj[0], &obj[1], &obj[2], &obj[3], &obj[4], &obj[5], &cin,
+    if (!PyArg_ParseTuple(args, "OOOOOOnnnnnnnnnnnnnnOO|n", &obj[0], &obj[1], &obj[2], &obj[3], &obj[4], &obj[5], &cin,
                           &cexp, &g.h, &g.w, &g.kh, &g.kw, &g.oh, &g.ow, &g.sh, &g.sw, &g.dh, &g.dw, &g.pt, &g.pl,
-                          &epilogue[0], &epilogue[1]))
+                          &epilogue[0], &epilogue[1], &least))
         return NULL;
     if (cin <= 0 || cexp <= 0 || g.h <= 0 || g.w <= 0 || g.kh <= 0 || g.kw <= 0 || g.oh <= 0 || g.ow <= 0 ||
         g.sh <= 0 || g.sw <= 0 || g.dh <= 0 || g.dw <= 0) {
@@ -219,7 +245,7 @@ PyObject *py_pw_dw_conv(PyObject *self, PyObject *args)
     if (ok) {
         Py_BEGIN_ALLOW_THREADS
         rc = pwdw_run(b[0].buf, b[1].buf, b[2].obj ? b[2].buf : NULL, &post[0], b[3].buf, b[4].obj ? b[4].buf : NULL,
-                      &post[1], b[5].buf, cin, cexp, &g);
+                      &post[1], b[5].buf, cin, cexp, &g, least);
         Py_END_ALLOW_THREADS
     }
     for (int i = 0; i < 6; i++)
@@ -231,5 +257,5 @@ PyObject *py_pw_dw_conv(PyObject *self, PyObject *args)
         return NULL;
     if (rc < 0)
         return PyErr_NoMemory();
-    Py_RETURN_NONE;
+    return PyBool_FromLong(rc);
 }

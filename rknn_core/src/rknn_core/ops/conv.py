@@ -331,7 +331,8 @@ def prepare_chain(attrs: dict, constants: list, computed: tuple[int, ...], consu
         run = runners.get(x.shape)
         if run is None:
             run = runners[x.shape] = _chain_runner(attrs, consumer.attrs, x, w1.shape, w2.shape, operands, epilogues)
-        return [run(x)] if run is not None and x.dtype == np.float32 else second(first(inputs))
+        y = run(x) if run is not None and x.dtype == np.float32 else None
+        return [y] if y is not None else second(first(inputs))
 
     return call
 
@@ -352,8 +353,9 @@ def _chain_bias(constants: list) -> np.ndarray | None:
 
 def _chain_runner(pointwise: dict, depthwise: dict, x: np.ndarray, w1_shape: tuple, w2_shape: tuple, operands: tuple,
                   epilogues: tuple):
-    """``run(x)`` of ``prepare_chain`` for inputs shaped as ``x``, or None when the pointwise node does not map
-    one image's pixels one to one (a batch, pads, strides)."""
+    """``run(x)`` of ``prepare_chain`` for inputs shaped as ``x`` (None from it where ``pw_dw_conv`` declines: the
+    two kernels cost less), or None when the pointwise node does not map one image's pixels one to one (a batch,
+    pads, strides)."""
     if x.ndim != 4 or x.shape[0] != 1:
         return None
     n, c, h, w = x.shape
@@ -364,11 +366,11 @@ def _chain_runner(pointwise: dict, depthwise: dict, x: np.ndarray, w1_shape: tup
     geo = _geometry((n, m, h, w), w2_shape, depthwise)
     shape = (c, m, h, w, *geo.kernel, *geo.out, *geo.strides, *geo.dilations, *geo.begin)
 
-    def run(x: np.ndarray) -> np.ndarray:
+    def run(x: np.ndarray) -> np.ndarray | None:
         y = np.empty((n, m, *geo.out), dtype=np.float32)
-        _native.pw_dw_conv(np.ascontiguousarray(x), operands[0], operands[1], operands[2], operands[3], y, *shape,
-                           *epilogues)
-        return y
+        done = _native.pw_dw_conv(np.ascontiguousarray(x), operands[0], operands[1], operands[2], operands[3], y,
+                                  *shape, *epilogues)
+        return y if done else None
 
     return run
 
