@@ -21,9 +21,22 @@
 
 #include <math.h>
 #include <stdatomic.h>
+#include <unistd.h>
 
-/* Floats that a task's packed input rows and one group's expanded rows may take: half of a 2 MB L2. */
-#define BAND_FLOATS (256 * 1024)
+/* Floats that a task's packed input rows and one group's expanded rows may take: half of this core's L2 (1 MB
+   assumed where the system does not say). */
+static ptrdiff_t band_floats(void)
+{
+    static ptrdiff_t floats;
+    if (!floats) {
+        long bytes = 0;
+#ifdef _SC_LEVEL2_CACHE_SIZE
+        bytes = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+        floats = (bytes > 0 ? bytes : 1024 * 1024) / 2 / (long)sizeof(float);
+    }
+    return floats;
+}
 /* Expanded tensors of fewer floats stay in L2 between the two kernels anyway: nothing to gain there (the
    default of pw_dw_conv's `least`). */
 #define EXPANDED_FLOATS (256 * 1024)
@@ -128,7 +141,7 @@ static int small_halo(const geometry *g, ptrdiff_t rows)
     return 8 * read <= 9 * rows * g->sh;
 }
 
-/* Bands and channel ranges: bands as tall as BAND_FLOATS allows; with several threads, more bands while
+/* Bands and channel ranges: bands as tall as band_floats() allows; with several threads, more bands while
  * their halo stays small, then channel ranges, for two tasks per thread. 0 when the expanded tensor would stay
  * in cache anyway, or when even the tallest bands would expand too many rows twice (wide planes of many input
  * channels): the two kernels cost less then. */
@@ -139,7 +152,7 @@ static int plan_tasks(pwdw_job *J)
         return 0;
     const ptrdiff_t per_row = g->w * (J->cin + DW_GROUP), groups = (J->cexp + DW_GROUP - 1) / DW_GROUP;
     ptrdiff_t band = g->oh, r0, r1;
-    for (band_rows(g, 0, band, &r0, &r1); band > 1 && (r1 - r0) * per_row > BAND_FLOATS;
+    for (band_rows(g, 0, band, &r0, &r1); band > 1 && (r1 - r0) * per_row > band_floats();
          band_rows(g, 0, band, &r0, &r1))
         band = (band + 1) / 2;
     if (!small_halo(g, band))
