@@ -180,15 +180,12 @@ def _float_runner(attrs: dict, x_shape: tuple, w_shape: tuple):
     def finish(y: np.ndarray) -> np.ndarray:
         return y if fused is not None else apply_post_ops(apply_activation(y, act), attrs)
 
-    def contiguous_bias(b: np.ndarray | None) -> np.ndarray | None:
-        return None if b is None else np.ascontiguousarray(b, dtype=np.float32)
-
     if group == c and w_shape[1] == 1 and m == c:
         geometry = (n, c, h, width, *geo.kernel, *geo.out, *geo.strides, *geo.dilations, *geo.begin, lo, hi)
 
         def depthwise(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, residual: np.ndarray | None) -> np.ndarray:
             y = np.empty((n, c, *geo.out), dtype=np.float32)
-            _native.depthwise_conv2d(np.ascontiguousarray(x), np.ascontiguousarray(w), contiguous_bias(b), y,
+            _native.depthwise_conv2d(np.ascontiguousarray(x), np.ascontiguousarray(w), _contiguous_bias(b), y,
                                      *geometry, None if residual is None else np.ascontiguousarray(residual), code,
                                      alpha, beta, slopes, post)
             return finish(y)
@@ -215,7 +212,7 @@ def _float_runner(attrs: dict, x_shape: tuple, w_shape: tuple):
     def gemm(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, residual: np.ndarray | None) -> np.ndarray:
         y = np.empty((n, m, geo.out[0] * geo.out[1]), dtype=np.float32)
         source = source_of(x)
-        bias = contiguous_bias(b)
+        bias = _contiguous_bias(b)
         r = None if residual is None else np.ascontiguousarray(residual).reshape(n, m, -1)
 
         def call(weights, image, dst, i, g, c0, rows):
@@ -322,8 +319,9 @@ def prepare_chain(attrs: dict, constants: list, computed: tuple[int, ...], consu
     if first is None or second is None or None in epilogues or w1.shape[2:] != (1, 1) or w2.shape[1] != 1 \
             or int(attrs.get("group", 1)) != 1 or not int(consumer.attrs.get("group", 1)) == w2.shape[0] == w1.shape[0]:
         return None
-    operands = (np.ascontiguousarray(w1.reshape(w1.shape[:2])), _chain_bias(constants),
-                np.ascontiguousarray(w2.reshape(w2.shape[0], -1)), _chain_bias(consumer.constants))
+    biases = [_contiguous_bias(c[2] if len(c) > 2 else None) for c in (constants, consumer.constants)]
+    operands = (np.ascontiguousarray(w1.reshape(w1.shape[:2])), biases[0],
+                np.ascontiguousarray(w2.reshape(w2.shape[0], -1)), biases[1])
     runners: dict[tuple, object] = {}
 
     def call(inputs: list) -> list[np.ndarray]:
@@ -346,8 +344,8 @@ def _chain_epilogue(attrs: dict) -> tuple | None:
     return (*fused, float_post_ops(attrs))
 
 
-def _chain_bias(constants: list) -> np.ndarray | None:
-    b = constants[2] if len(constants) > 2 else None
+def _contiguous_bias(b: np.ndarray | None) -> np.ndarray | None:
+    """A bias as the compiled kernels read it: contiguous float32, or None."""
     return None if b is None else np.ascontiguousarray(b, dtype=np.float32)
 
 
