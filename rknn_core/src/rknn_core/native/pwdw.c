@@ -70,21 +70,18 @@ static size_t round16(size_t floats)
     return (floats + 15) / 16 * 16;
 }
 
-/* One group's expanded rows [r0, r0 + n / w) of the plane into e (count x n): conv_gemm's tiles and dot
- * products, then its epilogue; the weights at next (or NULL) are prefetched at the end. */
-static void expand_group(const pwdw_job *J, const float *packed, ptrdiff_t c0, int count, ptrdiff_t r0,
-                         ptrdiff_t n, const float *next, float *column, float *e)
+/* One group's expanded rows of the band into e (count x n): conv_gemm's tiles on columns [0, tiled) and its dot
+ * products on the rest, whose input columns are gathered in `columns` (cin floats each), then its epilogue; the
+ * weights at next (or NULL) are prefetched at the end. */
+static void expand_group(const pwdw_job *J, const float *packed, ptrdiff_t c0, int count, ptrdiff_t n,
+                         ptrdiff_t tiled, const float *columns, const float *next, float *e)
 {
-    const ptrdiff_t hw = J->g.h * J->g.w, first = r0 * J->g.w, cin = J->cin;
+    const ptrdiff_t cin = J->cin;
     const float *a = J->w1 + c0 * cin, *bias = J->b1 ? J->b1 + c0 : NULL;
     const float lo = J->plain1 ? J->post1.lo : -INFINITY, hi = J->plain1 ? J->post1.hi : INFINITY;
-    const ptrdiff_t tiled = J->ntile - first < n ? (J->ntile > first ? J->ntile - first : 0) : n;
     gemm_packed(a, packed, bias, e, n, count, cin, n, tiled, lo, hi, next);
-    for (ptrdiff_t p = tiled; p < n; p++) {
-        for (ptrdiff_t j = 0; j < cin; j++)
-            column[j] = J->x[j * hw + first + p];
-        gemm_dot_column(a, count, cin, column, bias, lo, hi, e + p, n);
-    }
+    for (ptrdiff_t p = tiled; p < n; p++)
+        gemm_dot_column(a, count, cin, columns + (p - tiled) * cin, bias, lo, hi, e + p, n);
     if (!J->plain1)
         for (int i = 0; i < count; i++)
             post_in_place(&J->post1, e + i * n, n, c0 + i);
@@ -106,22 +103,28 @@ static void pwdw_task(void *ctx, int t)
     bg.oh = o1 - o0;
     bg.pt = g->pt - o0 * g->sh + r0;
     dw_padded_size(&bg);
-    const ptrdiff_t n = bg.h * g->w, ohw = g->oh * g->ow, taps = g->kh * g->kw;
+    const ptrdiff_t n = bg.h * g->w, ohw = g->oh * g->ow, taps = g->kh * g->kw, hw = g->h * g->w, first = r0 * g->w;
+    /* the band's columns that conv_gemm tiles over the whole plane: the rest are its dot-product columns */
+    const ptrdiff_t tiled = J->ntile <= first ? 0 : J->ntile - first < n ? J->ntile - first : n;
     const size_t dw = round16(dw_scratch_floats(&bg)), pack = round16(gemm_packed_floats(J->cin, n));
-    float *scratch = scratch_get(dw + pack + round16((size_t)(DW_GROUP * n)) + (size_t)J->cin);
+    float *scratch = scratch_get(dw + pack + round16((size_t)(DW_GROUP * n)) + (size_t)((n - tiled) * J->cin));
     if (!scratch) {
         atomic_store(&J->failed, 1);
         return;
     }
-    float *packed = scratch + dw, *e = packed + pack, *column = e + round16((size_t)(DW_GROUP * n));
+    float *packed = scratch + dw, *e = packed + pack, *columns = e + round16((size_t)(DW_GROUP * n));
     dw_prepare(scratch, &bg);
     if (n > 0)
-        gemm_pack(packed, J->x + r0 * g->w, g->h * g->w, J->cin, n);
+        gemm_pack(packed, J->x + first, hw, J->cin, n);
+    for (ptrdiff_t p = tiled; p < n; p++) /* the dot-product columns' inputs, once for every group */
+        for (ptrdiff_t j = 0; j < J->cin; j++)
+            columns[(p - tiled) * J->cin + j] = J->x[j * hw + first + p];
     for (ptrdiff_t gi = g0; gi < g1; gi++) {
         const ptrdiff_t c0 = gi * DW_GROUP;
         const int count = J->cexp - c0 < DW_GROUP ? (int)(J->cexp - c0) : DW_GROUP;
         if (n > 0)
-            expand_group(J, packed, c0, count, r0, n, gi + 1 < g1 ? J->w1 + (c0 + DW_GROUP) * J->cin : NULL, column, e);
+            expand_group(J, packed, c0, count, n, tiled, columns,
+                         gi + 1 < g1 ? J->w1 + (c0 + DW_GROUP) * J->cin : NULL, e);
         float *out = J->y + c0 * ohw + o0 * g->ow;
         dw_sums(e, 'f', 0, J->w2 + c0 * taps, J->b2 ? J->b2 + c0 : NULL, J->cexp, 0, count, scratch, out, ohw, &bg);
         for (int i = 0; i < count; i++)
