@@ -658,7 +658,6 @@ void gemm_packed(const float *a, const float *pb, const float *bias, float *y, p
 static int job_run(job_t *J)
 {
     J->ntile = gemm_tiled_columns(J->k, J->n);
-    J->bstep = J->bkind ? 0 : in_place_step(J->koff, J->k, J->poff, J->ntile);
     J->npm = (J->m + K.mr - 1) / K.mr;
     J->npn = (J->ntile + K.nr - 1) / K.nr;
     k_blocks(J->k, &J->nkb, &J->kc);
@@ -672,6 +671,8 @@ static int job_run(job_t *J)
     } else {
         plan_grid(J, nt);
     }
+    /* B in place only where some task has few enough strips to read it so (the check scans koff and poff) */
+    J->bstep = J->bkind || J->npm / J->cm > DIRECT_STRIPS ? 0 : in_place_step(J->koff, J->k, J->poff, J->ntile);
     int tasks = J->cm * J->cn;
     if (nt == 1 || tasks == 1) {
         for (int t = 0; t < tasks; t++)
