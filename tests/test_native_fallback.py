@@ -328,6 +328,39 @@ def test_depthwise_conv2d_epilogue_is_bit_identical(compiled, threads, epilogue,
         assert (sums < 0).any()
 
 
+@pytest.mark.parametrize("geometry", [(3, 3, 1, 1, 1, 1, 1, 1, 1, 1), (3, 3, 2, 2, 1, 1, 0, 0, 1, 1),
+                                      (5, 5, 2, 2, 1, 1, 2, 2, 2, 2), (3, 3, 1, 1, 2, 2, 2, 2, 2, 2),
+                                      (3, 3, 1, 1, 1, 1, -1, -1, 0, 0)],
+                         ids=["3x3", "3x3-s2", "5x5-s2", "3x3-dilated", "3x3-cropped"])
+def test_depthwise_conv2d_bands_equal_whole_planes(compiled, geometry):
+    """With two threads a tall plane is cut into bands of output rows (each task every plane, so the next
+    layer's task of the same number finds its part of the image in its own cache); the values are those of
+    one task over whole planes, bit for bit, epilogue and residual included, and of the numpy twin."""
+    rng = np.random.default_rng(sum(geometry) + 5)
+    n, c = 1, 24
+    geo = _dw_geometry(geometry, 67, 40)
+    assert geo[4] >= 32  # tall enough for bands at two threads (8 tasks of at least 4 rows)
+    x = rng.standard_normal((n, c, 67, 40)).astype(np.float32)
+    w, bias = rng.standard_normal((c, geometry[0], geometry[1])).astype(np.float32), rng.standard_normal(c).astype(
+        np.float32)
+    r = rng.standard_normal((n, c, geo[4], geo[5])).astype(np.float32)
+    old = compiled.get_threads()
+    results = []
+    try:
+        for count in (1, 2):
+            compiled.set_threads(count)
+            y = np.full((n, c, geo[4], geo[5]), 77, np.float32)
+            compiled.depthwise_conv2d(x, w, bias, y, n, c, *geo, -4.0, 6.0, r, 2, 1 / 6, 0.5)
+            results.append(y)
+    finally:
+        compiled.set_threads(old)
+    np.testing.assert_array_equal(results[1], results[0])
+    want = np.full_like(results[0], 77)
+    native_numpy.depthwise_conv2d(x, w, bias, want, n, c, *geo, -4.0, 6.0, r, 2, 1 / 6, 0.5)
+    np.testing.assert_allclose(results[1], want, rtol=1e-5, atol=1e-5)
+    assert results[1].min() >= -0.375 and (results[1] > 6).any()  # HardSwish of the sum plus the residual
+
+
 @pytest.mark.parametrize("epilogue", EPILOGUES, ids=EPILOGUE_IDS)
 def test_conv_gemm_epilogue_is_bit_identical(compiled, threads, epilogue):
     rng = np.random.default_rng(7)

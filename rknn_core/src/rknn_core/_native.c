@@ -90,31 +90,40 @@ typedef struct {
     float *y;
     Py_ssize_t c, planes;
     int tasks;
+    int bands; /* tasks are bands of output rows over every plane (else shares of the planes) */
     geometry g;
     float_post post;
     int failed;
 } dw_job;
 
-/* Planes of one pool task, a group at a time: the sums straight into y, then the epilogue in place. */
+/* One pool task, a group of planes at a time: the sums straight into y, then the epilogue in place. A task
+ * is a band of output rows of every plane (a share of the image, as the GEMM's tasks are: the next layer's
+ * task of the same number reads it where it was written), or, for planes of few rows, a share of the planes. */
 static void dw_task(void *ctx, int t)
 {
     dw_job *J = ctx;
     const geometry *g = &J->g;
     const Py_ssize_t out_plane = g->oh * g->ow;
-    float *scratch = scratch_get(dw_scratch_floats(g));
+    Py_ssize_t p0 = 0, p1 = J->planes, o0 = 0, o1 = g->oh, r0 = 0;
+    if (J->bands) {
+        o0 = g->oh * t / J->tasks;
+        o1 = g->oh * (t + 1) / J->tasks;
+    } else {
+        task_planes(J->planes, J->tasks, t, &p0, &p1);
+    }
+    const geometry band = dw_band(g, o0, o1, &r0);
+    float *scratch = scratch_get(dw_scratch_floats(&band));
     if (!scratch) {
         J->failed = 1;
         return;
     }
-    dw_prepare(scratch, g);
-    Py_ssize_t p0, p1;
-    task_planes(J->planes, J->tasks, t, &p0, &p1);
+    dw_prepare(scratch, &band);
     for (Py_ssize_t p = p0; p < p1; p += DW_GROUP) {
         const int count = p1 - p < DW_GROUP ? (int)(p1 - p) : DW_GROUP;
-        float *y = J->y + p * out_plane;
-        dw_sums(J->x, 'f', 0, J->w, J->bias, J->c, p, count, scratch, y, out_plane, g);
+        float *y = J->y + p * out_plane + o0 * g->ow;
+        dw_sums(J->x + r0 * g->w, g->h * g->w, 'f', 0, J->w, J->bias, J->c, p, count, scratch, y, out_plane, &band);
         for (int i = 0; i < count; i++)
-            post_apply(&J->post, y + i * out_plane, J->y, out_plane, p + i, 0, out_plane);
+            post_apply(&J->post, y + i * out_plane, J->y, out_plane, p + i, o0 * g->ow, o1 * g->ow);
     }
 }
 
@@ -157,6 +166,7 @@ static PyObject *depthwise_conv2d(PyObject *self, PyObject *args)
         J.planes = n * c;
         J.g = g;
         J.tasks = plane_tasks(J.planes, g.oh * g.ow * g.kh * g.kw);
+        J.bands = J.tasks > 1 && g.oh >= 4 * J.tasks; /* bands of at least 4 rows */
         run_tasks(J.tasks, dw_task, &J);
         done = !J.failed;
     }
@@ -974,7 +984,7 @@ static void qdw_task(void *ctx, int t)
     task_planes(a->planes, a->tasks, t, &p0, &p1);
     for (Py_ssize_t p = p0; p < p1; p += DW_GROUP) {
         const int count = p1 - p < DW_GROUP ? (int)(p1 - p) : DW_GROUP;
-        dw_sums(a->x, a->x_kind, a->zx, a->w, NULL, a->c, p, count, scratch, dense, out_plane, g);
+        dw_sums(a->x, g->h * g->w, a->x_kind, a->zx, a->w, NULL, a->c, p, count, scratch, dense, out_plane, g);
         for (int i = 0; i < count; i++) /* one requantization per plane: whole vectors */
             quant_post_apply(&a->post, dense + i * out_plane, (p + i) % a->c, a->y, (p + i) * out_plane, out_plane);
     }

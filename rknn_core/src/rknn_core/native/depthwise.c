@@ -321,8 +321,10 @@ static inline __attribute__((always_inline)) void transpose16(v16 *r)
 #undef TRANSPOSE_ROUND
 }
 
-/* The `count` float32 planes from `planes` into the input grid (lanes past count: zeros). */
-MULTIVERSION static void group_in(const float *planes, int count, const group_scratch *s, const geometry *g)
+/* The `count` float32 planes from `planes` (`stride` floats apart) into the input grid (lanes past count:
+   zeros). */
+MULTIVERSION static void group_in(const float *planes, ptrdiff_t stride, int count, const group_scratch *s,
+                                  const geometry *g)
 {
     const ptrdiff_t hw = g->h * g->w;
     for (ptrdiff_t p0 = 0; p0 < hw; p0 += 16) {
@@ -331,9 +333,9 @@ MULTIVERSION static void group_in(const float *planes, int count, const group_sc
         for (int i = 0; i < 16; i++) {
             r[i] = (v16){0};
             if (i < count && n == 16)
-                r[i] = *(const v16u *)(planes + i * hw + p0);
+                r[i] = *(const v16u *)(planes + i * stride + p0);
             else if (i < count)
-                memcpy(&r[i], planes + i * hw + p0, sizeof(float) * (size_t)n);
+                memcpy(&r[i], planes + i * stride + p0, sizeof(float) * (size_t)n);
         }
         transpose16(r);
         for (int i = 0; i < 16; i++)
@@ -404,9 +406,9 @@ MULTIVERSION static void group_out(const group_scratch *s, int count, float *out
 
 /* dw_sums of a group: each lane's taps and bias (plane p0 + i takes channel (p0 + i) % channels), the
  * planes centered when they are storage integers, then the grid in, the taps, the grid out. */
-HOT_EXACT static void group_sums(const void *x, int kind, long long zero, const float *w, const float *bias,
-                       ptrdiff_t channels, ptrdiff_t p0, int count, float *scratch, float *out, ptrdiff_t ld,
-                       const geometry *g)
+HOT_EXACT static void group_sums(const void *x, ptrdiff_t plane, int kind, long long zero, const float *w,
+                                 const float *bias, ptrdiff_t channels, ptrdiff_t p0, int count, float *scratch,
+                                 float *out, ptrdiff_t ld, const geometry *g)
 {
     const group_scratch s = group_layout(scratch, g);
     const ptrdiff_t taps = g->kh * g->kw;
@@ -417,12 +419,15 @@ HOT_EXACT static void group_sums(const void *x, int kind, long long zero, const 
         s.bias[i] = i < count && bias ? bias[ch] : 0.0f;
     }
     const ptrdiff_t hw = g->h * g->w;
-    const float *planes = (const float *)x + p0 * hw;
+    const float *planes = (const float *)x + p0 * plane;
+    ptrdiff_t stride = plane;
     if (kind != 'f') {
-        center_plane(x, kind, p0 * hw, count * hw, zero, s.centered);
+        for (int i = 0; i < count; i++)
+            center_plane(x, kind, (p0 + i) * plane, hw, zero, s.centered + i * hw);
         planes = s.centered;
+        stride = hw;
     }
-    group_in(planes, count, &s, g);
+    group_in(planes, stride, count, &s, g);
     group_taps(&s, g);
     group_out(&s, count, out, ld, g);
 }
@@ -442,17 +447,39 @@ void dw_prepare(float *scratch, const geometry *g)
         group_prepare(scratch, g);
 }
 
-HOT_EXACT void dw_sums(const void *x, int kind, long long zero, const float *w, const float *bias, ptrdiff_t channels,
-             ptrdiff_t p0, int count, float *scratch, float *out, ptrdiff_t ld, const geometry *g)
+HOT_EXACT void dw_sums(const void *x, ptrdiff_t plane, int kind, long long zero, const float *w, const float *bias,
+                       ptrdiff_t channels, ptrdiff_t p0, int count, float *scratch, float *out, ptrdiff_t ld,
+                       const geometry *g)
 {
     if (!wide_3x3(g)) {
-        group_sums(x, kind, zero, w, bias, channels, p0, count, scratch, out, ld, g);
+        group_sums(x, plane, kind, zero, w, bias, channels, p0, count, scratch, out, ld, g);
         return;
     }
     const ptrdiff_t taps = g->kh * g->kw;
     for (int i = 0; i < count; i++) {
         const ptrdiff_t ch = (p0 + i) % channels;
-        dw_plane_wide(x, kind, (p0 + i) * g->h * g->w, zero, w + ch * taps, bias ? bias[ch] : 0.0f, scratch,
+        dw_plane_wide(x, kind, (p0 + i) * plane, zero, w + ch * taps, bias ? bias[ch] : 0.0f, scratch,
                       out + i * ld, g);
     }
+}
+
+void dw_band_rows(const geometry *g, ptrdiff_t o0, ptrdiff_t o1, ptrdiff_t *r0, ptrdiff_t *r1)
+{
+    *r0 = o0 * g->sh - g->pt;
+    *r1 = (o1 - 1) * g->sh - g->pt + (g->kh - 1) * g->dh + 1;
+    *r0 = *r0 < 0 ? 0 : *r0;
+    *r1 = *r1 > g->h ? g->h : *r1;
+    *r1 = *r1 < *r0 ? *r0 : *r1;
+}
+
+geometry dw_band(const geometry *g, ptrdiff_t o0, ptrdiff_t o1, ptrdiff_t *r0)
+{
+    ptrdiff_t r1;
+    dw_band_rows(g, o0, o1, r0, &r1);
+    geometry band = *g;
+    band.h = r1 - *r0;
+    band.oh = o1 - o0;
+    band.pt = g->pt - o0 * g->sh + *r0;
+    dw_padded_size(&band);
+    return band;
 }

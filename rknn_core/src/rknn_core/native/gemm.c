@@ -462,7 +462,7 @@ static void gemm_task(void *ctx, int t)
 {
     job_t *J = ctx;
     const int MR = K.mr, NR = K.nr;
-    int ti = t / J->cn, tj = t % J->cn;
+    int ti = t % J->cm, tj = t / J->cm; /* tasks in column order: the pool's shares are runs of columns */
     ptrdiff_t r0 = split(J->npm, J->cm, ti), r1 = split(J->npm, J->cm, ti + 1);
     ptrdiff_t c0 = split(J->npn, J->cn, tj), c1 = split(J->npn, J->cn, tj + 1);
     int dots = tj == J->cn - 1 && J->ntile < J->n;

@@ -1,8 +1,13 @@
 /* A persistent thread pool for the compiled kernels, and per-thread scratch buffers.
  *
  * pool_run(tasks, fn, ctx) calls fn(ctx, t) once for every 0 <= t < tasks, spread over the calling
- * thread and (threads - 1) persistent workers, and returns when all calls have finished. Tasks are
- * handed out dynamically (atomic counter). Workers are created lazily, spin briefly after a job
+ * thread and (threads - 1) persistent workers, and returns when all calls have finished. Each thread
+ * first takes its own contiguous share of the task numbers in order (the caller the first share, worker
+ * i the (i+1)-th), then helps with the others' remaining tasks (one atomic counter per share). Kernels
+ * number their tasks in the order of the image (bands of rows, runs of columns), so consecutive layers
+ * give the same thread the same part of the image and it finds that part in its own cache: on some
+ * machines reading a tensor that another core has just written costs more than a second thread saves.
+ * Workers are created lazily, spin briefly after a job
  * (without `pause`: under KVM it triggers pause-loop exits) and then sleep on a condition variable,
  * so idle workers do not take the cores from numpy code. Submissions from several threads are
  * serialized; a pool_run issued from inside a task runs serially. After fork() the child starts with
@@ -43,6 +48,13 @@ static unsigned spin_while_equal(atomic_uint *v, unsigned old)
     }
 }
 
+/* One thread's share of a job's tasks: the next task number to take and the end of the share, on a cache
+   line of their own. */
+typedef struct {
+    _Alignas(64) atomic_int next;
+    int end;
+} share_t;
+
 static struct {
     pthread_mutex_t submit; /* serializes pool_run / resizing */
     pthread_mutex_t mu;     /* guards sleeping and wake-ups */
@@ -52,8 +64,9 @@ static struct {
     int stop;     /* set (with a new gen) to make workers exit */
     atomic_uint gen;     /* incremented for every job */
     atomic_uint pending; /* workers that have not finished the current job */
-    atomic_int next;     /* next task index */
-    int ntasks;
+    unsigned start_gen;  /* the generation new workers start from */
+    int nshares;         /* threads of the current job: the caller and the workers */
+    share_t share[POOL_MAX_THREADS];
     void (*fn)(void *, int);
     void *ctx;
 } P = {.submit = PTHREAD_MUTEX_INITIALIZER, .mu = PTHREAD_MUTEX_INITIALIZER,
@@ -62,18 +75,23 @@ static struct {
 static atomic_int pool_threads_wanted = 1; /* requested total threads (incl. caller) */
 static __thread int in_pool_task;   /* nested pool_run -> run serially */
 
-static void pool_take_tasks(void)
+/* The tasks of share `self`, then what is left of the other shares. */
+static void pool_take_tasks(int self)
 {
     int t;
     in_pool_task = 1;
-    while ((t = atomic_fetch_add(&P.next, 1)) < P.ntasks)
-        P.fn(P.ctx, t);
+    for (int d = 0; d < P.nshares; d++) {
+        share_t *s = &P.share[(self + d) % P.nshares];
+        while ((t = atomic_fetch_add(&s->next, 1)) < s->end)
+            P.fn(P.ctx, t);
+    }
     in_pool_task = 0;
 }
 
 static void *pool_worker(void *arg)
 {
-    unsigned seen = (unsigned)(uintptr_t)arg;
+    const int self = (int)(uintptr_t)arg;
+    unsigned seen = P.start_gen;
     for (;;) {
         unsigned g = spin_while_equal(&P.gen, seen);
         if (g == seen) {
@@ -85,7 +103,7 @@ static void *pool_worker(void *arg)
         seen = g;
         if (P.stop)
             return NULL;
-        pool_take_tasks();
+        pool_take_tasks(self);
         if (atomic_fetch_sub(&P.pending, 1) == 1) {
             pthread_mutex_lock(&P.mu);
             pthread_cond_broadcast(&P.done);
@@ -129,11 +147,9 @@ static int pool_resize(int want)
     P.th = malloc(sizeof(pthread_t) * (size_t)want);
     if (!P.th)
         return 0;
-    unsigned g = atomic_load(&P.gen);
+    P.start_gen = atomic_load(&P.gen);
     int made = 0;
-    while (made < want &&
-           pthread_create(&P.th[made], NULL, pool_worker,
-                          (void *)(uintptr_t)g) == 0)
+    while (made < want && pthread_create(&P.th[made], NULL, pool_worker, (void *)(uintptr_t)(made + 1)) == 0)
         made++;
     P.nworkers = made;
     return made;
@@ -153,12 +169,15 @@ void pool_run(int tasks, void (*fn)(void *ctx, int task), void *ctx)
     int nw = pool_resize(nt - 1);
     P.fn = fn;
     P.ctx = ctx;
-    P.ntasks = tasks;
-    atomic_store(&P.next, 0);
+    P.nshares = nw + 1;
+    for (int i = 0; i < P.nshares; i++) {
+        atomic_store(&P.share[i].next, (int)((long)tasks * i / P.nshares));
+        P.share[i].end = (int)((long)tasks * (i + 1) / P.nshares);
+    }
     atomic_store(&P.pending, nw);
     if (nw > 0)
         pool_publish();
-    pool_take_tasks();
+    pool_take_tasks(0);
     for (unsigned p; (p = atomic_load(&P.pending)) > 0;)
         if (spin_while_equal(&P.pending, p) == p)
             break; /* no progress for a while: sleep */

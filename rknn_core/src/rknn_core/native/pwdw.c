@@ -55,16 +55,6 @@ typedef struct {
     atomic_int failed;
 } pwdw_job;
 
-/* Input rows [*r0, *r1) that output rows [o0, o1) read (clipped to the plane). */
-static void band_rows(const geometry *g, ptrdiff_t o0, ptrdiff_t o1, ptrdiff_t *r0, ptrdiff_t *r1)
-{
-    *r0 = o0 * g->sh - g->pt;
-    *r1 = (o1 - 1) * g->sh - g->pt + (g->kh - 1) * g->dh + 1;
-    *r0 = *r0 < 0 ? 0 : *r0;
-    *r1 = *r1 > g->h ? g->h : *r1;
-    *r1 = *r1 < *r0 ? *r0 : *r1;
-}
-
 static size_t round16(size_t floats)
 {
     return (floats + 15) / 16 * 16;
@@ -96,13 +86,8 @@ static void pwdw_task(void *ctx, int t)
     const ptrdiff_t g0 = groups * split / J->splits, g1 = groups * (split + 1) / J->splits;
     if (o0 >= o1 || g0 >= g1)
         return;
-    ptrdiff_t r0, r1;
-    band_rows(g, o0, o1, &r0, &r1);
-    geometry bg = *g; /* the band: its input rows as a plane, its output rows */
-    bg.h = r1 - r0;
-    bg.oh = o1 - o0;
-    bg.pt = g->pt - o0 * g->sh + r0;
-    dw_padded_size(&bg);
+    ptrdiff_t r0;
+    const geometry bg = dw_band(g, o0, o1, &r0); /* the band: its input rows as a plane, its output rows */
     const ptrdiff_t n = bg.h * g->w, ohw = g->oh * g->ow, taps = g->kh * g->kw, hw = g->h * g->w, first = r0 * g->w;
     /* the band's columns that conv_gemm tiles over the whole plane: the rest are its dot-product columns */
     const ptrdiff_t tiled = J->ntile <= first ? 0 : J->ntile - first < n ? J->ntile - first : n;
@@ -126,7 +111,7 @@ static void pwdw_task(void *ctx, int t)
             expand_group(J, packed, c0, count, n, tiled, columns,
                          gi + 1 < g1 ? J->w1 + (c0 + DW_GROUP) * J->cin : NULL, e);
         float *out = J->y + c0 * ohw + o0 * g->ow;
-        dw_sums(e, 'f', 0, J->w2 + c0 * taps, J->b2 ? J->b2 + c0 : NULL, J->cexp, 0, count, scratch, out, ohw, &bg);
+        dw_sums(e, n, 'f', 0, J->w2 + c0 * taps, J->b2 ? J->b2 + c0 : NULL, J->cexp, 0, count, scratch, out, ohw, &bg);
         for (int i = 0; i < count; i++)
             post_apply(&J->post2, out + i * ohw, J->y, ohw, c0 + i, o0 * g->ow, o1 * g->ow);
     }
@@ -138,7 +123,7 @@ static int small_halo(const geometry *g, ptrdiff_t rows)
 {
     ptrdiff_t read = (rows - 1) * g->sh + (g->kh - 1) * g->dh + 1, r0, r1;
     if (rows == g->oh) {
-        band_rows(g, 0, rows, &r0, &r1);
+        dw_band_rows(g, 0, rows, &r0, &r1);
         read = r1 - r0;
     }
     return 8 * read <= 9 * rows * g->sh;
@@ -155,8 +140,8 @@ static int plan_tasks(pwdw_job *J)
         return 0;
     const ptrdiff_t per_row = g->w * (J->cin + DW_GROUP), groups = (J->cexp + DW_GROUP - 1) / DW_GROUP;
     ptrdiff_t band = g->oh, r0, r1;
-    for (band_rows(g, 0, band, &r0, &r1); band > 1 && (r1 - r0) * per_row > band_floats();
-         band_rows(g, 0, band, &r0, &r1))
+    for (dw_band_rows(g, 0, band, &r0, &r1); band > 1 && (r1 - r0) * per_row > band_floats();
+         dw_band_rows(g, 0, band, &r0, &r1))
         band = (band + 1) / 2;
     if (!small_halo(g, band))
         return 0;

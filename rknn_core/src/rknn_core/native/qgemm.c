@@ -209,7 +209,7 @@ VNNI static void kernel_vnni(int kc4, const int8_t *a, ptrdiff_t lda, int mr, co
 static void qgemm_task(void *ctx, int t)
 {
     qjob *J = ctx;
-    const int ti = t / J->cn, tj = t % J->cn;
+    const int ti = t % J->cm, tj = t / J->cm; /* tasks in column order: the pool's shares are runs of columns */
     const ptrdiff_t r0 = J->npm * ti / J->cm, r1 = J->npm * (ti + 1) / J->cm;
     const ptrdiff_t c0 = J->npn * tj / J->cn, c1 = J->npn * (tj + 1) / J->cn;
     if (r0 == r1 || c0 == c1)
