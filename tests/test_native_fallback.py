@@ -151,9 +151,10 @@ def test_float_plane_sums_add_in_order_in_float64(compiled, planes):
 
 
 @pytest.mark.parametrize(("h", "w", "pt", "pl", "sh", "sw"),
-                         [(9, 11, 1, 0, 2, 2), (7, 7, 3, 2, 3, 2), (4, 6, 0, 0, 1, 3)])
+                         [(9, 11, 1, 0, 2, 2), (7, 7, 3, 2, 3, 2), (4, 6, 0, 0, 1, 3), (151, 160, 0, 1, 2, 2)])
 def test_phase_planes_is_bit_identical(compiled, threads, h, w, pt, pl, sh, sw):
-    """Zero-bordered planes split into their stride phases (the bordered extent rounded up to whole phases)."""
+    """Zero-bordered planes split into their stride phases (the bordered extent rounded up to whole phases);
+    the largest case takes several tasks, each a band of rows of every plane."""
     rng = np.random.default_rng(h * w)
     x = rng.normal(0, 1, (3, h, w)).astype(np.float32)
     qh, qw = -(-(h + pt + 1) // sh), -(-(w + pl + 1) // sw)

@@ -1355,19 +1355,21 @@ static PyObject *pad_planes(PyObject *self, PyObject *args)
 typedef struct {
     const float *x;
     float *out;
-    Py_ssize_t planes, h, w, pt, pl, qh, qw, sh, sw, rows; /* rows: planes * qh * sh padded rows in all */
+    Py_ssize_t planes, h, w, pt, pl, qh, qw, sh, sw;
     int tasks;
 } phase_job;
 
-/* Padded rows [r0, r1) of all planes: padded row pr of plane p is row pr / sh of its phase rows pr % sh,
- * and its column pc goes to column pc / sw of phase pc % sw; cells outside the input are zero. */
+/* Task t's band of padded rows [r0, r1) in every plane (a share of the image, as the GEMM that reads the
+ * phases takes it): padded row pr of plane p is row pr / sh of its phase rows pr % sh, and its column pc goes
+ * to column pc / sw of phase pc % sw; cells outside the input are zero. */
 HOT_EXACT static void phase_task(void *ctx, int t)
 {
     const phase_job *J = ctx;
-    const Py_ssize_t r0 = J->rows * t / J->tasks, r1 = J->rows * (t + 1) / J->tasks, plane_rows = J->qh * J->sh;
+    const Py_ssize_t plane_rows = J->qh * J->sh, r0 = plane_rows * t / J->tasks, r1 = plane_rows * (t + 1) / J->tasks;
     const Py_ssize_t phase = J->qh * J->qw;
-    for (Py_ssize_t row = r0; row < r1; row++) {
-        const Py_ssize_t p = row / plane_rows, pr = row % plane_rows, r = pr - J->pt, a = pr % J->sh, y = pr / J->sh;
+    for (Py_ssize_t row = 0; row < J->planes * (r1 - r0); row++) {
+        const Py_ssize_t p = row / (r1 - r0), pr = r0 + row % (r1 - r0), r = pr - J->pt, a = pr % J->sh,
+                         y = pr / J->sh;
         for (Py_ssize_t b = 0; b < J->sw; b++) {
             float *dst = J->out + ((p * J->sh + a) * J->sw + b) * phase + y * J->qw;
             if (r < 0 || r >= J->h) {
@@ -1410,9 +1412,9 @@ static PyObject *phase_planes(PyObject *self, PyObject *args)
     if (ok) {
         J.x = xb.buf;
         J.out = ob.buf;
-        J.rows = J.planes * J.qh * J.sh;
-        J.tasks = J.rows * J.qw * J.sw < 65536 ? 1 : 4 * pool_get_threads();
-        run_tasks(J.tasks < J.rows ? J.tasks : 1, phase_task, &J);
+        J.tasks = J.planes * J.qh * J.sh * J.qw * J.sw < 65536 ? 1 : 4 * pool_get_threads();
+        J.tasks = J.tasks < J.qh * J.sh ? J.tasks : 1;
+        run_tasks(J.tasks, phase_task, &J);
     }
     return finish(ok, 1, "phase_planes: negative sizes, strides below 1 or buffer sizes that do not match", 2, &xb,
                   &ob);

@@ -27,7 +27,7 @@
 #include "pool.h"
 
 #define POOL_MAX_THREADS 256
-#define POOL_SPIN_NS 50000 /* busy-wait this long before sleeping */
+#define POOL_SPIN_NS 400000 /* busy-wait this long before sleeping: the gaps between the kernels of an inference */
 
 /* Busy-wait (no `pause`: under KVM it triggers pause-loop exits) until
    *v != old or POOL_SPIN_NS elapse; returns the last value seen. */
