@@ -1367,31 +1367,30 @@ HOT_EXACT static void phase_task(void *ctx, int t)
     const phase_job *J = ctx;
     const Py_ssize_t plane_rows = J->qh * J->sh, r0 = plane_rows * t / J->tasks, r1 = plane_rows * (t + 1) / J->tasks;
     const Py_ssize_t phase = J->qh * J->qw;
-    for (Py_ssize_t row = 0; row < J->planes * (r1 - r0); row++) {
-        const Py_ssize_t p = row / (r1 - r0), pr = r0 + row % (r1 - r0), r = pr - J->pt, a = pr % J->sh,
-                         y = pr / J->sh;
-        for (Py_ssize_t b = 0; b < J->sw; b++) {
-            float *dst = J->out + ((p * J->sh + a) * J->sw + b) * phase + y * J->qw;
-            if (r < 0 || r >= J->h) {
-                memset(dst, 0, sizeof(float) * (size_t)J->qw);
-                continue;
+    for (Py_ssize_t p = 0; p < J->planes; p++) {
+        for (Py_ssize_t pr = r0; pr < r1; pr++) {
+            const Py_ssize_t r = pr - J->pt, a = pr % J->sh, y = pr / J->sh;
+            for (Py_ssize_t b = 0; b < J->sw; b++) {
+                float *dst = J->out + ((p * J->sh + a) * J->sw + b) * phase + y * J->qw;
+                if (r < 0 || r >= J->h) {
+                    memset(dst, 0, sizeof(float) * (size_t)J->qw);
+                    continue;
+                }
+                /* columns xq read input column xq * sw + b - pl: inside the row for xq in [x0, x1) */
+                const Py_ssize_t lead = J->pl - b, x0 = lead > 0 ? (lead + J->sw - 1) / J->sw : 0;
+                Py_ssize_t x1 = (J->w + lead + J->sw - 1) / J->sw;
+                x1 = x1 < J->qw ? x1 : J->qw;
+                const float *s = J->x + (p * J->h + r) * J->w - lead; /* s[xq * sw] is column xq of this phase */
+                memset(dst, 0, sizeof(float) * (size_t)x0);
+                if (J->sw == 2)
+                    for (Py_ssize_t xq = x0; xq < x1; xq++)
+                        dst[xq] = s[2 * xq];
+                else
+                    for (Py_ssize_t xq = x0; xq < x1; xq++)
+                        dst[xq] = s[xq * J->sw];
+                const Py_ssize_t tail = x1 > x0 ? x1 : x0;
+                memset(dst + tail, 0, sizeof(float) * (size_t)(J->qw - tail));
             }
-            /* columns xq read input column xq * sw + b - pl: inside the row for xq in [x0, x1) */
-            const Py_ssize_t lead = J->pl - b, x0 = lead > 0 ? (lead + J->sw - 1) / J->sw : 0;
-            Py_ssize_t x1 = (J->w + lead + J->sw - 1) / J->sw;
-            x1 = x1 < J->qw ? x1 : J->qw;
-            const float *s = J->x + (p * J->h + r) * J->w - lead; /* s[xq * sw] is column xq of this phase */
-            memset(dst, 0, sizeof(float) * (size_t)x0);
-            if (J->sw == 2)
-                for (Py_ssize_t xq = x0; xq < x1; xq++)
-                    dst[xq] = s[2 * xq];
-            else
-                for (Py_ssize_t xq = x0; xq < x1; xq++)
-                    dst[xq] = s[xq * J->sw];
-            if (x1 > x0)
-                memset(dst + x1, 0, sizeof(float) * (size_t)(J->qw - x1));
-            else
-                memset(dst + x0, 0, sizeof(float) * (size_t)(J->qw - x0));
         }
     }
 }

@@ -529,14 +529,6 @@ static void gemm_task(void *ctx, int t)
         J->epilogue(J->ectx, block, ldy, r0 * MR, i1, q0, q0 + ncols + ndots);
 }
 
-/*
- * Choose the task grid (cm row chunks x cn column chunks) for nt threads.
- * Column chunks hold at most PANELS_MAX panels so the packed B chunk stays in
- * L2.  Cost model (in micro-kernel k-step units): a task costs its tiles,
- * plus gathering its B chunk (repeated for every row chunk), plus streaming
- * its rows of A (repeated for every column chunk), plus a fixed overhead; with dynamic scheduling the span is estimated as
- * ceil(tasks / nt) * (largest task).  Ties keep the smaller grid.
- */
 /* koff[j] = koff[0] + j * step and poff[p] = poff[0] + p for the tiled columns (a 1x1 convolution's B rows, read
    in place): the step (any positive value when k == 1), else 0. */
 static ptrdiff_t in_place_step(const int64_t *koff, ptrdiff_t k, const int64_t *poff, ptrdiff_t ntile)
@@ -553,6 +545,14 @@ static ptrdiff_t in_place_step(const int64_t *koff, ptrdiff_t k, const int64_t *
     return step;
 }
 
+/*
+ * Choose the task grid (cm row chunks x cn column chunks) for nt threads.
+ * Column chunks hold at most PANELS_MAX panels so the packed B chunk stays in
+ * L2.  Cost model (in micro-kernel k-step units): a task costs its tiles,
+ * plus gathering its B chunk (repeated for every row chunk), plus streaming
+ * its rows of A (repeated for every column chunk), plus a fixed overhead; the span is estimated as
+ * ceil(tasks / nt) * (largest task).  Ties keep the smaller grid.
+ */
 static void plan_grid(job_t *J, int nt)
 {
     const double PACK = 0.5, AREAD = 0.5, TASK = 200.0;

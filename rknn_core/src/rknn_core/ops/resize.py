@@ -291,8 +291,7 @@ def quant_kernel(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.
 def _by_copies(x: np.ndarray, out_shape, scale, box, coord: str, nearest: str, attrs: dict) -> np.ndarray | None:
     """Nearest resize of 1- or 4-byte elements (8-bit codes, float32) that repeats every input pixel of the last
     two axes a whole number of times (output position o reads input o // factor, as ``kernel``'s taps say) on
-    the compiled kernel; None
-    otherwise (other axes resized, other index patterns, wider storage)."""
+    the compiled kernel; None otherwise (other axes resized, other index patterns, wider storage)."""
     if x.ndim < 2 or x.dtype.itemsize not in (1, 4) or tuple(out_shape[:-2]) != x.shape[:-2] \
             or coord == "tf_crop_and_resize":
         return None
