@@ -466,7 +466,7 @@ def test_qconv_gemm_epilogue_is_bit_identical(compiled, threads, kind, stages):
 @pytest.mark.parametrize("stages", ["", "add+table", "tables"])
 def test_qconv_gemm_u8_is_bit_identical(compiled, threads, b_kind, stages):
     if not compiled.int8_gemm():
-        pytest.skip("this CPU has no AVX-512 VNNI: qconv_gemm_u8 does not run compiled")
+        pytest.skip("this CPU has neither AVX-512 VNNI nor AVX2: qconv_gemm_u8 does not run compiled")
     from rknn_core.ops._quant import int8_operands
 
     rng = np.random.default_rng(len(stages))

@@ -295,11 +295,11 @@ def test_idle_workers_sleep():
 INT8_SHAPES = [(1, 1, 1), (7, 9, 49), (9, 33, 300), (23, 96, 196), (16, 1500, 40), (40, 2100, 33)]
 
 
-@pytest.mark.skipif(not _native.int8_gemm(), reason="this CPU has no AVX-512 VNNI: the 8-bit GEMM is not used")
+@pytest.mark.skipif(not _native.int8_gemm(), reason="this CPU has neither AVX-512 VNNI nor AVX2: the 8-bit GEMM is not used")
 @pytest.mark.parametrize("m, k, n", INT8_SHAPES)
 @pytest.mark.parametrize("kind, span", [("B", 120), ("B", 255), ("b", 255), ("b", 60)])
 def test_int8_gemm_equals_float_gemm(m, k, n, kind, span):
-    """qconv_gemm_u8 (VNNI, int32 lanes) gives qconv_gemm's (float32) results bit for bit: weights within a
+    """qconv_gemm_u8 (VNNI or AVX2, int32 lanes) gives qconv_gemm's (float32) results bit for bit: weights within a
     byte or shifted per row (span 255: u8 weights with any zero point), u8 and i8 storage, tails of rows
     and columns, k across the 1024-byte blocks, whatever the thread count."""
     from rknn_core.ops._quant import int8_operands
@@ -326,7 +326,7 @@ def test_int8_gemm_equals_float_gemm(m, k, n, kind, span):
     assert len(np.unique(want)) > min(m * n // 4, 20)
 
 
-@pytest.mark.skipif(not _native.int8_gemm(), reason="this CPU has no AVX-512 VNNI: the 8-bit GEMM is not used")
+@pytest.mark.skipif(not _native.int8_gemm(), reason="this CPU has neither AVX-512 VNNI nor AVX2: the 8-bit GEMM is not used")
 @pytest.mark.parametrize("stride", [1, 2, 3])
 @pytest.mark.parametrize("ow", [5, 20, 40, 75])
 @pytest.mark.parametrize("kind", ["B", "b"])

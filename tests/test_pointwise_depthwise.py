@@ -210,10 +210,10 @@ def test_a_real_mobilenetv3_chains_its_blocks_and_keeps_its_values(tmp_path, mon
     path = real_model("rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx")
     rknn = RKNN()
     rknn.config(mean_values=[[127.5] * 3], std_values=[[127.5] * 3])
-    assert rknn.load_onnx(model=path, input_size_list=[[3, 192, 768]]) == 0  # planes that leave the cache
+    assert rknn.load_onnx(model=path, input_size_list=[[3, 256, 512]]) == 0  # planes that leave a 512 KB L2
     assert rknn.build(do_quantization=False) == 0
     assert rknn.init_runtime() == 0
-    image, answers = text_image(192, 768), chain_spy(monkeypatch)
+    image, answers = text_image(256, 512), chain_spy(monkeypatch)
     chained_out = rknn.inference(inputs=[image])[0]
     assert answers.count(True) >= 2  # the largest expanded tensors went through pw_dw_conv
     executor = rknn._tk.runtime.executor
@@ -228,5 +228,5 @@ def test_a_real_mobilenetv3_chains_its_blocks_and_keeps_its_values(tmp_path, mon
 
     name = onnx.load(path, load_external_data=False).graph.input[0].name
     normalized = ((image.astype(np.float32) - 127.5) / 127.5).transpose(2, 0, 1)[None]
-    np.testing.assert_allclose(chained_out, run_ort(path, {name: normalized})[0], atol=1e-4)
+    np.testing.assert_allclose(chained_out, run_ort(path, {name: normalized})[0], atol=5e-4)  # two probabilities
     rknn.release()

@@ -2,11 +2,11 @@
  *   depthwise convolution, float (depthwise_conv2d) and integer (qdepthwise_conv2d);
  *   a pointwise convolution and the depthwise one that reads it, fused (pw_dw_conv, native/pwdw.c);
  *   the convolution GEMM of native/gemm.c, float (conv_gemm) and integer (qconv_gemm, requantized
- *   block by block), and on 8-bit operands (qconv_gemm_u8, native/qgemm.c, AVX-512 VNNI);
+ *   block by block), and on 8-bit operands (qconv_gemm_u8, native/qgemm.c, AVX-512 VNNI or AVX2);
  *   requantize, quantize, center, pad_planes, plane_sums, quantized_add, quantized_mul;
  *   the thread count of the pool in native/pool.c (set_threads, get_threads).
  * Each binding documents its arguments above its definition. Integer results equal the rules of
- * quant/fixedpoint.py bit for bit; AVX-512 paths (chosen at import) give the same results.
+ * quant/fixedpoint.py bit for bit; AVX-512 and AVX2 paths (chosen at import) give the same results.
  *
  * depthwise_conv2d(x, w, bias, y, n, c, h, w_, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl, lo, hi
  *                  [, residual, act, alpha, beta])
@@ -301,11 +301,58 @@ AVX512 static inline __m512i load16_i32(const int32_t *src) { return _mm512_load
     }
 DEFINE_RQ_ROW_AVX512(rq_f32_row_avx512, float, load16_f32, rq_f32_row_scalar)
 DEFINE_RQ_ROW_AVX512(rq_i32_row_avx512, int32_t, load16_i32, rq_i32_row_scalar)
+
+#define AVX2 __attribute__((target("avx2")))
+
+/* fx32 on 8 lanes: as fx32_x16, with the products' high halves taken by a logical shift (AVX2 has no 64-bit
+ * arithmetic one): a product of an int32 and a 31-bit multiplier shifted right by 31 fits int32, so the low
+ * 32 bits of the two shifts agree. */
+AVX2 static inline __m256i fx32_x8(__m256i a, __m256i mult64, __m128i right, __m256i half, __m256i fix)
+{
+    const __m256i round = _mm256_set1_epi64x((int64_t)1 << 30);
+    const __m256i even = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(a, mult64), round), 31);
+    const __m256i odd = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(a, 32), mult64),
+                                                            round), 31);
+    const __m256i h = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+    return _mm256_sra_epi32(_mm256_sub_epi32(_mm256_add_epi32(h, half), _mm256_and_si256(_mm256_srli_epi32(h, 31), fix)),
+                            right);
+}
+
+AVX2 static inline __m256i load8_f32(const float *src) { return _mm256_cvttps_epi32(_mm256_loadu_ps(src)); }
+AVX2 static inline __m256i load8_i32(const int32_t *src) { return _mm256_loadu_si256((const __m256i *)src); }
+
+/* The rows of the scalar forms, 8 lanes at a time: the low byte (or two) of each lane gathered by a byte
+ * shuffle within each 128-bit half, then the halves joined. */
+#define DEFINE_RQ_ROW_AVX2(NAME, T, LOAD8, SCALAR)                                                          \
+    AVX2 static void NAME(const T *src, void *dst, int size, Py_ssize_t n, const row_params *p)              \
+    {                                                                                                        \
+        const __m256i bias = _mm256_set1_epi32(p->bias), mult = _mm256_set1_epi64x(p->mult);                \
+        const __m256i half = _mm256_set1_epi32(p->half);                                                     \
+        const __m256i zp = _mm256_set1_epi32(p->zp), lo = _mm256_set1_epi32(p->lo), hi = _mm256_set1_epi32(p->hi); \
+        const __m128i right = _mm_cvtsi32_si128(p->right);                                                   \
+        const __m256i low = size == 1 ? _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,  \
+                                                         0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1) \
+                                      : _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1,   \
+                                                         0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1);  \
+        Py_ssize_t i = 0;                                                                                    \
+        for (; i + 8 <= n; i += 8) {                                                                         \
+            __m256i v = fx32_x8(_mm256_add_epi32(LOAD8(src + i), bias), mult, right, half, _mm256_set1_epi32(-1)); \
+            v = _mm256_shuffle_epi8(_mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(v, zp), lo), hi), low); \
+            const __m128i lo128 = _mm256_castsi256_si128(v), hi128 = _mm256_extracti128_si256(v, 1);         \
+            if (size == 1)                                                                                   \
+                _mm_storel_epi64((__m128i *)((uint8_t *)dst + i), _mm_unpacklo_epi32(lo128, hi128));         \
+            else                                                                                             \
+                _mm_storeu_si128((__m128i *)((int16_t *)dst + i), _mm_unpacklo_epi64(lo128, hi128));         \
+        }                                                                                                    \
+        SCALAR(src + i, size == 1 ? (void *)((uint8_t *)dst + i) : (void *)((int16_t *)dst + i), size, n - i, p); \
+    }
+DEFINE_RQ_ROW_AVX2(rq_f32_row_avx2, float, load8_f32, rq_f32_row_scalar)
+DEFINE_RQ_ROW_AVX2(rq_i32_row_avx2, int32_t, load8_i32, rq_i32_row_scalar)
 #endif
 
 typedef void (*rq_row_fn)(const float *, void *, int, Py_ssize_t, const row_params *);
 typedef void (*rq_i32_row_fn)(const int32_t *, void *, int, Py_ssize_t, const row_params *);
-/* the AVX-512 ones where the CPU has them (module init) */
+/* the AVX-512 or AVX2 ones where the CPU has them (module init) */
 static rq_row_fn rq_f32_row = rq_f32_row_scalar;
 static rq_i32_row_fn rq_i32_row = rq_i32_row_scalar;
 
@@ -578,10 +625,41 @@ AVX512 static void add8_avx512(const void *a_v, const void *b_v, void *out_v, in
     }
     add8_scalar((const uint8_t *)a_v + i, (const uint8_t *)b_v + i, (uint8_t *)out_v + i, is_signed, n - i, p);
 }
+
+/* add8_avx512 on 8 lanes. */
+AVX2 static void add8_avx2(const void *a_v, const void *b_v, void *out_v, int is_signed, Py_ssize_t n,
+                           const add8_params *p)
+{
+    const __m256i za = _mm256_set1_epi32(p->za), zb = _mm256_set1_epi32(p->zb), zo = _mm256_set1_epi32(p->zo);
+    const __m256i ma = _mm256_set1_epi64x(p->ma), mb = _mm256_set1_epi64x(p->mb), mo = _mm256_set1_epi64x(p->mo);
+    const __m256i ha = _mm256_set1_epi32(p->ha), hb = _mm256_set1_epi32(p->hb), ho = _mm256_set1_epi32(p->ho);
+    const __m256i fa = _mm256_set1_epi32(p->ra > 0 ? -1 : 0), fb = _mm256_set1_epi32(p->rb > 0 ? -1 : 0);
+    const __m256i fo = _mm256_set1_epi32(p->ro > 0 ? -1 : 0);
+    const __m256i lo = _mm256_set1_epi32(p->lo), hi = _mm256_set1_epi32(p->hi);
+    const __m128i ra = _mm_cvtsi32_si128(p->ra), rb = _mm_cvtsi32_si128(p->rb), ro = _mm_cvtsi32_si128(p->ro);
+    const __m128i left = _mm_cvtsi32_si128(p->left);
+    const __m256i low = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                         0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m128i a8 = _mm_loadl_epi64((const __m128i *)((const uint8_t *)a_v + i));
+        const __m128i b8 = _mm_loadl_epi64((const __m128i *)((const uint8_t *)b_v + i));
+        const __m256i a = is_signed ? _mm256_cvtepi8_epi32(a8) : _mm256_cvtepu8_epi32(a8);
+        const __m256i b = is_signed ? _mm256_cvtepi8_epi32(b8) : _mm256_cvtepu8_epi32(b8);
+        const __m256i xa = fx32_x8(_mm256_sll_epi32(_mm256_sub_epi32(a, za), left), ma, ra, ha, fa);
+        const __m256i xb = fx32_x8(_mm256_sll_epi32(_mm256_sub_epi32(b, zb), left), mb, rb, hb, fb);
+        const __m256i t = p->sign > 0 ? _mm256_add_epi32(xa, xb) : _mm256_sub_epi32(xa, xb);
+        __m256i v = _mm256_add_epi32(fx32_x8(t, mo, ro, ho, fo), zo);
+        v = _mm256_shuffle_epi8(_mm256_min_epi32(_mm256_max_epi32(v, lo), hi), low);
+        _mm_storel_epi64((__m128i *)((uint8_t *)out_v + i),
+                         _mm_unpacklo_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)));
+    }
+    add8_scalar((const uint8_t *)a_v + i, (const uint8_t *)b_v + i, (uint8_t *)out_v + i, is_signed, n - i, p);
+}
 #endif
 
 typedef void (*add8_fn)(const void *, const void *, void *, int, Py_ssize_t, const add8_params *);
-static add8_fn add8 = add8_scalar; /* the AVX-512 one where the CPU has it (module init) */
+static add8_fn add8 = add8_scalar; /* the AVX-512 or AVX2 one where the CPU has it (module init) */
 
 /* The int32 form applies: 8-bit storage, multipliers below one, shifts that fit, no power-of-two mode. */
 static int add8_plan(int kind, const add_args *q, add8_params *p)
@@ -1155,7 +1233,7 @@ static PyObject *qconv_gemm(PyObject *self, PyObject *args)
 
 /* qconv_gemm_u8(a8, row_terms, row_d, b, b_kind, koff, poff, bias, mult, shift, pot, out, out_kind, zo, lo, hi,
  *               m, k, n[, add, table]):
- * qconv_gemm's result from 8-bit operands on the integer kernels of native/qgemm.c (AVX-512 VNNI; only
+ * qconv_gemm's result from 8-bit operands on the integer kernels of native/qgemm.c (AVX-512 VNNI or AVX2; only
  * where int8_gemm() is true): the sums sum_j a8[i, j] u[j, p] + row_terms[i] + row_d[i] sum_j u[j, p],
  * a8 int8 (m, k rounded up to 4, zero past k), row_terms and row_d int32 (m,) (row_d may be None),
  * u the storage b (kind B, or b read plus 128) through koff/poff; every sum below 2**30 in magnitude
@@ -1179,7 +1257,7 @@ static PyObject *qconv_gemm_u8(PyObject *self, PyObject *args)
     }
     if (err) {
     } else if (!qgemm_available()) {
-        err = "the 8-bit GEMM needs AVX-512 VNNI (see int8_gemm())";
+        err = "the 8-bit GEMM needs AVX-512 VNNI or AVX2 (see int8_gemm())";
     } else if (b_kind != 'B' && b_kind != 'b') {
         err = "b must be 8-bit storage (B, b)";
     } else if ((err = gemm_check(NULL, &b, 1, &ko, &po, m, k, n)) == NULL) {
@@ -1496,8 +1574,8 @@ static PyMethodDef methods[] = {
     {"qconv_gemm", qconv_gemm, METH_VARARGS,
      "conv_gemm on centered integers, requantized (fixed point, per output channel) into 8/16-bit storage."},
     {"qconv_gemm_u8", qconv_gemm_u8, METH_VARARGS,
-     "qconv_gemm from int8 weights and 8-bit storage on the AVX-512 VNNI kernels (where int8_gemm() is true)."},
-    {"int8_gemm", int8_gemm, METH_NOARGS, "int8_gemm() -> whether qconv_gemm_u8 runs on this CPU (AVX-512 VNNI)."},
+     "qconv_gemm from int8 weights and 8-bit storage on the AVX-512 VNNI or AVX2 kernels (where int8_gemm() is true)."},
+    {"int8_gemm", int8_gemm, METH_NOARGS, "int8_gemm() -> whether qconv_gemm_u8 runs on this CPU (AVX-512 VNNI or AVX2)."},
     {"quantize", quantize, METH_VARARGS, "Per-tensor quantization of float32/float64 values into 8/16-bit storage."},
     {"pad_planes", pad_planes, METH_VARARGS, "Planes into zero-bordered float32 planes (storage kinds centered)."},
     {"plane_sums", plane_sums, METH_VARARGS, "Sums of the storage integers of each plane (int64)."},
@@ -1558,6 +1636,10 @@ PyMODINIT_FUNC PyInit__native(void)
             rq_f32_row = rq_f32_row_avx512;
             rq_i32_row = rq_i32_row_avx512;
             add8 = add8_avx512;
+        } else if (__builtin_cpu_supports("avx2")) {
+            rq_f32_row = rq_f32_row_avx2;
+            rq_i32_row = rq_i32_row_avx2;
+            add8 = add8_avx2;
         }
 #endif
         initialized = 1;

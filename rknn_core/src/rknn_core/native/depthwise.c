@@ -6,7 +6,9 @@
  * aligned vector multiply-add whatever the stride, dilation or plane width, and the sums are transposed
  * back. Small planes (7x7, 14x14) fill whole vectors that way, and strides cost no phase split. Wide
  * output rows of a 3x3 kernel keep row kernels over one plane (dw_plane_wide). Either way each output
- * adds its bias and then its taps in row-major order, so float results do not depend on the path.
+ * adds its bias and then its taps in row-major order, so float results do not depend on the path. On CPUs
+ * with AVX2 but no AVX-512 the group kernels are explicit AVX2 code (each 16-float pixel as two halves, 8x8
+ * transposes) that computes the x86-64-v3 clones' floats bit for bit without their spills.
  */
 #include "depthwise.h"
 
@@ -404,6 +406,139 @@ MULTIVERSION static void group_out(const group_scratch *s, int count, float *out
     }
 }
 
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+/* ---- The group kernels on CPUs with AVX2 and no AVX-512 -------------------------------------------
+ * Their x86-64-v3 clones split every 16-float vector into halves that mostly live on the stack (the
+ * two-input shuffles of transpose16 above all). These keep a pixel as two 8-float halves in registers and
+ * transpose 8x8 blocks, on the same grids and with the same sums: 0 + the bias, then one fused multiply-add
+ * per tap in row-major order, as the v3 clone contracts `acc += wv * x`. */
+#define AVX2 __attribute__((target("avx2,fma")))
+
+/* AVX2 and FMA but no AVX-512 (checked once): the CPUs that would otherwise run the v3 clones. */
+static int group_avx2(void)
+{
+    static int known = -1;
+    if (known < 0) {
+        __builtin_cpu_init();
+        known = !__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
+                __builtin_cpu_supports("fma");
+    }
+    return known;
+}
+
+/* r[i][l] and r[l][i] swapped, 8x8: pairs of rows, then pairs of pairs, then the 128-bit halves. */
+AVX2 static inline void transpose8(__m256 *r)
+{
+    __m256 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+    }
+}
+
+/* The lanes below n (of 8) as a mask. */
+AVX2 static inline __m256i first_lanes(ptrdiff_t n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* group_in: 8 pixels at a time, the 16 planes as two 8x8 blocks. */
+AVX2 static void group_in_avx2(const float *planes, ptrdiff_t stride, int count, const group_scratch *s,
+                               const geometry *g)
+{
+    const ptrdiff_t hw = g->h * g->w;
+    for (ptrdiff_t p0 = 0; p0 < hw; p0 += 8) {
+        const ptrdiff_t n = hw - p0 < 8 ? hw - p0 : 8;
+        for (int q = 0; q < 16; q += 8) {
+            __m256 r[8];
+            for (int i = 0; i < 8; i++) {
+                const float *at = planes + (q + i) * stride + p0;
+                r[i] = q + i >= count ? _mm256_setzero_ps()
+                       : n == 8       ? _mm256_loadu_ps(at)
+                                      : _mm256_maskload_ps(at, first_lanes(n));
+            }
+            transpose8(r);
+            for (int i = 0; i < 8; i++)
+                if (i < n && s->place[p0 + i] >= 0)
+                    _mm256_store_ps(s->in + s->place[p0 + i] + q, r[i]);
+        }
+    }
+}
+
+/* U output pixels from column c of row src (as GROUP_CHUNK), each as two halves: 2U accumulators. */
+AVX2 static inline __attribute__((always_inline)) void chunk_avx2(const group_scratch *s, const float *src,
+                                                                  float *dst, ptrdiff_t c, ptrdiff_t step,
+                                                                  ptrdiff_t taps, const __m256 *bias, int U)
+{
+    __m256 acc[8];
+    for (int u = 0; u < 2 * U; u++)
+        acc[u] = bias[u & 1];
+    for (ptrdiff_t t = 0; t < taps; t++) {
+        const float *at = src + s->off[t] + c * step;
+        const __m256 w0 = _mm256_load_ps(s->taps + 16 * t), w1 = _mm256_load_ps(s->taps + 16 * t + 8);
+        for (int u = 0; u < U; u++) {
+            acc[2 * u] = _mm256_fmadd_ps(w0, _mm256_load_ps(at + u * step), acc[2 * u]);
+            acc[2 * u + 1] = _mm256_fmadd_ps(w1, _mm256_load_ps(at + u * step + 8), acc[2 * u + 1]);
+        }
+    }
+    for (int u = 0; u < 2 * U; u++)
+        _mm256_store_ps(dst + 16 * c + 8 * u, acc[u]);
+}
+
+AVX2 static void group_taps_avx2(const group_scratch *s, const geometry *g)
+{
+    const ptrdiff_t taps = g->kh * g->kw, step = g->sw * 16;
+    const __m256 zero = _mm256_setzero_ps(); /* 0 + bias, as GROUP_CHUNK starts: a bias of -0 becomes +0 */
+    const __m256 bias[2] = {_mm256_add_ps(zero, _mm256_load_ps(s->bias)),
+                            _mm256_add_ps(zero, _mm256_load_ps(s->bias + 8))};
+    for (ptrdiff_t r = 0; r < g->oh; r++) {
+        const float *src = s->in + r * g->sh * g->pw * 16;
+        float *dst = s->out + r * g->ow * 16;
+        ptrdiff_t c = 0;
+        for (; g->ow - c >= 4; c += 4)
+            chunk_avx2(s, src, dst, c, step, taps, bias, 4);
+        switch (g->ow - c) {
+        case 3: chunk_avx2(s, src, dst, c, step, taps, bias, 3); break;
+        case 2: chunk_avx2(s, src, dst, c, step, taps, bias, 2); break;
+        case 1: chunk_avx2(s, src, dst, c, step, taps, bias, 1); break;
+        default: break;
+        }
+    }
+}
+
+/* group_out: 8 pixels at a time, the planes as one or two 8x8 blocks. */
+AVX2 static void group_out_avx2(const group_scratch *s, int count, float *out, ptrdiff_t ld, const geometry *g)
+{
+    const ptrdiff_t ohw = g->oh * g->ow;
+    for (ptrdiff_t p0 = 0; p0 < ohw; p0 += 8) {
+        const ptrdiff_t n = ohw - p0 < 8 ? ohw - p0 : 8;
+        for (int q = 0; q < count; q += 8) {
+            __m256 r[8];
+            for (int i = 0; i < 8; i++)
+                r[i] = i < n ? _mm256_load_ps(s->out + 16 * (p0 + i) + q) : _mm256_setzero_ps();
+            transpose8(r);
+            for (int i = 0; i < 8; i++) {
+                float *at = out + (q + i) * ld + p0;
+                if (q + i < count && n == 8)
+                    _mm256_storeu_ps(at, r[i]);
+                else if (q + i < count)
+                    _mm256_maskstore_ps(at, first_lanes(n), r[i]);
+            }
+        }
+    }
+}
+#endif
+
 /* dw_sums of a group: each lane's taps and bias (plane p0 + i takes channel (p0 + i) % channels), the
  * planes centered when they are storage integers, then the grid in, the taps, the grid out. */
 HOT_EXACT static void group_sums(const void *x, ptrdiff_t plane, int kind, long long zero, const float *w,
@@ -427,6 +562,14 @@ HOT_EXACT static void group_sums(const void *x, ptrdiff_t plane, int kind, long 
         planes = s.centered;
         stride = hw;
     }
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+    if (group_avx2()) {
+        group_in_avx2(planes, stride, count, &s, g);
+        group_taps_avx2(&s, g);
+        group_out_avx2(&s, count, out, ld, g);
+        return;
+    }
+#endif
     group_in(planes, stride, count, &s, g);
     group_taps(&s, g);
     group_out(&s, count, out, ld, g);

@@ -1,10 +1,10 @@
 /*
- * Integer convolution GEMM on 8-bit operands: unsigned activations times signed weights, summed four
- * products at a time into exact int32 lanes by AVX-512 VNNI (VPDPBUSD: 64 multiply-adds per
- * instruction, four times the float32 kernel's). The products of an unsigned byte and a signed byte
- * cannot overflow the instruction's int32 sums here (the caller bounds k), so no saturation or
- * rounding happens anywhere: the sums are the same integers as the float32 GEMM's, whatever the
- * blocking or the thread count.
+ * Integer convolution GEMM on 8-bit operands: unsigned activations times signed weights, summed into
+ * exact int32 lanes. With AVX-512 VNNI, VPDPBUSD sums four products at a time (64 multiply-adds per
+ * instruction, four times the float32 kernel's); with AVX2 alone, the bytes are widened to 16 bits and
+ * VPMADDWD sums them two at a time (16 per instruction, where onnxruntime's AVX2 kernels take VPMADDUBSW,
+ * which saturates). Neither saturates nor rounds anywhere (the caller bounds k): the sums are the same
+ * integers as the float32 GEMM's, whatever the instructions, the blocking or the thread count.
  *
  * The caller's centered weights and activations become bytes by constant shifts (qgemm.h): weights
  * w = a8 + d (a8 signed bytes, d per row), activations x = u - z (u unsigned bytes), so
@@ -15,9 +15,9 @@
  * column chunks of at most PANELS NR-column panels); columns that are not one run of bytes (kernels
  * larger than 1x1) are first gathered once into an explicit im2col (runs copied whole, on the pool);
  * a task packs its columns of B for one k block
- * (u as groups of four bytes per column: the instruction's layout), sweeps its strips of A over the
- * panels with an 8 x 32 register tile, keeps the int32 sums in its block buffer and, after the last
- * k block, hands them to the epilogue.
+ * (u as groups of four bytes per column: VPDPBUSD's layout), sweeps its strips of A over the
+ * panels with an 8 x 32 register tile (AVX2: 8 x 8 tiles, A's bytes as 16-bit pairs), keeps the int32
+ * sums in its block buffer and, after the last k block, hands them to the epilogue.
  */
 #define PY_SSIZE_T_CLEAN
 #include "qgemm.h"
@@ -33,29 +33,36 @@ enum { MR = 8, NR = 32, PANELS = 8, KC = 1024 }; /* a KC x NR panel of bytes is 
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
 #include <immintrin.h>
 #define VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
-#define HAVE_VNNI_KERNEL 1
+#define AVX2 __attribute__((target("avx2")))
+#define HAVE_X86_KERNELS 1
 #else
-#define HAVE_VNNI_KERNEL 0
+#define HAVE_X86_KERNELS 0
 #endif
 
-static int vnni;
+enum { NONE, WIDENED, QUADS }; /* the kernels this CPU runs: none, AVX2's 16-bit pairs, AVX-512 VNNI */
 
-int qgemm_available(void)
+static int kernels(void)
 {
-    static int checked;
-    if (!checked) {
-#if HAVE_VNNI_KERNEL
+    static int level = -1;
+    if (level < 0) {
+        level = NONE;
+#if HAVE_X86_KERNELS
         __builtin_cpu_init();
-        vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vnni");
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vnni"))
+            level = QUADS;
+        else if (__builtin_cpu_supports("avx2"))
+            level = WIDENED;
 #endif
-        checked = 1;
     }
-    return vnni;
+    return level;
 }
+
+int qgemm_available(void) { return kernels() != NONE; }
 
 typedef struct {
     const int8_t *a8;
+    const int32_t *a16; /* AVX2: a8 as 16-bit pairs (widen_rows), else NULL */
     const int32_t *row_terms, *row_d;
     const uint8_t *b;
     uint8_t flip; /* 0x80 for signed storage: u = b ^ 0x80 = b + 128 */
@@ -72,11 +79,11 @@ typedef struct {
     atomic_int fail;
 } qjob;
 
-#if HAVE_VNNI_KERNEL
+#if HAVE_X86_KERNELS
 /* d[c] = (s0[c] | s1[c] << 8 | s2[c] << 16 | s3[c] << 24) ^ flip for the NR (32) columns of a full panel, and
  * cs[c] += the four bytes' sum when cs is not NULL: the four rows interleaved by byte then word unpacks (which
  * work within 128-bit lanes: the halves are put in column order last). */
-VNNI static void quads32(const uint8_t *s0, const uint8_t *s1, const uint8_t *s2, const uint8_t *s3, uint32_t flip,
+AVX2 static void quads32(const uint8_t *s0, const uint8_t *s1, const uint8_t *s2, const uint8_t *s3, uint32_t flip,
                          uint32_t *d, int32_t *cs)
 {
     const __m256i r0 = _mm256_loadu_si256((const __m256i *)s0), r1 = _mm256_loadu_si256((const __m256i *)s1);
@@ -129,8 +136,8 @@ static void pack_u8(const qjob *J, uint8_t *dst, ptrdiff_t pstride, ptrdiff_t k0
             if (runs) {
                 const uint8_t *restrict s0 = row[0] ? row[0] : zeros, *restrict s1 = row[1] ? row[1] : zeros;
                 const uint8_t *restrict s2 = row[2] ? row[2] : zeros, *restrict s3 = row[3] ? row[3] : zeros;
-#if HAVE_VNNI_KERNEL
-                if (width == NR) { /* the only caller of pack_u8 runs where VNNI is */
+#if HAVE_X86_KERNELS
+                if (width == NR) { /* pack_u8 runs only where AVX2 is */
                     quads32(s0, s1, s2, s3, flip, d, cs);
                     continue;
                 }
@@ -154,7 +161,7 @@ static void pack_u8(const qjob *J, uint8_t *dst, ptrdiff_t pstride, ptrdiff_t k0
     }
 }
 
-#if HAVE_VNNI_KERNEL
+#if HAVE_X86_KERNELS
 /* One MR x NR tile: block[r][c] (+)= sum over kc4 groups of a8 rows times the packed panel; with last,
  * plus the row terms and row_d times the column sums.
  * Rows r >= mr read row mr - 1 (never out of bounds) and are dropped, as are columns c >= nr. */
@@ -206,6 +213,99 @@ VNNI static void kernel_vnni(int kc4, const int8_t *a, ptrdiff_t lda, int mr, co
 }
 #endif
 
+#if HAVE_X86_KERNELS
+/* One 8 x 8 tile of kernel_vnni's sums on AVX2: a16 holds each row's groups of four bytes as two words of
+ * 16-bit pairs (bytes 0 and 2, then 1 and 3: widen_rows), pb a quarter of a packed panel (its 32 bytes of each
+ * group); the panel's bytes are split into the same pairs (even and odd bytes of each word) and VPMADDWD sums a
+ * pair of products per lane, exactly (|a| <= 128, u <= 255). One vector of columns keeps the eight rows' sums
+ * and the operands in registers. Rows r >= mr read row mr - 1 and are dropped, as are columns c >= nr; edge
+ * tiles go through a stack tile (masked stores are slow on some CPUs). */
+AVX2 static void kernel_avx2(int kc4, const int32_t *a16, ptrdiff_t lda, int mr, const uint8_t *pb, int32_t *blk,
+                             ptrdiff_t ldy, int nr, int first, int last, const int32_t *terms, const int32_t *d,
+                             const int32_t *colsum)
+{
+    __m256i c[MR];
+    const int32_t *ar[MR];
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++) {
+        ar[r] = a16 + (ptrdiff_t)(r < mr ? r : mr - 1) * lda;
+        c[r] = _mm256_setzero_si256();
+    }
+    const __m256i low = _mm256_set1_epi16(0xFF);
+    for (int g = 0; g < kc4; g++) {
+        const __m256i b = _mm256_loadu_si256((const __m256i *)(pb + (ptrdiff_t)g * NR * 4));
+        const __m256i e = _mm256_and_si256(b, low), o = _mm256_srli_epi16(b, 8);
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; r++)
+            c[r] = _mm256_add_epi32(c[r], _mm256_add_epi32(_mm256_madd_epi16(e, _mm256_set1_epi32(ar[r][2 * g])),
+                                                           _mm256_madd_epi16(o, _mm256_set1_epi32(ar[r][2 * g + 1]))));
+    }
+    int32_t edge[MR][8], cs[8];
+    const int full = mr == MR && nr == 8;
+    if (!full)
+        for (int r = 0; r < mr; r++)
+            for (int j = 0; j < 8; j++)
+                edge[r][j] = j < nr && !first ? blk[r * ldy + j] : 0;
+    __m256i sums = _mm256_setzero_si256();
+    if (last && d && nr == 8) {
+        sums = _mm256_loadu_si256((const __m256i *)colsum);
+    } else if (last && d) {
+        for (int j = 0; j < 8; j++)
+            cs[j] = j < nr ? colsum[j] : 0;
+        sums = _mm256_loadu_si256((const __m256i *)cs);
+    }
+    for (int r = 0; r < mr; r++) {
+        int32_t *y = full ? blk + r * ldy : edge[r];
+        __m256i v = c[r];
+        if (!first || !full)
+            v = _mm256_add_epi32(v, _mm256_loadu_si256((const __m256i *)y));
+        if (last) {
+            v = _mm256_add_epi32(v, _mm256_set1_epi32(terms[r]));
+            if (d)
+                v = _mm256_add_epi32(v, _mm256_mullo_epi32(_mm256_set1_epi32(d[r]), sums));
+        }
+        _mm256_storeu_si256((__m256i *)y, v);
+    }
+    if (!full)
+        for (int r = 0; r < mr; r++)
+            memcpy(blk + r * ldy, edge[r], sizeof(int32_t) * (size_t)nr);
+}
+
+/* a16 (m rows of kp / 2 words) from a8 (m rows of kp bytes): each group of four bytes w0..w3 as the 16-bit
+ * pairs (w0, w2) and (w1, w3), the operands kernel_avx2 multiplies with the panel's even and odd bytes. */
+static int32_t *widen_rows(const int8_t *a8, ptrdiff_t m, ptrdiff_t kp)
+{
+    int32_t *a16 = malloc(sizeof(int32_t) * (size_t)(m * kp / 2));
+    if (!a16)
+        return NULL;
+    for (ptrdiff_t i = 0; i < m * kp / 4; i++) {
+        const int8_t *w = a8 + 4 * i;
+        a16[2 * i] = (int32_t)((uint32_t)(uint16_t)w[0] | (uint32_t)(uint16_t)w[2] << 16);
+        a16[2 * i + 1] = (int32_t)((uint32_t)(uint16_t)w[1] | (uint32_t)(uint16_t)w[3] << 16);
+    }
+    return a16;
+}
+#endif
+
+/* One MR x NR tile (mr rows, nr columns) of the k block at k0 (kc4 groups) on this CPU's kernels. */
+static void tile(const qjob *J, int kc4, ptrdiff_t i, ptrdiff_t k0, int mr, const uint8_t *pb, int32_t *blk,
+                 ptrdiff_t ldy, int nr, int first, int last, const int32_t *colsum)
+{
+    const int32_t *d = J->row_d ? J->row_d + i : NULL;
+#if HAVE_X86_KERNELS
+    if (!J->a16) {
+        kernel_vnni(kc4, J->a8 + i * J->kp + k0, J->kp, mr, pb, blk, ldy, nr, first, last, J->row_terms + i, d, colsum);
+        return;
+    }
+    for (int h = 0; 8 * h < nr; h++)
+        kernel_avx2(kc4, J->a16 + i * (J->kp / 2) + k0 / 2, J->kp / 2, mr, pb + 32 * h, blk + 8 * h, ldy,
+                    nr - 8 * h < 8 ? nr - 8 * h : 8, first, last, J->row_terms + i, d, colsum ? colsum + 8 * h : NULL);
+#else
+    (void)J, (void)kc4, (void)i, (void)k0, (void)mr, (void)pb, (void)blk, (void)ldy, (void)nr, (void)first,
+        (void)last, (void)colsum, (void)d;
+#endif
+}
+
 static void qgemm_task(void *ctx, int t)
 {
     qjob *J = ctx;
@@ -239,13 +339,8 @@ static void qgemm_task(void *ctx, int t)
             for (ptrdiff_t jp = c0; jp < c1; jp++) {
                 const ptrdiff_t q = jp * NR;
                 const int nr = (int)(J->n - q < NR ? J->n - q : NR);
-#if HAVE_VNNI_KERNEL
-                kernel_vnni((kc + 3) / 4, J->a8 + i * J->kp + k0, J->kp, mr, pb + (jp - c0) * pstride,
-                            blk + (i - i0) * ncols + (q - q0), ncols, nr, kb == 0, kb == J->nkb - 1, J->row_terms + i,
-                            J->row_d ? J->row_d + i : NULL, colsum ? colsum + (q - q0) : NULL);
-#else
-                (void)mr, (void)nr;
-#endif
+                tile(J, (kc + 3) / 4, i, k0, mr, pb + (jp - c0) * pstride, blk + (i - i0) * ncols + (q - q0), ncols,
+                     nr, kb == 0, kb == J->nkb - 1, colsum ? colsum + (q - q0) : NULL);
             }
         }
     }
@@ -363,10 +458,11 @@ static int gather_columns(qjob *J, int nt)
     return 1;
 }
 
-#if HAVE_VNNI_KERNEL
+#if HAVE_X86_KERNELS
 /* One column (n == 1: a fully connected layer on one row): u gathered once (zero past k), then each row's
- * products with it, 64 at a time in the int32 lanes, summed across the lanes (exact: the same integers as the
- * tiles); rows split over the pool for large layers, each task's sums reaching the epilogue as one block. */
+ * products with it, 64 (VNNI) or 16 (AVX2) at a time in the int32 lanes, summed across the lanes (exact: the
+ * same integers as the tiles); rows split over the pool for large layers, each task's sums reaching the
+ * epilogue as one block. */
 typedef struct {
     const qjob *J;
     const uint8_t *u;
@@ -375,27 +471,50 @@ typedef struct {
     atomic_int fail;
 } gemv_job;
 
-VNNI static void gemv_task(void *ctx, int t)
+/* sum_j a[j] u[j] over kp (a multiple of 4) on VNNI, in wrapping uint32 as the lanes. */
+VNNI static uint32_t dot_vnni(const int8_t *a, const uint8_t *u, ptrdiff_t kp)
+{
+    const ptrdiff_t full = kp / 64 * 64;
+    const __mmask16 tail = (__mmask16)((1u << ((kp - full) / 4)) - 1);
+    __m512i acc = _mm512_setzero_si512();
+    for (ptrdiff_t j = 0; j < full; j += 64)
+        acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(u + j), _mm512_loadu_si512(a + j));
+    if (tail)
+        acc = _mm512_dpbusd_epi32(acc, _mm512_maskz_loadu_epi32(tail, u + full), _mm512_maskz_loadu_epi32(tail, a + full));
+    return (uint32_t)_mm512_reduce_add_epi32(acc);
+}
+
+/* dot_vnni on AVX2: 16 bytes of each widened to 16 bits, VPMADDWD; the last kp % 16 one by one. */
+AVX2 static uint32_t dot_avx2(const int8_t *a, const uint8_t *u, ptrdiff_t kp)
+{
+    const ptrdiff_t full = kp / 16 * 16;
+    __m256i acc = _mm256_setzero_si256();
+    for (ptrdiff_t j = 0; j < full; j += 16)
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(u + j))),
+                                                      _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(a + j)))));
+    const __m128i half = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    const __m128i pairs = _mm_add_epi32(half, _mm_shuffle_epi32(half, 0x4E));
+    uint32_t sum = (uint32_t)_mm_cvtsi128_si32(_mm_add_epi32(pairs, _mm_shuffle_epi32(pairs, 0xB1)));
+    for (ptrdiff_t j = full; j < kp; j++)
+        sum += (uint32_t)((int32_t)a[j] * u[j]);
+    return sum;
+}
+
+static void gemv_task(void *ctx, int t)
 {
     gemv_job *G = ctx;
     const qjob *J = G->J;
-    const ptrdiff_t kp = J->kp, full = kp / 64 * 64, i0 = J->m * t / G->tasks, i1 = J->m * (t + 1) / G->tasks;
+    const ptrdiff_t kp = J->kp, i0 = J->m * t / G->tasks, i1 = J->m * (t + 1) / G->tasks;
     int32_t *sums = (int32_t *)scratch_slot(SCRATCH_TILE, (size_t)(i1 - i0) + 1);
     if (!sums) {
         atomic_store(&G->fail, 1);
         return;
     }
-    const __mmask16 tail = (__mmask16)((1u << ((kp - full) / 4)) - 1);
     for (ptrdiff_t i = i0; i < i1; i++) {
         const int8_t *a = J->a8 + i * kp;
-        __m512i acc = _mm512_setzero_si512();
-        for (ptrdiff_t j = 0; j < full; j += 64)
-            acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(G->u + j), _mm512_loadu_si512(a + j));
-        if (tail)
-            acc = _mm512_dpbusd_epi32(acc, _mm512_maskz_loadu_epi32(tail, G->u + full),
-                                      _mm512_maskz_loadu_epi32(tail, a + full));
+        const uint32_t dot = kernels() == QUADS ? dot_vnni(a, G->u, kp) : dot_avx2(a, G->u, kp);
         const uint32_t d = J->row_d ? (uint32_t)J->row_d[i] * G->colsum : 0; /* wrapping, as the lanes */
-        sums[i - i0] = (int32_t)((uint32_t)_mm512_reduce_add_epi32(acc) + (uint32_t)J->row_terms[i] + d);
+        sums[i - i0] = (int32_t)(dot + (uint32_t)J->row_terms[i] + d);
     }
     if (i1 > i0)
         J->epilogue(J->ectx, sums, 1, i0, i1, 0, 1);
@@ -435,9 +554,11 @@ int qgemm_run(const int8_t *a8, const int32_t *row_terms, const int32_t *row_d, 
     int nt = pool_get_threads();
     if ((double)m * (double)k * (double)n < SERIAL_MACS)
         nt = 1;
-#if HAVE_VNNI_KERNEL
+#if HAVE_X86_KERNELS
     if (n == 1)
         return qgemv(&J, nt) ? 0 : -1;
+    if (kernels() == WIDENED && !(J.a16 = widen_rows(a8, m, J.kp)))
+        return -1;
 #endif
     J.contiguous = 1;
     for (ptrdiff_t p = 1; p < n && J.contiguous; p++)
@@ -466,5 +587,6 @@ int qgemm_run(const int8_t *a8, const int32_t *row_terms, const int32_t *row_d, 
         pool_run(tasks, qgemm_task, &J);
     free(J.cols);
     free((void *)J.runs);
+    free((void *)J.a16);
     return atomic_load(&J.fail) ? -1 : 0;
 }

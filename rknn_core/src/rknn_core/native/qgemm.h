@@ -9,7 +9,7 @@
 
 #include "gemm.h"
 
-/* Whether this CPU has the instructions of the 8-bit kernels (AVX-512 VNNI), checked once at import;
+/* Whether this CPU has the instructions of the 8-bit kernels (AVX-512 VNNI, or AVX2), checked once at import;
  * without them the callers use the float32 GEMM, whose exact sums are the same numbers. */
 int qgemm_available(void);
 

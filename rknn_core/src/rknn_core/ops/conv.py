@@ -485,7 +485,7 @@ def _integer_runner(attrs: dict, x_shape: tuple, x_dtype: np.dtype, r_dtype, w, 
 
 def _gemm_runner(x_shape, wc, b, x_q, w_q, stages: QuantStages, post: CompiledPost, attrs):
     """Integer convolution on the compiled GEMM, each finished block requantized (and its epilogue run) on
-    the thread that computed it: on the 8-bit kernels (AVX-512 VNNI, exact int32 sums) where the CPU has
+    the thread that computed it: on the 8-bit kernels (AVX-512 VNNI or AVX2, exact int32 sums) where the CPU has
     them and the weights fit signed bytes after a shift per row, reading the 8-bit storage (bordered with
     the zero point when padded); else exact float32 sums of centered values (1x1 kernels read the 8-bit
     storage while packing, others a centered zero-bordered copy)."""

@@ -249,7 +249,7 @@ def int8_by_weights(bc: np.ndarray, a_q: QuantParams, m: np.ndarray, stages: Qua
     """A @ B on the 8-bit GEMM (exact int32 sums of the storage bytes, as the integer convolutions use it: the
     rows of A are the image's pixels, B's columns its output channels), plus an int64 ``bias`` per column,
     requantized by the same plan and the epilogue run on the finished blocks: ``run(a, residual)`` (the
-    residual (N, rows) channels first, or None); None where it does not apply (no VNNI, 16-bit storage, weights
+    residual (N, rows) channels first, or None); None where it does not apply (no VNNI or AVX2, 16-bit storage, weights
     or sums beyond its bounds)."""
     if stages.conv_q.qtype not in STORAGE_KINDS:
         return None
