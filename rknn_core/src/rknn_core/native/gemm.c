@@ -162,6 +162,7 @@ DEFINE_KERNEL(rows_6x8, v8, v8i, v8u, 6, 1, v8u, pbs)
 
 static struct {
     int mr, nr;
+    int dot4; /* dot4_f32's sixteen vector sums fit the registers (AVX-512); else each row on its own */
     kernel_fn kern, kern_half; /* MR x NR and MR x NR/2 */
     kernel_fn rows, rows_half; /* the same on B rows in place */
 } K;
@@ -173,6 +174,7 @@ void gemm_init(void)
     __builtin_cpu_init();
     wide = __builtin_cpu_supports("avx512f");
 #endif
+    K.dot4 = wide;
     if (wide) {
         K.mr = 8;
         K.nr = 32;
@@ -422,11 +424,11 @@ void gemm_dot_column(const float *a, ptrdiff_t m, ptrdiff_t k, const float *col,
 {
     for (ptrdiff_t i = 0; i < m; i += 4) {
         float v[4];
-        if (i + 4 <= m) {
+        if (i + 4 <= m && K.dot4) {
             const float *const rows[4] = {a + i * k, a + (i + 1) * k, a + (i + 2) * k, a + (i + 3) * k};
             dot4_f32(rows, col, k, v);
         } else {
-            for (ptrdiff_t t = 0; t < m - i; t++)
+            for (ptrdiff_t t = 0; t < 4 && i + t < m; t++)
                 v[t] = dot_f32(a + (i + t) * k, col, k);
         }
         for (ptrdiff_t t = 0; t < 4 && i + t < m; t++) {

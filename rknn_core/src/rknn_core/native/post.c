@@ -11,21 +11,46 @@ static inline float clamp(float v, float lo, float hi)
     return hi < v ? hi : v;
 }
 
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v8u __attribute__((vector_size(32), aligned(4)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+/* y = v < 0 ? v * slope : v for v = sums (+ residual), eight at a time as a select (the compiler keeps the
+ * scalar loop's branch otherwise), then one by one; sums and y may be the same row. */
+HOT_EXACT static void prelu_row(const float *sums, const float *restrict residual, float *y, Py_ssize_t n,
+                                float slope)
+{
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v8 v = *(const v8u *)(sums + i);
+        if (residual)
+            v += *(const v8u *)(residual + i);
+        const v8i negative = v < (v8){0};
+        *(v8u *)(y + i) = (v8)(((v8i)(v * slope) & negative) | ((v8i)v & ~negative));
+    }
+    for (; i < n; i++) {
+        const float v = residual ? sums[i] + residual[i] : sums[i];
+        y[i] = v < 0.0f ? v * slope : v;
+    }
+}
+
+/* sums and y may be the same row (post_in_place): each output reads only its own sum, so the loops carry no
+ * dependence (ivdep), and they vectorize even then. */
 HOT_EXACT static void post_row(const float *sums, const float *restrict residual, float *y, Py_ssize_t n, int act,
                                float lo, float hi, float alpha, float beta, float slope)
 {
     if (act == ACT_PRELU) {
-        for (Py_ssize_t i = 0; i < n; i++) {
-            const float v = residual ? sums[i] + residual[i] : sums[i];
-            y[i] = v < 0.0f ? v * slope : v;
-        }
+        prelu_row(sums, residual, y, n, slope);
     } else if (act == ACT_CLAMP && !residual) {
+#pragma GCC ivdep
         for (Py_ssize_t i = 0; i < n; i++)
             y[i] = clamp(sums[i], lo, hi);
     } else if (act == ACT_CLAMP) {
+#pragma GCC ivdep
         for (Py_ssize_t i = 0; i < n; i++)
             y[i] = clamp(sums[i] + residual[i], lo, hi);
     } else {
+#pragma GCC ivdep
         for (Py_ssize_t i = 0; i < n; i++) {
             const float v = residual ? sums[i] + residual[i] : sums[i];
             const float t = clamp(alpha * v + beta, 0.0f, 1.0f); /* no FMA: see HOT_EXACT */
