@@ -57,6 +57,36 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) static void lookup_vbmi(c
         _mm512_mask_storeu_epi8(out + i, m, _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), low, high));
     }
 }
+
+/* 32 lookups at a time on AVX2 with sixteen VPSHUFB over 16-byte slices of the table: the slices of each
+ * half xor-chained (slice c holds table slice c ^ slice c - 1), so that xoring the picks of slices 0..h gives
+ * slice h; the index walks down by 16 with signed saturation, and VPSHUFB gives 0 once it is negative. The
+ * upper half is the same with the top bit flipped. */
+__attribute__((target("avx2"))) static void lookup_avx2(const uint8_t *x, const uint8_t *table, uint8_t *out,
+                                                        ptrdiff_t n, uint8_t flip)
+{
+    __m256i slices[16];
+    for (int c = 0; c < 16; c++) {
+        const __m128i t = _mm_loadu_si128((const __m128i *)(table + 16 * c));
+        const __m128i chained = c % 8 ? _mm_xor_si128(t, _mm_loadu_si128((const __m128i *)(table + 16 * c - 16))) : t;
+        slices[c] = _mm256_broadcastsi128_si256(chained);
+    }
+    const __m256i f = _mm256_set1_epi8((char)flip), top = _mm256_set1_epi8((char)0x80), step = _mm256_set1_epi8(16);
+    ptrdiff_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m256i idx = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(x + i)), f);
+        __m256i r = _mm256_setzero_si256();
+        for (int half = 0; half < 2; half++) {
+            __m256i y = half ? _mm256_xor_si256(idx, top) : idx;
+            for (int c = 0; c < 8; c++) {
+                r = _mm256_xor_si256(r, _mm256_shuffle_epi8(slices[8 * half + c], y));
+                y = _mm256_subs_epi8(y, step);
+            }
+        }
+        _mm256_storeu_si256((__m256i *)(out + i), r);
+    }
+    lookup_scalar(x + i, table, out + i, n - i, flip);
+}
 #endif
 
 static lookup_fn lookup_kernel(void)
@@ -70,6 +100,8 @@ static lookup_fn lookup_kernel(void)
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vbmi"))
         chosen = lookup_vbmi;
+    else if (__builtin_cpu_supports("avx2"))
+        chosen = lookup_avx2;
 #endif
     return chosen;
 }

@@ -271,14 +271,20 @@ AVX2 static void kernel_avx2(int kc4, const int32_t *a16, ptrdiff_t lda, int mr,
             memcpy(blk + r * ldy, edge[r], sizeof(int32_t) * (size_t)nr);
 }
 
-/* a16 (m rows of kp / 2 words) from a8 (m rows of kp bytes): each group of four bytes w0..w3 as the 16-bit
- * pairs (w0, w2) and (w1, w3), the operands kernel_avx2 multiplies with the panel's even and odd bytes. */
-static int32_t *widen_rows(const int8_t *a8, ptrdiff_t m, ptrdiff_t kp)
+/* a16 (m rows of kp / 2 words, in the calling thread's scratch: no fresh pages per call) from a8 (m rows of
+ * kp bytes): each group of four bytes w0..w3 as the 16-bit pairs (w0, w2) and (w1, w3), the operands
+ * kernel_avx2 multiplies with the panel's even and odd bytes. NULL when out of memory. */
+AVX2 static int32_t *widen_rows(const int8_t *a8, ptrdiff_t m, ptrdiff_t kp)
 {
-    int32_t *a16 = malloc(sizeof(int32_t) * (size_t)(m * kp / 2));
+    int32_t *a16 = (int32_t *)scratch_slot(SCRATCH_CALLER, (size_t)(m * kp / 2));
     if (!a16)
         return NULL;
-    for (ptrdiff_t i = 0; i < m * kp / 4; i++) {
+    const __m128i pairs = _mm_setr_epi8(0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15);
+    ptrdiff_t i = 0; /* groups of four bytes: four at a time, shuffled into pair order and sign-extended */
+    for (; 4 * i + 16 <= m * kp; i += 4)
+        _mm256_storeu_si256((__m256i *)(a16 + 2 * i),
+                            _mm256_cvtepi8_epi16(_mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(a8 + 4 * i)), pairs)));
+    for (; i < m * kp / 4; i++) {
         const int8_t *w = a8 + 4 * i;
         a16[2 * i] = (int32_t)((uint32_t)(uint16_t)w[0] | (uint32_t)(uint16_t)w[2] << 16);
         a16[2 * i + 1] = (int32_t)((uint32_t)(uint16_t)w[1] | (uint32_t)(uint16_t)w[3] << 16);
@@ -540,7 +546,9 @@ static int qgemv(const qjob *J, int nt)
 }
 #endif
 
-#define SERIAL_MACS 4000000.0 /* below this (about 20 us of work: four times the float rate), run on the calling thread */
+/* Below this many multiply-adds (about 20 us of work), run on the calling thread: VNNI runs four times the float
+ * rate, the AVX2 kernels about the float rate. */
+#define SERIAL_MACS(level) ((level) == QUADS ? 4000000.0 : 1000000.0)
 
 int qgemm_run(const int8_t *a8, const int32_t *row_terms, const int32_t *row_d, const void *b, int b_kind,
               const int64_t *koff, const int64_t *poff, ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
@@ -552,7 +560,7 @@ int qgemm_run(const int8_t *a8, const int32_t *row_terms, const int32_t *row_d, 
               .koff = koff, .poff = poff, .m = m, .k = k, .kp = (k + 3) / 4 * 4, .n = n, .epilogue = epilogue,
               .ectx = ectx};
     int nt = pool_get_threads();
-    if ((double)m * (double)k * (double)n < SERIAL_MACS)
+    if ((double)m * (double)k * (double)n < SERIAL_MACS(kernels()))
         nt = 1;
 #if HAVE_X86_KERNELS
     if (n == 1)
@@ -587,6 +595,5 @@ int qgemm_run(const int8_t *a8, const int32_t *row_terms, const int32_t *row_d, 
         pool_run(tasks, qgemm_task, &J);
     free(J.cols);
     free((void *)J.runs);
-    free((void *)J.a16);
     return atomic_load(&J.fail) ? -1 : 0;
 }
