@@ -201,14 +201,14 @@ void gemm_init(void)
 #define RUNS_MAX 8   /* contiguous runs per panel copied as runs (else gathered element by element) */
 #define DIRECT_STRIPS 3 /* MR-row strips per task up to which B rows in place are read unpacked */
 
-/* d[c] = s[2c] for c < len, never reading past s[2(len-1)]. */
+/* d[c] = s[2c] for c < len, never reading past s[2(len-1)]: 8 at a time (a two-input shuffle of 16-float
+ * vectors has no AVX2 form and became a spill-heavy sequence there). */
 static inline void copy_stride2(float *d, const float *s, int len)
 {
-    const v16i even = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+    const v8i even = {0, 2, 4, 6, 8, 10, 12, 14};
     int c = 0;
-    for (; c + 16 < len; c += 16) /* reads s[2c .. 2c+31] < s[2(c+16)] */
-        *(v16u *)(d + c) = __builtin_shuffle(*(const v16u *)(s + 2 * c),
-                                             *(const v16u *)(s + 2 * c + 16), even);
+    for (; c + 8 < len; c += 8) /* reads s[2c .. 2c+15] < s[2(c+8)] */
+        *(v8u *)(d + c) = __builtin_shuffle(*(const v8u *)(s + 2 * c), *(const v8u *)(s + 2 * c + 8), even);
     for (; c < len; c++)
         d[c] = s[2 * c];
 }
@@ -371,22 +371,32 @@ static ptrdiff_t split(ptrdiff_t total, int parts, int i)
 }
 
 /* sum_j x[j] * z[j], in a fixed order that depends only on k. */
+/* Four 16-float sums over blocks of 64 (then 16), added pairwise and lane by lane, then the tail. Each sum is
+ * kept as two 8-float halves, the same lanes in the same order: 16-float vectors became spills on AVX2. */
 MULTIVERSION static float dot_f32(const float *x, const float *z, ptrdiff_t k)
 {
-    v16 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+    v8 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, t0 = {0}, t1 = {0}, t2 = {0}, t3 = {0}; /* low and high halves */
     ptrdiff_t j = 0;
     for (; j + 64 <= k; j += 64) {
-        s0 += *(const v16u *)(x + j) * *(const v16u *)(z + j);
-        s1 += *(const v16u *)(x + j + 16) * *(const v16u *)(z + j + 16);
-        s2 += *(const v16u *)(x + j + 32) * *(const v16u *)(z + j + 32);
-        s3 += *(const v16u *)(x + j + 48) * *(const v16u *)(z + j + 48);
+        s0 += *(const v8u *)(x + j) * *(const v8u *)(z + j);
+        t0 += *(const v8u *)(x + j + 8) * *(const v8u *)(z + j + 8);
+        s1 += *(const v8u *)(x + j + 16) * *(const v8u *)(z + j + 16);
+        t1 += *(const v8u *)(x + j + 24) * *(const v8u *)(z + j + 24);
+        s2 += *(const v8u *)(x + j + 32) * *(const v8u *)(z + j + 32);
+        t2 += *(const v8u *)(x + j + 40) * *(const v8u *)(z + j + 40);
+        s3 += *(const v8u *)(x + j + 48) * *(const v8u *)(z + j + 48);
+        t3 += *(const v8u *)(x + j + 56) * *(const v8u *)(z + j + 56);
     }
-    for (; j + 16 <= k; j += 16)
-        s0 += *(const v16u *)(x + j) * *(const v16u *)(z + j);
-    v16 s = (s0 + s1) + (s2 + s3);
+    for (; j + 16 <= k; j += 16) {
+        s0 += *(const v8u *)(x + j) * *(const v8u *)(z + j);
+        t0 += *(const v8u *)(x + j + 8) * *(const v8u *)(z + j + 8);
+    }
+    const v8 low = (s0 + s1) + (s2 + s3), high = (t0 + t1) + (t2 + t3);
     float r = 0.0f;
-    for (int l = 0; l < 16; l++)
-        r += s[l];
+    for (int l = 0; l < 8; l++)
+        r += low[l];
+    for (int l = 0; l < 8; l++)
+        r += high[l];
     for (; j < k; j++)
         r += x[j] * z[j];
     return r;
