@@ -324,6 +324,29 @@ def test_int8_gemm_equals_float_gemm(m, k, n, kind, span):
     np.testing.assert_array_equal(got, want)
     assert operands[2] is None if span < 128 else (operands[2] is not None or k < 9)  # shifted rows
     assert len(np.unique(want)) > min(m * n // 4, 20)
+    pairs, again = _native.int8_pairs(operands[0], *operands[0].shape), np.empty((m, n), np.uint8)
+    _native.qconv_gemm_u8(*operands, *args, again, "B", 128, 0, 255, m, k, n, None, None, pairs)  # made once
+    np.testing.assert_array_equal(again, want)
+
+
+def test_int8_pairs_are_the_weights_as_this_cpu_reads_them():
+    """On AVX2 without VNNI, each group of four bytes as the 16-bit pairs (w0, w2), (w1, w3); elsewhere None. A
+    buffer too small for the weights is refused."""
+    from rknn_core.ops._quant import int8_operands
+
+    a8 = np.array([[1, -2, 3, -128, 127, 0, -5, 6]], np.int8)
+    pairs = _native.int8_pairs(a8, 1, 8)
+    if pairs is None:
+        pytest.skip("this CPU's 8-bit kernels read the bytes themselves (VNNI) or there are none")
+    np.testing.assert_array_equal(np.frombuffer(pairs, np.int16), [1, 3, -2, -128, 127, -5, 0, 6])
+    with pytest.raises(ValueError, match="int8_pairs"):
+        _native.int8_pairs(a8, 1, 6)
+    operands = int8_operands(np.ones((2, 8), np.float32), 0)
+    b, offsets = np.zeros(8 * 3, np.uint8), (np.arange(8, dtype=np.int64) * 3, np.arange(3, dtype=np.int64))
+    one = (np.zeros(2, np.int64), np.array([1 << 30], np.int64), np.array([0], np.int64), False)
+    with pytest.raises(ValueError, match="pairs do not match"):
+        _native.qconv_gemm_u8(*operands, b, "B", *offsets, *one, np.empty((2, 3), np.uint8), "B", 0, 0, 255, 2, 8, 3,
+                              None, None, bytearray(8))
 
 
 @pytest.mark.skipif(not _native.int8_gemm(), reason="this CPU has neither AVX-512 VNNI nor AVX2: the 8-bit GEMM is not used")

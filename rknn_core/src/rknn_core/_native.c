@@ -1232,22 +1232,23 @@ static PyObject *qconv_gemm(PyObject *self, PyObject *args)
 }
 
 /* qconv_gemm_u8(a8, row_terms, row_d, b, b_kind, koff, poff, bias, mult, shift, pot, out, out_kind, zo, lo, hi,
- *               m, k, n[, add, table]):
+ *               m, k, n[, add, table, pairs]):
  * qconv_gemm's result from 8-bit operands on the integer kernels of native/qgemm.c (AVX-512 VNNI or AVX2; only
  * where int8_gemm() is true): the sums sum_j a8[i, j] u[j, p] + row_terms[i] + row_d[i] sum_j u[j, p],
  * a8 int8 (m, k rounded up to 4, zero past k), row_terms and row_d int32 (m,) (row_d may be None),
  * u the storage b (kind B, or b read plus 128) through koff/poff; every sum below 2**30 in magnitude
- * (int32 sums reach the requantization: no float32 bound). */
+ * (int32 sums reach the requantization: no float32 bound). pairs: int8_pairs(a8, m, kp), made once, or None to
+ * make it on every call where the kernels need it. */
 static PyObject *qconv_gemm_u8(PyObject *self, PyObject *args)
 {
-    Py_buffer a, t, b, ko, po, mb, sb, ob, held[3], db = {0};
-    PyObject *d_obj, *bias_obj, *add = NULL, *table = NULL;
+    Py_buffer a, t, b, ko, po, mb, sb, ob, held[3], db = {0}, pb = {0};
+    PyObject *d_obj, *bias_obj, *add = NULL, *table = NULL, *pairs = NULL;
     requant_epilogue_args e = {0};
     Py_ssize_t m, k, n;
     int out_kind, b_kind;
-    if (!PyArg_ParseTuple(args, "y*y*Oy*Cy*y*Oy*y*pw*CLLLnnn|OO", &a, &t, &d_obj, &b, &b_kind, &ko, &po, &bias_obj,
+    if (!PyArg_ParseTuple(args, "y*y*Oy*Cy*y*Oy*y*pw*CLLLnnn|OOO", &a, &t, &d_obj, &b, &b_kind, &ko, &po, &bias_obj,
                           &mb, &sb, &e.post.pot, &ob, &out_kind, &e.post.zo, &e.post.lo, &e.post.hi, &m, &k, &n, &add,
-                          &table))
+                          &table, &pairs))
         return NULL;
     const char *err = parse_quant_post(&e.post, bias_obj, &mb, &sb, out_kind, m, m * n, add, table, held);
     if (!err && d_obj != Py_None && PyObject_GetBuffer(d_obj, &db, PyBUF_SIMPLE) < 0) {
@@ -1255,14 +1256,20 @@ static PyObject *qconv_gemm_u8(PyObject *self, PyObject *args)
         db.obj = NULL;
         err = "row_d must be an int32 buffer or None";
     }
+    if (!err && pairs && pairs != Py_None && PyObject_GetBuffer(pairs, &pb, PyBUF_SIMPLE) < 0) {
+        PyErr_Clear();
+        pb.obj = NULL;
+        err = "pairs must be int8_pairs(a8) or None";
+    }
     if (err) {
     } else if (!qgemm_available()) {
         err = "the 8-bit GEMM needs AVX-512 VNNI or AVX2 (see int8_gemm())";
     } else if (b_kind != 'B' && b_kind != 'b') {
         err = "b must be 8-bit storage (B, b)";
     } else if ((err = gemm_check(NULL, &b, 1, &ko, &po, m, k, n)) == NULL) {
-        if (a.len < m * ((k + 3) / 4 * 4) || t.len < 4 * m || (db.obj && db.len < 4 * m))
-            err = "a8, row_terms or row_d do not match m and k";
+        if (a.len < m * ((k + 3) / 4 * 4) || t.len < 4 * m || (db.obj && db.len < 4 * m) ||
+            (pb.obj && pb.len < 2 * m * ((k + 3) / 4 * 4)))
+            err = "a8, row_terms, row_d or pairs do not match m and k";
         else if (ob.len < m * n * kind_size(out_kind))
             err = "output buffer too small";
     }
@@ -1272,8 +1279,8 @@ static PyObject *qconv_gemm_u8(PyObject *self, PyObject *args)
         int rc;
         Py_BEGIN_ALLOW_THREADS
         e.post.int32 = 1;
-        rc = qgemm_run(a.buf, t.buf, db.obj ? db.buf : NULL, b.buf, b_kind, ko.buf, po.buf, m, k, n, requant_block_i32,
-                       &e);
+        rc = qgemm_run(a.buf, pb.obj ? pb.buf : NULL, t.buf, db.obj ? db.buf : NULL, b.buf, b_kind, ko.buf, po.buf, m, k,
+                       n, requant_block_i32, &e);
         Py_END_ALLOW_THREADS
         if (rc < 0) {
             PyErr_NoMemory();
@@ -1283,6 +1290,8 @@ static PyObject *qconv_gemm_u8(PyObject *self, PyObject *args)
     release_held(held);
     if (db.obj)
         PyBuffer_Release(&db);
+    if (pb.obj)
+        PyBuffer_Release(&pb);
     Py_buffer *buffers[] = {&a, &t, &b, &ko, &po, &mb, &sb, &ob};
     for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++)
         PyBuffer_Release(buffers[i]);
@@ -1295,6 +1304,27 @@ static PyObject *qconv_gemm_u8(PyObject *self, PyObject *args)
 }
 
 static PyObject *int8_gemm(PyObject *self, PyObject *unused) { return PyBool_FromLong(qgemm_available()); }
+
+/* int8_pairs(a8, m, kp) -> bytearray or None: qconv_gemm_u8's `pairs`, the weights as this CPU's kernels read
+ * them (AVX2: 16-bit pairs), made once instead of on every call; None where the kernels read a8 itself. */
+static PyObject *int8_pairs(PyObject *self, PyObject *args)
+{
+    Py_buffer a;
+    Py_ssize_t m, kp;
+    if (!PyArg_ParseTuple(args, "y*nn", &a, &m, &kp))
+        return NULL;
+    PyObject *out = NULL;
+    const ptrdiff_t words = m < 0 || kp < 0 || kp % 4 || a.len < m * kp ? -1 : qgemm_pairs(a.buf, m, kp, NULL);
+    if (words < 0) {
+        PyErr_SetString(PyExc_ValueError, "int8_pairs: a8 must hold m rows of kp (a multiple of 4) bytes");
+    } else if (words == 0) {
+        out = Py_NewRef(Py_None);
+    } else if ((out = PyByteArray_FromStringAndSize(NULL, 4 * words)) != NULL) {
+        qgemm_pairs(a.buf, m, kp, (int32_t *)PyByteArray_AS_STRING(out));
+    }
+    PyBuffer_Release(&a);
+    return out;
+}
 
 /* ---- Quantize: real values to storage ---------------------------------------------------------- */
 
@@ -1575,6 +1605,9 @@ static PyMethodDef methods[] = {
      "conv_gemm on centered integers, requantized (fixed point, per output channel) into 8/16-bit storage."},
     {"qconv_gemm_u8", qconv_gemm_u8, METH_VARARGS,
      "qconv_gemm from int8 weights and 8-bit storage on the AVX-512 VNNI or AVX2 kernels (where int8_gemm() is true)."},
+    {"int8_pairs", int8_pairs, METH_VARARGS,
+     "int8_pairs(a8, m, kp) -> bytearray or None: the 8-bit GEMM's weights as this CPU's kernels read them (AVX2: "
+     "16-bit pairs), qconv_gemm_u8's optional last argument; None where they read a8 itself."},
     {"int8_gemm", int8_gemm, METH_NOARGS, "int8_gemm() -> whether qconv_gemm_u8 runs on this CPU (AVX-512 VNNI or AVX2)."},
     {"quantize", quantize, METH_VARARGS, "Per-tensor quantization of float32/float64 values into 8/16-bit storage."},
     {"pad_planes", pad_planes, METH_VARARGS, "Planes into zero-bordered float32 planes (storage kinds centered)."},

@@ -12,7 +12,7 @@ import os
 from types import ModuleType
 
 FORCE_NUMPY = "RKNN_NO_NATIVE"
-FUNCTIONS = ("conv_gemm", "qconv_gemm", "qconv_gemm_u8", "int8_gemm", "quantize", "pad_planes", "plane_sums",
+FUNCTIONS = ("conv_gemm", "qconv_gemm", "qconv_gemm_u8", "int8_gemm", "int8_pairs", "quantize", "pad_planes", "plane_sums",
              "center", "set_threads", "get_threads", "depthwise_conv2d", "requantize", "quantized_add",
              "quantized_mul", "qdepthwise_conv2d", "maxpool2d", "lookup8", "upsample8", "depth_to_space8",
              "byte_histograms", "lookup8_pairs", "softmax_lut", "planes8", "phase_planes", "pw_dw_conv")

@@ -164,10 +164,10 @@ def qconv_gemm(a, b, b_kind: str, b_zero: int, koff, poff, bias, mult, shift, po
 
 
 def qconv_gemm_u8(a8, row_terms, row_d, b, b_kind: str, koff, poff, bias, mult, shift, pot: bool, out, out_kind: str,
-                  zo: int, lo: int, hi: int, m: int, k: int, n: int, add=None, table=None) -> None:
+                  zo: int, lo: int, hi: int, m: int, k: int, n: int, add=None, table=None, pairs=None) -> None:
     """``qconv_gemm`` from 8-bit operands: sums a8 @ u + row_terms + row_d * (column sums of u) in int32
     (wrapping, as the instructions do), u the storage b (kind B, or b read plus 128), requantized as
-    ``requantize`` does int32 accumulators."""
+    ``requantize`` does int32 accumulators; ``pairs`` (the compiled kernels' layout of a8) is not used here."""
     name = "qconv_gemm_u8"
     u = _gathered(b, _kind({"B": np.uint8, "b": np.int8}, b_kind, name), koff, poff, k, n, name).astype(np.int64)
     if b_kind == "b":
@@ -181,6 +181,11 @@ def qconv_gemm_u8(a8, row_terms, row_d, b, b_kind: str, koff, poff, bias, mult, 
     dst = _flat(out, _kind(STORAGE, out_kind, name), m * n, name).reshape(1, m, n)
     _requantize_rows(lanes.reshape(1, m, n), bias, mult, shift, pot, dst, zo, lo, hi, name)
     _post_quant(dst.reshape(m, n), out_kind, add, table, name, m)
+
+
+def int8_pairs(a8, m: int, kp: int) -> None:
+    """The numpy kernels read a8 itself."""
+    return None
 
 
 def int8_gemm() -> bool:

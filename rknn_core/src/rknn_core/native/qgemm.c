@@ -271,14 +271,10 @@ AVX2 static void kernel_avx2(int kc4, const int32_t *a16, ptrdiff_t lda, int mr,
             memcpy(blk + r * ldy, edge[r], sizeof(int32_t) * (size_t)nr);
 }
 
-/* a16 (m rows of kp / 2 words, in the calling thread's scratch: no fresh pages per call) from a8 (m rows of
- * kp bytes): each group of four bytes w0..w3 as the 16-bit pairs (w0, w2) and (w1, w3), the operands
- * kernel_avx2 multiplies with the panel's even and odd bytes. NULL when out of memory. */
-AVX2 static int32_t *widen_rows(const int8_t *a8, ptrdiff_t m, ptrdiff_t kp)
+/* a16 (m rows of kp / 2 words) from a8 (m rows of kp bytes): each group of four bytes w0..w3 as the 16-bit
+ * pairs (w0, w2) and (w1, w3), the operands kernel_avx2 multiplies with the panel's even and odd bytes. */
+AVX2 static void widen_rows(const int8_t *a8, ptrdiff_t m, ptrdiff_t kp, int32_t *a16)
 {
-    int32_t *a16 = (int32_t *)scratch_slot(SCRATCH_CALLER, (size_t)(m * kp / 2));
-    if (!a16)
-        return NULL;
     const __m128i pairs = _mm_setr_epi8(0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15);
     ptrdiff_t i = 0; /* groups of four bytes: four at a time, shuffled into pair order and sign-extended */
     for (; 4 * i + 16 <= m * kp; i += 4)
@@ -289,7 +285,6 @@ AVX2 static int32_t *widen_rows(const int8_t *a8, ptrdiff_t m, ptrdiff_t kp)
         a16[2 * i] = (int32_t)((uint32_t)(uint16_t)w[0] | (uint32_t)(uint16_t)w[2] << 16);
         a16[2 * i + 1] = (int32_t)((uint32_t)(uint16_t)w[1] | (uint32_t)(uint16_t)w[3] << 16);
     }
-    return a16;
 }
 #endif
 
@@ -548,10 +543,23 @@ static int qgemv(const qjob *J, int nt)
 
 /* Below this many multiply-adds (about 20 us of work), run on the calling thread: VNNI runs four times the float
  * rate, the AVX2 kernels about the float rate. */
+ptrdiff_t qgemm_pairs(const int8_t *a8, ptrdiff_t m, ptrdiff_t kp, int32_t *out)
+{
+#if HAVE_X86_KERNELS
+    if (kernels() == WIDENED) {
+        if (out)
+            widen_rows(a8, m, kp, out);
+        return m * kp / 2;
+    }
+#endif
+    (void)a8, (void)m, (void)kp, (void)out;
+    return 0;
+}
+
 #define SERIAL_MACS(level) ((level) == QUADS ? 4000000.0 : 1000000.0)
 
-int qgemm_run(const int8_t *a8, const int32_t *row_terms, const int32_t *row_d, const void *b, int b_kind,
-              const int64_t *koff, const int64_t *poff, ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
+int qgemm_run(const int8_t *a8, const int32_t *a16, const int32_t *row_terms, const int32_t *row_d, const void *b,
+              int b_kind, const int64_t *koff, const int64_t *poff, ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
               qgemm_epilogue epilogue, void *ectx)
 {
     if (m <= 0 || n <= 0)
@@ -565,8 +573,14 @@ int qgemm_run(const int8_t *a8, const int32_t *row_terms, const int32_t *row_d, 
 #if HAVE_X86_KERNELS
     if (n == 1)
         return qgemv(&J, nt) ? 0 : -1;
-    if (kernels() == WIDENED && !(J.a16 = widen_rows(a8, m, J.kp)))
-        return -1;
+    if (kernels() == WIDENED && !a16) { /* made here, in the calling thread's scratch (no fresh pages per call) */
+        int32_t *made = (int32_t *)scratch_slot(SCRATCH_CALLER, (size_t)(m * J.kp / 2));
+        if (!made)
+            return -1;
+        widen_rows(a8, m, J.kp, made);
+        a16 = made;
+    }
+    J.a16 = kernels() == WIDENED ? a16 : NULL;
 #endif
     J.contiguous = 1;
     for (ptrdiff_t p = 1; p < n && J.contiguous; p++)

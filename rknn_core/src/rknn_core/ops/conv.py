@@ -514,16 +514,18 @@ def _gemm_runner(x_shape, wc, b, x_q, w_q, stages: QuantStages, post: CompiledPo
     gemm = _native.qconv_gemm if int8 is None else _native.qconv_gemm_u8
     shape = (m // group, layout.taps.size, layout.origins.size)
     after = (plan.kind, zero, plan.lo, plan.hi, *shape)  # the arguments after the output, but the epilogue's
-    before, between, tables = [], [], []  # each group's arguments before the image and between it and the output
+    before, between, last = [], [], []  # each group's arguments before the image, between it and the output, and
+    # after the epilogue's (its table, then the 8-bit GEMM's weights as this CPU reads them)
     for g, (c0, count, bias, mult, shift) in enumerate(parts):
         before.append((layout.weights[g],) if int8 is None else int8[g])
         between.append(((source_kind, source_zero) if int8 is None else (kind,))
                        + (layout.taps, layout.origins, bias, mult, shift, plan.pot))
-        tables.append(post.table if post.table is None or post.table.ndim == 1 else post.table[c0:c0 + count])
+        table = post.table if post.table is None or post.table.ndim == 1 else post.table[c0:c0 + count]
+        last.append((table,) if int8 is None else (table, int8_pairs(int8[g])))
 
     def call(add, weights, image, dst, i, g, c0, count):
         part = None if add is None else (add[0][i, c0:c0 + count], *add[1:])
-        gemm(*before[g], image, *between[g], dst, *after, part, tables[g])
+        gemm(*before[g], image, *between[g], dst, *after, part, *last[g])
 
     out_shape = (n, m, *geo.out)
 
@@ -532,7 +534,7 @@ def _gemm_runner(x_shape, wc, b, x_q, w_q, stages: QuantStages, post: CompiledPo
         add, source = post.add(residual), source_of(x)
         if group == 1 and n == 1:  # one GEMM: no per-group views
             gemm(*before[0], source.reshape(-1), *between[0], y, *after, None if add is None else (add[0][0], *add[1:]),
-                 tables[0])
+                 *last[0])
         else:
             _run_groups(source, layout, y.reshape(n, m, -1), functools.partial(call, add))
         return y
@@ -545,6 +547,13 @@ def _int8_groups(layout: GroupLayout, x_q) -> list | None:
     (``int8_gemm_operands``)."""
     groups = [int8_gemm_operands(weights, x_q) for weights in layout.weights]
     return None if any(g is None for g in groups) else groups
+
+
+def int8_pairs(operands: tuple):
+    """The 8-bit GEMM's weights (``operands``' a8) as this CPU's kernels read them, made once: qconv_gemm_u8's
+    last argument (None where they read a8 itself)."""
+    a8 = operands[0]
+    return _native.int8_pairs(a8, *a8.shape)
 
 
 def int8_gemm_operands(weights: np.ndarray, x_q) -> tuple | None:

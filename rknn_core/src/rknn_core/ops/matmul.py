@@ -257,6 +257,7 @@ def int8_by_weights(bc: np.ndarray, a_q: QuantParams, m: np.ndarray, stages: Qua
     operands = conv_op.int8_gemm_operands(weights, a_q)
     if operands is None:
         return None
+    pairs = conv_op.int8_pairs(operands)
     kind = STORAGE_KINDS[a_q.qtype]
     channels, k = weights.shape
     plan = requant_plan(m, stages.conv_q.qtype, stages.conv_bounds, channels, bias)
@@ -277,7 +278,7 @@ def int8_by_weights(bc: np.ndarray, a_q: QuantParams, m: np.ndarray, stages: Qua
         image = np.ascontiguousarray(a).reshape(1, k) if count == 1 else np.ascontiguousarray(a.reshape(-1, k).T)
         between, after = prepared(count)
         out = np.empty((channels, count), dtype=plan.dtype)
-        _native.qconv_gemm_u8(*operands, image, *between, out, *after, post.add(residual), post.table)
+        _native.qconv_gemm_u8(*operands, image, *between, out, *after, post.add(residual), post.table, pairs)
         return out.reshape(1, channels) if count == 1 else np.ascontiguousarray(out.T)  # (rows, channels)
 
     return run
