@@ -592,8 +592,8 @@ int qgemm_run(const int8_t *a8, const int32_t *a16, const int32_t *row_terms, co
        (a task packs only its own columns; a split of rows packs the same columns in every task), then rows */
     J.cn = (int)((J.npn + PANELS - 1) / PANELS);
     J.cm = 1;
-    while (nt > 1 && J.cm * J.cn < 2 * nt && (J.cn < J.npn || J.cm < J.npm)) {
-        if (J.cn < J.npn)
+    while (nt > 1 && J.cm * J.cn < 2 * nt && (2 * (J.cn + 1) <= J.npn || J.cm < J.npm)) {
+        if (2 * (J.cn + 1) <= J.npn) /* chunks of two panels or more: a short last panel is a small part of one */
             J.cn++;
         else
             J.cm++;
