@@ -162,7 +162,7 @@ DEFINE_KERNEL(rows_6x8, v8, v8i, v8u, 6, 1, v8u, pbs)
 
 static struct {
     int mr, nr;
-    int dot4; /* dot4_f32's sixteen vector sums fit the registers (AVX-512); else each row on its own */
+    int wide; /* AVX-512: 16-float vectors for the dot products (dot4_f32, dot_f32_zmm); else 8-float ones */
     kernel_fn kern, kern_half; /* MR x NR and MR x NR/2 */
     kernel_fn rows, rows_half; /* the same on B rows in place */
 } K;
@@ -174,7 +174,7 @@ void gemm_init(void)
     __builtin_cpu_init();
     wide = __builtin_cpu_supports("avx512f");
 #endif
-    K.dot4 = wide;
+    K.wide = wide;
     if (wide) {
         K.mr = 8;
         K.nr = 32;
@@ -371,35 +371,42 @@ static ptrdiff_t split(ptrdiff_t total, int parts, int i)
 }
 
 /* sum_j x[j] * z[j], in a fixed order that depends only on k. */
-/* Four 16-float sums over blocks of 64 (then 16), added pairwise and lane by lane, then the tail. Each sum is
- * kept as two 8-float halves, the same lanes in the same order: 16-float vectors became spills on AVX2. */
-MULTIVERSION static float dot_f32(const float *x, const float *z, ptrdiff_t k)
+/*
+ * DEFINE_DOT(NAME, V, VU): sum_j x[j] z[j] as four 16-float sums over blocks of 64 (then one over blocks of
+ * 16), added pairwise and then lane by lane, then the tail one by one. Each 16-float sum is 16 / lanes(V)
+ * vectors of V: with 8-float vectors on AVX2 (16-float ones became spills and inserts there), 16-float ones
+ * with AVX-512; the same lanes in the same order, so the same value.
+ */
+#define DEFINE_DOT(NAME, V, VU)                                                                        \
+    MULTIVERSION static float NAME(const float *x, const float *z, ptrdiff_t k)                        \
+    {                                                                                                  \
+        enum { VL = sizeof(V) / sizeof(float), H = 16 / VL };                                          \
+        V s[4][H];                                                                                     \
+        _Pragma("GCC unroll 8") for (int q = 0; q < 4 * H; q++) s[q / H][q % H] = (V){0};            \
+        ptrdiff_t j = 0;                                                                               \
+        for (; j + 64 <= k; j += 64)                                                                   \
+            _Pragma("GCC unroll 8") for (int q = 0; q < 4 * H; q++)                                  \
+                s[q / H][q % H] += *(const VU *)(x + j + VL * q) * *(const VU *)(z + j + VL * q);      \
+        for (; j + 16 <= k; j += 16)                                                                   \
+            _Pragma("GCC unroll 2") for (int h = 0; h < H; h++)                                       \
+                s[0][h] += *(const VU *)(x + j + VL * h) * *(const VU *)(z + j + VL * h);              \
+        float r = 0.0f;                                                                                \
+        for (int h = 0; h < H; h++) {                                                                  \
+            const V v = (s[0][h] + s[1][h]) + (s[2][h] + s[3][h]);                                     \
+            for (int l = 0; l < VL; l++)                                                               \
+                r += v[l];                                                                             \
+        }                                                                                              \
+        for (; j < k; j++)                                                                             \
+            r += x[j] * z[j];                                                                          \
+        return r;                                                                                      \
+    }
+DEFINE_DOT(dot_f32_zmm, v16, v16u)
+DEFINE_DOT(dot_f32_ymm, v8, v8u)
+
+/* dot_f32_zmm with AVX-512, else dot_f32_ymm: the same value. */
+static float dot_f32(const float *x, const float *z, ptrdiff_t k)
 {
-    v8 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, t0 = {0}, t1 = {0}, t2 = {0}, t3 = {0}; /* low and high halves */
-    ptrdiff_t j = 0;
-    for (; j + 64 <= k; j += 64) {
-        s0 += *(const v8u *)(x + j) * *(const v8u *)(z + j);
-        t0 += *(const v8u *)(x + j + 8) * *(const v8u *)(z + j + 8);
-        s1 += *(const v8u *)(x + j + 16) * *(const v8u *)(z + j + 16);
-        t1 += *(const v8u *)(x + j + 24) * *(const v8u *)(z + j + 24);
-        s2 += *(const v8u *)(x + j + 32) * *(const v8u *)(z + j + 32);
-        t2 += *(const v8u *)(x + j + 40) * *(const v8u *)(z + j + 40);
-        s3 += *(const v8u *)(x + j + 48) * *(const v8u *)(z + j + 48);
-        t3 += *(const v8u *)(x + j + 56) * *(const v8u *)(z + j + 56);
-    }
-    for (; j + 16 <= k; j += 16) {
-        s0 += *(const v8u *)(x + j) * *(const v8u *)(z + j);
-        t0 += *(const v8u *)(x + j + 8) * *(const v8u *)(z + j + 8);
-    }
-    const v8 low = (s0 + s1) + (s2 + s3), high = (t0 + t1) + (t2 + t3);
-    float r = 0.0f;
-    for (int l = 0; l < 8; l++)
-        r += low[l];
-    for (int l = 0; l < 8; l++)
-        r += high[l];
-    for (; j < k; j++)
-        r += x[j] * z[j];
-    return r;
+    return K.wide ? dot_f32_zmm(x, z, k) : dot_f32_ymm(x, z, k);
 }
 
 /* dot_f32 of four rows x[0..3] with one z (loaded once for the four), each summed in dot_f32's order. */
@@ -434,7 +441,7 @@ void gemm_dot_column(const float *a, ptrdiff_t m, ptrdiff_t k, const float *col,
 {
     for (ptrdiff_t i = 0; i < m; i += 4) {
         float v[4];
-        if (i + 4 <= m && K.dot4) {
+        if (i + 4 <= m && K.wide) {
             const float *const rows[4] = {a + i * k, a + (i + 1) * k, a + (i + 2) * k, a + (i + 3) * k};
             dot4_f32(rows, col, k, v);
         } else {
