@@ -342,15 +342,18 @@ def test_quantized_add_broadcasts_as_numpy(a_shape, b_shape):
         np.testing.assert_array_equal(got, _quant.quantized_add(a_full, b_full, a_q, b_q, o_q, sign))
 
 
-@pytest.mark.parametrize(("a_shape", "b_shape"), [((1, 40, 12), (1, 40, 1)), ((1, 1, 12), (1, 5, 1)), ((3,), ())])
+@pytest.mark.parametrize(("a_shape", "b_shape"), [((1, 40, 12), (1, 40, 1)), ((1, 1, 12), (1, 5, 1)), ((3,), ()),
+                                                 ((2, 3, 4), (3, 1)), ((2, 3, 4), (2, 3, 4))])
 @pytest.mark.parametrize("float_divisor", [False, True])
-def test_quantized_div_equals_elementwise_multipliers(a_shape, b_shape, float_divisor):
-    """One multiplier per divisor value (broadcast by the requantization) equals one per element."""
+@pytest.mark.parametrize("o_q", [QuantParams("u8", 0.03, 100), QuantParams("i8", 0.02, -7)])
+def test_quantized_div_equals_elementwise_multipliers(a_shape, b_shape, float_divisor, o_q):
+    """One multiplier per divisor value (broadcast by the requantization, on the compiled kernel for one per
+    index of one axis) equals one per element, quotients far beyond the output's range included."""
     rng = np.random.default_rng(4)
-    a_q, o_q = QuantParams("u8", 0.05, 120), QuantParams("u8", 0.03, 100)
+    a_q = QuantParams("u8", 0.05, 120)
     a = storage(rng, a_q, a_shape)
     if float_divisor:
-        b_q, b = None, rng.choice([-4.0, -0.3, 0.5, 1.7, 2.0], b_shape).astype(np.float32)
+        b_q, b = None, rng.choice([-4.0, -0.3, 0.5, 1.7, 2.0, 1e-4, -3e-5], b_shape).astype(np.float32)
         real_b = b.astype(np.float64)
     else:
         b_q = QuantParams("u8", 0.1, 50)
@@ -360,9 +363,13 @@ def test_quantized_div_equals_elementwise_multipliers(a_shape, b_shape, float_di
                                  a_q.scale[0] / (real_b * o_q.scale[0]))
     shift = elementwise.DIV_LEFT_SHIFT
     out = fixedpoint.requantize(np.abs(acc) << shift, np.abs(m) / 2**shift, 0, "i32")
-    want = np.clip(np.where((acc < 0) != (m < 0), -out.astype(np.int64), out) + o_q.zero_point[0], 0, 255)
+    lo, hi, dtype = QTYPES[o_q.qtype]
+    want = np.clip(np.where((acc < 0) != (m < 0), -out.astype(np.int64), out) + o_q.zero_point[0], lo, hi)
     got = elementwise._div_quant([a, b], [a_q, b_q], [o_q], {})[0]
-    np.testing.assert_array_equal(got, want.astype(np.uint8))
+    np.testing.assert_array_equal(got, want.astype(dtype))
+    assert got.dtype == dtype
+    if float_divisor and b.size >= 24:
+        assert out.max() > 2**15  # quotients beyond the 16-bit magnitudes, which clip the same
 
 
 @pytest.mark.parametrize("q", [QuantParams("u8", 0.05, 120), QuantParams("i8", 2.0**-5, 0),

@@ -176,10 +176,24 @@ def _divided(a, b, a_q, b_q, o_q) -> np.ndarray:
     m = a_q.scale[0] / (real_b * o_q.scale[0])  # broadcast by the requantization: one plan per divisor
     # the small accumulators are first shifted left (as integer ADD does) so that the fixed-point
     # multiply rounds once, not twice; the multipliers are positive, the sign is applied apart
-    out = requantize(np.abs(acc) << DIV_LEFT_SHIFT, np.abs(m) / 2**DIV_LEFT_SHIFT, 0, "i32")
+    out = _div_magnitude(np.abs(acc) << DIV_LEFT_SHIFT, np.abs(m) / 2**DIV_LEFT_SHIFT, o_q.qtype)
     signed = np.where((acc < 0) != (m < 0), -out.astype(np.int64), out) + o_q.zero_point[0]
     lo, hi, dtype = QTYPES[o_q.qtype]
     return np.clip(signed, lo, hi).astype(dtype)
+
+
+def _div_magnitude(acc: np.ndarray, m: np.ndarray, qtype: str) -> np.ndarray:
+    """``requantize(acc, m, 0, "i32")`` for non-negative ``acc``, exact up to 32767 and at least 32767 beyond: all
+    that an 8-bit output tells apart once the sign and zero point are applied and it is clipped. On the compiled
+    kernel (``requantize_channels`` into 16-bit storage) when ``m`` is one value or one per index of a single
+    axis of ``acc`` (a LayerNorm's divisor per token: numpy's int64 passes took 0.24 ms for 40 x 120 values)."""
+    m = np.asarray(m, np.float64)
+    spread = [d for d in range(m.ndim) if m.shape[d] != 1]
+    axis = None if not spread else acc.ndim - m.ndim + spread[0]
+    if qtype not in ("u8", "i8") or m.ndim > acc.ndim or len(spread) > 1 or (
+            axis is not None and m.shape[spread[0]] != acc.shape[axis]):
+        return requantize(acc, m, 0, "i32")
+    return requantize_channels(acc, m, 0, "i16", bounds=(0, 2**15 - 1), axis=axis)
 
 
 def _clip_quant(inputs, in_q, out_q, attrs):
