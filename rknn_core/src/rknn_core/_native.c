@@ -321,8 +321,10 @@ AVX2 static inline __m256i fx32_x8(__m256i a, __m256i mult64, __m128i right, __m
 AVX2 static inline __m256i load8_f32(const float *src) { return _mm256_cvttps_epi32(_mm256_loadu_ps(src)); }
 AVX2 static inline __m256i load8_i32(const int32_t *src) { return _mm256_loadu_si256((const __m256i *)src); }
 
-/* The rows of the scalar forms, 8 lanes at a time: the low byte (or two) of each lane gathered by a byte
- * shuffle within each 128-bit half, then the halves joined. */
+/* The rows of the scalar forms: 8-bit storage 32 values at a time, packed to bytes by saturating packs (the
+ * clamped values lie inside the storage type, so they saturate nothing; unsigned packs when no bound is
+ * negative) and put back in order by one lane permutation; then 8 at a time, the low byte (or two) of each lane
+ * gathered by a byte shuffle within each 128-bit half, the halves joined. */
 #define DEFINE_RQ_ROW_AVX2(NAME, T, LOAD8, SCALAR)                                                          \
     AVX2 static void NAME(const T *src, void *dst, int size, Py_ssize_t n, const row_params *p)              \
     {                                                                                                        \
@@ -334,9 +336,19 @@ AVX2 static inline __m256i load8_i32(const int32_t *src) { return _mm256_loadu_s
                                                          0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1) \
                                       : _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1,   \
                                                          0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1);  \
+        const __m256i all = _mm256_set1_epi32(-1), order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);         \
         Py_ssize_t i = 0;                                                                                    \
+        for (; size == 1 && i + 32 <= n; i += 32) {                                                          \
+            __m256i v[4];                                                                                    \
+            for (int q = 0; q < 4; q++)                                                                      \
+                v[q] = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(fx32_x8(_mm256_add_epi32(          \
+                           LOAD8(src + i + 8 * q), bias), mult, right, half, all), zp), lo), hi);            \
+            const __m256i w01 = _mm256_packs_epi32(v[0], v[1]), w23 = _mm256_packs_epi32(v[2], v[3]);        \
+            const __m256i b = p->lo >= 0 ? _mm256_packus_epi16(w01, w23) : _mm256_packs_epi16(w01, w23);     \
+            _mm256_storeu_si256((__m256i *)((uint8_t *)dst + i), _mm256_permutevar8x32_epi32(b, order));     \
+        }                                                                                                    \
         for (; i + 8 <= n; i += 8) {                                                                         \
-            __m256i v = fx32_x8(_mm256_add_epi32(LOAD8(src + i), bias), mult, right, half, _mm256_set1_epi32(-1)); \
+            __m256i v = fx32_x8(_mm256_add_epi32(LOAD8(src + i), bias), mult, right, half, all);             \
             v = _mm256_shuffle_epi8(_mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(v, zp), lo), hi), low); \
             const __m128i lo128 = _mm256_castsi256_si128(v), hi128 = _mm256_extracti128_si256(v, 1);         \
             if (size == 1)                                                                                   \
