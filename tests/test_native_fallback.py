@@ -234,6 +234,24 @@ def test_qconv_gemm_is_bit_identical(compiled, threads, seed):
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize(("out_kind", "zo", "lo", "hi"), [("b", 3, 0, 127), ("b", -5, -128, 100), ("B", 10, 10, 200)])
+@pytest.mark.parametrize("n", [31, 32, 33, 100])
+def test_qconv_gemm_rows_with_tighter_bounds_are_bit_identical(compiled, out_kind, zo, lo, hi, n):
+    """The requantization rows pack 32 values at a time (unsigned packs when no bound is negative, signed ones
+    else) and finish 8 and then 1 at a time: bounds inside the storage type, and row lengths around 32."""
+    rng = np.random.default_rng(n)
+    m, k = 6, 50
+    koff, poff, size = _gemm_case(rng, k, n)
+    a = rng.integers(-127, 128, (m, k)).astype(np.float32)
+    b = storage(rng, "B", size)
+    mult, shift = rng.integers(1 << 30, 1 << 31, m).astype(np.int64), np.full(m, -8, np.int64)  # sums of ~40000
+    out = np.empty((m, n), QTYPES[STORAGE[out_kind]][2])
+    (want,), (got,) = both(compiled, "qconv_gemm", [out], a, b, "B", 128, koff, poff, None, mult, shift, False,
+                           OUT, out_kind, zo, lo, hi, m, k, n)
+    np.testing.assert_array_equal(got, want)
+    assert want.min() == lo and want.max() == hi  # both bounds reached
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_conv_gemm_matches(compiled, threads, seed):
     """Exactly on integer-valued data (sums exact in any order); to float32 rounding on random floats."""
