@@ -318,13 +318,28 @@ AVX2 static inline __m256i fx32_x8(__m256i a, __m256i mult64, __m128i right, __m
                             right);
 }
 
+/* The low byte (size 1) or the low two bytes (size 2) of each of v's 8 lanes to dst, in order: gathered by a
+ * byte shuffle within each 128-bit half, then the halves joined. */
+AVX2 static inline void store8_low(void *dst, __m256i v, int size)
+{
+    const __m256i low = size == 1 ? _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                                     0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1)
+                                  : _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1,
+                                                     0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1);
+    v = _mm256_shuffle_epi8(v, low);
+    const __m128i lo128 = _mm256_castsi256_si128(v), hi128 = _mm256_extracti128_si256(v, 1);
+    if (size == 1)
+        _mm_storel_epi64((__m128i *)dst, _mm_unpacklo_epi32(lo128, hi128));
+    else
+        _mm_storeu_si128((__m128i *)dst, _mm_unpacklo_epi64(lo128, hi128));
+}
+
 AVX2 static inline __m256i load8_f32(const float *src) { return _mm256_cvttps_epi32(_mm256_loadu_ps(src)); }
 AVX2 static inline __m256i load8_i32(const int32_t *src) { return _mm256_loadu_si256((const __m256i *)src); }
 
 /* The rows of the scalar forms: 8-bit storage 32 values at a time, packed to bytes by saturating packs (the
  * clamped values lie inside the storage type, so they saturate nothing; unsigned packs when no bound is
- * negative) and put back in order by one lane permutation; then 8 at a time, the low byte (or two) of each lane
- * gathered by a byte shuffle within each 128-bit half, the halves joined. */
+ * negative) and put back in order by one lane permutation; then 8 at a time (store8_low). */
 #define DEFINE_RQ_ROW_AVX2(NAME, T, LOAD8, SCALAR)                                                          \
     AVX2 static void NAME(const T *src, void *dst, int size, Py_ssize_t n, const row_params *p)              \
     {                                                                                                        \
@@ -332,10 +347,6 @@ AVX2 static inline __m256i load8_i32(const int32_t *src) { return _mm256_loadu_s
         const __m256i half = _mm256_set1_epi32(p->half);                                                     \
         const __m256i zp = _mm256_set1_epi32(p->zp), lo = _mm256_set1_epi32(p->lo), hi = _mm256_set1_epi32(p->hi); \
         const __m128i right = _mm_cvtsi32_si128(p->right);                                                   \
-        const __m256i low = size == 1 ? _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,  \
-                                                         0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1) \
-                                      : _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1,   \
-                                                         0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1);  \
         const __m256i all = _mm256_set1_epi32(-1), order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);         \
         Py_ssize_t i = 0;                                                                                    \
         for (; size == 1 && i + 32 <= n; i += 32) {                                                          \
@@ -348,13 +359,9 @@ AVX2 static inline __m256i load8_i32(const int32_t *src) { return _mm256_loadu_s
             _mm256_storeu_si256((__m256i *)((uint8_t *)dst + i), _mm256_permutevar8x32_epi32(b, order));     \
         }                                                                                                    \
         for (; i + 8 <= n; i += 8) {                                                                         \
-            __m256i v = fx32_x8(_mm256_add_epi32(LOAD8(src + i), bias), mult, right, half, all);             \
-            v = _mm256_shuffle_epi8(_mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(v, zp), lo), hi), low); \
-            const __m128i lo128 = _mm256_castsi256_si128(v), hi128 = _mm256_extracti128_si256(v, 1);         \
-            if (size == 1)                                                                                   \
-                _mm_storel_epi64((__m128i *)((uint8_t *)dst + i), _mm_unpacklo_epi32(lo128, hi128));         \
-            else                                                                                             \
-                _mm_storeu_si128((__m128i *)((int16_t *)dst + i), _mm_unpacklo_epi64(lo128, hi128));         \
+            const __m256i v = fx32_x8(_mm256_add_epi32(LOAD8(src + i), bias), mult, right, half, all);       \
+            store8_low((char *)dst + size * i, _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(v, zp), lo), hi), \
+                       size);                                                                                \
         }                                                                                                    \
         SCALAR(src + i, size == 1 ? (void *)((uint8_t *)dst + i) : (void *)((int16_t *)dst + i), size, n - i, p); \
     }
@@ -650,8 +657,6 @@ AVX2 static void add8_avx2(const void *a_v, const void *b_v, void *out_v, int is
     const __m256i lo = _mm256_set1_epi32(p->lo), hi = _mm256_set1_epi32(p->hi);
     const __m128i ra = _mm_cvtsi32_si128(p->ra), rb = _mm_cvtsi32_si128(p->rb), ro = _mm_cvtsi32_si128(p->ro);
     const __m128i left = _mm_cvtsi32_si128(p->left);
-    const __m256i low = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-                                         0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
     Py_ssize_t i = 0;
     for (; i + 8 <= n; i += 8) {
         const __m128i a8 = _mm_loadl_epi64((const __m128i *)((const uint8_t *)a_v + i));
@@ -661,10 +666,8 @@ AVX2 static void add8_avx2(const void *a_v, const void *b_v, void *out_v, int is
         const __m256i xa = fx32_x8(_mm256_sll_epi32(_mm256_sub_epi32(a, za), left), ma, ra, ha, fa);
         const __m256i xb = fx32_x8(_mm256_sll_epi32(_mm256_sub_epi32(b, zb), left), mb, rb, hb, fb);
         const __m256i t = p->sign > 0 ? _mm256_add_epi32(xa, xb) : _mm256_sub_epi32(xa, xb);
-        __m256i v = _mm256_add_epi32(fx32_x8(t, mo, ro, ho, fo), zo);
-        v = _mm256_shuffle_epi8(_mm256_min_epi32(_mm256_max_epi32(v, lo), hi), low);
-        _mm_storel_epi64((__m128i *)((uint8_t *)out_v + i),
-                         _mm_unpacklo_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)));
+        const __m256i v = _mm256_add_epi32(fx32_x8(t, mo, ro, ho, fo), zo);
+        store8_low((uint8_t *)out_v + i, _mm256_min_epi32(_mm256_max_epi32(v, lo), hi), 1);
     }
     add8_scalar((const uint8_t *)a_v + i, (const uint8_t *)b_v + i, (uint8_t *)out_v + i, is_signed, n - i, p);
 }

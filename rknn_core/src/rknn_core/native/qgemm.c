@@ -541,8 +541,6 @@ static int qgemv(const qjob *J, int nt)
 }
 #endif
 
-/* Below this many multiply-adds (about 20 us of work), run on the calling thread: VNNI runs four times the float
- * rate, the AVX2 kernels about the float rate. */
 ptrdiff_t qgemm_pairs(const int8_t *a8, ptrdiff_t m, ptrdiff_t kp, int32_t *out)
 {
 #if HAVE_X86_KERNELS
@@ -556,6 +554,8 @@ ptrdiff_t qgemm_pairs(const int8_t *a8, ptrdiff_t m, ptrdiff_t kp, int32_t *out)
     return 0;
 }
 
+/* Below this many multiply-adds (about 20 us of work), run on the calling thread: VNNI runs four times the float
+ * rate, the AVX2 kernels about the float rate. */
 #define SERIAL_MACS(level) ((level) == QUADS ? 4000000.0 : 1000000.0)
 
 int qgemm_run(const int8_t *a8, const int32_t *a16, const int32_t *row_terms, const int32_t *row_d, const void *b,

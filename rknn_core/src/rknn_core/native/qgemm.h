@@ -26,9 +26,9 @@ typedef void (*qgemm_epilogue)(void *ctx, const int32_t *block, ptrdiff_t ld, pt
  *     s[i, p] = sum_j a8[i*kp + j] * u[j, p] + row_terms[i] + row_d[i] * sum_j u[j, p]
  * with u[j, p] = b[koff[j] + poff[p]] as unsigned bytes (b_kind 'B'), or as signed bytes plus 128
  * (b_kind 'b'); a8 holds m rows of kp = k rounded up to 4 signed bytes (zero past k), row_d may be
- * NULL (all zero); a16 is qgemm_pairs of a8, or NULL to make it on every call. Every sum must fit int32 (the lanes wrap, so partial terms need not): the finished
- * blocks reach the epilogue on the pool thread that computed them, as in gemm_run. Returns -1 when
- * scratch memory ran out. */
+ * NULL (all zero); a16 is qgemm_pairs of a8, or NULL to make it on every call. Every sum must fit
+ * int32 (the lanes wrap, so partial terms need not): the finished blocks reach the epilogue on the
+ * pool thread that computed them, as in gemm_run. Returns -1 when scratch memory ran out. */
 int qgemm_run(const int8_t *a8, const int32_t *a16, const int32_t *row_terms, const int32_t *row_d, const void *b,
               int b_kind, const int64_t *koff, const int64_t *poff, ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
               qgemm_epilogue epilogue, void *ectx);
