@@ -330,7 +330,7 @@ def test_int8_gemm_equals_float_gemm(m, k, n, kind, span):
 
 
 def test_int8_pairs_are_the_weights_as_this_cpu_reads_them():
-    """On AVX2 without VNNI, each group of four bytes as the 16-bit pairs (w0, w2), (w1, w3); elsewhere None. A
+    """On AVX2 without VNNI, the weights sign-extended to 16 bits (pairs of consecutive ones); elsewhere None. A
     buffer too small for the weights is refused."""
     from rknn_core.ops._quant import int8_operands
 
@@ -338,7 +338,7 @@ def test_int8_pairs_are_the_weights_as_this_cpu_reads_them():
     pairs = _native.int8_pairs(a8, 1, 8)
     if pairs is None:
         pytest.skip("this CPU's 8-bit kernels read the bytes themselves (VNNI) or there are none")
-    np.testing.assert_array_equal(np.frombuffer(pairs, np.int16), [1, 3, -2, -128, 127, -5, 0, 6])
+    np.testing.assert_array_equal(np.frombuffer(pairs, np.int16), [1, -2, 3, -128, 127, 0, -5, 6])
     with pytest.raises(ValueError, match="int8_pairs"):
         _native.int8_pairs(a8, 1, 6)
     operands = int8_operands(np.ones((2, 8), np.float32), 0)

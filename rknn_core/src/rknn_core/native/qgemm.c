@@ -1,9 +1,8 @@
 /*
  * Integer convolution GEMM on 8-bit operands: unsigned activations times signed weights, summed into
  * exact int32 lanes. With AVX-512 VNNI, VPDPBUSD sums four products at a time (64 multiply-adds per
- * instruction, four times the float32 kernel's); with AVX2 alone, the bytes are widened to 16 bits and
- * VPMADDWD sums them two at a time (16 per instruction, where onnxruntime's AVX2 kernels take VPMADDUBSW,
- * which saturates). Neither saturates nor rounds anywhere (the caller bounds k): the sums are the same
+ * instruction, four times the float32 kernel's); with AVX2 alone, both operands are widened to 16 bits and
+ * VPMADDWD sums them two at a time (16 per instruction; VPMADDUBSW would take 32 but saturates). Neither saturates nor rounds anywhere (the caller bounds k): the sums are the same
  * integers as the float32 GEMM's, whatever the instructions, the blocking or the thread count.
  *
  * The caller's centered weights and activations become bytes by constant shifts (qgemm.h): weights
@@ -15,9 +14,10 @@
  * column chunks of at most PANELS NR-column panels); columns that are not one run of bytes (kernels
  * larger than 1x1) are first gathered once into an explicit im2col (runs copied whole, on the pool);
  * a task packs its columns of B for one k block
- * (u as groups of four bytes per column: VPDPBUSD's layout), sweeps its strips of A over the
- * panels with an 8 x 32 register tile (AVX2: 8 x 8 tiles, A's bytes as 16-bit pairs), keeps the int32
- * sums in its block buffer and, after the last k block, hands them to the epilogue.
+ * (u as groups of four bytes per column: VPDPBUSD's layout; AVX2: pairs of rows as two 16-bit halves of a
+ * word), sweeps its strips of A over the panels with an 8 x 32 register tile (AVX2: up to 3 x 32, A's
+ * weights as 16-bit pairs), keeps the int32 sums in its block buffer and, after the last k block, hands
+ * them to the epilogue.
  */
 #define PY_SSIZE_T_CLEAN
 #include "qgemm.h"
@@ -28,7 +28,10 @@
 
 #include "pool.h"
 
-enum { MR = 8, NR = 32, PANELS = 8, KC = 1024 }; /* a KC x NR panel of bytes is 32 KiB */
+enum { MR = 8, NR = 32, PANELS = 8 };
+/* k blocks: a KC x NR panel of bytes (VNNI) is 32 KiB; a KC_PAIRS x NR panel of 16-bit values (AVX2) 16 KiB, so that
+ * it stays in a 32 KiB L1 with the rows of A that sweep it */
+enum { KC = 1024, KC_PAIRS = 256 };
 
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
 #include <immintrin.h>
@@ -72,7 +75,7 @@ typedef struct {
     uint8_t *cols;  /* else the gathered rows u[j, :] at cols + j * n (an explicit im2col), or NULL */
     const ptrdiff_t *runs; /* the columns as runs of offsets in equal steps: (start, length, step) triples */
     ptrdiff_t nruns;
-    int cm, cn, nkb;
+    int cm, cn, nkb, kcmax; /* the task grid; k blocks of kcmax rows (a multiple of 4) */
     ptrdiff_t npm, npn;
     qgemm_epilogue epilogue;
     void *ectx;
@@ -83,11 +86,10 @@ typedef struct {
 /* d[c] = (s0[c] | s1[c] << 8 | s2[c] << 16 | s3[c] << 24) ^ flip for the NR (32) columns of a full panel, and
  * cs[c] += the four bytes' sum when cs is not NULL: the four rows interleaved by byte then word unpacks (which
  * work within 128-bit lanes: the halves are put in column order last). */
-AVX2 static void quads32(const uint8_t *s0, const uint8_t *s1, const uint8_t *s2, const uint8_t *s3, uint32_t flip,
-                         uint32_t *d, int32_t *cs)
+AVX2 static void quads32(const uint8_t *const s[4], uint32_t flip, uint32_t *d, int32_t *cs)
 {
-    const __m256i r0 = _mm256_loadu_si256((const __m256i *)s0), r1 = _mm256_loadu_si256((const __m256i *)s1);
-    const __m256i r2 = _mm256_loadu_si256((const __m256i *)s2), r3 = _mm256_loadu_si256((const __m256i *)s3);
+    const __m256i r0 = _mm256_loadu_si256((const __m256i *)s[0]), r1 = _mm256_loadu_si256((const __m256i *)s[1]);
+    const __m256i r2 = _mm256_loadu_si256((const __m256i *)s[2]), r3 = _mm256_loadu_si256((const __m256i *)s[3]);
     const __m256i lo01 = _mm256_unpacklo_epi8(r0, r1), hi01 = _mm256_unpackhi_epi8(r0, r1);
     const __m256i lo23 = _mm256_unpacklo_epi8(r2, r3), hi23 = _mm256_unpackhi_epi8(r2, r3);
     const __m256i c0 = _mm256_unpacklo_epi16(lo01, lo23), c4 = _mm256_unpackhi_epi16(lo01, lo23); /* columns 0-3 and */
@@ -105,50 +107,77 @@ AVX2 static void quads32(const uint8_t *s0, const uint8_t *s1, const uint8_t *s2
         }
     }
 }
+
+/* d[c] = (s0[c] ^ f0) | (s1[c] ^ f1) << 16 for the NR (32) columns of a full panel (two rows as the 16-bit halves of
+ * a word: kernel_pairs' layout), and cs[c] += the two values when cs is not NULL. */
+AVX2 static void pairs32(const uint8_t *const s[2], uint32_t flip, uint32_t *d, int32_t *cs)
+{
+    const __m128i f0 = _mm_set1_epi8((char)(flip & 255)), f1 = _mm_set1_epi8((char)(flip >> 16 & 255));
+    for (int h = 0; h < 2; h++) { /* columns 16h .. 16h + 15 */
+        const __m256i w0 = _mm256_cvtepu8_epi16(_mm_xor_si128(_mm_loadu_si128((const __m128i *)(s[0] + 16 * h)), f0));
+        const __m256i w1 = _mm256_cvtepu8_epi16(_mm_xor_si128(_mm_loadu_si128((const __m128i *)(s[1] + 16 * h)), f1));
+        const __m256i lo = _mm256_unpacklo_epi16(w0, w1), hi = _mm256_unpackhi_epi16(w0, w1); /* 0-3 | 8-11, 4-7 | 12-15 */
+        const __m256i out[2] = {_mm256_permute2x128_si256(lo, hi, 0x20), _mm256_permute2x128_si256(lo, hi, 0x31)};
+        for (int i = 0; i < 2; i++) {
+            _mm256_storeu_si256((__m256i *)(d + 16 * h + 8 * i), out[i]);
+            if (cs) {
+                int32_t *c = cs + 16 * h + 8 * i;
+                const __m256i sums = _mm256_madd_epi16(out[i], _mm256_set1_epi16(1));
+                _mm256_storeu_si256((__m256i *)c, _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)c), sums));
+            }
+        }
+    }
+}
 #endif
 
-/* Columns [q0, q0 + ncols) of u, rows [k0, k0 + kc) (zero past k), as ceil(ncols / NR) panels of
- * kc4 groups of NR columns x 4 bytes (one 32-bit word per column: its four rows, the lowest first);
- * colsum (ncols) gains each column's sum when not NULL. */
+/* Columns [q0, q0 + ncols) of u, rows [k0, k0 + kc) (zero past k), as ceil(ncols / NR) panels of groups of
+ * `rows` (4: VPDPBUSD's bytes, 2: kernel_pairs' 16-bit halves) rows by NR columns, one 32-bit word per column
+ * holding its rows' values, the lowest first; colsum (ncols) gains each column's sum when not NULL. */
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #endif
-static void pack_u8(const qjob *J, uint8_t *dst, ptrdiff_t pstride, ptrdiff_t k0, int kc, ptrdiff_t q0, int ncols,
-                    int32_t *colsum)
+static void pack_u8(const qjob *J, int rows, uint8_t *dst, ptrdiff_t pstride, ptrdiff_t k0, int kc, ptrdiff_t q0,
+                    int ncols, int32_t *colsum)
 {
     static const uint8_t zeros[NR];
-    const int kc4 = (kc + 3) / 4;
+    const int groups = (kc + rows - 1) / rows, bits = 32 / rows;
+    const uint32_t field = rows == 4 ? 255 : 65535;
     for (int p = 0; p * NR < ncols; p++) {
         const int width = ncols - p * NR < NR ? ncols - p * NR : NR;
         const int64_t *po = J->poff + q0 + (ptrdiff_t)p * NR;
         int32_t *cs = colsum ? colsum + p * NR : NULL;
-        for (int g = 0; g < kc4; g++) {
+        for (int g = 0; g < groups; g++) {
             uint32_t *restrict d = (uint32_t *)(dst + p * pstride + (ptrdiff_t)g * NR * 4);
             const uint8_t *row[4];
             uint32_t flip = 0; /* the sign flip of signed storage, on the rows that exist */
             const int runs = J->contiguous || J->cols; /* rows as runs of bytes from row[t] */
-            for (int t = 0; t < 4; t++) {
-                const ptrdiff_t kk = k0 + 4 * g + t;
-                row[t] = 4 * g + t >= kc ? NULL
+            for (int t = 0; t < rows; t++) {
+                const ptrdiff_t kk = k0 + rows * g + t;
+                row[t] = rows * g + t >= kc ? NULL
                          : J->cols ? J->cols + kk * J->n + q0 + p * NR : J->b + J->koff[kk] + (runs ? po[0] : 0);
-                flip |= 4 * g + t < kc ? (uint32_t)J->flip << (8 * t) : 0;
+                flip |= rows * g + t < kc ? (uint32_t)J->flip << (bits * t) : 0;
             }
             if (runs) {
-                const uint8_t *restrict s0 = row[0] ? row[0] : zeros, *restrict s1 = row[1] ? row[1] : zeros;
-                const uint8_t *restrict s2 = row[2] ? row[2] : zeros, *restrict s3 = row[3] ? row[3] : zeros;
+                const uint8_t *src[4];
+                for (int t = 0; t < rows; t++)
+                    src[t] = row[t] ? row[t] : zeros;
 #if HAVE_X86_KERNELS
                 if (width == NR) { /* pack_u8 runs only where AVX2 is */
-                    quads32(s0, s1, s2, s3, flip, d, cs);
+                    (rows == 4 ? quads32 : pairs32)(src, flip, d, cs);
                     continue;
                 }
 #endif
-                for (int c = 0; c < width; c++)
-                    d[c] = ((uint32_t)s0[c] | (uint32_t)s1[c] << 8 | (uint32_t)s2[c] << 16 | (uint32_t)s3[c] << 24) ^ flip;
+                for (int c = 0; c < width; c++) {
+                    uint32_t v = 0;
+                    for (int t = 0; t < rows; t++)
+                        v |= (uint32_t)src[t][c] << (bits * t);
+                    d[c] = v ^ flip;
+                }
             } else {
                 for (int c = 0; c < width; c++) {
                     uint32_t v = 0;
-                    for (int t = 0; t < 4; t++)
-                        v |= row[t] ? (uint32_t)row[t][po[c]] << (8 * t) : 0;
+                    for (int t = 0; t < rows; t++)
+                        v |= row[t] ? (uint32_t)row[t][po[c]] << (bits * t) : 0;
                     d[c] = v ^ flip;
                 }
             }
@@ -156,7 +185,8 @@ static void pack_u8(const qjob *J, uint8_t *dst, ptrdiff_t pstride, ptrdiff_t k0
                 d[c] = 0;
             if (cs)
                 for (int c = 0; c < width; c++)
-                    cs[c] += (int32_t)((d[c] & 255) + (d[c] >> 8 & 255) + (d[c] >> 16 & 255) + (d[c] >> 24));
+                    for (int t = 0; t < rows; t++)
+                        cs[c] += (int32_t)(d[c] >> (bits * t) & field);
         }
     }
 }
@@ -214,95 +244,123 @@ VNNI static void kernel_vnni(int kc4, const int8_t *a, ptrdiff_t lda, int mr, co
 #endif
 
 #if HAVE_X86_KERNELS
-/* One 8 x 8 tile of kernel_vnni's sums on AVX2: a16 holds each row's groups of four bytes as two words of
- * 16-bit pairs (bytes 0 and 2, then 1 and 3: widen_rows), pb a quarter of a packed panel (its 32 bytes of each
- * group); the panel's bytes are split into the same pairs (even and odd bytes of each word) and VPMADDWD sums a
- * pair of products per lane, exactly (|a| <= 128, u <= 255). One vector of columns keeps the eight rows' sums
- * and the operands in registers. Rows r >= mr read row mr - 1 and are dropped, as are columns c >= nr; edge
+/* kernel_vnni's sums for R (1 to 3) rows and V (1 to 4) vectors of 8 columns on AVX2: a16 holds each row's weights as
+ * 16-bit pairs (widen_rows), pb a panel of pairs of rows (pack_u8 with rows = 2); VPMADDWD sums a pair of products
+ * per lane, exactly (|a| <= 128, u <= 255). Each row's pair is broadcast once for the V vectors of columns, read from
+ * memory: per 16 multiply-adds one VPMADDWD, one VPADDD and 1 / V broadcasts. Columns c >= nr are dropped; edge
  * tiles go through a stack tile (masked stores are slow on some CPUs). */
-AVX2 static void kernel_avx2(int kc4, const int32_t *a16, ptrdiff_t lda, int mr, const uint8_t *pb, int32_t *blk,
-                             ptrdiff_t ldy, int nr, int first, int last, const int32_t *terms, const int32_t *d,
-                             const int32_t *colsum)
+AVX2 static inline __attribute__((always_inline)) void pairs_tile(const int R, const int V, int kc2, const int32_t *a16,
+                                                                  ptrdiff_t lda, const uint8_t *pb, int32_t *blk,
+                                                                  ptrdiff_t ldy, int nr, int first, int last,
+                                                                  const int32_t *terms, const int32_t *d,
+                                                                  const int32_t *colsum)
 {
-    __m256i c[MR];
-    const int32_t *ar[MR];
-#pragma GCC unroll 8
-    for (int r = 0; r < MR; r++) {
-        ar[r] = a16 + (ptrdiff_t)(r < mr ? r : mr - 1) * lda;
-        c[r] = _mm256_setzero_si256();
-    }
-    const __m256i low = _mm256_set1_epi16(0xFF);
-    for (int g = 0; g < kc4; g++) {
-        const __m256i b = _mm256_loadu_si256((const __m256i *)(pb + (ptrdiff_t)g * NR * 4));
-        const __m256i e = _mm256_and_si256(b, low), o = _mm256_srli_epi16(b, 8);
-#pragma GCC unroll 8
-        for (int r = 0; r < MR; r++)
-            c[r] = _mm256_add_epi32(c[r], _mm256_add_epi32(_mm256_madd_epi16(e, _mm256_set1_epi32(ar[r][2 * g])),
-                                                           _mm256_madd_epi16(o, _mm256_set1_epi32(ar[r][2 * g + 1]))));
-    }
-    int32_t edge[MR][8], cs[8];
-    const int full = mr == MR && nr == 8;
-    if (!full)
-        for (int r = 0; r < mr; r++)
-            for (int j = 0; j < 8; j++)
-                edge[r][j] = j < nr && !first ? blk[r * ldy + j] : 0;
-    __m256i sums = _mm256_setzero_si256();
-    if (last && d && nr == 8) {
-        sums = _mm256_loadu_si256((const __m256i *)colsum);
-    } else if (last && d) {
-        for (int j = 0; j < 8; j++)
-            cs[j] = j < nr ? colsum[j] : 0;
-        sums = _mm256_loadu_si256((const __m256i *)cs);
-    }
-    for (int r = 0; r < mr; r++) {
-        int32_t *y = full ? blk + r * ldy : edge[r];
-        __m256i v = c[r];
-        if (!first || !full)
-            v = _mm256_add_epi32(v, _mm256_loadu_si256((const __m256i *)y));
-        if (last) {
-            v = _mm256_add_epi32(v, _mm256_set1_epi32(terms[r]));
-            if (d)
-                v = _mm256_add_epi32(v, _mm256_mullo_epi32(_mm256_set1_epi32(d[r]), sums));
+    __m256i c[12];
+#pragma GCC unroll 12
+    for (int q = 0; q < R * V; q++)
+        c[q] = _mm256_setzero_si256();
+    const int32_t *a1 = a16 + (R > 1 ? lda : 0), *a2 = a16 + (R > 2 ? 2 * lda : 0);
+    for (int g = 0; g < kc2; g++) {
+        const __m256i *b = (const __m256i *)(pb + (ptrdiff_t)g * NR * 4);
+        const __m256i x0 = _mm256_set1_epi32(a16[g]);
+#pragma GCC unroll 4
+        for (int v = 0; v < V; v++)
+            c[v] = _mm256_add_epi32(c[v], _mm256_madd_epi16(x0, _mm256_loadu_si256(b + v)));
+        if (R > 1) {
+            const __m256i x1 = _mm256_set1_epi32(a1[g]);
+#pragma GCC unroll 4
+            for (int v = 0; v < V; v++)
+                c[V + v] = _mm256_add_epi32(c[V + v], _mm256_madd_epi16(x1, _mm256_loadu_si256(b + v)));
         }
-        _mm256_storeu_si256((__m256i *)y, v);
+        if (R > 2) {
+            const __m256i x2 = _mm256_set1_epi32(a2[g]);
+#pragma GCC unroll 4
+            for (int v = 0; v < V; v++)
+                c[2 * V + v] = _mm256_add_epi32(c[2 * V + v], _mm256_madd_epi16(x2, _mm256_loadu_si256(b + v)));
+        }
     }
-    if (!full)
-        for (int r = 0; r < mr; r++)
-            memcpy(blk + r * ldy, edge[r], sizeof(int32_t) * (size_t)nr);
+    const int full = nr == 8 * V;
+    int32_t edge[NR], cs[NR];
+    if (last && d && !full) {
+        memset(cs, 0, sizeof cs);
+        memcpy(cs, colsum, sizeof(int32_t) * (size_t)nr);
+        colsum = cs;
+    }
+#pragma GCC unroll 3
+    for (int r = 0; r < R; r++) {
+        int32_t *y = full ? blk + r * ldy : edge;
+        if (!full && !first)
+            memcpy(edge, blk + r * ldy, sizeof(int32_t) * (size_t)nr);
+#pragma GCC unroll 4
+        for (int v = 0; v < V; v++) {
+            __m256i s = c[V * r + v];
+            if (!first)
+                s = _mm256_add_epi32(s, _mm256_loadu_si256((const __m256i *)(y + 8 * v)));
+            if (last) {
+                s = _mm256_add_epi32(s, _mm256_set1_epi32(terms[r]));
+                if (d)
+                    s = _mm256_add_epi32(s, _mm256_mullo_epi32(_mm256_set1_epi32(d[r]),
+                                                               _mm256_loadu_si256((const __m256i *)(colsum + 8 * v))));
+            }
+            _mm256_storeu_si256((__m256i *)(y + 8 * v), s);
+        }
+        if (!full)
+            memcpy(blk + r * ldy, edge, sizeof(int32_t) * (size_t)nr);
+    }
 }
 
-/* a16 (m rows of kp / 2 words) from a8 (m rows of kp bytes): each group of four bytes w0..w3 as the 16-bit
- * pairs (w0, w2) and (w1, w3), the operands kernel_avx2 multiplies with the panel's even and odd bytes. */
+typedef void (*pairs_kernel)(int, const int32_t *, ptrdiff_t, const uint8_t *, int32_t *, ptrdiff_t, int, int, int,
+                             const int32_t *, const int32_t *, const int32_t *);
+
+#define DEFINE_PAIRS_KERNEL(R, V)                                                                                    \
+    AVX2 static void kernel_pairs##R##V(int kc2, const int32_t *a16, ptrdiff_t lda, const uint8_t *pb, int32_t *blk, \
+                                        ptrdiff_t ldy, int nr, int first, int last, const int32_t *terms,            \
+                                        const int32_t *d, const int32_t *colsum)                                     \
+    {                                                                                                                \
+        pairs_tile(R, V, kc2, a16, lda, pb, blk, ldy, nr, first, last, terms, d, colsum);                            \
+    }
+#define DEFINE_PAIRS_KERNELS(R) \
+    DEFINE_PAIRS_KERNEL(R, 1) DEFINE_PAIRS_KERNEL(R, 2) DEFINE_PAIRS_KERNEL(R, 3) DEFINE_PAIRS_KERNEL(R, 4)
+DEFINE_PAIRS_KERNELS(1)
+DEFINE_PAIRS_KERNELS(2)
+DEFINE_PAIRS_KERNELS(3)
+
+/* kernel_pairs for (rows - 1, vectors - 1): a panel's last columns take as few vectors as they fill */
+static const pairs_kernel kernel_pairs[3][4] = {{kernel_pairs11, kernel_pairs12, kernel_pairs13, kernel_pairs14},
+                                                {kernel_pairs21, kernel_pairs22, kernel_pairs23, kernel_pairs24},
+                                                {kernel_pairs31, kernel_pairs32, kernel_pairs33, kernel_pairs34}};
+
+/* a16 (m rows of kp / 2 words) from a8 (m rows of kp bytes): the weights sign-extended to 16 bits, so that each word
+ * holds a pair of consecutive ones, the operands kernel_pairs multiplies with a panel's pairs of rows. */
 AVX2 static void widen_rows(const int8_t *a8, ptrdiff_t m, ptrdiff_t kp, int32_t *a16)
 {
-    const __m128i pairs = _mm_setr_epi8(0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15);
-    ptrdiff_t i = 0; /* groups of four bytes: four at a time, shuffled into pair order and sign-extended */
-    for (; 4 * i + 16 <= m * kp; i += 4)
-        _mm256_storeu_si256((__m256i *)(a16 + 2 * i),
-                            _mm256_cvtepi8_epi16(_mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(a8 + 4 * i)), pairs)));
-    for (; i < m * kp / 4; i++) {
-        const int8_t *w = a8 + 4 * i;
-        a16[2 * i] = (int32_t)((uint32_t)(uint16_t)w[0] | (uint32_t)(uint16_t)w[2] << 16);
-        a16[2 * i + 1] = (int32_t)((uint32_t)(uint16_t)w[1] | (uint32_t)(uint16_t)w[3] << 16);
-    }
+    int16_t *w = (int16_t *)a16;
+    ptrdiff_t j = 0;
+    for (; j + 16 <= m * kp; j += 16)
+        _mm256_storeu_si256((__m256i *)(w + j), _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(a8 + j))));
+    for (; j < m * kp; j++)
+        w[j] = a8[j];
 }
 #endif
 
-/* One MR x NR tile (mr rows, nr columns) of the k block at k0 (kc4 groups) on this CPU's kernels. */
-static void tile(const qjob *J, int kc4, ptrdiff_t i, ptrdiff_t k0, int mr, const uint8_t *pb, int32_t *blk,
+/* One MR x NR tile (mr rows, nr columns) of the k block at k0 (`groups` groups of the panel's rows) on this CPU's
+ * kernels. */
+static void tile(const qjob *J, int groups, ptrdiff_t i, ptrdiff_t k0, int mr, const uint8_t *pb, int32_t *blk,
                  ptrdiff_t ldy, int nr, int first, int last, const int32_t *colsum)
 {
     const int32_t *d = J->row_d ? J->row_d + i : NULL;
 #if HAVE_X86_KERNELS
     if (!J->a16) {
-        kernel_vnni(kc4, J->a8 + i * J->kp + k0, J->kp, mr, pb, blk, ldy, nr, first, last, J->row_terms + i, d, colsum);
+        kernel_vnni(groups, J->a8 + i * J->kp + k0, J->kp, mr, pb, blk, ldy, nr, first, last, J->row_terms + i, d, colsum);
         return;
     }
-    for (int h = 0; 8 * h < nr; h++)
-        kernel_avx2(kc4, J->a16 + i * (J->kp / 2) + k0 / 2, J->kp / 2, mr, pb + 32 * h, blk + 8 * h, ldy,
-                    nr - 8 * h < 8 ? nr - 8 * h : 8, first, last, J->row_terms + i, d, colsum ? colsum + 8 * h : NULL);
+    for (int r = 0; r < mr; r += 3) { /* three rows at a time (the last one or two alone) */
+        const int rows = mr - r < 3 ? mr - r : 3;
+        kernel_pairs[rows - 1][(nr + 7) / 8 - 1](groups, J->a16 + (i + r) * (J->kp / 2) + k0 / 2, J->kp / 2, pb, blk + r * ldy, ldy, nr,
+                               first, last, J->row_terms + i + r, d ? d + r : NULL, colsum);
+    }
 #else
-    (void)J, (void)kc4, (void)i, (void)k0, (void)mr, (void)pb, (void)blk, (void)ldy, (void)nr, (void)first,
+    (void)J, (void)groups, (void)i, (void)k0, (void)mr, (void)pb, (void)blk, (void)ldy, (void)nr, (void)first,
         (void)last, (void)colsum, (void)d;
 #endif
 }
@@ -317,8 +375,8 @@ static void qgemm_task(void *ctx, int t)
         return;
     const ptrdiff_t q0 = c0 * NR, i0 = r0 * MR, i1 = r1 * MR < J->m ? r1 * MR : J->m;
     const int ncols = (int)((c1 * NR < J->n ? c1 * NR : J->n) - q0);
-    const int kcmax = J->k < KC ? (int)((J->k + 3) / 4 * 4) : KC;
-    const ptrdiff_t pstride = (ptrdiff_t)kcmax * NR + 64, npanels = c1 - c0;
+    const int rows = J->a16 ? 2 : 4; /* rows per word of the panels: 16-bit pairs (AVX2) or VNNI's bytes */
+    const ptrdiff_t pstride = (ptrdiff_t)J->kcmax / rows * NR * 4 + 64, npanels = c1 - c0;
     /* scratch in floats: packed panels, the column sums, then (other slot) the block */
     const size_t packed = ((size_t)(pstride * npanels) + 3) / 4;
     float *scratch = scratch_get(packed + (size_t)ncols + 16);
@@ -332,15 +390,15 @@ static void qgemm_task(void *ctx, int t)
     if (colsum)
         memset(colsum, 0, sizeof(int32_t) * (size_t)ncols);
     for (int kb = 0; kb < J->nkb; kb++) {
-        const ptrdiff_t k0 = (ptrdiff_t)kb * kcmax;
-        const int kc = (int)(J->k - k0 < kcmax ? J->k - k0 : kcmax);
-        pack_u8(J, pb, pstride, k0, kc, q0, ncols, colsum);
+        const ptrdiff_t k0 = (ptrdiff_t)kb * J->kcmax;
+        const int kc = (int)(J->k - k0 < J->kcmax ? J->k - k0 : J->kcmax);
+        pack_u8(J, rows, pb, pstride, k0, kc, q0, ncols, colsum);
         for (ptrdiff_t i = i0; i < i1; i += MR) {
             const int mr = (int)(J->m - i < MR ? J->m - i : MR);
             for (ptrdiff_t jp = c0; jp < c1; jp++) {
                 const ptrdiff_t q = jp * NR;
                 const int nr = (int)(J->n - q < NR ? J->n - q : NR);
-                tile(J, (kc + 3) / 4, i, k0, mr, pb + (jp - c0) * pstride, blk + (i - i0) * ncols + (q - q0), ncols,
+                tile(J, (kc + rows - 1) / rows, i, k0, mr, pb + (jp - c0) * pstride, blk + (i - i0) * ncols + (q - q0), ncols,
                      nr, kb == 0, kb == J->nkb - 1, colsum ? colsum + (q - q0) : NULL);
             }
         }
@@ -587,7 +645,9 @@ int qgemm_run(const int8_t *a8, const int32_t *a16, const int32_t *row_terms, co
         J.contiguous = poff[p] == poff[0] + p;
     J.npm = (m + MR - 1) / MR;
     J.npn = (n + NR - 1) / NR;
-    J.nkb = k <= 0 ? 1 : (int)((k + KC - 1) / KC);
+    const int kc = J.a16 ? KC_PAIRS : KC;
+    J.kcmax = J.kp < kc ? (int)J.kp : kc;
+    J.nkb = k <= 0 ? 1 : (int)((k + J.kcmax - 1) / J.kcmax);
     /* column chunks of at most PANELS panels, split further until every thread has two tasks: columns first
        (a task packs only its own columns; a split of rows packs the same columns in every task), then rows */
     J.cn = (int)((J.npn + PANELS - 1) / PANELS);

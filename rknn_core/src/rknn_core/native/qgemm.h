@@ -13,8 +13,8 @@
  * without them the callers use the float32 GEMM, whose exact sums are the same numbers. */
 int qgemm_available(void);
 
-/* The m x kp weights a8 as this CPU's kernels read them, for qgemm_run's a16: on AVX2, each group of four bytes
- * as two words of 16-bit pairs. Returns the words they take (m * kp / 2; 0 where the kernels read a8 itself:
+/* The m x kp weights a8 as this CPU's kernels read them, for qgemm_run's a16: on AVX2, sign-extended to 16 bits
+ * (each word a pair of consecutive weights). Returns the words they take (m * kp / 2; 0 where the kernels read a8 itself:
  * VNNI, or none) and writes them to `out` unless it is NULL. */
 ptrdiff_t qgemm_pairs(const int8_t *a8, ptrdiff_t m, ptrdiff_t kp, int32_t *out);
 
