@@ -658,6 +658,8 @@ int qgemm_run(const int8_t *a8, const int32_t *a16, const int32_t *row_terms, co
         else
             J.cm++;
     }
+    while (J.cm == 1 && J.cn % nt && 2 * (J.cn + 1) <= J.npn) /* as many column chunks for every thread */
+        J.cn++;
     atomic_store(&J.fail, 0);
     if (!J.contiguous && !gather_columns(&J, nt))
         return -1;
