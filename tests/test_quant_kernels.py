@@ -294,6 +294,28 @@ def test_average_pool_equals_window_loops(seed, qtype, include_pad, ceil):
 
 
 @settings(max_examples=30)
+@given(seeds, st.sampled_from(SCHEMES), st.sampled_from([((3, 2), (3, 2), (1, 1), (3, 80)), ((3, 3), (2, 2), (1, 1), (9, 8)),
+                                                          ((2, 2), (1, 1), (1, 2), (5, 7)), ((1, 4), (1, 3), (1, 1), (2, 13))]))
+def test_average_pool_inside_the_image_equals_window_loops(seed, qtype, geometry):
+    """Windows that all lie inside the image (no padding, floor sizes): 8-bit storage runs one compiled pass (a
+    depthwise convolution by ones, then the window count's multiplier), which gives the window loops' values."""
+    kernel, strides, dilations, size = geometry
+    rng = np.random.default_rng(seed)
+    x_q, o_q = params(rng, qtype), params(rng, "u8")
+    x = storage(rng, x_q, (2, 3, *size))
+    attrs = {"kernel_shape": list(kernel), "strides": list(strides), "dilations": list(dilations)}
+    got = pool._avgpool_quant([x], [x_q], [o_q], attrs)[0]
+    out = [(n - d * (k - 1) - 1) // s + 1 for n, k, s, d in zip(size, kernel, strides, dilations)]
+    assert got.shape == (2, 3, *out)
+    count, (lo, hi, _) = math.prod(kernel), QTYPES["u8"]
+    for i, ch, oy, ox in np.ndindex(*got.shape):
+        total = sum(int(x[i, ch, oy * strides[0] + ky * dilations[0], ox * strides[1] + kx * dilations[1]]) - zp_of(x_q)
+                    for ky in range(kernel[0]) for kx in range(kernel[1]))
+        assert int(got[i, ch, oy, ox]) == ref_requant(total, sc_of(x_q) / (sc_of(o_q) * count), zp_of(o_q), lo, hi,
+                                                      fixed=True)
+
+
+@settings(max_examples=30)
 @given(seeds, st.sampled_from(SCHEMES), st.sampled_from(["gap", "mean", "sum"]))
 def test_global_average_and_reductions_equal_sums(seed, qtype, op):
     rng = np.random.default_rng(seed)

@@ -13,7 +13,6 @@ from rknn_core.ir import TensorInfo
 from rknn_core.ops._common import binary, default_cost, memo_by_attrs, same_as_first, unary, variadic, with_values
 from rknn_core.ops._quant import (
     binary_by_code,
-    centered,
     centered_int,
     code_lookup,
     lut_table,
@@ -172,14 +171,21 @@ def _divided(a, b, a_q, b_q, o_q) -> np.ndarray:
     real_b = dequantize(b, b_q) if b_q is not None else np.asarray(b, dtype=np.float64)
     if np.any(real_b == 0):
         raise RknnError("division by zero")
-    acc = centered(a, a_q).astype(np.int64)
+    acc = centered_int(a, a_q)  # int32 for 8-bit storage: |acc| << 15 stays below 2**23
     m = a_q.scale[0] / (real_b * o_q.scale[0])  # broadcast by the requantization: one plan per divisor
     # the small accumulators are first shifted left (as integer ADD does) so that the fixed-point
     # multiply rounds once, not twice; the multipliers are positive, the sign is applied apart
-    out = _div_magnitude(np.abs(acc) << DIV_LEFT_SHIFT, np.abs(m) / 2**DIV_LEFT_SHIFT, o_q.qtype)
-    signed = np.where((acc < 0) != (m < 0), -out.astype(np.int64), out) + o_q.zero_point[0]
+    magnitude = np.abs(acc)
+    magnitude <<= DIV_LEFT_SHIFT
+    out = _div_magnitude(magnitude, np.abs(m) / 2**DIV_LEFT_SHIFT, o_q.qtype)
+    negative = acc < 0
+    if np.any(m < 0):
+        negative = negative != (m < 0)
     lo, hi, dtype = QTYPES[o_q.qtype]
-    return np.clip(signed, lo, hi).astype(dtype)
+    signed = out.astype(np.int32 if o_q.qtype in ("u8", "i8") else np.int64)  # 8-bit: |out| <= 2**15 - 1
+    signed = np.where(negative, -signed, signed)  # (a masked np.negative takes four times as long)
+    signed += o_q.zero_point[0]
+    return np.clip(signed, lo, hi, out=signed).astype(dtype)
 
 
 def _div_magnitude(acc: np.ndarray, m: np.ndarray, qtype: str) -> np.ndarray:

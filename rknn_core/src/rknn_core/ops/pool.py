@@ -269,8 +269,44 @@ def _avgpool_quant(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[n
     """Integer AveragePool: sums of centered storage over each window (padding adds 0, the real zero)
     in int64, then the per-window fixed-point multiplier x_s / (o_s * count), as TFLite averages."""
     x, x_q, o_q = inputs[0], in_q[0], out_q[0]
+    run = _inside_windows_runner(attrs, tuple(x.shape), x.dtype, objects=(x_q, o_q))
+    if run is not None:
+        return [run(x)]
     total, div = window_sums(centered(x, x_q, np.int64), attrs)
     return [_average_requantize(total, div, x_q, o_q)]
+
+
+EXACT_SUMS = 2**24  # float32 holds every integer below this: window sums of centered bytes under it are exact
+
+
+@memo_by_attrs
+def _inside_windows_runner(attrs: dict, shape: tuple, dtype: np.dtype, x_q, o_q):
+    """``_avgpool_quant`` of 2-D 8-bit storage whose windows all lie inside the image (no padding, no ceil
+    extension) in one compiled pass: the window sums of centered storage are those of a depthwise
+    convolution by a kernel of ones (exact in float32), requantized by the one multiplier x_s / (o_s * count)
+    as ``_average_requantize`` does; None where it does not apply."""
+    if (len(shape) != 4 or x_q.axis is not None or x_q.qtype not in ("u8", "i8") or o_q.qtype not in STORAGE_KINDS
+            or dtype != QTYPES[x_q.qtype][2]):
+        return None
+    kernel, strides, dilations, begin, end, _, out = _geometry(shape, attrs, "AveragePool")
+    count = math.prod(kernel)
+    if any(begin) or any(end) or min(out) < 1 or count * 255 >= EXACT_SUMS:
+        return None
+    n, c = shape[:2]
+    ones = np.ones((c, *kernel), np.float32)
+    lo, hi, out_dtype = QTYPES[o_q.qtype]
+    mult, shift = _one_multiplier(float(x_q.scale[0]) / (float(o_q.scale[0]) * count))
+    kind, out_kind = STORAGE_KINDS[x_q.qtype], STORAGE_KINDS[o_q.qtype]
+    geometry = (*shape[2:], *kernel, *out, *strides, *dilations, *begin)
+    zero_in, zero_out = int(x_q.zero_point[0]), int(o_q.zero_point[0])
+
+    def run(x: np.ndarray) -> np.ndarray:
+        y = np.empty((n, c, *out), dtype=out_dtype)
+        _native.qdepthwise_conv2d(np.ascontiguousarray(x), kind, zero_in, ones, None, mult, shift, False, y, out_kind,
+                                  zero_out, lo, hi, n, c, *geometry)
+        return y
+
+    return run
 
 
 def _global_avg_quant(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.ndarray]:
