@@ -7,6 +7,7 @@ nothing when ``noop_with_empty_axes`` is 1.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -98,8 +99,12 @@ def _sum_quant(mean: bool) -> Callable:
         axes = _axes(x.ndim, None if given is None else [int(v) for v in np.asarray(given).reshape(-1)], attrs)
         if axes is None:
             return [rescale(x, x_q, o_q)]
-        total = centered(x, x_q, np.int64).sum(axis=axes, keepdims=bool(attrs.get("keepdims", 1)))
-        count = int(np.prod([x.shape[a] for a in axes])) if mean else 1
+        keep, reduced = bool(attrs.get("keepdims", 1)), math.prod(x.shape[a] for a in axes)
+        if x_q.axis is None:  # the storage summed as it is, less the zero point once per element: the same integers
+            total = np.add.reduce(x, axis=axes, dtype=np.int64, keepdims=keep) - reduced * int(x_q.zero_point[0])
+        else:
+            total = centered(x, x_q, np.int64).sum(axis=axes, keepdims=keep)
+        count = reduced if mean else 1
         return [requantize_channels(total, x_q.scale[0] / (o_q.scale[0] * max(count, 1)), o_q.zero_point[0], o_q.qtype)]
 
     return quant_kernel
