@@ -353,14 +353,16 @@ def test_int8_pairs_are_the_weights_as_this_cpu_reads_them():
 @pytest.mark.parametrize("stride", [1, 2, 3])
 @pytest.mark.parametrize("ow", [5, 20, 40, 75])
 @pytest.mark.parametrize("kind", ["B", "b"])
-def test_int8_gemm_gathers_strided_window_rows(stride, ow, kind):
+@pytest.mark.parametrize("m", [8, 40])
+def test_int8_gemm_gathers_strided_window_rows(stride, ow, kind, m):
     """The 8-bit GEMM's explicit im2col of a 3x3 window of ``stride`` over 3-channel planes (a stem conv):
     each output row is one run of offsets in equal steps (stride 2 copied 32 bytes at a time); the sums are
-    the float GEMM's bit for bit."""
+    the float GEMM's bit for bit. With more rows than columns, two threads split the rows and share panels
+    packed once."""
     from rknn_core.ops._quant import int8_operands
 
     rng = np.random.default_rng(stride * 100 + ow)
-    oh, channels, m = 4, 3, 8
+    oh, channels = 4, 3
     h, w = (oh - 1) * stride + 3, (ow - 1) * stride + 3
     lo, hi, dtype = (0, 255, np.uint8) if kind == "B" else (-128, 127, np.int8)
     b = rng.integers(lo, hi + 1, channels * h * w).astype(dtype)

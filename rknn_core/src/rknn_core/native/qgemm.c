@@ -77,6 +77,10 @@ typedef struct {
     ptrdiff_t nruns;
     int cm, cn, nkb, kcmax; /* the task grid; k blocks of kcmax rows (a multiple of 4) */
     ptrdiff_t npm, npn;
+    int rows;          /* rows of u per word of a packed panel: 2 (AVX2's 16-bit pairs) or 4 (VNNI's bytes) */
+    ptrdiff_t pstride; /* bytes per packed panel */
+    uint8_t *packed;   /* when row chunks share columns: every panel of every k block, packed once (k block major) */
+    int32_t *colsums;  /* and every column's sum (with row_d), else NULL */
     qgemm_epilogue epilogue;
     void *ectx;
     atomic_int fail;
@@ -375,24 +379,28 @@ static void qgemm_task(void *ctx, int t)
         return;
     const ptrdiff_t q0 = c0 * NR, i0 = r0 * MR, i1 = r1 * MR < J->m ? r1 * MR : J->m;
     const int ncols = (int)((c1 * NR < J->n ? c1 * NR : J->n) - q0);
-    const int rows = J->a16 ? 2 : 4; /* rows per word of the panels: 16-bit pairs (AVX2) or VNNI's bytes */
-    const ptrdiff_t pstride = (ptrdiff_t)J->kcmax / rows * NR * 4 + 64, npanels = c1 - c0;
-    /* scratch in floats: packed panels, the column sums, then (other slot) the block */
-    const size_t packed = ((size_t)(pstride * npanels) + 3) / 4;
-    float *scratch = scratch_get(packed + (size_t)ncols + 16);
+    const int rows = J->rows;
+    const ptrdiff_t pstride = J->pstride, npanels = c1 - c0;
+    /* scratch in floats: packed panels and the column sums (unless packed once for every task), then (other slot)
+       the block */
+    const size_t packed = J->packed ? 0 : ((size_t)(pstride * npanels) + 3) / 4;
+    float *scratch = J->packed ? NULL : scratch_get(packed + (size_t)ncols + 16);
     int32_t *blk = (int32_t *)scratch_slot(SCRATCH_TILE, (size_t)((i1 - i0) * ncols));
-    if (!scratch || !blk) {
+    if ((!J->packed && !scratch) || !blk) {
         atomic_store(&J->fail, 1);
         return;
     }
     uint8_t *pb = (uint8_t *)scratch;
-    int32_t *colsum = J->row_d ? (int32_t *)(scratch + packed) : NULL;
-    if (colsum)
+    int32_t *colsum = !J->row_d ? NULL : J->packed ? J->colsums + q0 : (int32_t *)(scratch + packed);
+    if (colsum && !J->packed)
         memset(colsum, 0, sizeof(int32_t) * (size_t)ncols);
     for (int kb = 0; kb < J->nkb; kb++) {
         const ptrdiff_t k0 = (ptrdiff_t)kb * J->kcmax;
         const int kc = (int)(J->k - k0 < J->kcmax ? J->k - k0 : J->kcmax);
-        pack_u8(J, rows, pb, pstride, k0, kc, q0, ncols, colsum);
+        if (J->packed)
+            pb = J->packed + ((ptrdiff_t)kb * J->npn + c0) * pstride;
+        else
+            pack_u8(J, rows, pb, pstride, k0, kc, q0, ncols, colsum);
         for (ptrdiff_t i = i0; i < i1; i += MR) {
             const int mr = (int)(J->m - i < MR ? J->m - i : MR);
             for (ptrdiff_t jp = c0; jp < c1; jp++) {
@@ -404,6 +412,37 @@ static void qgemm_task(void *ctx, int t)
         }
     }
     J->epilogue(J->ectx, blk, ncols, i0, i1, q0, q0 + ncols);
+}
+
+/* Panel t of every k block into J->packed (and its columns' sums into J->colsums): one pool task per panel. */
+static void pack_once_task(void *ctx, int t)
+{
+    qjob *J = ctx;
+    const ptrdiff_t q0 = (ptrdiff_t)t * NR;
+    const int width = (int)(J->n - q0 < NR ? J->n - q0 : NR);
+    for (int kb = 0; kb < J->nkb; kb++) {
+        const ptrdiff_t k0 = (ptrdiff_t)kb * J->kcmax;
+        const int kc = (int)(J->k - k0 < J->kcmax ? J->k - k0 : J->kcmax);
+        pack_u8(J, J->rows, J->packed + ((ptrdiff_t)kb * J->npn + t) * J->pstride, J->pstride, k0, kc, q0, width,
+                J->colsums ? J->colsums + q0 : NULL);
+    }
+}
+
+/* Every panel of every k block packed once, on the pool, for a grid whose row chunks would each pack the same
+ * columns again (few columns, many rows: a 7x7 image's layers, a classifier's few tokens). 0 when out of memory. */
+static int pack_once(qjob *J)
+{
+    J->packed = malloc((size_t)(J->pstride * J->npn * J->nkb));
+    J->colsums = J->row_d ? calloc((size_t)(J->npn * NR), sizeof(int32_t)) : NULL;
+    if (!J->packed || (J->row_d && !J->colsums)) {
+        free(J->packed);
+        free(J->colsums);
+        J->packed = NULL;
+        J->colsums = NULL;
+        return 0;
+    }
+    pool_run((int)J->npn, pack_once_task, J);
+    return 1;
 }
 
 /* len bytes from `from` to `to` without a call (a small image's row): fixed-size copies the compiler inlines. */
@@ -661,9 +700,16 @@ int qgemm_run(const int8_t *a8, const int32_t *a16, const int32_t *row_terms, co
     while (J.cm == 1 && J.cn % nt && 2 * (J.cn + 1) <= J.npn) /* as many column chunks for every thread */
         J.cn++;
     atomic_store(&J.fail, 0);
+    J.rows = J.a16 ? 2 : 4;
+    J.pstride = (ptrdiff_t)J.kcmax / J.rows * NR * 4 + 64;
     if (!J.contiguous && !gather_columns(&J, nt))
         return -1;
     const int tasks = J.cm * J.cn;
+    if (nt > 1 && tasks > 1 && J.cm > 1 && !pack_once(&J)) {
+        free(J.cols);
+        free((void *)J.runs);
+        return -1;
+    }
     if (nt == 1 || tasks == 1)
         for (int t = 0; t < tasks; t++)
             qgemm_task(&J, t);
@@ -671,5 +717,7 @@ int qgemm_run(const int8_t *a8, const int32_t *a16, const int32_t *row_terms, co
         pool_run(tasks, qgemm_task, &J);
     free(J.cols);
     free((void *)J.runs);
+    free(J.packed);
+    free(J.colsums);
     return atomic_load(&J.fail) ? -1 : 0;
 }
