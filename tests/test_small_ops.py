@@ -376,7 +376,7 @@ def test_quantized_div_equals_elementwise_multipliers(a_shape, b_shape, float_di
                                QuantParams("i16", 2.0**-9, 0), QuantParams("u8", (0.1, 0.2), (3, 4), axis=1)])
 def test_dequantizer_equals_dequantize(q):
     rng = np.random.default_rng(5)
-    for shape in [(2, 2, 5), (1, 2), (40, 700)] + ([] if q.axis is not None else [(), (0, 2)]):
+    for shape in [(2, 2, 5), (1, 2), (40, 2, 350)] + ([] if q.axis is not None else [(), (0, 2)]):
         v = storage(rng, q, shape)
         for value in (v, v[..., ::-1] if v.ndim else v):  # and a strided view
             got = qexecutor.dequantizer(q)(value)
