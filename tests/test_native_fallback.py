@@ -280,7 +280,8 @@ GEOMETRIES = [  # kh, kw, sh, sw, dh, dw, pt, pl, pb, pr: 3x3 / 5x5 / 7x7 at str
     (7, 7, 1, 1, 1, 1, 3, 3, 3, 3), (7, 7, 2, 2, 1, 1, 3, 2, 3, 4), (3, 3, 3, 3, 1, 1, 1, 0, 1, 2),
     (5, 5, 2, 2, 2, 2, 4, 4, 4, 4),
 ]
-PLANES = [(9, 12), (7, 7), (14, 14), (18, 35)]  # small planes (whole-plane sweeps) and wide rows (row kernels)
+PLANES = [(9, 12), (7, 7), (14, 14), (18, 35), (40, 37)]  # small planes (whole-plane sweeps), wide rows (row kernels),
+# and planes tall enough for the float depthwise's bands of rows on two threads
 
 
 def _dw_geometry(geometry, h: int, w: int) -> tuple[int, ...]:
