@@ -32,6 +32,7 @@ enum { MR = 8, NR = 32, PANELS = 8 };
 /* k blocks: a KC x NR panel of bytes (VNNI) is 32 KiB; a KC_PAIRS x NR panel of 16-bit values (AVX2) 16 KiB, so that
  * it stays in a 32 KiB L1 with the rows of A that sweep it */
 enum { KC = 1024, KC_PAIRS = 256 };
+enum { DOT_COLUMNS = 2 }; /* AVX2: up to this many columns past a multiple of 8 go to dot products */
 
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
 #include <immintrin.h>
@@ -81,6 +82,9 @@ typedef struct {
     ptrdiff_t pstride; /* bytes per packed panel */
     uint8_t *packed;   /* when row chunks share columns: every panel of every k block, packed once (k block major) */
     int32_t *colsums;  /* and every column's sum (with row_d), else NULL */
+    ptrdiff_t ntile;   /* the columns the tiles compute; the last chunk's task sums [ntile, n) as dot products */
+    uint8_t *dots;     /* those columns' u (kp bytes each, zero past k) */
+    uint32_t *dotsums; /* and their sums */
     qgemm_epilogue epilogue;
     void *ectx;
     atomic_int fail;
@@ -369,6 +373,47 @@ static void tile(const qjob *J, int groups, ptrdiff_t i, ptrdiff_t k0, int mr, c
 #endif
 }
 
+#if HAVE_X86_KERNELS
+/* sum_j a[j] u[j] over kp on AVX2 (dot_vnni's sum), in wrapping uint32 as the lanes: 16 products at a time by VPMADDWD,
+ * the weights read widened (a16 not NULL: the rows the tiles have just read, rather than a second stream) or as the
+ * bytes a8; the last kp % 16 one by one. */
+AVX2 static uint32_t dot_avx2(const int8_t *a8, const int16_t *a16, const uint8_t *u, ptrdiff_t kp)
+{
+    const ptrdiff_t full = kp / 16 * 16;
+    __m256i acc = _mm256_setzero_si256();
+    for (ptrdiff_t j = 0; j < full; j += 16) {
+        const __m256i w = a16 ? _mm256_loadu_si256((const __m256i *)(a16 + j))
+                              : _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(a8 + j)));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(u + j))), w));
+    }
+    const __m128i half = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    const __m128i pairs = _mm_add_epi32(half, _mm_shuffle_epi32(half, 0x4E));
+    uint32_t sum = (uint32_t)_mm_cvtsi128_si32(_mm_add_epi32(pairs, _mm_shuffle_epi32(pairs, 0xB1)));
+    for (ptrdiff_t j = full; j < kp; j++)
+        sum += (uint32_t)((int32_t)(a16 ? a16[j] : a8[j]) * u[j]);
+    return sum;
+}
+#endif
+
+/* The block's columns [tiled, ncols) of rows [i0, i1): the dot-product columns [ntile, n), each row's sum with the
+ * column's bytes, its row term and row_d times the column's sum (wrapping as the tiles' lanes do). */
+static void dot_columns(const qjob *J, int tiled, ptrdiff_t i0, ptrdiff_t i1, int32_t *blk, int ld)
+{
+#if HAVE_X86_KERNELS
+    for (int c = tiled; c < ld; c++) {
+        const ptrdiff_t e = c - tiled; /* dot column ntile + e */
+        const uint8_t *u = J->dots + e * J->kp;
+        for (ptrdiff_t i = i0; i < i1; i++) {
+            const uint32_t d = J->row_d ? (uint32_t)J->row_d[i] * J->dotsums[e] : 0;
+            const int16_t *a16 = (const int16_t *)(J->a16 + i * (J->kp / 2));
+            blk[(i - i0) * ld + c] = (int32_t)(dot_avx2(NULL, a16, u, J->kp) + (uint32_t)J->row_terms[i] + d);
+        }
+    }
+#else
+    (void)J, (void)tiled, (void)i0, (void)i1, (void)blk, (void)ld;
+#endif
+}
+
 static void qgemm_task(void *ctx, int t)
 {
     qjob *J = ctx;
@@ -378,7 +423,8 @@ static void qgemm_task(void *ctx, int t)
     if (r0 == r1 || c0 == c1)
         return;
     const ptrdiff_t q0 = c0 * NR, i0 = r0 * MR, i1 = r1 * MR < J->m ? r1 * MR : J->m;
-    const int ncols = (int)((c1 * NR < J->n ? c1 * NR : J->n) - q0);
+    const int tiled = (int)((c1 * NR < J->ntile ? c1 * NR : J->ntile) - q0); /* the chunk's columns in tiles */
+    const int ncols = tiled + (tj == J->cn - 1 ? (int)(J->n - J->ntile) : 0); /* and the dot products' */
     const int rows = J->rows;
     const ptrdiff_t pstride = J->pstride, npanels = c1 - c0;
     /* scratch in floats: packed panels and the column sums (unless packed once for every task), then (other slot)
@@ -400,18 +446,40 @@ static void qgemm_task(void *ctx, int t)
         if (J->packed)
             pb = J->packed + ((ptrdiff_t)kb * J->npn + c0) * pstride;
         else
-            pack_u8(J, rows, pb, pstride, k0, kc, q0, ncols, colsum);
+            pack_u8(J, rows, pb, pstride, k0, kc, q0, tiled, colsum);
         for (ptrdiff_t i = i0; i < i1; i += MR) {
             const int mr = (int)(J->m - i < MR ? J->m - i : MR);
             for (ptrdiff_t jp = c0; jp < c1; jp++) {
                 const ptrdiff_t q = jp * NR;
-                const int nr = (int)(J->n - q < NR ? J->n - q : NR);
+                const int nr = (int)(J->ntile - q < NR ? J->ntile - q : NR);
                 tile(J, (kc + rows - 1) / rows, i, k0, mr, pb + (jp - c0) * pstride, blk + (i - i0) * ncols + (q - q0), ncols,
                      nr, kb == 0, kb == J->nkb - 1, colsum ? colsum + (q - q0) : NULL);
             }
         }
     }
+    dot_columns(J, tiled, i0, i1, blk, ncols);
     J->epilogue(J->ectx, blk, ncols, i0, i1, q0, q0 + ncols);
+}
+
+/* The dot-product columns' bytes u (flipped, zero past k) and sums, gathered once for every task. 0 when out of
+ * memory. */
+static int gather_dot_columns(qjob *J)
+{
+    const ptrdiff_t count = J->n - J->ntile;
+    J->dots = malloc((size_t)(count * J->kp));
+    J->dotsums = malloc(sizeof(uint32_t) * (size_t)count);
+    if (!J->dots || !J->dotsums)
+        return 0;
+    for (ptrdiff_t e = 0; e < count; e++) {
+        uint32_t sum = 0;
+        for (ptrdiff_t j = 0; j < J->kp; j++) {
+            const uint8_t u = j < J->k ? J->b[J->koff[j] + J->poff[J->ntile + e]] ^ J->flip : 0;
+            J->dots[e * J->kp + j] = u;
+            sum += u;
+        }
+        J->dotsums[e] = sum;
+    }
+    return 1;
 }
 
 /* Panel t of every k block into J->packed (and its columns' sums into J->colsums): one pool task per panel. */
@@ -419,7 +487,7 @@ static void pack_once_task(void *ctx, int t)
 {
     qjob *J = ctx;
     const ptrdiff_t q0 = (ptrdiff_t)t * NR;
-    const int width = (int)(J->n - q0 < NR ? J->n - q0 : NR);
+    const int width = (int)(J->ntile - q0 < NR ? J->ntile - q0 : NR);
     for (int kb = 0; kb < J->nkb; kb++) {
         const ptrdiff_t k0 = (ptrdiff_t)kb * J->kcmax;
         const int kc = (int)(J->k - k0 < J->kcmax ? J->k - k0 : J->kcmax);
@@ -582,22 +650,6 @@ VNNI static uint32_t dot_vnni(const int8_t *a, const uint8_t *u, ptrdiff_t kp)
     return (uint32_t)_mm512_reduce_add_epi32(acc);
 }
 
-/* dot_vnni on AVX2: 16 bytes of each widened to 16 bits, VPMADDWD; the last kp % 16 one by one. */
-AVX2 static uint32_t dot_avx2(const int8_t *a, const uint8_t *u, ptrdiff_t kp)
-{
-    const ptrdiff_t full = kp / 16 * 16;
-    __m256i acc = _mm256_setzero_si256();
-    for (ptrdiff_t j = 0; j < full; j += 16)
-        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(u + j))),
-                                                      _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(a + j)))));
-    const __m128i half = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
-    const __m128i pairs = _mm_add_epi32(half, _mm_shuffle_epi32(half, 0x4E));
-    uint32_t sum = (uint32_t)_mm_cvtsi128_si32(_mm_add_epi32(pairs, _mm_shuffle_epi32(pairs, 0xB1)));
-    for (ptrdiff_t j = full; j < kp; j++)
-        sum += (uint32_t)((int32_t)a[j] * u[j]);
-    return sum;
-}
-
 static void gemv_task(void *ctx, int t)
 {
     gemv_job *G = ctx;
@@ -610,7 +662,7 @@ static void gemv_task(void *ctx, int t)
     }
     for (ptrdiff_t i = i0; i < i1; i++) {
         const int8_t *a = J->a8 + i * kp;
-        const uint32_t dot = kernels() == QUADS ? dot_vnni(a, G->u, kp) : dot_avx2(a, G->u, kp);
+        const uint32_t dot = kernels() == QUADS ? dot_vnni(a, G->u, kp) : dot_avx2(a, NULL, G->u, kp);
         const uint32_t d = J->row_d ? (uint32_t)J->row_d[i] * G->colsum : 0; /* wrapping, as the lanes */
         sums[i - i0] = (int32_t)(dot + (uint32_t)J->row_terms[i] + d);
     }
@@ -683,7 +735,9 @@ int qgemm_run(const int8_t *a8, const int32_t *a16, const int32_t *row_terms, co
     for (ptrdiff_t p = 1; p < n && J.contiguous; p++)
         J.contiguous = poff[p] == poff[0] + p;
     J.npm = (m + MR - 1) / MR;
-    J.npn = (n + NR - 1) / NR;
+    /* AVX2: one or two columns past a multiple of 8 (a 7x7 image's 49th) as dot products rather than a vector of 8 */
+    J.ntile = kernels() == WIDENED && n > 8 && n % 8 <= DOT_COLUMNS ? n - n % 8 : n;
+    J.npn = (J.ntile + NR - 1) / NR;
     const int kc = J.a16 ? KC_PAIRS : KC;
     J.kcmax = J.kp < kc ? (int)J.kp : kc;
     J.nkb = k <= 0 ? 1 : (int)((k + J.kcmax - 1) / J.kcmax);
@@ -705,9 +759,11 @@ int qgemm_run(const int8_t *a8, const int32_t *a16, const int32_t *row_terms, co
     if (!J.contiguous && !gather_columns(&J, nt))
         return -1;
     const int tasks = J.cm * J.cn;
-    if (nt > 1 && tasks > 1 && J.cm > 1 && !pack_once(&J)) {
+    if ((J.ntile < n && !gather_dot_columns(&J)) || (nt > 1 && tasks > 1 && J.cm > 1 && !pack_once(&J))) {
         free(J.cols);
         free((void *)J.runs);
+        free(J.dots);
+        free(J.dotsums);
         return -1;
     }
     if (nt == 1 || tasks == 1)
@@ -719,5 +775,7 @@ int qgemm_run(const int8_t *a8, const int32_t *a16, const int32_t *row_terms, co
     free((void *)J.runs);
     free(J.packed);
     free(J.colsums);
+    free(J.dots);
+    free(J.dotsums);
     return atomic_load(&J.fail) ? -1 : 0;
 }
