@@ -373,6 +373,25 @@ static void tile(const qjob *J, int groups, ptrdiff_t i, ptrdiff_t k0, int mr, c
 #endif
 }
 
+/* Column p of u as kp bytes (flipped, zero past k) into col; returns their sum (wrapping, as the lanes). */
+static uint32_t column_bytes(const qjob *J, ptrdiff_t p, uint8_t *col)
+{
+    uint32_t sum = 0;
+    for (ptrdiff_t j = 0; j < J->kp; j++) {
+        col[j] = j < J->k ? J->b[J->koff[j] + J->poff[p]] ^ J->flip : 0;
+        sum += col[j];
+    }
+    return sum;
+}
+
+/* Row i's sum with a column from its dot product with the column's bytes and their sum: plus the row term and
+ * row_d times the column sum, wrapping as the tiles' lanes do. */
+static inline int32_t dot_sum(const qjob *J, ptrdiff_t i, uint32_t dot, uint32_t colsum)
+{
+    const uint32_t d = J->row_d ? (uint32_t)J->row_d[i] * colsum : 0;
+    return (int32_t)(dot + (uint32_t)J->row_terms[i] + d);
+}
+
 #if HAVE_X86_KERNELS
 /* sum_j a[j] u[j] over kp on AVX2 (dot_vnni's sum), in wrapping uint32 as the lanes: 16 products at a time by VPMADDWD,
  * the weights read widened (a16 not NULL: the rows the tiles have just read, rather than a second stream) or as the
@@ -404,9 +423,8 @@ static void dot_columns(const qjob *J, int tiled, ptrdiff_t i0, ptrdiff_t i1, in
         const ptrdiff_t e = c - tiled; /* dot column ntile + e */
         const uint8_t *u = J->dots + e * J->kp;
         for (ptrdiff_t i = i0; i < i1; i++) {
-            const uint32_t d = J->row_d ? (uint32_t)J->row_d[i] * J->dotsums[e] : 0;
             const int16_t *a16 = (const int16_t *)(J->a16 + i * (J->kp / 2));
-            blk[(i - i0) * ld + c] = (int32_t)(dot_avx2(NULL, a16, u, J->kp) + (uint32_t)J->row_terms[i] + d);
+            blk[(i - i0) * ld + c] = dot_sum(J, i, dot_avx2(NULL, a16, u, J->kp), J->dotsums[e]);
         }
     }
 #else
@@ -470,15 +488,8 @@ static int gather_dot_columns(qjob *J)
     J->dotsums = malloc(sizeof(uint32_t) * (size_t)count);
     if (!J->dots || !J->dotsums)
         return 0;
-    for (ptrdiff_t e = 0; e < count; e++) {
-        uint32_t sum = 0;
-        for (ptrdiff_t j = 0; j < J->kp; j++) {
-            const uint8_t u = j < J->k ? J->b[J->koff[j] + J->poff[J->ntile + e]] ^ J->flip : 0;
-            J->dots[e * J->kp + j] = u;
-            sum += u;
-        }
-        J->dotsums[e] = sum;
-    }
+    for (ptrdiff_t e = 0; e < count; e++)
+        J->dotsums[e] = column_bytes(J, J->ntile + e, J->dots + e * J->kp);
     return 1;
 }
 
@@ -663,8 +674,7 @@ static void gemv_task(void *ctx, int t)
     for (ptrdiff_t i = i0; i < i1; i++) {
         const int8_t *a = J->a8 + i * kp;
         const uint32_t dot = kernels() == QUADS ? dot_vnni(a, G->u, kp) : dot_avx2(a, NULL, G->u, kp);
-        const uint32_t d = J->row_d ? (uint32_t)J->row_d[i] * G->colsum : 0; /* wrapping, as the lanes */
-        sums[i - i0] = (int32_t)(dot + (uint32_t)J->row_terms[i] + d);
+        sums[i - i0] = dot_sum(J, i, dot, G->colsum);
     }
     if (i1 > i0)
         J->epilogue(J->ectx, sums, 1, i0, i1, 0, 1);
@@ -675,12 +685,7 @@ static int qgemv(const qjob *J, int nt)
     uint8_t *u = (uint8_t *)scratch_slot(SCRATCH_CALLER, (size_t)(J->kp + 63) / 4 + 16);
     if (!u)
         return 0;
-    uint32_t colsum = 0;
-    for (ptrdiff_t j = 0; j < J->kp; j++) {
-        u[j] = j < J->k ? J->b[J->koff[j] + J->poff[0]] ^ J->flip : 0;
-        colsum += u[j];
-    }
-    gemv_job G = {.J = J, .u = u, .colsum = colsum, .tasks = nt > 1 ? 2 * nt : 1};
+    gemv_job G = {.J = J, .u = u, .colsum = column_bytes(J, 0, u), .tasks = nt > 1 ? 2 * nt : 1};
     atomic_store(&G.fail, 0);
     if (G.tasks > 1)
         pool_run(G.tasks, gemv_task, &G);
