@@ -2,8 +2,9 @@
  * Integer convolution GEMM on 8-bit operands: unsigned activations times signed weights, summed into
  * exact int32 lanes. With AVX-512 VNNI, VPDPBUSD sums four products at a time (64 multiply-adds per
  * instruction, four times the float32 kernel's); with AVX2 alone, both operands are widened to 16 bits and
- * VPMADDWD sums them two at a time (16 per instruction; VPMADDUBSW would take 32 but saturates). Neither saturates nor rounds anywhere (the caller bounds k): the sums are the same
- * integers as the float32 GEMM's, whatever the instructions, the blocking or the thread count.
+ * VPMADDWD sums them two at a time (16 per instruction; VPMADDUBSW would take 32 but saturates). Neither
+ * saturates nor rounds anywhere (the caller bounds k): the sums are the same integers as the float32 GEMM's,
+ * whatever the instructions, the blocking or the thread count.
  *
  * The caller's centered weights and activations become bytes by constant shifts (qgemm.h): weights
  * w = a8 + d (a8 signed bytes, d per row), activations x = u - z (u unsigned bytes), so
@@ -124,7 +125,8 @@ AVX2 static void pairs32(const uint8_t *const s[2], uint32_t flip, uint32_t *d, 
     for (int h = 0; h < 2; h++) { /* columns 16h .. 16h + 15 */
         const __m256i w0 = _mm256_cvtepu8_epi16(_mm_xor_si128(_mm_loadu_si128((const __m128i *)(s[0] + 16 * h)), f0));
         const __m256i w1 = _mm256_cvtepu8_epi16(_mm_xor_si128(_mm_loadu_si128((const __m128i *)(s[1] + 16 * h)), f1));
-        const __m256i lo = _mm256_unpacklo_epi16(w0, w1), hi = _mm256_unpackhi_epi16(w0, w1); /* 0-3 | 8-11, 4-7 | 12-15 */
+        /* columns 0-3 | 8-11 and 4-7 | 12-15 of the sixteen */
+        const __m256i lo = _mm256_unpacklo_epi16(w0, w1), hi = _mm256_unpackhi_epi16(w0, w1);
         const __m256i out[2] = {_mm256_permute2x128_si256(lo, hi, 0x20), _mm256_permute2x128_si256(lo, hi, 0x31)};
         for (int i = 0; i < 2; i++) {
             _mm256_storeu_si256((__m256i *)(d + 16 * h + 8 * i), out[i]);
@@ -359,13 +361,15 @@ static void tile(const qjob *J, int groups, ptrdiff_t i, ptrdiff_t k0, int mr, c
     const int32_t *d = J->row_d ? J->row_d + i : NULL;
 #if HAVE_X86_KERNELS
     if (!J->a16) {
-        kernel_vnni(groups, J->a8 + i * J->kp + k0, J->kp, mr, pb, blk, ldy, nr, first, last, J->row_terms + i, d, colsum);
+        kernel_vnni(groups, J->a8 + i * J->kp + k0, J->kp, mr, pb, blk, ldy, nr, first, last, J->row_terms + i, d,
+                    colsum);
         return;
     }
     for (int r = 0; r < mr; r += 3) { /* three rows at a time (the last one or two alone) */
         const int rows = mr - r < 3 ? mr - r : 3;
-        kernel_pairs[rows - 1][(nr + 7) / 8 - 1](groups, J->a16 + (i + r) * (J->kp / 2) + k0 / 2, J->kp / 2, pb, blk + r * ldy, ldy, nr,
-                               first, last, J->row_terms + i + r, d ? d + r : NULL, colsum);
+        kernel_pairs[rows - 1][(nr + 7) / 8 - 1](groups, J->a16 + (i + r) * (J->kp / 2) + k0 / 2, J->kp / 2, pb,
+                                                 blk + r * ldy, ldy, nr, first, last, J->row_terms + i + r,
+                                                 d ? d + r : NULL, colsum);
     }
 #else
     (void)J, (void)groups, (void)i, (void)k0, (void)mr, (void)pb, (void)blk, (void)ldy, (void)nr, (void)first,
@@ -403,7 +407,8 @@ AVX2 static uint32_t dot_avx2(const int8_t *a8, const int16_t *a16, const uint8_
     for (ptrdiff_t j = 0; j < full; j += 16) {
         const __m256i w = a16 ? _mm256_loadu_si256((const __m256i *)(a16 + j))
                               : _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(a8 + j)));
-        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(u + j))), w));
+        const __m256i col = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(u + j)));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(col, w));
     }
     const __m128i half = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
     const __m128i pairs = _mm_add_epi32(half, _mm_shuffle_epi32(half, 0x4E));
@@ -470,8 +475,8 @@ static void qgemm_task(void *ctx, int t)
             for (ptrdiff_t jp = c0; jp < c1; jp++) {
                 const ptrdiff_t q = jp * NR;
                 const int nr = (int)(J->ntile - q < NR ? J->ntile - q : NR);
-                tile(J, (kc + rows - 1) / rows, i, k0, mr, pb + (jp - c0) * pstride, blk + (i - i0) * ncols + (q - q0), ncols,
-                     nr, kb == 0, kb == J->nkb - 1, colsum ? colsum + (q - q0) : NULL);
+                tile(J, (kc + rows - 1) / rows, i, k0, mr, pb + (jp - c0) * pstride, blk + (i - i0) * ncols + (q - q0),
+                     ncols, nr, kb == 0, kb == J->nkb - 1, colsum ? colsum + (q - q0) : NULL);
             }
         }
     }

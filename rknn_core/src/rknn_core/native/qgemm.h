@@ -14,8 +14,8 @@
 int qgemm_available(void);
 
 /* The m x kp weights a8 as this CPU's kernels read them, for qgemm_run's a16: on AVX2, sign-extended to 16 bits
- * (each word a pair of consecutive weights). Returns the words they take (m * kp / 2; 0 where the kernels read a8 itself:
- * VNNI, or none) and writes them to `out` unless it is NULL. */
+ * (each word a pair of consecutive weights). Returns the words they take (m * kp / 2; 0 where the kernels read
+ * a8 itself: VNNI, or none) and writes them to `out` unless it is NULL. */
 ptrdiff_t qgemm_pairs(const int8_t *a8, ptrdiff_t m, ptrdiff_t kp, int32_t *out);
 
 /* Called once per finished block of int32 sums, as gemm_epilogue (gemm.h). */
